@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { ROLES } from '../../src/kit/auth.ts';
+import { defineContract, type PortOf } from '../../src/kit/contract.ts';
+import { defineError } from '../../src/kit/errors.ts';
+
+/** A user as other modules and the public API see it: never a hash. */
+export const UserDto = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    username: z.string(),
+    fullName: z.string(),
+    role: z.enum(ROLES),
+    isActive: z.boolean(),
+    isVerified: z.boolean(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    updatedAt: z.string().meta({ format: 'date-time' }),
+  })
+  .meta({ id: 'User' });
+export type UserDto = z.infer<typeof UserDto>;
+
+export const UserRegistered = z.object({
+  userId: z.string(),
+  email: z.string(),
+  username: z.string(),
+  fullName: z.string(),
+});
+
+export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found') {}
+
+export const userContract = defineContract({
+  name: 'user',
+  methods: {
+    /** One user's profile. Idempotent. Throws UserNotFound. */
+    getUser: { input: z.object({ id: z.string() }), output: UserDto, idempotent: true },
+    /** The profiles of the ids that exist, in no particular order; unknown ids are left out. Idempotent. */
+    getUsers: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(UserDto), idempotent: true },
+  },
+  events: {
+    'user.registered': UserRegistered,
+  },
+  errors: [UserNotFound],
+});
+
+export type UserPort = PortOf<typeof userContract>;

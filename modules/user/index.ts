@@ -1,0 +1,39 @@
+import type { PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import { defineModule, type BaseDeps } from '../../src/kit/module.ts';
+import { userContract } from './contract.ts';
+import { LoginGuard, type LoginGuardOptions } from './login-guard.ts';
+import { userMigrations } from './migrations/index.ts';
+import { UserEntity } from './user.entity.ts';
+import { userRoutes, type UserRuntime } from './user.routes.ts';
+import { UserService } from './user.service.ts';
+
+export interface UserDeps extends BaseDeps {
+  passwords: PasswordHasher;
+  tokens: TokenIssuer;
+  login: LoginGuardOptions;
+  /** Created or updated at start-up when given. */
+  admin?: { email: string; password: string };
+}
+
+export const userModule = defineModule<UserDeps, UserRuntime, typeof userContract>({
+  name: 'user',
+  schema: 'users',
+  contract: userContract,
+  requires: [],
+  entities: [UserEntity],
+  migrations: userMigrations,
+  routes: userRoutes,
+  async create(deps) {
+    const service = new UserService({ ...deps, guard: new LoginGuard(deps.login) });
+    return {
+      runtime: { service, tokens: deps.tokens },
+      implementation: {
+        getUser: ({ id }) => service.get(id),
+        getUsers: ({ ids }) => service.getMany(ids),
+      },
+      start: async () => {
+        if (deps.admin) await service.ensureAdmin(deps.admin);
+      },
+    };
+  },
+});

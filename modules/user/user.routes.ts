@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import type { TokenIssuer } from '../../src/kit/auth.ts';
+import { Unauthorized } from '../../src/kit/errors.ts';
+import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
+import { routesFor } from '../../src/kit/route.ts';
+import { UserDto, UserNotFound } from './contract.ts';
+import type { UserService } from './user.service.ts';
+
+export interface UserRuntime {
+  service: UserService;
+  tokens: TokenIssuer;
+}
+
+const route = routesFor<UserRuntime>();
+
+const email = z
+  .string()
+  .trim()
+  .max(254)
+  .pipe(z.email('Must be an e-mail address'))
+  .transform((v) => v.toLowerCase())
+  .meta({ example: 'siti@example.co.id' });
+
+const password = z
+  .string()
+  .min(8, 'Must be at least 8 characters')
+  // bcrypt reads only the first 72 bytes; longer passwords would be silently cut.
+  .refine((v) => Buffer.byteLength(v, 'utf8') <= 72, 'Must be at most 72 bytes')
+  .meta({ example: 'rahasia-sekali' });
+
+export const RegisterBody = z
+  .strictObject({
+    email,
+    username: z
+      .string()
+      .regex(/^[a-z0-9_.-]{3,32}$/, 'Must be 3-32 characters of a-z, 0-9, _ . -')
+      .meta({ example: 'siti_rahma' }),
+    password,
+    fullName: z.string().trim().min(1, 'Must not be empty').max(200).meta({ example: 'Siti Rahmawati' }),
+  })
+  .meta({ id: 'RegisterRequest' });
+
+export const LoginBody = z
+  .strictObject({
+    email,
+    password: z.string().min(1, 'Must not be empty').max(1024).meta({ example: 'rahasia-sekali' }),
+  })
+  .meta({ id: 'LoginRequest' });
+
+const TokenResponse = z
+  .object({ accessToken: z.string(), tokenType: z.literal('bearer'), expiresIn: z.number().int().meta({ description: 'Seconds' }) })
+  .meta({ id: 'TokenResponse' });
+
+const VerifyResponse = z
+  .object({
+    claims: z.object({
+      sub: z.string(),
+      role: z.string(),
+      iat: z.number(),
+      exp: z.number(),
+      iss: z.string(),
+      aud: z.union([z.string(), z.array(z.string())]),
+    }),
+    user: UserDto,
+  })
+  .meta({ id: 'VerifyResponse' });
+
+const idParams = z.strictObject({ id: z.string() });
+
+export const userRoutes = [
+  route({
+    method: 'post',
+    path: '/api/v1/users/register',
+    summary: 'Register a customer account',
+    tags: ['users'],
+    access: 'public',
+    body: RegisterBody,
+    status: 201,
+    response: UserDto,
+    problems: [409],
+    handler: ({ body }, { service }) => service.register(body),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/users/login',
+    summary: 'Exchange e-mail and password for an access token',
+    description: 'The same 401 for an unknown e-mail and a wrong password. Repeated failures answer 429 with Retry-After.',
+    tags: ['users'],
+    access: 'public',
+    body: LoginBody,
+    response: TokenResponse,
+    problems: [401, 429],
+    handler: async ({ body, ip }, { service }) => ({ ...(await service.login(body, ip)), tokenType: 'bearer' as const }),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/users/me',
+    summary: 'The caller’s own profile',
+    tags: ['users'],
+    access: 'user',
+    response: UserDto,
+    problems: [404],
+    handler: ({ principal }, { service }) => service.get(principal!.userId),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/users/verify',
+    summary: 'Check a bearer token: its claims and its user',
+    tags: ['users'],
+    access: 'user',
+    response: VerifyResponse,
+    handler: async ({ principal }, { service }) => {
+      try {
+        return { claims: principal!.claims, user: await service.get(principal!.userId) };
+      } catch (err) {
+        // A token whose user is gone is not a valid token.
+        if (err instanceof UserNotFound) throw new Unauthorized('The token’s user no longer exists');
+        throw err;
+      }
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/users',
+    summary: 'List users (admin)',
+    tags: ['users'],
+    access: 'admin',
+    query: z.strictObject(pageQuery),
+    response: pageOf(UserDto).meta({ id: 'UserPage' }),
+    handler: ({ query }, { service }) => service.list(query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/users/:id',
+    summary: 'One user (yourself, or anyone for an admin)',
+    description: 'Another user’s id answers 404, exactly like an id that does not exist.',
+    tags: ['users'],
+    access: 'user',
+    params: idParams,
+    response: UserDto,
+    problems: [404],
+    handler: ({ params, principal }, { service }) => {
+      if (principal!.role !== 'admin' && principal!.userId !== params.id) {
+        throw new UserNotFound(`No user with id ${params.id}`, { id: params.id });
+      }
+      return service.get(params.id);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/.well-known/jwks.json',
+    summary: 'Public keys that verify toko access tokens',
+    tags: ['users'],
+    access: 'public',
+    response: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({ id: 'Jwks' }),
+    handler: async (_input, { tokens }) => tokens.jwks(),
+  }),
+];

@@ -1,0 +1,175 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { IssuedToken, PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import type { Page } from '../../src/kit/pagination.ts';
+import { UserNotFound, type UserDto } from './contract.ts';
+import type { LoginGuard } from './login-guard.ts';
+import { UserEntity, type User } from './user.entity.ts';
+import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
+
+export interface UserServiceDeps {
+  orm: MikroORM;
+  passwords: PasswordHasher;
+  tokens: TokenIssuer;
+  guard: LoginGuard;
+  logger: Logger;
+}
+
+export interface NewUser {
+  email: string;
+  username: string;
+  password: string;
+  fullName: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function toUserDto(u: User): UserDto {
+  return {
+    id: u.id,
+    email: u.email,
+    username: u.username,
+    fullName: u.fullName,
+    role: u.role,
+    isActive: u.isActive,
+    isVerified: u.isVerified,
+    createdAt: u.createdAt.toISOString(),
+    updatedAt: u.updatedAt.toISOString(),
+  };
+}
+
+function takenField(err: UniqueConstraintViolationException): 'email' | 'username' {
+  return err.message.includes('users_username_unique') ? 'username' : 'email';
+}
+
+export class UserService {
+  /** Compared against when the e-mail is unknown, so both paths cost one bcrypt comparison. */
+  private readonly dummyHash: Promise<string>;
+
+  constructor(private readonly d: UserServiceDeps) {
+    this.dummyHash = d.passwords.hash(randomBytes(24).toString('base64'));
+    this.dummyHash.catch(() => undefined);
+  }
+
+  private em(): EntityManager {
+    return this.d.orm.em.fork();
+  }
+
+  /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
+  async register(input: NewUser): Promise<UserDto> {
+    const em = this.em();
+    const clash = await em.findOne(UserEntity, { $or: [{ email: input.email }, { username: input.username }] });
+    if (clash) {
+      const field = clash.email === input.email ? 'email' : 'username';
+      throw new UserAlreadyExists(`A user with this ${field} already exists`, { field });
+    }
+    const now = new Date();
+    const user = em.create(UserEntity, {
+      id: randomUUID(),
+      email: input.email,
+      username: input.username,
+      passwordHash: await this.d.passwords.hash(input.password),
+      fullName: input.fullName,
+      role: 'customer',
+      isActive: true,
+      isVerified: false,
+      createdAt: now,
+      updatedAt: now,
+    });
+    try {
+      await em.flush();
+    } catch (err) {
+      // Two registrations raced past the check above; the unique constraint decides.
+      if (err instanceof UniqueConstraintViolationException) {
+        const field = takenField(err);
+        throw new UserAlreadyExists(`A user with this ${field} already exists`, { field });
+      }
+      throw err;
+    }
+    this.d.logger.info({ userId: user.id }, 'user registered');
+    return toUserDto(user);
+  }
+
+  /**
+   * Exchanges e-mail and password for an access token. Unknown e-mail, wrong
+   * password and disabled account give the same InvalidCredentials after the
+   * same work; repeated failures are throttled by the guard.
+   */
+  async login(input: { email: string; password: string }, client: string): Promise<IssuedToken> {
+    await this.d.guard.check(input.email, client);
+    const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
+    const hash = user?.passwordHash ?? (await this.dummyHash);
+    const matches = await this.d.passwords.verify(input.password, hash);
+    if (!user || !matches || !user.isActive) {
+      await this.d.guard.failed(input.email, client);
+      throw new InvalidCredentials('E-mail or password is wrong');
+    }
+    await this.d.guard.succeeded(input.email);
+    return this.d.tokens.issue({ id: user.id, role: user.role });
+  }
+
+  /** Throws UserNotFound for unknown and malformed ids alike. */
+  async get(id: string): Promise<UserDto> {
+    const user = UUID.test(id) ? await this.em().findOne(UserEntity, { id }) : null;
+    if (!user) throw new UserNotFound(`No user with id ${id}`, { id });
+    return toUserDto(user);
+  }
+
+  async getMany(ids: string[]): Promise<UserDto[]> {
+    const valid = [...new Set(ids.filter((id) => UUID.test(id)))];
+    if (valid.length === 0) return [];
+    const users = await this.em().find(UserEntity, { id: { $in: valid } });
+    return users.map(toUserDto);
+  }
+
+  async list(page: { skip: number; limit: number }): Promise<Page<UserDto>> {
+    const [users, total] = await this.em().findAndCount(
+      UserEntity,
+      {},
+      { orderBy: { createdAt: 'asc', id: 'asc' }, offset: page.skip, limit: page.limit },
+    );
+    return { items: users.map(toUserDto), total, skip: page.skip, limit: page.limit };
+  }
+
+  /** Creates the configured admin, or makes sure the existing account is an active admin with that password. Idempotent. */
+  async ensureAdmin(admin: { email: string; password: string }): Promise<void> {
+    const em = this.em();
+    const existing = await em.findOne(UserEntity, { email: admin.email }, { populate: ['passwordHash'] });
+    const now = new Date();
+    if (!existing) {
+      em.create(UserEntity, {
+        id: randomUUID(),
+        email: admin.email,
+        username: await this.freeUsername(em, admin.email),
+        passwordHash: await this.d.passwords.hash(admin.password),
+        fullName: 'Administrator',
+        role: 'admin',
+        isActive: true,
+        isVerified: true,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await em.flush();
+      this.d.logger.info({ email: admin.email }, 'admin account created');
+      return;
+    }
+    const samePassword = await this.d.passwords.verify(admin.password, existing.passwordHash);
+    if (existing.role === 'admin' && existing.isActive && samePassword) return;
+    existing.role = 'admin';
+    existing.isActive = true;
+    if (!samePassword) existing.passwordHash = await this.d.passwords.hash(admin.password);
+    existing.updatedAt = now;
+    await em.flush();
+    this.d.logger.info({ email: admin.email }, 'admin account updated');
+  }
+
+  private async freeUsername(em: EntityManager, email: string): Promise<string> {
+    const base = (email.split('@')[0] ?? '').toLowerCase().replace(/[^a-z0-9_.-]/g, '').slice(0, 24).padEnd(3, '_') || 'admin';
+    for (let candidate = base, i = 0; i < 20; i++, candidate = `${base}-${randomBytes(3).toString('hex')}`) {
+      if (!(await em.count(UserEntity, { username: candidate }))) return candidate;
+    }
+    throw new Error('could not find a free username for the admin account');
+  }
+}

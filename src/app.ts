@@ -1,0 +1,52 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { TokenVerifier } from './auth/tokens.ts';
+import type { AnyRouteDef } from './kit/route.ts';
+import { jsonBody } from './http/body.ts';
+import { corsAllowList } from './http/cors.ts';
+import { DOC_ROUTES, mountDocs } from './http/docs.ts';
+import { METRICS_ROUTE, httpMetrics, mountMetrics, type Metrics } from './http/metrics.ts';
+import { buildOpenApiDocument } from './http/openapi.ts';
+import { problems } from './http/problem.ts';
+import { requestId } from './http/request-id.ts';
+import { requestLog } from './http/request-log.ts';
+import { mountRoutes, type BoundRoute } from './http/routes.ts';
+
+export interface AppOptions {
+  logger: Logger;
+  metrics: Metrics;
+  verify: TokenVerifier;
+  /** Routes this process serves, with their runtimes. */
+  routes: BoundRoute[];
+  /** Every public route of every module, hosted here or not, for the OpenAPI document. */
+  documentedRoutes: AnyRouteDef[];
+  corsOrigins: string[];
+  bodyLimit: string;
+  trustProxy: boolean;
+  version: string;
+}
+
+/** The Koa app: middleware in a fixed order, then the routes. No I/O happens here. */
+export function createApp(o: AppOptions): { app: Koa; router: Router } {
+  const app = new Koa({ proxy: o.trustProxy });
+  // Koa would print errors to stderr; the problem middleware already logs what matters.
+  app.silent = true;
+  const router = new Router();
+
+  let document: unknown;
+  mountDocs(router, () => (document ??= buildOpenApiDocument({ routes: o.documentedRoutes, meta: [...DOC_ROUTES, METRICS_ROUTE], version: o.version })));
+  mountMetrics(router, o.metrics);
+  mountRoutes(router, o.routes, o.verify);
+
+  app
+    .use(requestId())
+    .use(requestLog({ logger: o.logger }))
+    .use(httpMetrics(o.metrics))
+    .use(problems({ logger: o.logger }))
+    .use(corsAllowList({ origins: o.corsOrigins }))
+    .use(jsonBody({ limit: o.bodyLimit }))
+    .use(router.routes())
+    .use(router.allowedMethods({ throw: true }));
+  return { app, router };
+}

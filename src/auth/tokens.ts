@@ -1,0 +1,62 @@
+import jwt from 'jsonwebtoken';
+import { z } from 'zod';
+import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../kit/auth.ts';
+import { Unauthorized } from '../kit/errors.ts';
+import type { SigningKeys } from './keys.ts';
+
+export interface TokenOptions {
+  keys: SigningKeys;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+}
+
+const claimsSchema = z.object({
+  sub: z.string().min(1),
+  role: z.enum(ROLES),
+  iat: z.number(),
+  exp: z.number(),
+  iss: z.string(),
+  aud: z.union([z.string(), z.array(z.string())]),
+});
+
+export function createTokenIssuer(opts: TokenOptions): TokenIssuer {
+  const o = { ...opts };
+  if (o.ttlSeconds < 1) throw new Error('ttlSeconds must be at least 1');
+  return {
+    issue(subject: { id: string; role: Role }): IssuedToken {
+      const accessToken = jwt.sign({ role: subject.role }, o.keys.privateKey, {
+        algorithm: 'RS256',
+        keyid: o.keys.kid,
+        subject: subject.id,
+        issuer: o.issuer,
+        audience: o.audience,
+        expiresIn: o.ttlSeconds,
+      });
+      return { accessToken, expiresIn: o.ttlSeconds };
+    },
+    jwks: () => ({ keys: [o.keys.jwk as Record<string, unknown>] }),
+  };
+}
+
+export type TokenVerifier = (token: string) => AccessClaims;
+
+/**
+ * Verifies a token locally with the public key. The algorithm is pinned to
+ * RS256, so `alg: none` and HS256 tokens (signed with the public key as an
+ * HMAC secret) are refused like any tampered token.
+ */
+export function createTokenVerifier(opts: { publicKey: string; issuer: string; audience: string }): TokenVerifier {
+  return (token) => {
+    let decoded: unknown;
+    try {
+      decoded = jwt.verify(token, opts.publicKey, { algorithms: ['RS256'], issuer: opts.issuer, audience: opts.audience });
+    } catch (err) {
+      const expired = err instanceof jwt.TokenExpiredError;
+      throw new Unauthorized(expired ? 'The access token has expired' : 'The access token is not valid');
+    }
+    const claims = claimsSchema.safeParse(decoded);
+    if (!claims.success) throw new Unauthorized('The access token is not valid');
+    return claims.data;
+  };
+}

@@ -1,0 +1,191 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Every module toko knows, in start-up order. */
+export const MODULE_NAMES = ['user'] as const;
+export type ModuleName = (typeof MODULE_NAMES)[number];
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const blankIsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+const int = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      .regex(/^-?\d+$/, `expected a whole number from ${min} to ${max}`)
+      .transform(Number)
+      .pipe(z.number().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+
+const bool = (fallback: boolean) =>
+  z.preprocess(
+    blankIsUnset,
+    z
+      .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
+      .optional()
+      .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1')),
+  );
+
+const optionalString = z.preprocess(blankIsUnset, z.string().optional());
+
+const postgresUrl = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .refine((v) => /^postgres(ql)?:\/\/.+/.test(v) && URL.canParse(v), 'expected a postgres:// connection URL')
+    .optional(),
+);
+
+const pem = (kind: 'PRIVATE' | 'PUBLIC') =>
+  z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      // Environment files often carry PEMs on one line with literal \n.
+      .transform((v) => v.replace(/\\n/g, '\n'))
+      .refine((v) => v.includes(`-----BEGIN ${kind} KEY-----`) || (kind === 'PRIVATE' && v.includes('-----BEGIN RSA PRIVATE KEY-----')), `expected a PEM ${kind.toLowerCase()} key`)
+      .optional(),
+  );
+
+const moduleList = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return [...MODULE_NAMES];
+      const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+      const unknown = names.filter((n) => !(MODULE_NAMES as readonly string[]).includes(n));
+      if (names.length === 0 || unknown.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${MODULE_NAMES.join(', ')}` });
+        return z.NEVER;
+      }
+      return MODULE_NAMES.filter((n) => names.includes(n));
+    }),
+);
+
+const originList = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return [];
+      const origins = v.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const o of origins) {
+        if (o === '*' || !/^https?:\/\/[^/]+$/.test(o)) {
+          ctx.addIssue({ code: 'custom', message: 'expected a comma-separated list of origins like https://shop.example (no *, no path)' });
+          return z.NEVER;
+        }
+      }
+      return origins;
+    }),
+);
+
+const envSchema = z
+  .object({
+    NODE_ENV: z.preprocess(blankIsUnset, z.enum(['development', 'production', 'test'], { message: 'expected development, production or test' }).default('development')),
+    HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
+    PORT: int(0, 65535, 3000),
+    LOG_LEVEL: z.preprocess(blankIsUnset, z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+    MODULES: moduleList,
+    DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
+    DATABASE_URL: postgresUrl,
+    USER_DATABASE_URL: postgresUrl,
+    DB_POOL_MAX: int(1, 100, 10),
+    MIGRATE_ON_START: bool(true),
+    CORS_ORIGINS: originList,
+    BODY_LIMIT: z.preprocess(blankIsUnset, z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb').default('100kb')),
+    TRUST_PROXY: bool(false),
+    SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
+    JWT_PRIVATE_KEY: pem('PRIVATE'),
+    JWT_PUBLIC_KEY: pem('PUBLIC'),
+    JWT_ISSUER: z.preprocess(blankIsUnset, z.string().default('toko')),
+    JWT_AUDIENCE: z.preprocess(blankIsUnset, z.string().default('toko-api')),
+    JWT_TTL_SECONDS: int(60, 7 * 24 * 3600, 3600),
+    BCRYPT_COST: int(4, 15, 12),
+    PASSWORD_WORKERS: int(1, 64, Math.max(1, availableParallelism())),
+    LOGIN_MAX_FAILURES: int(1, 1000, 5),
+    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
+    LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
+    ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
+    ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').optional()),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {
+      const missing = env.JWT_PRIVATE_KEY ? 'JWT_PUBLIC_KEY' : 'JWT_PRIVATE_KEY';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other JWT key' });
+    }
+    if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
+      const missing = env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other ADMIN_ variable' });
+    }
+  });
+
+export type Env = z.output<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  host: string;
+  port: number;
+  logLevel: Env['LOG_LEVEL'];
+  modules: ModuleName[];
+  dataDir: string;
+  /** Per hosted module: a server URL, or undefined for the embedded database. */
+  databaseUrls: Record<ModuleName, string | undefined>;
+  dbPoolMax: number;
+  migrateOnStart: boolean;
+  corsOrigins: string[];
+  bodyLimit: string;
+  trustProxy: boolean;
+  shutdownTimeoutMs: number;
+  jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
+  passwords: { cost: number; workers: number };
+  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; windowSeconds: number };
+  admin?: { email: string; password: string };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads and validates the environment once. Throws `ConfigError` whose
+ * message is one line naming each bad variable and what it expects.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
+  }
+  const e = parsed.data;
+  const perModule: Record<ModuleName, string | undefined> = {
+    user: e.USER_DATABASE_URL,
+  };
+  const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, perModule[m] ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    modules: e.MODULES,
+    dataDir: path.resolve(e.DATA_DIR),
+    databaseUrls,
+    dbPoolMax: e.DB_POOL_MAX,
+    migrateOnStart: e.MIGRATE_ON_START,
+    corsOrigins: e.CORS_ORIGINS,
+    bodyLimit: e.BODY_LIMIT.toLowerCase(),
+    trustProxy: e.TRUST_PROXY,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },
+    passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS },
+    login: { maxFailuresPerEmail: e.LOGIN_MAX_FAILURES, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT, windowSeconds: e.LOGIN_WINDOW_SECONDS },
+    admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL.toLowerCase(), password: e.ADMIN_PASSWORD } : undefined,
+  };
+}

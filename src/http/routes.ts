@@ -1,0 +1,79 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { AnyRouteDef } from '../kit/route.ts';
+import { UnsupportedMediaType, ValidationFailed, type FieldError } from '../kit/errors.ts';
+import { fieldErrors } from '../kit/validation.ts';
+import type { TokenVerifier } from '../auth/tokens.ts';
+import { authorize } from './auth.ts';
+
+/** A route definition together with the runtime its module handed over. */
+export interface BoundRoute {
+  def: AnyRouteDef;
+  runtime: unknown;
+}
+
+const EMPTY = z.object({}).strict();
+
+/**
+ * Query strings reach the schema only as flat string values: a repeated key
+ * (an array) is refused here, and bracket keys (`a[$ne]`) stay literal keys
+ * that strict schemas refuse as unknown.
+ */
+function scalarQuery(query: Record<string, string | string[] | undefined>): { value: Record<string, string>; errors: FieldError[] } {
+  const value: Record<string, string> = {};
+  const errors: FieldError[] = [];
+  for (const [key, v] of Object.entries(query)) {
+    if (Array.isArray(v)) errors.push({ path: key, message: 'Must be given once, as a single value' });
+    else if (v !== undefined) value[key] = v;
+  }
+  return { value, errors };
+}
+
+function hasBody(ctx: Context): boolean {
+  return Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
+}
+
+function parseInput(ctx: Context, def: AnyRouteDef) {
+  const errors: FieldError[] = [];
+  const q = scalarQuery(ctx.query);
+  errors.push(...q.errors);
+  const parse = (schema: z.ZodType | undefined, value: unknown) => {
+    const result = (schema ?? EMPTY).safeParse(value);
+    if (result.success) return result.data;
+    errors.push(...fieldErrors(result.error));
+    return undefined;
+  };
+  const params = parse(def.params, ctx.params ?? {});
+  const query = q.errors.length ? undefined : parse(def.query, q.value);
+  let body: unknown;
+  if (def.body) {
+    if (hasBody(ctx) && !ctx.is('application/json', '+json')) {
+      throw new UnsupportedMediaType('The request body must be application/json');
+    }
+    body = parse(def.body, (ctx.request as { body?: unknown }).body ?? {});
+  } else {
+    const raw = (ctx.request as { body?: unknown }).body;
+    const empty = raw === undefined || (typeof raw === 'object' && raw !== null && Object.keys(raw).length === 0);
+    if (!empty) errors.push({ path: 'body', message: 'This route takes no request body' });
+  }
+  if (errors.length > 0) throw new ValidationFailed('The request is not valid', { errors });
+  return { params, query, body };
+}
+
+/** Mounts module and kernel routes: access check, input parsing, handler, response shaping. */
+export function mountRoutes(router: Router, routes: BoundRoute[], verify: TokenVerifier): void {
+  for (const { def, runtime } of routes) {
+    router[def.method](def.path, async function handle(ctx: Context) {
+      const principal = authorize(ctx, def.access, verify);
+      const input = parseInput(ctx, def);
+      const result = await def.handler(
+        { ...input, principal, requestId: ctx.state.requestId as string, ip: ctx.ip },
+        runtime,
+      );
+      // Responses pass through their schema too: a field the schema does not name never leaves the process.
+      ctx.status = def.status ?? 200;
+      ctx.body = def.response.parse(result);
+    });
+  }
+}

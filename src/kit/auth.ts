@@ -1,0 +1,37 @@
+/** Roles known to every module; the user module is the one that assigns them. */
+export const ROLES = ['customer', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Claims of a verified access token. */
+export interface AccessClaims {
+  sub: string;
+  role: Role;
+  iat: number;
+  exp: number;
+  iss: string;
+  aud: string | string[];
+}
+
+/** Who is calling, as established by the kernel's auth middleware from a verified token. */
+export interface Principal {
+  userId: string;
+  role: Role;
+  claims: AccessClaims;
+}
+
+/** Hashes and checks passwords off the event loop. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, hash: string): Promise<boolean>;
+}
+
+export interface IssuedToken {
+  accessToken: string;
+  expiresIn: number;
+}
+
+/** Signs access tokens and publishes the public half of the key. */
+export interface TokenIssuer {
+  issue(subject: { id: string; role: Role }): IssuedToken;
+  jwks(): { keys: Record<string, unknown>[] };
+}

@@ -1,0 +1,110 @@
+/**
+ * Errors that are part of toko's behaviour, as opposed to bugs.
+ *
+ * Every class has a stable namespaced `code` (`USER.NOT_FOUND`) that becomes
+ * the problem document's `type`, and an HTTP status. One middleware maps them
+ * to `application/problem+json`; nothing else rewrites statuses.
+ */
+export type ErrorExtras = Record<string, unknown>;
+
+export interface AppErrorInit {
+  code: string;
+  status: number;
+  title: string;
+  detail: string;
+  extras?: ErrorExtras;
+  headers?: Record<string, string>;
+}
+
+export class AppError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly title: string;
+  readonly extras: ErrorExtras;
+  readonly headers: Record<string, string>;
+
+  constructor(init: AppErrorInit) {
+    super(init.detail);
+    this.name = new.target.name;
+    this.code = init.code;
+    this.status = init.status;
+    this.title = init.title;
+    this.extras = init.extras ?? {};
+    this.headers = init.headers ?? {};
+  }
+}
+
+/** The shape every typed error class shares, so transports can rebuild one from a problem document. */
+export interface ErrorClass<E extends AppError = AppError> {
+  new (detail: string, extras?: ErrorExtras): E;
+  readonly code: string;
+  readonly status: number;
+}
+
+/**
+ * Declares a typed error class: `export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found') {}`.
+ */
+export function defineError(code: string, status: number, title: string) {
+  return class extends AppError {
+    static readonly code = code;
+    static readonly status = status;
+    constructor(detail: string = title, extras?: ErrorExtras) {
+      super({ code, status, title, detail, extras });
+    }
+  };
+}
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class ValidationFailed extends AppError {
+  static readonly code = 'REQUEST.VALIDATION_FAILED';
+  static readonly status = 422;
+  readonly errors: FieldError[];
+  constructor(detail: string = 'The request is not valid', extras?: ErrorExtras) {
+    const errors = (extras?.errors as FieldError[] | undefined) ?? [];
+    super({ code: ValidationFailed.code, status: 422, title: 'Validation failed', detail, extras: { errors } });
+    this.errors = errors;
+  }
+}
+
+export class Unauthorized extends AppError {
+  static readonly code = 'AUTH.UNAUTHORIZED';
+  static readonly status = 401;
+  constructor(detail: string = 'A valid bearer token is required', extras?: ErrorExtras) {
+    super({
+      code: Unauthorized.code,
+      status: 401,
+      title: 'Unauthorized',
+      detail,
+      extras,
+      headers: { 'WWW-Authenticate': 'Bearer realm="toko"' },
+    });
+  }
+}
+
+export class Forbidden extends defineError('AUTH.FORBIDDEN', 403, 'Forbidden') {}
+export class NotFound extends defineError('HTTP.NOT_FOUND', 404, 'Not found') {}
+export class MalformedJson extends defineError('REQUEST.MALFORMED_JSON', 400, 'Malformed JSON') {}
+export class PayloadTooLarge extends defineError('REQUEST.TOO_LARGE', 413, 'Payload too large') {}
+export class UnsupportedMediaType extends defineError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported media type') {}
+
+export class TooManyRequests extends AppError {
+  static readonly code = 'REQUEST.TOO_MANY';
+  static readonly status = 429;
+  constructor(detail: string = 'Too many requests', extras?: ErrorExtras) {
+    const retryAfter = Math.max(1, Math.ceil(Number(extras?.retryAfterSeconds ?? 1)));
+    super({
+      code: TooManyRequests.code,
+      status: 429,
+      title: 'Too many requests',
+      detail,
+      extras: { retryAfterSeconds: retryAfter },
+      headers: { 'Retry-After': String(retryAfter) },
+    });
+  }
+}
+
+export class ServiceUnavailable extends defineError('SERVICE.UNAVAILABLE', 503, 'Service unavailable') {}

@@ -1,0 +1,45 @@
+import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { ContractDef, ImplementationOf } from './contract.ts';
+import type { AnyRouteDef } from './route.ts';
+
+/** What the kernel gives every module it hosts; a module adds its own needs on top. */
+export interface BaseDeps {
+  /** This module's own MikroORM instance, bound to its own schema. Fork it per unit of work. */
+  orm: MikroORM;
+  logger: Logger;
+}
+
+export interface ModuleInstance<R, C extends ContractDef> {
+  /** Handed to this module's route handlers. */
+  runtime: R;
+  /** The module's side of its contract, called in process or served over a transport. */
+  implementation: ImplementationOf<C>;
+  /** Runs once after migrations, before the server accepts requests. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> {
+  name: C['name'];
+  /** PostgreSQL schema that holds every table of this module and nothing else. */
+  schema: string;
+  contract: C;
+  /** Other modules whose contracts this one calls. */
+  requires: readonly string[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  entities: EntitySchema<any, any>[];
+  migrations: MigrationObject[];
+  routes: AnyRouteDef<R>[];
+  create(deps: D): Promise<ModuleInstance<R, C>>;
+}
+
+export function defineModule<D extends BaseDeps, R, C extends ContractDef>(
+  definition: ModuleDefinition<D, R, C>,
+): ModuleDefinition<D, R, C> {
+  if (!/^[a-z][a-z0-9_]*$/.test(definition.schema)) {
+    throw new Error(`module ${definition.name}: schema must be a lower-case SQL identifier`);
+  }
+  return definition;
+}

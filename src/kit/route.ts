@@ -1,0 +1,49 @@
+import type { z } from 'zod';
+import type { Principal } from './auth.ts';
+
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+export type Access = 'public' | 'user' | 'admin';
+
+type AnyObject = z.ZodType<Record<string, unknown>>;
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** Set on every route whose access is not `public`. */
+  principal: Principal | undefined;
+  requestId: string;
+  ip: string;
+}
+
+/**
+ * A public HTTP route, declared once: the kernel validates requests and
+ * responses with these schemas and builds the OpenAPI document from them.
+ * `R` is what the module hands its handlers (its service, usually).
+ */
+export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObject = AnyObject, B extends z.ZodType = z.ZodType> {
+  method: HttpMethod;
+  /** Koa-style path: `/api/v1/users/:id`. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags?: string[];
+  access: Access;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** Success status; 200 unless given. */
+  status?: number;
+  response: z.ZodType;
+  /** Problem statuses this route can answer with, for the docs (401/403/422 are added from `access` and schemas). */
+  problems?: number[];
+  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>, runtime: R): Promise<unknown>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyRouteDef<R = any> = RouteDef<R, any, any, any>;
+
+/** Returns a typed route factory for a module whose handlers receive `R`. */
+export function routesFor<R>() {
+  return <P extends AnyObject, Q extends AnyObject, B extends z.ZodType>(def: RouteDef<R, P, Q, B>): AnyRouteDef<R> => def;
+}

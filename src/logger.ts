@@ -1,0 +1,39 @@
+import pino, { type Logger } from 'pino';
+
+/** Paths that must never reach a log line, whatever a caller passes in. */
+const REDACT = [
+  'password',
+  '*.password',
+  'passwordHash',
+  '*.passwordHash',
+  'token',
+  '*.token',
+  'accessToken',
+  '*.accessToken',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'privateKey',
+  '*.privateKey',
+];
+
+export interface LoggerOptions {
+  level: string;
+  service?: string;
+  /** Where lines go; stdout unless given (tests pass a stream to read them). */
+  destination?: pino.DestinationStream;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  return pino(
+    {
+      level: opts.level,
+      base: { service: opts.service ?? 'toko' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    opts.destination ?? pino.destination({ sync: false }),
+  );
+}

@@ -1,0 +1,134 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { inProcessPort } from '../adapters/inprocess/port.ts';
+import pkg from '../package.json' with { type: 'json' };
+import { createApp } from './app.ts';
+import { loadSigningKeys } from './auth/keys.ts';
+import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
+import { createTokenIssuer, createTokenVerifier } from './auth/tokens.ts';
+import type { Config, ModuleName } from './config.ts';
+import { Closer } from './closer.ts';
+import { openDatabases } from './db/databases.ts';
+import { healthRoutes, type HealthCheck } from './http/health.ts';
+import { createMetrics } from './http/metrics.ts';
+import type { BoundRoute } from './http/routes.ts';
+import type { PortOf } from './kit/contract.ts';
+import type { ModuleInstance } from './kit/module.ts';
+import { createLogger } from './logger.ts';
+import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
+import type { userContract } from '../modules/user/contract.ts';
+
+export interface Ports {
+  user?: PortOf<typeof userContract>;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: Server;
+  logger: Logger;
+  orms: Map<ModuleName, MikroORM>;
+  ports: Ports;
+  /** Stops accepting, lets in-flight requests finish (bounded), then closes modules and databases. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The composition root: decides what this process hosts, wires it, and listens. */
+export async function startServer(config: Config, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const closer = new Closer(logger);
+  try {
+    return await compose(config, logger, closer);
+  } catch (err) {
+    await closer.run();
+    throw err;
+  }
+}
+
+async function compose(config: Config, logger: Logger, closer: Closer): Promise<RunningServer> {
+  const hosted = config.modules;
+  const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
+  const verify = createTokenVerifier({ publicKey: keys.publicKey, issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const tokens = createTokenIssuer({ keys, issuer: config.jwt.issuer, audience: config.jwt.audience, ttlSeconds: config.jwt.ttlSeconds });
+
+  let passwords: PasswordPool | undefined;
+  if (hosted.includes('user')) {
+    passwords = createPasswordPool(config.passwords);
+    closer.add('password pool', () => passwords!.close());
+  }
+
+  const orms = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
+  const instances = new Map<ModuleName, ModuleInstance<unknown, never>>();
+  const routes: BoundRoute[] = [];
+  const checks: Record<string, HealthCheck> = {};
+  const ports: Ports = {};
+
+  for (const name of hosted) {
+    const def = MODULE_DEFINITIONS[name];
+    const orm = orms.get(name)!;
+    checks[`${name}.database`] = async () => {
+      await orm.em.getConnection().execute('select 1');
+    };
+    const moduleLogger = logger.child({ module: name });
+    const base = { orm, logger: moduleLogger };
+    // Each module states its own needs; this is the one place that meets them.
+    const instance =
+      name === 'user'
+        ? await MODULE_DEFINITIONS.user.create({ ...base, passwords: passwords!, tokens, login: config.login, admin: config.admin })
+        : (undefined as never);
+    instances.set(name, instance as ModuleInstance<unknown, never>);
+    if (name === 'user') ports.user = inProcessPort(def.contract, instance.implementation);
+    for (const r of def.routes) routes.push({ def: r, runtime: instance.runtime });
+  }
+
+  for (const [name, instance] of instances) {
+    await instance.start?.();
+    if (instance.stop) closer.add(`${name} module`, () => instance.stop!());
+  }
+
+  const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
+  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, timeoutMs: 2000 } });
+  const { app } = createApp({
+    logger,
+    metrics,
+    verify,
+    routes,
+    documentedRoutes: [...healthRoutes, ...ALL_MODULE_ROUTES],
+    corsOrigins: config.corsOrigins,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    version: pkg.version,
+  });
+
+  const server = app.listen(config.port, config.host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
+  logger.info({ url, modules: hosted }, 'toko is listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info('shutting down');
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
+      });
+      if ((await Promise.race([drained, timedOut])) === 'timeout') {
+        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests did not finish in time; closing them');
+        server.closeAllConnections();
+        await drained;
+      }
+      clearTimeout(timer);
+      await closer.run();
+      logger.info('stopped');
+      logger.flush();
+    })());
+
+  return { url, port, server, logger, orms, ports, close };
+}
