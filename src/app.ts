@@ -47,6 +47,6 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
     .use(corsAllowList({ origins: o.corsOrigins }))
     .use(jsonBody({ limit: o.bodyLimit }))
     .use(router.routes())
-    .use(router.allowedMethods({ throw: true }));
+    .use(router.allowedMethods());
   return { app, router };
 }

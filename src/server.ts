@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
+import type Router from '@koa/router';
 import type { AddressInfo } from 'node:net';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
@@ -29,6 +30,8 @@ export interface RunningServer {
   url: string;
   port: number;
   server: Server;
+  /** The mounted routes, for introspection (the OpenAPI coverage test). */
+  router: Router;
   logger: Logger;
   orms: Map<ModuleName, MikroORM>;
   ports: Ports;
@@ -91,7 +94,7 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
 
   const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
   for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, timeoutMs: 2000 } });
-  const { app } = createApp({
+  const { app, router } = createApp({
     logger,
     metrics,
     verify,
@@ -130,5 +133,5 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
       logger.flush();
     })());
 
-  return { url, port, server, logger, orms, ports, close };
+  return { url, port, server, router, logger, orms, ports, close };
 }

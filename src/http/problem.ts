@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { AppError, MalformedJson, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
+import { AppError, MalformedJson, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
 
@@ -66,7 +66,11 @@ export const problems = (opts: { logger: Logger }): Middleware =>
   async function problems(ctx, next) {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new NotFound('No such resource');
+      if (ctx.body === undefined || ctx.body === null) {
+        if (ctx.status === 404) throw new NotFound('No such resource');
+        // The router has set Allow; keep it and explain in a problem document.
+        if (ctx.status === 405) throw new MethodNotAllowed(`This resource allows ${ctx.response.get('Allow')}`);
+      }
     } catch (err) {
       if (err instanceof AppError) return send(ctx, err);
       const mapped = fromFrameworkError(err as HttpishError);

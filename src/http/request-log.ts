@@ -10,6 +10,7 @@ import { routeLabel } from './route-label.ts';
 export const requestLog = (opts: { logger: Logger }): Middleware =>
   async function requestLog(ctx, next) {
     const started = performance.now();
+    opts.logger.debug({ requestId: ctx.state.requestId as string, method: ctx.method }, 'request started');
     try {
       await next();
     } finally {

@@ -87,6 +87,7 @@ export class Unauthorized extends AppError {
 
 export class Forbidden extends defineError('AUTH.FORBIDDEN', 403, 'Forbidden') {}
 export class NotFound extends defineError('HTTP.NOT_FOUND', 404, 'Not found') {}
+export class MethodNotAllowed extends defineError('HTTP.METHOD_NOT_ALLOWED', 405, 'Method not allowed') {}
 export class MalformedJson extends defineError('REQUEST.MALFORMED_JSON', 400, 'Malformed JSON') {}
 export class PayloadTooLarge extends defineError('REQUEST.TOO_LARGE', 413, 'Payload too large') {}
 export class UnsupportedMediaType extends defineError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported media type') {}

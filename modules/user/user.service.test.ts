@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { PasswordHasher } from '../../src/kit/auth.ts';
+import { TooManyRequests } from '../../src/kit/errors.ts';
+import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { newUser } from '../../test/helpers/http.ts';
+import { LoginGuard } from './login-guard.ts';
+import { InvalidCredentials } from './user.errors.ts';
+import { UserService } from './user.service.ts';
+
+/** A hasher that records every comparison, to see the work login does. */
+function countingHasher(): PasswordHasher & { verified: string[] } {
+  const verified: string[] = [];
+  return {
+    verified,
+    hash: async (p) => `hash:${p}`,
+    verify: async (p, h) => {
+      verified.push(h);
+      return h === `hash:${p}`;
+    },
+  };
+}
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(() => app?.close());
+
+function service(passwords: PasswordHasher) {
+  return new UserService({
+    orm: app.server.orms.get('user')!,
+    passwords,
+    tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
+    guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, windowSeconds: 60 }),
+    logger: pino({ level: 'silent' }),
+  });
+}
+
+describe('UserService.login', () => {
+  it('does one password comparison whether or not the e-mail exists', async () => {
+    const passwords = countingHasher();
+    const users = service(passwords);
+    const u = newUser();
+    await users.register(u);
+    await expect(users.login({ email: u.email, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(InvalidCredentials);
+    await expect(users.login({ email: `nobody-${u.email}`, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(InvalidCredentials);
+    expect(passwords.verified).toHaveLength(2);
+    expect(passwords.verified[0]).toBe(`hash:${u.password}`);
+    // The unknown e-mail was compared against the dummy hash, not skipped.
+    expect(passwords.verified[1]).toMatch(/^hash:/);
+    expect(passwords.verified[1]).not.toBe(passwords.verified[0]);
+  });
+
+  it('refuses a disabled account with the same error as a wrong password', async () => {
+    const users = service(countingHasher());
+    const u = newUser();
+    const created = await users.register(u);
+    await app.server.orms.get('user')!.em.fork().getConnection().execute('update users.users set is_active = false where id = ?', [created.id]);
+    await expect(users.login({ email: u.email, password: u.password }, 'c2')).rejects.toBeInstanceOf(InvalidCredentials);
+  });
+});
+
+describe('LoginGuard', () => {
+  it('blocks an e-mail after its failures, leaves others alone, and clears on success', async () => {
+    const guard = new LoginGuard({ maxFailuresPerEmail: 2, maxFailuresPerClient: 10, windowSeconds: 60 });
+    await guard.failed('a@x.co', 'c');
+    await guard.check('a@x.co', 'c');
+    await guard.failed('a@x.co', 'c');
+    await expect(guard.check('a@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
+    await expect(guard.check('b@x.co', 'c')).resolves.toBeUndefined();
+    await guard.succeeded('a@x.co');
+    await expect(guard.check('a@x.co', 'c')).resolves.toBeUndefined();
+  });
+
+  it('blocks a client that fails across many e-mails, with a Retry-After within the window', async () => {
+    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 3, windowSeconds: 30 });
+    for (const e of ['1@x.co', '2@x.co', '3@x.co']) await guard.failed(e, '10.0.0.9');
+    const err = await guard.check('4@x.co', '10.0.0.9').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooManyRequests);
+    const retry = Number((err as TooManyRequests).headers['Retry-After']);
+    expect(retry).toBeGreaterThan(0);
+    expect(retry).toBeLessThanOrEqual(30);
+    await expect(guard.check('4@x.co', '10.0.0.10')).resolves.toBeUndefined();
+  });
+
+  it('refuses options that make no sense', () => {
+    expect(() => new LoginGuard({ maxFailuresPerEmail: 0, maxFailuresPerClient: 1, windowSeconds: 1 })).toThrow('at least 1');
+  });
+});

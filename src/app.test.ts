@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../test/helpers/app.ts';
+import { api, call, newUser } from '../test/helpers/http.ts';
+import { toOpenApiPath } from './http/openapi.ts';
+
+let app: TestApp;
+const http = api(() => app.url);
+
+beforeAll(async () => {
+  app = await startTestApp({ BODY_LIMIT: '2kb', CORS_ORIGINS: 'https://shop.example,http://localhost:5173' });
+});
+afterAll(() => app?.close());
+
+describe('request ids', () => {
+  it('makes one when none is given and echoes a given one into the response, the problem and the log', async () => {
+    const made = await http.get('/health');
+    expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const given = await http.get('/no/such/route', { headers: { 'x-request-id': 'trace-abc.123' } });
+    expect(given.headers.get('x-request-id')).toBe('trace-abc.123');
+    expect(given.body.requestId).toBe('trace-abc.123');
+    expect(app.logs).toContainEqual(expect.objectContaining({ requestId: 'trace-abc.123', status: 404, method: 'GET', msg: 'request' }));
+  });
+
+  it('replaces an id that is not safe to log', async () => {
+    const res = await http.get('/health', { headers: { 'x-request-id': 'bad id\twith spaces' } });
+    expect(res.headers.get('x-request-id')).not.toContain(' ');
+  });
+});
+
+describe('request log', () => {
+  it('writes one line per request with the route template, status and duration, never the query string', async () => {
+    const id = `log-${Date.now()}`;
+    await http.get('/api/v1/users/00000000-0000-4000-8000-000000000000?secret=shh', { headers: { 'x-request-id': id } });
+    const lines = app.logs.filter((l) => l.requestId === id && l.msg === 'request');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: 'GET', route: '/api/v1/users/:id', status: 401 });
+    expect(typeof lines[0]!.ms).toBe('number');
+    expect(app.logText()).not.toContain('shh');
+  });
+});
+
+describe('problem documents', () => {
+  it('answers an unknown route with a 404 problem', async () => {
+    const res = await http.get('/api/v1/nothing-here');
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(res.body).toMatchObject({ type: 'urn:toko:problem:HTTP.NOT_FOUND', status: 404, code: 'HTTP.NOT_FOUND', instance: '/api/v1/nothing-here' });
+  });
+
+  it('answers a wrong method with 405 and Allow', async () => {
+    const res = await http.send('DELETE', '/api/v1/users/register');
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toContain('POST');
+    expect(res.body.code).toBe('HTTP.METHOD_NOT_ALLOWED');
+  });
+
+  it('answers malformed JSON with 400, a body past the limit with 413 and a non-JSON body with 415', async () => {
+    const malformed = await http.send('POST', '/api/v1/users/register', { raw: '{"email": ', headers: { 'content-type': 'application/json' } });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.code).toBe('REQUEST.MALFORMED_JSON');
+
+    const big = await http.post('/api/v1/users/register', { ...newUser(), fullName: 'x'.repeat(4096) });
+    expect(big.status).toBe(413);
+    expect(big.body.code).toBe('REQUEST.TOO_LARGE');
+
+    const form = await http.send('POST', '/api/v1/users/register', { raw: 'email=a@b.co', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.status).toBe(415);
+    expect(form.body.code).toBe('REQUEST.UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('answers a JSON body that is not an object with 400 or 422, never 500', async () => {
+    const statuses: Record<string, number> = {};
+    for (const raw of ['[1,2]', '"text"', 'null', '42']) {
+      statuses[raw] = (await http.send('POST', '/api/v1/users/register', { raw, headers: { 'content-type': 'application/json' } })).status;
+    }
+    // Strict JSON parsing refuses scalars outright; an array parses and fails the schema.
+    expect(statuses).toEqual({ '[1,2]': 422, '"text"': 400, null: 400, '42': 400 });
+  });
+
+  it('refuses a body on a route that takes none', async () => {
+    const u = newUser();
+    await http.post('/api/v1/users/register', u);
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    const res = await http.post('/api/v1/users/verify', { extra: true }, { token });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: 'body', message: 'This route takes no request body' }]);
+  });
+});
+
+describe('CORS', () => {
+  it('echoes an allowed origin with credentials and says nothing to others', async () => {
+    const ok = await http.get('/health', { headers: { origin: 'https://shop.example' } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://shop.example');
+    expect(ok.headers.get('access-control-allow-credentials')).toBe('true');
+    const other = await http.get('/health', { headers: { origin: 'https://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('answers a preflight from an allowed origin', async () => {
+    const res = await http.send('OPTIONS', '/api/v1/users/login', {
+      headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-methods')).toContain('POST');
+  });
+});
+
+describe('health, metrics and docs', () => {
+  it('says it is alive and which modules it hosts', async () => {
+    const res = await http.get('/health');
+    expect(res.body).toEqual({ status: 'ok', modules: ['user'] });
+    const ready = await http.get('/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ok', checks: { 'user.database': 'ok' } });
+  });
+
+  it('exports default metrics and a request histogram labelled by route template, not raw path', async () => {
+    await http.get('/api/v1/users/11111111-1111-4111-8111-111111111111');
+    const res = await call(app.url, 'GET', '/metrics');
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(res.text).toContain('process_cpu_seconds_total');
+    expect(res.text).toMatch(/http_request_duration_seconds_count\{[^}]*method="GET",route="\/api\/v1\/users\/:id",status="401"\}/);
+    expect(res.text).not.toContain('11111111-1111');
+  });
+
+  it('documents every mounted route in /openapi.json', async () => {
+    const doc = (await http.get<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('/openapi.json')).body;
+    expect(doc.openapi).toBe('3.1.0');
+    const mounted = app.server.router.stack.flatMap((layer) =>
+      layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m.toLowerCase()} ${toOpenApiPath(layer.path as string)}`),
+    );
+    expect(mounted.length).toBeGreaterThan(10);
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
+    expect(documented).toEqual(expect.arrayContaining(mounted));
+  });
+
+  it('describes bodies, auth and problems in the document', async () => {
+    type Op = { security?: unknown[]; requestBody?: unknown; responses: Record<string, unknown> };
+    const doc = (await http.get<{ paths: Record<string, Record<string, Op>> }>('/openapi.json')).body;
+    const register = doc.paths['/api/v1/users/register']!.post!;
+    expect(register.requestBody).toBeDefined();
+    expect(Object.keys(register.responses)).toEqual(expect.arrayContaining(['201', '409', '422', '413', '415']));
+    const list = doc.paths['/api/v1/users']!.get!;
+    expect(list.security).toEqual([{ bearerAuth: [] }]);
+    expect(Object.keys(list.responses)).toEqual(expect.arrayContaining(['401', '403']));
+  });
+
+  it('serves Swagger UI and Redoc from local assets', async () => {
+    for (const page of ['/docs', '/redoc']) {
+      const res = await call(app.url, 'GET', page);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain('text/html');
+      expect(res.text).not.toMatch(/https?:\/\//);
+      for (const [, src] of res.text.matchAll(/(?:src|href)="([^"]+)"/g)) {
+        const asset = await fetch(app.url + src);
+        expect({ src, status: asset.status }).toEqual({ src, status: 200 });
+      }
+    }
+    expect((await http.get('/docs/assets/../../package.json')).status).toBe(404);
+  });
+});
+
+describe('when a module database stops answering', () => {
+  it('reports not ready naming the part, and hides the internals of a 500', async () => {
+    const u = newUser();
+    await http.post('/api/v1/users/register', u);
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    await app.server.orms.get('user')!.close(true);
+
+    const ready = await http.get('/health/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ failing: ['user.database'], checks: { 'user.database': 'failing' } });
+
+    const res = await http.get('/api/v1/users/me', { token, headers: { 'x-request-id': 'broken-db' } });
+    expect(res.status).toBe(500);
+    expect(res.body).toMatchObject({ code: 'SERVER.INTERNAL', detail: 'Something went wrong on our side', requestId: 'broken-db' });
+    expect(res.text).not.toMatch(/at .*\.ts|select|knex|pool/i);
+    expect(app.logs).toContainEqual(expect.objectContaining({ requestId: 'broken-db', msg: 'unhandled error', level: 50 }));
+  });
+});

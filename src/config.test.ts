@@ -1,0 +1,53 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('has working defaults for the embedded, single-process setup', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 3000, modules: ['user'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb' });
+    expect(c.databaseUrls.user).toBeUndefined();
+    expect(c.passwords.cost).toBe(12);
+    expect(c.admin).toBeUndefined();
+  });
+
+  it('prefers a module database URL over DATABASE_URL', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://a@db/shared', USER_DATABASE_URL: 'postgres://a@db/users' });
+    expect(c.databaseUrls.user).toBe('postgres://a@db/users');
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT: expected a whole number from 0 to 65535'],
+    [{ PORT: '70000' }, 'PORT: expected a whole number from 0 to 65535'],
+    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: expected a postgres:// connection URL'],
+    [{ MIGRATE_ON_START: 'yes' }, 'MIGRATE_ON_START: expected true or false'],
+    [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS: expected a comma-separated list of origins'],
+    [{ BCRYPT_COST: '3' }, 'BCRYPT_COST: expected a whole number from 4 to 15'],
+    [{ ADMIN_EMAIL: 'boss@toko.test' }, 'ADMIN_PASSWORD: expected to be set together'],
+    [{ ADMIN_EMAIL: 'boss@toko.test', ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD: expected at least 8 characters'],
+    [{ JWT_PRIVATE_KEY: 'not a pem' }, 'JWT_PRIVATE_KEY: expected a PEM private key'],
+    [{ BODY_LIMIT: 'huge' }, 'BODY_LIMIT: expected a size like 100kb or 1mb'],
+  ])('refuses %j naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('never echoes a secret value in its message', () => {
+    expect(() => loadConfig({ ADMIN_EMAIL: 'boss@toko.test', ADMIN_PASSWORD: 'tiny' })).toThrow(/^(?!.*tiny).*$/);
+  });
+});
+
+describe('starting with a bad configuration', () => {
+  it('stops with exit code 1 and one line naming the variable', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH, PORT: 'abc', MODULES: 'nope' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(1);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^toko: invalid configuration: .*PORT: .*MODULES: /);
+    expect(run.stdout).toBe('');
+  });
+});

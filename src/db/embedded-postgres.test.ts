@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedPostgres } from './embedded-postgres.ts';
+
+let dir: string;
+let server: EmbeddedPostgres;
+let a: pg.Pool;
+let b: pg.Pool;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'toko-pglite-'));
+  server = new EmbeddedPostgres({ dataDir: dir, maxConnections: 10, logger: pino({ level: 'silent' }) });
+  await server.start();
+  a = new pg.Pool({ connectionString: server.url, max: 4 });
+  b = new pg.Pool({ connectionString: server.url, max: 4 });
+  await a.query('create table counter (id int primary key, n int not null)');
+  await a.query('insert into counter values (1, 0)');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.end(), b?.end()]);
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('embedded PostgreSQL over many connections', () => {
+  it('keeps every parameterised query whole when eight connections send at once', async () => {
+    // Each statement differs, so a Bind landing on another connection's Parse would show in `k`.
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        (i % 2 ? a : b).query<{ n: number; s: string; k: number }>(`select $1::int as n, $2::text as s, ${i} as k`, [i, `v${i}`]).then((r) => r.rows[0]),
+      ),
+    );
+    results.forEach((row, i) => expect(row).toEqual({ n: i, s: `v${i}`, k: i }));
+  });
+
+  it('runs concurrent transactions one after another without losing an update', async () => {
+    const increment = async (pool: pg.Pool) => {
+      const c = await pool.connect();
+      try {
+        await c.query('begin');
+        const { rows } = await c.query<{ n: number }>('select n from counter where id = $1', [1]);
+        await c.query('update counter set n = $1 where id = $2', [rows[0]!.n + 1, 1]);
+        await c.query('commit');
+      } finally {
+        c.release();
+      }
+    };
+    await Promise.all(Array.from({ length: 40 }, (_, i) => increment(i % 2 ? a : b)));
+    const { rows } = await a.query<{ n: number }>('select n from counter where id = 1');
+    expect(rows[0]!.n).toBe(40);
+  });
+
+  it('goes on serving after a failing statement and a rolled-back transaction', async () => {
+    await expect(a.query('select * from no_such_table')).rejects.toThrow(/no_such_table/);
+    const c = await b.connect();
+    await c.query('begin');
+    await c.query('update counter set n = -1 where id = 1');
+    await c.query('rollback');
+    c.release();
+    const { rows } = await a.query<{ n: number }>('select n from counter where id = 1');
+    expect(rows[0]!.n).toBe(40);
+  });
+
+  it('rolls back the transaction of a connection that disappears mid-way', async () => {
+    const c = new pg.Client({ connectionString: server.url });
+    await c.connect();
+    await c.query('begin');
+    await c.query('update counter set n = 999 where id = 1');
+    await c.end();
+    const { rows } = await b.query<{ n: number }>('select n from counter where id = 1');
+    expect(rows[0]!.n).toBe(40);
+  });
+});

@@ -1,0 +1,57 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { call, newUser } from './helpers/http.ts';
+import { startTokoProcess, type TokoProcess } from './helpers/process.ts';
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-life-'));
+let running: TokoProcess | undefined;
+
+afterAll(() => {
+  running?.child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('the toko process with its embedded database', () => {
+  const user = newUser();
+  let tokenBeforeRestart = '';
+
+  it('finishes an in-flight request on SIGTERM, then exits 0 with the database closed', async () => {
+    // A high bcrypt cost keeps the login in flight long enough to signal during it.
+    running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '12' });
+    expect((await call(running.url, 'POST', '/api/v1/users/register', { body: user })).status).toBe(201);
+
+    const login = call(running.url, 'POST', '/api/v1/users/login', {
+      body: { email: user.email, password: user.password },
+      headers: { 'x-request-id': 'in-flight-login' },
+    });
+    await running.waitForLine((l) => l.requestId === 'in-flight-login' && l.msg === 'request started');
+    running.child.kill('SIGTERM');
+
+    const res = await login;
+    expect(res.status).toBe(200);
+    expect(res.body.accessToken).toEqual(expect.any(String));
+    tokenBeforeRestart = res.body.accessToken as string;
+    expect(await running.exited).toBe(0);
+    const messages = running.lines.map((l) => l.msg);
+    expect(messages.indexOf('stopped')).toBeGreaterThan(messages.indexOf('shutting down'));
+    expect(running.stderr()).toBe('');
+    await expect(fetch(`${running.url}/health`)).rejects.toThrow();
+  });
+
+  it('comes back on the same data directory with the user and the signing key intact', async () => {
+    running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '4' });
+    expect((await call(running.url, 'GET', '/health')).status).toBe(200);
+    const login = await call(running.url, 'POST', '/api/v1/users/login', { body: { email: user.email, password: user.password } });
+    expect(login.status).toBe(200);
+    // A token issued before the restart still verifies: the key pair was kept, not regenerated.
+    const me = await call(running.url, 'GET', '/api/v1/users/me', { token: tokenBeforeRestart });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ email: user.email, username: user.username });
+    // Migrations ran once, on the first start only.
+    expect(running.lines.some((l) => l.msg === 'migrations applied')).toBe(false);
+    running.child.kill('SIGINT');
+    expect(await running.exited).toBe(0);
+  });
+});
