@@ -51,3 +51,13 @@ describe('starting with a bad configuration', () => {
     expect(run.stdout).toBe('');
   });
 });
+
+describe('README', () => {
+  it('documents every environment variable the configuration reads', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { ENV_VARIABLES } = await import('./config.ts');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const missing = ENV_VARIABLES.filter((v) => !readme.includes(`| \`${v}\` |`));
+    expect(missing).toEqual([]);
+  });
+});

@@ -129,6 +129,9 @@ const envSchema = z
 
 export type Env = z.output<typeof envSchema>;
 
+/** Every variable the configuration reads (the README documents each). */
+export const ENV_VARIABLES = Object.keys(envSchema.shape);
+
 export interface Config {
   env: Env['NODE_ENV'];
   host: string;
