@@ -110,7 +110,7 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, modules: hosted }, 'toko is listening');
+  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000) }, 'toko is listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

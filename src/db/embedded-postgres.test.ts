@@ -76,3 +76,23 @@ describe('embedded PostgreSQL over many connections', () => {
     expect(rows[0]!.n).toBe(40);
   });
 });
+
+describe('the data directory lock', () => {
+  it('refuses a second embedded database on a directory in use', async () => {
+    const second = new EmbeddedPostgres({ dataDir: dir, maxConnections: 1, logger: pino({ level: 'silent' }) });
+    await expect(second.start()).rejects.toThrow(/in use by process/);
+  });
+
+  it('takes over the lock of a process that is gone, and frees it on stop', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const other = mkdtempSync(path.join(tmpdir(), 'toko-pglite-'));
+    // pid 2^22+1 is above Linux's pid_max default, so no live process has it.
+    writeFileSync(path.join(other, 'toko.lock'), String(4194305));
+    const pgl = new EmbeddedPostgres({ dataDir: other, maxConnections: 1, logger: pino({ level: 'silent' }) });
+    await pgl.start();
+    await pgl.stop();
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(path.join(other, 'toko.lock'))).toBe(false);
+    rmSync(other, { recursive: true, force: true });
+  });
+});
