@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { currentRequestId } from './kit/request-context.ts';
 
 /** Paths that must never reach a log line, whatever a caller passes in. */
 const REDACT = [
@@ -33,6 +34,11 @@ export function createLogger(opts: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
+      // Any line written while serving a request names that request.
+      mixin: () => {
+        const requestId = currentRequestId();
+        return requestId ? { requestId } : {};
+      },
     },
     opts.destination ?? pino.destination({ sync: false }),
   );

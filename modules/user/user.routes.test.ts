@@ -259,4 +259,9 @@ describe('logs', () => {
     expect(text).not.toMatch(/\$2[aby]\$\d\d\$/);
     expect(app.logs.some((l) => l.route === '/api/v1/users/me' && l.status === 200)).toBe(true);
   });
+
+  it('name the request on lines the module writes, not only on the request line', async () => {
+    await http.post('/api/v1/users/register', newUser(), { headers: { 'x-request-id': 'reg-trace-1' } });
+    expect(app.logs).toContainEqual(expect.objectContaining({ msg: 'user registered', module: 'user', requestId: 'reg-trace-1' }));
+  });
 });

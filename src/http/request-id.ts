@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
+import { requestContext } from '../kit/request-context.ts';
 
 const VALID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -11,6 +12,6 @@ export const requestId = (opts: { header?: string } = {}): Middleware => {
     const id = VALID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = id;
     ctx.set(header, id);
-    await next();
+    await requestContext.run({ requestId: id }, next);
   };
 };

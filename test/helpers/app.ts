@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
-import pino from 'pino';
 import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
 export interface TestDatabase {
@@ -81,7 +81,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   });
   const boot = async (extra: Record<string, string>) => {
     const config = loadConfig({ ...TEST_ENV, DATA_DIR: db.dataDir, ...(db.url ? { DATABASE_URL: db.url } : {}), ...env, ...extra });
-    const logger = pino({ level: config.logLevel, redact: { paths: ['password', '*.password'], censor: '[redacted]' } }, sink);
+    const logger = createLogger({ level: config.logLevel, destination: sink });
     return startServer(config, { logger });
   };
   let server = await boot({});
