@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../test/helpers/app.ts';
+import { sqlOrm, startTestApp, type TestApp } from '../test/helpers/app.ts';
 import { api, call, newUser } from '../test/helpers/http.ts';
 import { toOpenApiPath } from './http/openapi.ts';
 
@@ -108,10 +108,10 @@ describe('CORS', () => {
 describe('health, metrics and docs', () => {
   it('says it is alive and which modules it hosts', async () => {
     const res = await http.get('/health');
-    expect(res.body).toEqual({ status: 'ok', modules: ['user'] });
+    expect(res.body).toEqual({ status: 'ok', modules: ['user', 'product', 'order'] });
     const ready = await http.get('/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ok', checks: { 'user.database': 'ok' } });
+    expect(ready.body).toEqual({ status: 'ok', checks: { 'user.database': 'ok', 'product.database': 'ok', 'order.database': 'ok' } });
   });
 
   it('exports default metrics and a request histogram labelled by route template, not raw path', async () => {
@@ -165,7 +165,7 @@ describe('when a module database stops answering', () => {
     const u = newUser();
     await http.post('/api/v1/users/register', u);
     const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
-    await app.server.orms.get('user')!.close(true);
+    await sqlOrm(app.server, 'user').close(true);
 
     const ready = await http.get('/health/ready');
     expect(ready.status).toBe(503);

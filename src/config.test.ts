@@ -5,10 +5,17 @@ import { loadConfig } from './config.ts';
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, modules: ['user'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb' });
+    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR', seedDemo: true });
     expect(c.databaseUrls.user).toBeUndefined();
     expect(c.passwords.cost).toBe(12);
     expect(c.admin).toBeUndefined();
+  });
+
+  it('seeds the demo catalogue only for the embedded product store, unless told', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@db/shop' }).seedDemo).toBe(false);
+    expect(loadConfig({ PRODUCT_MONGODB_URL: 'mongodb://m/shop' }).seedDemo).toBe(false);
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@db/shop', SEED_DEMO: 'true' }).seedDemo).toBe(true);
+    expect(loadConfig({ SEED_DEMO: 'false' }).seedDemo).toBe(false);
   });
 
   it('prefers a module database URL over DATABASE_URL', () => {
@@ -19,7 +26,9 @@ describe('loadConfig', () => {
   it.each([
     [{ PORT: 'abc' }, 'PORT: expected a whole number from 0 to 65535'],
     [{ PORT: '70000' }, 'PORT: expected a whole number from 0 to 65535'],
-    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user'],
+    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user, product, order'],
+    [{ SHOP_CURRENCY: 'RUPIAH' }, 'SHOP_CURRENCY: expected an ISO 4217 currency code'],
+    [{ PRODUCT_MONGODB_URL: 'postgres://x/y' }, 'PRODUCT_MONGODB_URL: expected a mongodb:// connection URL'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: expected a postgres:// connection URL'],
     [{ MIGRATE_ON_START: 'yes' }, 'MIGRATE_ON_START: expected true or false'],
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS: expected a comma-separated list of origins'],
@@ -59,5 +68,17 @@ describe('README', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const missing = ENV_VARIABLES.filter((v) => !readme.includes(`| \`${v}\` |`));
     expect(missing).toEqual([]);
+  });
+});
+
+describe('starting a module without the modules it needs', () => {
+  it('stops with a message naming what is missing', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH, MODULES: 'order', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', MIGRATE_ON_START: 'false', PORT: '0' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/module order needs the user module, which this process does not host: add user to MODULES/);
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 /** Every module toko knows, in start-up order. */
-export const MODULE_NAMES = ['user'] as const;
+export const MODULE_NAMES = ['user', 'product', 'order'] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -39,6 +39,30 @@ const postgresUrl = z.preprocess(
     .string()
     .refine((v) => /^postgres(ql)?:\/\/.+/.test(v) && URL.canParse(v), 'expected a postgres:// connection URL')
     .optional(),
+);
+
+const mongoUrl = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .refine((v) => /^mongodb(\+srv)?:\/\/.+/.test(v) && URL.canParse(v), 'expected a mongodb:// connection URL')
+    .optional(),
+);
+
+const currency = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .refine((v) => Intl.supportedValuesOf('currency').includes(v), 'expected an ISO 4217 currency code such as IDR')
+    .default('IDR'),
+);
+
+const optionalBool = z.preprocess(
+  blankIsUnset,
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1')),
 );
 
 const pem = (kind: 'PRIVATE' | 'PUBLIC') =>
@@ -97,6 +121,16 @@ const envSchema = z
     DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
     DATABASE_URL: postgresUrl,
     USER_DATABASE_URL: postgresUrl,
+    PRODUCT_DATABASE_URL: postgresUrl,
+    ORDER_DATABASE_URL: postgresUrl,
+    PRODUCT_MONGODB_URL: mongoUrl,
+    SHOP_CURRENCY: currency,
+    SEED_DEMO: optionalBool,
+    ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
+    ORDER_MAX_LINES: int(1, 100, 50),
+    ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
+    ORDER_PENDING_TIMEOUT_SECONDS: int(1, 86_400, 60),
+    ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30),
     DB_POOL_MAX: int(1, 100, 10),
     MIGRATE_ON_START: bool(true),
     CORS_ORIGINS: originList,
@@ -142,6 +176,12 @@ export interface Config {
   /** Per hosted module: a server URL, or undefined for the embedded database. */
   databaseUrls: Record<ModuleName, string | undefined>;
   dbPoolMax: number;
+  /** When set, products live in MongoDB instead of SQL. */
+  productMongoUrl?: string;
+  currency: string;
+  /** Load the demo catalogue on an empty catalogue at start-up. */
+  seedDemo: boolean;
+  orders: { maxQuantity: number; maxLines: number; idempotencyTtlSeconds: number; pendingTimeoutSeconds: number; recoveryIntervalSeconds: number };
   migrateOnStart: boolean;
   corsOrigins: string[];
   bodyLimit: string;
@@ -170,6 +210,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const perModule: Record<ModuleName, string | undefined> = {
     user: e.USER_DATABASE_URL,
+    product: e.PRODUCT_DATABASE_URL,
+    order: e.ORDER_DATABASE_URL,
   };
   const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, perModule[m] ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
   return {
@@ -181,6 +223,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
+    productMongoUrl: e.PRODUCT_MONGODB_URL,
+    currency: e.SHOP_CURRENCY,
+    // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
+    seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),
+    orders: {
+      maxQuantity: e.ORDER_MAX_QUANTITY,
+      maxLines: e.ORDER_MAX_LINES,
+      idempotencyTtlSeconds: e.ORDER_IDEMPOTENCY_TTL_SECONDS,
+      pendingTimeoutSeconds: e.ORDER_PENDING_TIMEOUT_SECONDS,
+      recoveryIntervalSeconds: e.ORDER_RECOVERY_INTERVAL_SECONDS,
+    },
     migrateOnStart: e.MIGRATE_ON_START,
     corsOrigins: e.CORS_ORIGINS,
     bodyLimit: e.BODY_LIMIT.toLowerCase(),

@@ -2,9 +2,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type Router from '@koa/router';
 import type { AddressInfo } from 'node:net';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { inProcessPort } from '../adapters/inprocess/port.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { createApp } from './app.ts';
 import { loadSigningKeys } from './auth/keys.ts';
@@ -16,15 +14,10 @@ import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
 import { createMetrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
-import type { PortOf } from './kit/contract.ts';
-import type { ModuleInstance } from './kit/module.ts';
+import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
 import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
-import type { userContract } from '../modules/user/contract.ts';
-
-export interface Ports {
-  user?: PortOf<typeof userContract>;
-}
+import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
 
 export interface RunningServer {
   url: string;
@@ -33,7 +26,9 @@ export interface RunningServer {
   /** The mounted routes, for introspection (the OpenAPI coverage test). */
   router: Router;
   logger: Logger;
-  orms: Map<ModuleName, MikroORM>;
+  databases: Map<ModuleName, ModuleDatabase>;
+  /** The hosted modules, for introspection in tests (their runtimes). */
+  modules: Map<ModuleName, AnyModuleInstance>;
   ports: Ports;
   /** Stops accepting, lets in-flight requests finish (bounded), then closes modules and databases. Idempotent. */
   close(): Promise<void>;
@@ -63,33 +58,33 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
     closer.add('password pool', () => passwords!.close());
   }
 
-  const orms = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
-  const instances = new Map<ModuleName, ModuleInstance<unknown, never>>();
-  const routes: BoundRoute[] = [];
-  const checks: Record<string, HealthCheck> = {};
+  const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
   const ports: Ports = {};
-
-  for (const name of hosted) {
-    const def = MODULE_DEFINITIONS[name];
-    const orm = orms.get(name)!;
-    checks[`${name}.database`] = async () => {
-      await orm.em.getConnection().execute('select 1');
-    };
-    const moduleLogger = logger.child({ module: name });
-    const base = { orm, logger: moduleLogger };
-    // Each module states its own needs; this is the one place that meets them.
-    const instance =
-      name === 'user'
-        ? await MODULE_DEFINITIONS.user.create({ ...base, passwords: passwords!, tokens, login: config.login, admin: config.admin })
-        : (undefined as never);
-    instances.set(name, instance as ModuleInstance<unknown, never>);
-    if (name === 'user') ports.user = inProcessPort(def.contract, instance.implementation);
-    for (const r of def.routes) routes.push({ def: r, runtime: instance.runtime });
-  }
-
-  for (const [name, instance] of instances) {
+  const modules = await buildModules({
+    config,
+    logger,
+    databases,
+    ports,
+    tokens,
+    passwords: () => {
+      if (!passwords) throw new Error('the password pool exists only where the user module is hosted');
+      return passwords;
+    },
+  });
+  for (const [name, instance] of modules) {
     await instance.start?.();
     if (instance.stop) closer.add(`${name} module`, () => instance.stop!());
+  }
+
+  const routes: BoundRoute[] = [];
+  const checks: Record<string, HealthCheck> = {};
+  for (const [name, instance] of modules) {
+    for (const r of MODULE_DEFINITIONS[name].routes) routes.push({ def: r, runtime: instance.runtime });
+    const db = databases.get(name)!;
+    checks[`${name}.database`] =
+      db.kind === 'sql'
+        ? async () => void (await db.orm.em.getConnection().execute('select 1'))
+        : async () => void (await db.orm.em.getConnection().getDb().command({ ping: 1 }));
   }
 
   const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
@@ -133,5 +128,5 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
       logger.flush();
     })());
 
-  return { url, port, server, router, logger, orms, ports, close };
+  return { url, port, server, router, logger, databases, modules, ports, close };
 }

@@ -1,5 +1,5 @@
 import type { PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
-import { defineModule, type BaseDeps } from '../../src/kit/module.ts';
+import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import { userContract } from './contract.ts';
 import { LoginGuard, type LoginGuardOptions } from './login-guard.ts';
 import { userMigrations } from './migrations/index.ts';
@@ -7,7 +7,7 @@ import { UserEntity } from './user.entity.ts';
 import { userRoutes, type UserRuntime } from './user.routes.ts';
 import { UserService } from './user.service.ts';
 
-export interface UserDeps extends BaseDeps {
+export interface UserDeps extends SqlDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   login: LoginGuardOptions;

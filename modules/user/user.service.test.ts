@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { PasswordHasher } from '../../src/kit/auth.ts';
 import { TooManyRequests } from '../../src/kit/errors.ts';
-import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
 import { LoginGuard } from './login-guard.ts';
 import { InvalidCredentials } from './user.errors.ts';
@@ -29,7 +29,7 @@ afterAll(() => app?.close());
 
 function service(passwords: PasswordHasher) {
   return new UserService({
-    orm: app.server.orms.get('user')!,
+    orm: sqlOrm(app.server, 'user'),
     passwords,
     tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
     guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, windowSeconds: 60 }),
@@ -56,7 +56,7 @@ describe('UserService.login', () => {
     const users = service(countingHasher());
     const u = newUser();
     const created = await users.register(u);
-    await app.server.orms.get('user')!.em.fork().getConnection().execute('update users.users set is_active = false where id = ?', [created.id]);
+    await sqlOrm(app.server, 'user').em.fork().getConnection().execute('update users.users set is_active = false where id = ?', [created.id]);
     await expect(users.login({ email: u.email, password: u.password }, 'c2')).rejects.toBeInstanceOf(InvalidCredentials);
   });
 });

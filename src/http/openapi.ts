@@ -43,7 +43,7 @@ function problemStatuses(def: AnyRouteDef): number[] {
   const s = new Set<number>(def.problems ?? []);
   if (def.access !== 'public') s.add(401);
   if (def.access === 'admin') s.add(403);
-  if (def.params || def.query || def.body) s.add(422);
+  if (def.params || def.query || def.body || def.headers) s.add(422);
   if (def.body) [400, 413, 415].forEach((n) => s.add(n));
   return [...s].sort();
 }
@@ -73,10 +73,12 @@ export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRo
       request: {
         params: def.params,
         query: def.query,
+        headers: def.headers,
         body: def.body ? { required: true, content: { 'application/json': { schema: def.body } } } : undefined,
       },
       responses: {
-        [def.status ?? 200]: { description: 'Success', content: { 'application/json': { schema: def.response } } },
+        [def.status ?? 200]:
+          def.status === 204 ? { description: 'Done; no content' } : { description: 'Success', content: { 'application/json': { schema: def.response } } },
         ...problems,
       },
     });

@@ -38,27 +38,29 @@ function parseInput(ctx: Context, def: AnyRouteDef) {
   const errors: FieldError[] = [];
   const q = scalarQuery(ctx.query);
   errors.push(...q.errors);
-  const parse = (schema: z.ZodType | undefined, value: unknown) => {
+  const parse = (schema: z.ZodType | undefined, value: unknown, where: string) => {
     const result = (schema ?? EMPTY).safeParse(value);
     if (result.success) return result.data;
-    errors.push(...fieldErrors(result.error));
+    // A rule about the whole object has no field path: name the part of the request instead.
+    errors.push(...fieldErrors(result.error).map((e) => (e.path ? e : { ...e, path: where })));
     return undefined;
   };
-  const params = parse(def.params, ctx.params ?? {});
-  const query = q.errors.length ? undefined : parse(def.query, q.value);
+  const params = parse(def.params, ctx.params ?? {}, 'params');
+  const headers = def.headers ? parse(def.headers, ctx.headers, 'headers') : {};
+  const query = q.errors.length ? undefined : parse(def.query, q.value, 'query');
   let body: unknown;
   if (def.body) {
     if (hasBody(ctx) && !ctx.is('application/json', '+json')) {
       throw new UnsupportedMediaType('The request body must be application/json');
     }
-    body = parse(def.body, (ctx.request as { body?: unknown }).body ?? {});
+    body = parse(def.body, (ctx.request as { body?: unknown }).body ?? {}, 'body');
   } else {
     const raw = (ctx.request as { body?: unknown }).body;
     const empty = raw === undefined || (typeof raw === 'object' && raw !== null && Object.keys(raw).length === 0);
     if (!empty) errors.push({ path: 'body', message: 'This route takes no request body' });
   }
   if (errors.length > 0) throw new ValidationFailed('The request is not valid', { errors });
-  return { params, query, body };
+  return { params, query, body, headers };
 }
 
 /** Mounts module and kernel routes: access check, input parsing, handler, response shaping. */
@@ -73,6 +75,7 @@ export function mountRoutes(router: Router, routes: BoundRoute[], verify: TokenV
       );
       // Responses pass through their schema too: a field the schema does not name never leaves the process.
       ctx.status = def.status ?? 200;
+      if (ctx.status === 204) return;
       ctx.body = def.response.parse(result);
     });
   }

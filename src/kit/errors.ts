@@ -108,4 +108,19 @@ export class TooManyRequests extends AppError {
   }
 }
 
-export class ServiceUnavailable extends defineError('SERVICE.UNAVAILABLE', 503, 'Service unavailable') {}
+/** 503 with Retry-After (`retryAfterSeconds`, default 5): a dependency is down; the same request may succeed later. */
+export class ServiceUnavailable extends AppError {
+  static readonly code = 'SERVICE.UNAVAILABLE';
+  static readonly status = 503;
+  constructor(detail: string = 'A service this request needs is not available', extras?: ErrorExtras) {
+    const retryAfter = Math.max(1, Math.ceil(Number(extras?.retryAfterSeconds ?? 5)));
+    super({
+      code: ServiceUnavailable.code,
+      status: 503,
+      title: 'Service unavailable',
+      detail,
+      extras: { ...extras, retryAfterSeconds: retryAfter },
+      headers: { 'Retry-After': String(retryAfter) },
+    });
+  }
+}

@@ -1,4 +1,5 @@
 import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
+import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ContractDef, ImplementationOf } from './contract.ts';
@@ -6,10 +7,17 @@ import type { AnyRouteDef } from './route.ts';
 
 /** What the kernel gives every module it hosts; a module adds its own needs on top. */
 export interface BaseDeps {
-  /** This module's own MikroORM instance, bound to its own schema. Fork it per unit of work. */
-  orm: MikroORM;
   logger: Logger;
 }
+
+/** For modules that keep their data in PostgreSQL. */
+export interface SqlDeps extends BaseDeps {
+  /** This module's own MikroORM instance, bound to its own schema. Fork it per unit of work. */
+  orm: MikroORM;
+}
+
+/** A module that can live in either store is handed whichever the configuration chose. */
+export type ModuleDatabase = { kind: 'sql'; orm: MikroORM } | { kind: 'mongo'; orm: MongoORM };
 
 export interface ModuleInstance<R, C extends ContractDef> {
   /** Handed to this module's route handlers. */
@@ -19,6 +27,8 @@ export interface ModuleInstance<R, C extends ContractDef> {
   /** Runs once after migrations, before the server accepts requests. */
   start?(): Promise<void>;
   stop?(): Promise<void>;
+  /** Loads demo data, idempotently (`npm run seed`); returns how many records were added. */
+  seed?(): Promise<number>;
 }
 
 export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> {
@@ -31,6 +41,9 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   entities: EntitySchema<any, any>[];
   migrations: MigrationObject[];
+  /** Entities for MongoDB, for a module that can also live there. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  mongoEntities?: EntitySchema<any, any>[];
   routes: AnyRouteDef<R>[];
   create(deps: D): Promise<ModuleInstance<R, C>>;
 }

@@ -6,10 +6,12 @@ export type Access = 'public' | 'user' | 'admin';
 
 type AnyObject = z.ZodType<Record<string, unknown>>;
 
-export interface RouteInput<P, Q, B> {
+export interface RouteInput<P, Q, B, H = Record<string, unknown>> {
   params: P;
   query: Q;
   body: B;
+  /** The headers the route declares, parsed (names lower-case). */
+  headers: H;
   /** Set on every route whose access is not `public`. */
   principal: Principal | undefined;
   requestId: string;
@@ -21,7 +23,7 @@ export interface RouteInput<P, Q, B> {
  * responses with these schemas and builds the OpenAPI document from them.
  * `R` is what the module hands its handlers (its service, usually).
  */
-export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObject = AnyObject, B extends z.ZodType = z.ZodType> {
+export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObject = AnyObject, B extends z.ZodType = z.ZodType, H extends AnyObject = AnyObject> {
   method: HttpMethod;
   /** Koa-style path: `/api/v1/users/:id`. */
   path: string;
@@ -32,18 +34,20 @@ export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObjec
   params?: P;
   query?: Q;
   body?: B;
+  /** Request headers the route reads (lower-case names); other headers are ignored. */
+  headers?: H;
   /** Success status; 200 unless given. */
   status?: number;
   response: z.ZodType;
   /** Problem statuses this route can answer with, for the docs (401/403/422 are added from `access` and schemas). */
   problems?: number[];
-  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>, runtime: R): Promise<unknown>;
+  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>, z.output<H>>, runtime: R): Promise<unknown>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyRouteDef<R = any> = RouteDef<R, any, any, any>;
+export type AnyRouteDef<R = any> = RouteDef<R, any, any, any, any>;
 
 /** Returns a typed route factory for a module whose handlers receive `R`. */
 export function routesFor<R>() {
-  return <P extends AnyObject, Q extends AnyObject, B extends z.ZodType>(def: RouteDef<R, P, Q, B>): AnyRouteDef<R> => def;
+  return <P extends AnyObject, Q extends AnyObject, B extends z.ZodType, H extends AnyObject>(def: RouteDef<R, P, Q, B, H>): AnyRouteDef<R> => def;
 }

@@ -64,6 +64,7 @@ export const TEST_ENV = {
   PASSWORD_WORKERS: '2',
   PORT: '0',
   HOST: '127.0.0.1',
+  SEED_DEMO: 'false',
 };
 
 /** Starts the real app on an ephemeral port against a fresh database. */
@@ -104,4 +105,11 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     },
   };
   return app;
+}
+
+/** The SQL MikroORM a hosted module was given. */
+export function sqlOrm(server: RunningServer, module: 'user' | 'product' | 'order') {
+  const db = server.databases.get(module);
+  if (db?.kind !== 'sql') throw new Error(`${module} has no SQL database here`);
+  return db.orm;
 }

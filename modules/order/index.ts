@@ -1,0 +1,53 @@
+import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
+import type { ProductPort } from '../product/contract.ts';
+import type { UserPort } from '../user/contract.ts';
+import { orderContract } from './contract.ts';
+import { IdempotencyStore } from './idempotency.ts';
+import { orderMigrations } from './migrations/index.ts';
+import { OrderEntity } from './order.entity.ts';
+import { OrderRecovery } from './order.recovery.ts';
+import { orderRoutes, type OrderRuntime } from './order.routes.ts';
+import { OrderService } from './order.service.ts';
+
+export interface OrderSettings {
+  maxQuantity: number;
+  maxLines: number;
+  idempotencyTtlSeconds: number;
+  pendingTimeoutSeconds: number;
+  recoveryIntervalSeconds: number;
+}
+
+export interface OrderDeps extends SqlDeps {
+  users: UserPort;
+  products: ProductPort;
+  currency: string;
+  settings: OrderSettings;
+}
+
+export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: OrderRecovery }, typeof orderContract>({
+  name: 'order',
+  schema: 'orders',
+  contract: orderContract,
+  requires: ['user', 'product'],
+  entities: [OrderEntity],
+  migrations: orderMigrations,
+  routes: orderRoutes,
+  async create(deps) {
+    const idempotency = new IdempotencyStore(deps.orm, { ttlSeconds: deps.settings.idempotencyTtlSeconds, waitMs: 10_000, pollMs: 25 });
+    const service = new OrderService({ ...deps, idempotency, limits: deps.settings });
+    const recovery = new OrderRecovery(
+      { orm: deps.orm, products: deps.products, orders: service, idempotency, logger: deps.logger },
+      { pendingTimeoutSeconds: deps.settings.pendingTimeoutSeconds, intervalSeconds: deps.settings.recoveryIntervalSeconds },
+    );
+    return {
+      runtime: { service, recovery },
+      implementation: { getOrder: ({ id }) => service.getById(id) },
+      start: async () => {
+        const result = await recovery.runOnce();
+        if (result.compensated || result.released) deps.logger.warn(result, 'order recovery at start-up');
+        recovery.start();
+      },
+      stop: () => recovery.stop(),
+    };
+  },
+});

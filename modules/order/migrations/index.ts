@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261126020000_orders } from './Migration20261126020000_orders.ts';
+
+/** Every committed migration of the order module, oldest first. */
+export const orderMigrations: MigrationObject[] = [{ name: 'Migration20261126020000_orders', class: Migration20261126020000_orders }];

@@ -1,0 +1,122 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceUnavailable } from '../../src/kit/errors.ts';
+import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import type { ProductPort } from '../product/contract.ts';
+import { IdempotencyStore } from './idempotency.ts';
+import { OrderEntity } from './order.entity.ts';
+import { OrderRecovery } from './order.recovery.ts';
+import { OrderService } from './order.service.ts';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp();
+});
+afterAll(() => app?.close());
+
+const logger = pino({ level: 'silent' });
+
+/** An order service like the module's, over the real database and ports, with the product port swapped by `products`. */
+function build(products: ProductPort) {
+  const orm = sqlOrm(app.server, 'order');
+  const idempotency = new IdempotencyStore(orm, { ttlSeconds: 60, waitMs: 1000, pollMs: 10 });
+  const orders = new OrderService({
+    orm,
+    users: app.server.ports.user!,
+    products,
+    idempotency,
+    limits: { maxQuantity: 100, maxLines: 10 },
+    currency: 'IDR',
+    logger,
+  });
+  // A timeout of 0: every pending order counts as stuck, as it would after a crash once the timeout passed.
+  const recovery = new OrderRecovery({ orm, products, orders, idempotency, logger }, { pendingTimeoutSeconds: 0, intervalSeconds: 60 });
+  return { orders, recovery, orm };
+}
+
+async function setup(stock: number) {
+  const real = app.server.ports.product!;
+  const product = await (app.server.modules.get('product')!.runtime as { service: { create(p: unknown): Promise<{ id: string }> } }).service.create({
+    name: 'Kopi',
+    description: '',
+    price: 100,
+    stock,
+    category: 'uji',
+    imageUrl: null,
+  });
+  const reg = await (app.server.modules.get('user')!.runtime as { service: { register(u: unknown): Promise<{ id: string }> } }).service.register({
+    email: `r${Math.random()}@toko.test`,
+    username: `r${Math.floor(Math.random() * 1e9)}`,
+    password: 'rahasia-sekali',
+    fullName: 'R',
+  });
+  const stockOf = async () => (await real.getProducts({ ids: [product.id] }))[0]!.stock;
+  return { real, productId: product.id, userId: reg.id, stockOf };
+}
+
+describe('order recovery', () => {
+  it('compensates an order that crashed after reserving stock and before confirming', async () => {
+    const { real, productId, userId, stockOf } = await setup(5);
+    // The process "dies" right after the reservation: the call succeeds, the confirmation never happens.
+    const crashing: ProductPort = { ...real, reserveStock: async (input) => (await real.reserveStock(input), Promise.reject(new Error('process died'))) };
+    const { orders, recovery, orm } = build(crashing);
+    const err = await orders.place(userId, [{ productId, quantity: 2 }]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ServiceUnavailable);
+    expect(await stockOf()).toBe(3);
+    const pending = await orm.em.fork().find(OrderEntity, { userId });
+    expect(pending.map((o) => o.status)).toEqual(['pending']);
+
+    const result = await recovery.runOnce();
+    expect(result.compensated).toBeGreaterThanOrEqual(1);
+    expect(await stockOf()).toBe(5);
+    const after = await orm.em.fork().findOneOrFail(OrderEntity, { id: pending[0]!.id });
+    expect(after).toMatchObject({ status: 'rejected', rejectionReason: 'not_completed', stockHeld: false });
+    // A second pass changes nothing.
+    await recovery.runOnce();
+    expect(await stockOf()).toBe(5);
+  });
+
+  it('answers 503 and leaves the order pending when the product module is unavailable, and a late reservation takes nothing', async () => {
+    const { real, productId, userId, stockOf } = await setup(4);
+    let late: (() => Promise<unknown>) | undefined;
+    const unavailable: ProductPort = {
+      ...real,
+      reserveStock: async (input) => {
+        late = () => real.reserveStock(input);
+        throw new ServiceUnavailable('product is down');
+      },
+    };
+    const { orders, recovery, orm } = build(unavailable);
+    const err = (await orders.place(userId, [{ productId, quantity: 1 }]).catch((e: unknown) => e)) as ServiceUnavailable;
+    expect(err).toBeInstanceOf(ServiceUnavailable);
+    expect(err.headers['Retry-After']).toBe('5');
+    expect((await orm.em.fork().find(OrderEntity, { userId })).map((o) => o.status)).toEqual(['pending']);
+
+    await recovery.runOnce();
+    expect((await orm.em.fork().find(OrderEntity, { userId })).map((o) => o.status)).toEqual(['rejected']);
+    // The reserve that was "in the network" arrives after the compensation: it must not take stock.
+    await expect(late!()).rejects.toMatchObject({ code: 'PRODUCT.RESERVATION_CLOSED' });
+    expect(await stockOf()).toBe(4);
+  });
+
+  it('gives back the stock of a cancelled order whose release failed', async () => {
+    const { real, productId, userId, stockOf } = await setup(3);
+    let failRelease = true;
+    const flaky: ProductPort = {
+      ...real,
+      releaseStock: async (input) => {
+        if (failRelease) throw new ServiceUnavailable('product is down');
+        return real.releaseStock(input);
+      },
+    };
+    const { orders, recovery } = build(flaky);
+    const placed = await orders.place(userId, [{ productId, quantity: 2 }]);
+    const principal = { userId, role: 'customer' as const, claims: {} as never };
+    const cancelled = await orders.cancel(placed.id, principal);
+    expect(cancelled.status).toBe('cancelled');
+    expect(await stockOf()).toBe(1);
+    failRelease = false;
+    expect((await recovery.runOnce()).released).toBe(1);
+    expect(await stockOf()).toBe(3);
+  });
+});

@@ -1,0 +1,92 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { ProductPort } from '../product/contract.ts';
+import type { IdempotencyStore } from './idempotency.ts';
+import { OrderEntity } from './order.entity.ts';
+import type { OrderService } from './order.service.ts';
+
+export interface RecoveryOptions {
+  /** A pending order older than this did not complete (no request takes this long). */
+  pendingTimeoutSeconds: number;
+  intervalSeconds: number;
+}
+
+export interface RecoveryResult {
+  /** Stuck pending orders released and rejected. */
+  compensated: number;
+  /** Cancelled orders whose stock was given back now. */
+  released: number;
+  prunedKeys: number;
+}
+
+/**
+ * Finishes what a crash or an unavailable product module left behind, at
+ * start-up and then periodically: a `pending` order older than the timeout
+ * has its reservation released (idempotent; it also closes the reservation
+ * so a late reserve cannot take stock) and then becomes `rejected`; a
+ * cancelled order whose stock is still held gets it released. Safe to run in
+ * several processes at once: every step is idempotent or conditional.
+ */
+export class OrderRecovery {
+  private readonly o: RecoveryOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<RecoveryResult> | undefined;
+
+  constructor(
+    private readonly deps: { orm: MikroORM; products: ProductPort; orders: OrderService; idempotency: IdempotencyStore; logger: Logger },
+    opts: RecoveryOptions,
+  ) {
+    this.o = { ...opts };
+    if (this.o.pendingTimeoutSeconds < 0) throw new Error('pendingTimeoutSeconds must not be negative');
+    if (this.o.intervalSeconds < 1) throw new Error('intervalSeconds must be at least 1');
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.runOnce().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')), this.o.intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One pass; concurrent calls share the pass in progress. */
+  runOnce(): Promise<RecoveryResult> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<RecoveryResult> {
+    const { orm, products, orders, idempotency, logger } = this.deps;
+    const em = orm.em.fork();
+    const cutoff = new Date(Date.now() - this.o.pendingTimeoutSeconds * 1000);
+    const result: RecoveryResult = { compensated: 0, released: 0, prunedKeys: 0 };
+
+    const stuck = await em.find(OrderEntity, { status: 'pending', updatedAt: { $lte: cutoff } }, { limit: 500, orderBy: { updatedAt: 'asc' } });
+    for (const order of stuck) {
+      try {
+        // Release first: if we die after it, the next pass releases again (a no-op) and rejects.
+        await products.releaseStock({ reservationId: order.id });
+        const rejected = await orders.transition(order.id, 'pending', { status: 'rejected', rejectionReason: 'not_completed', stockHeld: false });
+        if (rejected) {
+          result.compensated++;
+          logger.warn({ orderId: order.id }, 'stuck pending order released and rejected');
+        }
+      } catch (err) {
+        logger.warn({ err, orderId: order.id }, 'could not compensate a pending order; will retry');
+      }
+    }
+
+    const held = await em.find(OrderEntity, { status: 'cancelled', stockHeld: true, updatedAt: { $lte: cutoff } }, { limit: 500 });
+    for (const order of held) {
+      if (await orders.releaseStock(order)) result.released++;
+    }
+
+    result.prunedKeys = await idempotency.prune();
+    return result;
+  }
+}

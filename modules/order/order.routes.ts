@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
+import { routesFor } from '../../src/kit/route.ts';
+import { ProductId } from '../product/contract.ts';
+import { ORDER_STATUSES, OrderDto } from './contract.ts';
+import type { OrderService } from './order.service.ts';
+
+export interface OrderRuntime {
+  service: OrderService;
+}
+
+const route = routesFor<OrderRuntime>();
+
+const PlaceOrderBody = z
+  .strictObject({
+    items: z
+      .array(z.strictObject({ productId: ProductId, quantity: z.number().int('Must be a whole number').min(1, 'Must be at least 1') }))
+      .min(1, 'Order at least one item')
+      .max(100)
+      .meta({ description: 'Lines for the same product are merged (quantities added). Limits: ORDER_MAX_LINES, ORDER_MAX_QUANTITY.' }),
+  })
+  .meta({ id: 'PlaceOrder', example: { items: [{ productId: '64d3a0000000000000000001', quantity: 2 }] } });
+
+const idParams = z.strictObject({ id: z.string() });
+
+export const orderRoutes = [
+  route({
+    method: 'post',
+    path: '/api/v1/orders',
+    summary: 'Place an order',
+    description: [
+      'Reserves stock for every line or none. 201 with the confirmed order; 409 when stock is short (each short product named) and the order is recorded as rejected;',
+      '503 with Retry-After when the catalogue cannot answer (the order is then released by the recovery pass).',
+      'With `Idempotency-Key`, the same key and body from the same user get the first outcome (also a 409) for 24 h; the same key with another body is 422;',
+      'a duplicate arriving while the first is still being placed waits for it (up to 10 s), then gets 409.',
+    ].join(' '),
+    tags: ['orders'],
+    access: 'user',
+    body: PlaceOrderBody,
+    headers: z.object({
+      'idempotency-key': z
+        .string()
+        .regex(/^[\x21-\x7e]{1,255}$/, 'Must be 1-255 visible ASCII characters')
+        .optional()
+        .meta({ description: 'Makes retries safe: one order per key per user' }),
+    }),
+    status: 201,
+    response: OrderDto,
+    problems: [403, 409, 503],
+    handler: ({ body, headers, principal }, { service }) => service.place(principal!.userId, body.items, headers['idempotency-key']),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/orders',
+    summary: 'Your orders, newest first (admins: everyone’s, filterable by user)',
+    tags: ['orders'],
+    access: 'user',
+    query: z.strictObject({ ...pageQuery, status: z.enum(ORDER_STATUSES).optional(), userId: z.string().max(64).optional() }),
+    response: pageOf(OrderDto).meta({ id: 'OrderPage' }),
+    problems: [403],
+    handler: ({ query, principal }, { service }) => service.list(principal!, query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/orders/:id',
+    summary: 'One order (yours, or any for an admin)',
+    description: 'Someone else’s order answers 404, exactly like an order that does not exist.',
+    tags: ['orders'],
+    access: 'user',
+    params: idParams,
+    response: OrderDto,
+    problems: [404],
+    handler: ({ params, principal }, { service }) => service.get(params.id, principal!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/orders/:id/cancel',
+    summary: 'Cancel a confirmed order and give its stock back',
+    tags: ['orders'],
+    access: 'user',
+    params: idParams,
+    response: OrderDto,
+    problems: [404, 409],
+    handler: ({ params, principal }, { service }) => service.cancel(params.id, principal!),
+  }),
+];

@@ -1,0 +1,217 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Principal } from '../../src/kit/auth.ts';
+import { AppError, Forbidden, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
+import type { Page } from '../../src/kit/pagination.ts';
+import { OutOfStock, ProductNotFound, type ProductPort, type Reservation } from '../product/contract.ts';
+import { UserNotFound, type UserPort } from '../user/contract.ts';
+import { OrderNotFound, type OrderDto } from './contract.ts';
+import type { IdempotencyStore } from './idempotency.ts';
+import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
+import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
+
+export interface OrderLimits {
+  /** Most units of one product in one order. */
+  maxQuantity: number;
+  /** Most distinct products in one order. */
+  maxLines: number;
+}
+
+export interface OrderServiceDeps {
+  orm: MikroORM;
+  users: UserPort;
+  products: ProductPort;
+  idempotency: IdempotencyStore;
+  limits: OrderLimits;
+  currency: string;
+  logger: Logger;
+}
+
+export interface RequestedLine {
+  productId: string;
+  quantity: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function toOrderDto(o: Order): OrderDto {
+  const items = o.lines.map((l) => ({ ...l, lineTotal: l.unitPrice * l.quantity }));
+  return {
+    id: o.id,
+    userId: o.userId,
+    status: o.status,
+    items,
+    total: o.total,
+    currency: o.currency,
+    rejectionReason: o.rejectionReason,
+    createdAt: o.createdAt.toISOString(),
+    updatedAt: o.updatedAt.toISOString(),
+  };
+}
+
+const totalOf = (lines: OrderLineRecord[]) => lines.reduce((sum, l) => sum + l.unitPrice * l.quantity, 0);
+
+export class OrderService {
+  constructor(private readonly d: OrderServiceDeps) {}
+
+  private em(): EntityManager {
+    return this.d.orm.em.fork();
+  }
+
+  /**
+   * Lines for the same product are merged (quantities added), then checked
+   * against the limits. Returns them in the order first given.
+   */
+  normalise(items: RequestedLine[]): RequestedLine[] {
+    const merged = new Map<string, number>();
+    for (const i of items) merged.set(i.productId, (merged.get(i.productId) ?? 0) + i.quantity);
+    const lines = [...merged].map(([productId, quantity]) => ({ productId, quantity }));
+    const errors: FieldError[] = [];
+    if (lines.length > this.d.limits.maxLines) errors.push({ path: 'items', message: `At most ${this.d.limits.maxLines} different products per order` });
+    lines.forEach((l) => {
+      if (l.quantity > this.d.limits.maxQuantity) {
+        const index = items.findIndex((i) => i.productId === l.productId);
+        errors.push({ path: `items.${index}.quantity`, message: `At most ${this.d.limits.maxQuantity} of one product per order` });
+      }
+    });
+    if (errors.length) throw new ValidationFailed('The order is not valid', { errors });
+    return lines;
+  }
+
+  /** Places an order once per Idempotency-Key (when given) for this user. */
+  place(userId: string, items: RequestedLine[], idempotencyKey?: string): Promise<OrderDto> {
+    const lines = this.normalise(items);
+    if (!idempotencyKey) return this.placeOnce(userId, lines);
+    const hash = createHash('sha256').update(JSON.stringify(lines)).digest('hex');
+    return this.d.idempotency.run(userId, idempotencyKey, hash, () => this.placeOnce(userId, lines));
+  }
+
+  /**
+   * The placing saga: persist `pending`, reserve stock in the product module
+   * (no transaction is open across that call), then `confirmed` or
+   * `rejected`. When the product module cannot answer, the order stays
+   * `pending` and the recovery pass finishes it.
+   */
+  private async placeOnce(userId: string, lines: RequestedLine[]): Promise<OrderDto> {
+    await this.ensureCustomer(userId);
+    const snapshots = await this.d.products.getProducts({ ids: lines.map((l) => l.productId) });
+    const byId = new Map(snapshots.map((s) => [s.id, s]));
+    const unknown = lines.flatMap((l, i) => (byId.has(l.productId) ? [] : [{ path: `items.${i}.productId`, message: 'No such product' }]));
+    if (unknown.length) throw new ValidationFailed('The order names products that do not exist', { errors: unknown });
+
+    const em = this.em();
+    const now = new Date();
+    const pendingLines = lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: byId.get(l.productId)!.name, unitPrice: byId.get(l.productId)!.price }));
+    const order = em.create(OrderEntity, {
+      id: randomUUID(),
+      userId,
+      status: 'pending',
+      lines: pendingLines,
+      total: totalOf(pendingLines),
+      currency: this.d.currency,
+      rejectionReason: null,
+      stockHeld: true,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await em.flush();
+
+    let reservation: Reservation;
+    try {
+      reservation = await this.d.products.reserveStock({ reservationId: order.id, items: lines });
+    } catch (err) {
+      throw await this.failedReservation(order.id, err);
+    }
+    // The reservation's snapshot is what the customer pays: it was taken atomically with the stock.
+    const confirmedLines = reservation.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: l.name, unitPrice: l.unitPrice }));
+    const confirmed = await this.transition(order.id, 'pending', { status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines) });
+    if (!confirmed) throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
+    this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
+    return toOrderDto(confirmed);
+  }
+
+  private async failedReservation(orderId: string, err: unknown): Promise<Error> {
+    if (err instanceof OutOfStock) {
+      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'out_of_stock', stockHeld: false });
+      this.d.logger.info({ orderId }, 'order rejected: out of stock');
+      return new OrderOutOfStock(err.message, { orderId, items: err.extras.items });
+    }
+    if (err instanceof ProductNotFound) {
+      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'product_unavailable', stockHeld: false });
+      return new OrderRejected('A product was removed while ordering', { orderId, ids: err.extras.ids });
+    }
+    if (err instanceof AppError && err.status === 409) {
+      // The reservation was closed: the recovery pass already gave this order up.
+      return new OrderRejected('The order could not be completed in time and was released', { orderId });
+    }
+    this.d.logger.warn({ err, orderId }, 'stock reservation failed; order left pending for recovery');
+    return new ServiceUnavailable('The catalogue is not available right now; the order was not placed', { orderId, retryAfterSeconds: 5 });
+  }
+
+  /** Moves an order out of `from` if it is still there; the condition makes racing writers safe. */
+  async transition(id: string, from: Order['status'], change: Partial<Order>): Promise<Order | null> {
+    const em = this.em();
+    const n = await em.nativeUpdate(OrderEntity, { id, status: from }, { ...change, updatedAt: new Date() });
+    return n > 0 ? em.findOne(OrderEntity, { id }) : null;
+  }
+
+  private async ensureCustomer(userId: string): Promise<void> {
+    try {
+      const user = await this.d.users.getUser({ id: userId });
+      if (user.isActive) return;
+    } catch (err) {
+      if (!(err instanceof UserNotFound)) throw err;
+    }
+    throw new CustomerInactive('This account cannot place orders');
+  }
+
+  /** The order if the caller may see it; otherwise OrderNotFound, exactly as for an id that does not exist. */
+  async get(id: string, principal: Principal): Promise<OrderDto> {
+    return toOrderDto(await this.visible(id, principal));
+  }
+
+  /** For other modules: any order by id. */
+  async getById(id: string): Promise<OrderDto> {
+    const order = UUID.test(id) ? await this.em().findOne(OrderEntity, { id }) : null;
+    if (!order) throw new OrderNotFound(`No order with id ${id}`, { id });
+    return toOrderDto(order);
+  }
+
+  private async visible(id: string, principal: Principal): Promise<Order> {
+    const order = UUID.test(id) ? await this.em().findOne(OrderEntity, { id }) : null;
+    if (!order || (principal.role !== 'admin' && order.userId !== principal.userId)) throw new OrderNotFound(`No order with id ${id}`, { id });
+    return order;
+  }
+
+  async list(principal: Principal, q: { skip: number; limit: number; status?: Order['status']; userId?: string }): Promise<Page<OrderDto>> {
+    if (principal.role !== 'admin' && q.userId && q.userId !== principal.userId) throw new Forbidden('Only administrators may list other users’ orders');
+    const where: FilterQuery<Order> = {};
+    const userId = principal.role === 'admin' ? q.userId : principal.userId;
+    if (userId) where.userId = userId;
+    if (q.status) where.status = q.status;
+    const [orders, total] = await this.em().findAndCount(OrderEntity, where, { orderBy: { createdAt: 'desc', id: 'desc' }, offset: q.skip, limit: q.limit });
+    return { items: orders.map(toOrderDto), total, skip: q.skip, limit: q.limit };
+  }
+
+  /** Cancels a confirmed order and gives its stock back; a failed give-back is retried by the recovery pass. */
+  async cancel(id: string, principal: Principal): Promise<OrderDto> {
+    const order = await this.visible(id, principal);
+    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled' }) : null;
+    if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { status: order.status });
+    this.d.logger.info({ orderId: id }, 'order cancelled');
+    return toOrderDto((await this.releaseStock(cancelled)) ?? cancelled);
+  }
+
+  /** Asks the product module to give back this order's stock, then records that it did. */
+  async releaseStock(order: Order): Promise<Order | null> {
+    try {
+      await this.d.products.releaseStock({ reservationId: order.id });
+    } catch (err) {
+      this.d.logger.warn({ err, orderId: order.id }, 'stock release failed; the recovery pass will retry');
+      return null;
+    }
+    return this.transition(order.id, order.status, { stockHeld: false });
+  }
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { defineContract, type PortOf } from '../../src/kit/contract.ts';
+import { defineError } from '../../src/kit/errors.ts';
+
+/** Product ids are 24-hex ObjectId strings, whichever store holds them. */
+export const ProductId = z.string().regex(/^[0-9a-f]{24}$/, 'Must be a product id (24 hex characters)');
+
+/** What another module needs of a product at a moment in time. Money in integer minor units. */
+export const ProductSnapshot = z.object({
+  id: z.string(),
+  name: z.string(),
+  price: z.number().int(),
+  currency: z.string().length(3),
+  stock: z.number().int(),
+});
+export type ProductSnapshot = z.infer<typeof ProductSnapshot>;
+
+export const StockLine = z.object({ productId: ProductId, quantity: z.number().int().min(1) });
+export type StockLine = z.infer<typeof StockLine>;
+
+/** A reserved line with the name and unit price the reservation was made at. */
+export const ReservedLine = z.object({
+  productId: z.string(),
+  quantity: z.number().int(),
+  name: z.string(),
+  unitPrice: z.number().int(),
+  currency: z.string().length(3),
+});
+export type ReservedLine = z.infer<typeof ReservedLine>;
+
+export const Reservation = z.object({ reservationId: z.string(), lines: z.array(ReservedLine) });
+export type Reservation = z.infer<typeof Reservation>;
+
+/** 409; `items` names each short product with what was asked and what is available. */
+export class OutOfStock extends defineError('PRODUCT.OUT_OF_STOCK', 409, 'Out of stock') {}
+/** 404; `ids` lists the product ids that do not exist. */
+export class ProductNotFound extends defineError('PRODUCT.NOT_FOUND', 404, 'Product not found') {}
+/** 409; the reservation id was released before (or instead of) being reserved, so it can never reserve. */
+export class ReservationClosed extends defineError('PRODUCT.RESERVATION_CLOSED', 409, 'Reservation closed') {}
+
+export const productContract = defineContract({
+  name: 'product',
+  methods: {
+    /** Snapshots of the products that exist; unknown ids are left out. Idempotent. */
+    getProducts: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(ProductSnapshot), idempotent: true },
+    /**
+     * Takes stock for every line or for none. Idempotent per reservationId: a
+     * repeat returns the first result. Throws OutOfStock, ProductNotFound, ReservationClosed.
+     */
+    reserveStock: {
+      input: z.object({ reservationId: z.string().min(1).max(64), items: z.array(StockLine).min(1).max(100) }),
+      output: Reservation,
+      idempotent: true,
+    },
+    /**
+     * Gives back exactly what the reservation took. Idempotent; releasing an
+     * unknown id closes it so a late reserve with that id is refused.
+     */
+    releaseStock: {
+      input: z.object({ reservationId: z.string().min(1).max(64) }),
+      output: z.object({ released: z.boolean() }),
+      idempotent: true,
+    },
+  },
+  events: {},
+  errors: [OutOfStock, ProductNotFound, ReservationClosed],
+});
+
+export type ProductPort = PortOf<typeof productContract>;

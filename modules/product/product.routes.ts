@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
+import { routesFor } from '../../src/kit/route.ts';
+import type { ProductService } from './product.service.ts';
+import { PRODUCT_SORTS } from './stores/store.ts';
+
+export interface ProductRuntime {
+  service: ProductService;
+}
+
+const route = routesFor<ProductRuntime>();
+
+/** Prices are integer minor units of the shop currency (IDR: Rp 15.000 is 1500000). */
+const price = z.number().int('Must be a whole number of minor units').min(0).max(1e13).meta({ example: 1500000 });
+const name = z.string().trim().min(1, 'Must not be empty').max(200).meta({ example: 'Kopi Gayo Arabika 250 g' });
+const description = z.string().trim().max(5000).meta({ example: 'Biji kopi arabika dari dataran tinggi Gayo.' });
+const category = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'Must be 1-64 characters of a-z, 0-9 and -')
+  .meta({ example: 'makanan-minuman' });
+const imageUrl = z.url({ protocol: /^https?$/, message: 'Must be an http(s) URL' }).max(2048).nullable().meta({ example: 'https://cdn.example/kopi.jpg' });
+
+export const ProductDto = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    description: z.string(),
+    price: z.number().int(),
+    currency: z.string(),
+    stock: z.number().int(),
+    category: z.string(),
+    imageUrl: z.string().nullable(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    updatedAt: z.string().meta({ format: 'date-time' }),
+  })
+  .meta({ id: 'Product' });
+
+export const NewProductBody = z
+  .strictObject({ name, description: description.default(''), price, stock: z.number().int().min(0).max(1e9).default(0), category, imageUrl: imageUrl.default(null) })
+  .meta({ id: 'NewProduct' });
+
+export const ProductPatchBody = z
+  .strictObject({ name, description, price, category, imageUrl })
+  .partial()
+  .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change')
+  .meta({ id: 'ProductPatch', description: 'Stock is changed only through POST /api/v1/products/{id}/stock.' });
+
+const StockBody = z
+  .strictObject({ delta: z.number().int().min(-1e9).max(1e9).refine((d) => d !== 0, 'Must not be 0').meta({ example: 25 }) })
+  .meta({ id: 'StockAdjustment' });
+
+const idParams = z.strictObject({ id: z.string() });
+
+export const LIST_LIMIT = 100;
+
+export const productRoutes = [
+  route({
+    method: 'get',
+    path: '/api/v1/products',
+    summary: 'Browse the catalogue',
+    description: `Filter by category, search the name (case-insensitive), sort; \`limit\` at most ${LIST_LIMIT}.`,
+    tags: ['products'],
+    access: 'public',
+    query: z.strictObject({
+      ...pageQuery,
+      category: category.optional(),
+      q: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive part of the name' }),
+      sort: z.enum(PRODUCT_SORTS).default('-createdAt').meta({ description: 'Field to sort by; a leading - sorts descending' }),
+    }),
+    response: pageOf(ProductDto).meta({ id: 'ProductPage' }),
+    handler: ({ query }, { service }) => service.list(query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/products/:id',
+    summary: 'One product',
+    tags: ['products'],
+    access: 'public',
+    params: idParams,
+    response: ProductDto,
+    problems: [404],
+    handler: ({ params }, { service }) => service.get(params.id),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/products',
+    summary: 'Add a product (admin)',
+    tags: ['products'],
+    access: 'admin',
+    body: NewProductBody,
+    status: 201,
+    response: ProductDto,
+    handler: ({ body }, { service }) => service.create(body),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/v1/products/:id',
+    summary: 'Change a product (admin)',
+    tags: ['products'],
+    access: 'admin',
+    params: idParams,
+    body: ProductPatchBody,
+    response: ProductDto,
+    problems: [404],
+    handler: ({ params, body }, { service }) => service.update(params.id, body),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/v1/products/:id',
+    summary: 'Remove a product (admin)',
+    description: 'Orders keep their own snapshot of the product, so they are not affected.',
+    tags: ['products'],
+    access: 'admin',
+    params: idParams,
+    status: 204,
+    response: z.void(),
+    problems: [404],
+    handler: ({ params }, { service }) => service.remove(params.id),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/products/:id/stock',
+    summary: 'Restock or correct stock atomically (admin)',
+    description: 'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero.',
+    tags: ['products'],
+    access: 'admin',
+    params: idParams,
+    body: StockBody,
+    response: ProductDto,
+    problems: [404, 409],
+    handler: ({ params, body }, { service }) => service.adjustStock(params.id, body.delta),
+  }),
+];

@@ -1,0 +1,201 @@
+import { ObjectId } from 'bson';
+import { UniqueConstraintViolationException, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { ReservationClosed, type Reservation, type ReservedLine, type StockLine } from '../contract.ts';
+import { ProductEntity } from '../product.entity.ts';
+import {
+  normaliseLines,
+  explain,
+  type NewProduct,
+  type ProductPatch,
+  type ProductQuery,
+  type ProductRecord,
+  type ProductSort,
+  type ProductStore,
+  type StockChange,
+} from './store.ts';
+
+const SORTS: Record<ProductSort, QueryOrderMap<ProductRecord>> = {
+  '-createdAt': { createdAt: 'desc', id: 'desc' },
+  createdAt: { createdAt: 'asc', id: 'asc' },
+  price: { price: 'asc', id: 'asc' },
+  '-price': { price: 'desc', id: 'desc' },
+  name: { name: 'asc', id: 'asc' },
+  '-name': { name: 'desc', id: 'desc' },
+};
+
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+type Row = { id: string; name: string; description: string; price: string | number; stock: number; category: string; image_url: string | null; created_at: Date; updated_at: Date };
+
+const fromRow = (r: Row): ProductRecord => ({
+  id: r.id,
+  name: r.name,
+  description: r.description,
+  price: Number(r.price),
+  stock: r.stock,
+  category: r.category,
+  imageUrl: r.image_url,
+  createdAt: new Date(r.created_at),
+  updatedAt: new Date(r.updated_at),
+});
+
+/** Products in the module's own PostgreSQL schema (a server, or the embedded PGlite). */
+export class SqlProductStore implements ProductStore {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly currency: string,
+  ) {}
+
+  private em(): EntityManager {
+    return this.orm.em.fork();
+  }
+
+  async create(p: NewProduct): Promise<ProductRecord> {
+    const em = this.em();
+    const now = new Date();
+    const product = em.create(ProductEntity, { id: new ObjectId().toHexString(), ...p, createdAt: now, updatedAt: now });
+    await em.flush();
+    return product;
+  }
+
+  async insertMissing(products: (NewProduct & { id: string })[]): Promise<number> {
+    let inserted = 0;
+    for (const p of products) {
+      const rows = await this.em().execute(
+        `insert into "products"."products" ("id", "name", "description", "price", "stock", "category", "image_url", "created_at", "updated_at")
+         values (?, ?, ?, ?, ?, ?, ?, now(), now()) on conflict ("id") do nothing returning "id"`,
+        [p.id, p.name, p.description, p.price, p.stock, p.category, p.imageUrl],
+      );
+      inserted += rows.length;
+    }
+    return inserted;
+  }
+
+  get(id: string): Promise<ProductRecord | null> {
+    return this.em().findOne(ProductEntity, { id });
+  }
+
+  getMany(ids: string[]): Promise<ProductRecord[]> {
+    return this.em().find(ProductEntity, { id: { $in: ids } });
+  }
+
+  async list(q: ProductQuery): Promise<{ items: ProductRecord[]; total: number }> {
+    const where: FilterQuery<ProductRecord> = {};
+    if (q.category) where.category = q.category;
+    if (q.q) where.name = { $ilike: `%${likeEscape(q.q)}%` };
+    const [items, total] = await this.em().findAndCount(ProductEntity, where, { orderBy: SORTS[q.sort], offset: q.skip, limit: q.limit });
+    return { items, total };
+  }
+
+  async update(id: string, patch: ProductPatch): Promise<ProductRecord | null> {
+    const em = this.em();
+    const product = await em.findOne(ProductEntity, { id });
+    if (!product) return null;
+    em.assign(product, { ...patch, updatedAt: new Date() });
+    await em.flush();
+    return product;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    return (await this.em().nativeDelete(ProductEntity, { id })) > 0;
+  }
+
+  async adjustStock(id: string, delta: number): Promise<StockChange> {
+    const rows = await this.em().execute<Row[]>(
+      `update "products"."products" set "stock" = "stock" + ?, "updated_at" = now()
+       where "id" = ? and "stock" + ? >= 0 returning *`,
+      [delta, id, delta],
+    );
+    if (rows[0]) return { ok: true, product: fromRow(rows[0]) };
+    return { ok: false, reason: (await this.get(id)) ? 'insufficient' : 'not_found' };
+  }
+
+  async reserve(reservationId: string, input: StockLine[]): Promise<Reservation> {
+    const lines = normaliseLines(input);
+    try {
+      return await this.orm.em.fork().transactional(async (em) => {
+        // The reservation row comes first: a concurrent reserve with the same id waits on it.
+        const claimed = await em.execute(
+          `insert into "products"."reservations" ("id", "status") values (?, 'active') on conflict ("id") do nothing returning "id"`,
+          [reservationId],
+        );
+        if (claimed.length === 0) return this.existing(em, reservationId);
+        const reserved: ReservedLine[] = [];
+        for (const line of lines) {
+          const rows = await em.execute<{ name: string; price: string | number }[]>(
+            `update "products"."products" set "stock" = "stock" - ?, "updated_at" = now()
+             where "id" = ? and "stock" >= ? returning "name", "price"`,
+            [line.quantity, line.productId, line.quantity],
+          );
+          if (!rows[0]) throw new Short(line);
+          reserved.push({ ...line, name: rows[0].name, unitPrice: Number(rows[0].price), currency: this.currency });
+        }
+        await em.execute(`update "products"."reservations" set "lines" = ?::jsonb, "updated_at" = now() where "id" = ?`, [
+          JSON.stringify(reserved),
+          reservationId,
+        ]);
+        return { reservationId, lines: reserved };
+      });
+    } catch (err) {
+      if (err instanceof Short) throw await this.explainShortage(lines, err.line);
+      if (err instanceof UniqueConstraintViolationException) return this.existing(this.em(), reservationId);
+      throw err;
+    }
+  }
+
+  private async existing(em: EntityManager, reservationId: string): Promise<Reservation> {
+    const rows = await em.execute<{ status: string; lines: ReservedLine[] | string }[]>(
+      `select "status", "lines" from "products"."reservations" where "id" = ?`,
+      [reservationId],
+    );
+    const row = rows[0];
+    if (!row || row.status === 'released') throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
+    const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as ReservedLine[]) : row.lines;
+    return { reservationId, lines };
+  }
+
+  /** After the rolled-back attempt: which lines were short or unknown, as they stand now. */
+  private async explainShortage(lines: StockLine[], failed: StockLine): Promise<Error> {
+    const found = await this.getMany(lines.map((l) => l.productId));
+    return explain(lines, failed, new Map(found.map((p) => [p.id, p.stock])));
+  }
+
+  async release(reservationId: string): Promise<boolean> {
+    return this.orm.em.fork().transactional(async (em) => {
+      // Releasing an unknown id leaves a tombstone, so a reserve that arrives later cannot take stock.
+      const tombstone = await em.execute(
+        `insert into "products"."reservations" ("id", "status") values (?, 'released') on conflict ("id") do nothing returning "id"`,
+        [reservationId],
+      );
+      if (tombstone.length > 0) return false;
+      const rows = await em.execute<{ status: string; lines: ReservedLine[] | string }[]>(
+        `select "status", "lines" from "products"."reservations" where "id" = ? for update`,
+        [reservationId],
+      );
+      const row = rows[0];
+      if (!row || row.status === 'released') return false;
+      const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as ReservedLine[]) : row.lines;
+      for (const line of lines) {
+        await em.execute(`update "products"."products" set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [line.quantity, line.productId]);
+      }
+      await em.execute(`update "products"."reservations" set "status" = 'released', "updated_at" = now() where "id" = ?`, [reservationId]);
+      return true;
+    });
+  }
+
+  count(): Promise<number> {
+    return this.em().count(ProductEntity, {});
+  }
+
+  async ping(): Promise<void> {
+    await this.em().execute('select 1');
+  }
+}
+
+/** Thrown inside the reservation transaction to roll it back; explained after. */
+class Short extends Error {
+  constructor(readonly line: StockLine) {
+    super('short');
+  }
+}

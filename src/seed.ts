@@ -1,0 +1,38 @@
+import { Closer } from './closer.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { openDatabases } from './db/databases.ts';
+import { createLogger } from './logger.ts';
+import { buildModules } from './wiring.ts';
+
+/** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */
+let config;
+try {
+  config = { ...loadConfig(), modules: ['product' as const], seedDemo: false };
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`toko: ${err.message}\n`);
+  process.exit(1);
+}
+const logger = createLogger({ level: config.logLevel });
+const closer = new Closer(logger);
+try {
+  const databases = await openDatabases(config, logger, closer, { migrate: true });
+  const modules = await buildModules({
+    config,
+    logger,
+    databases,
+    ports: {},
+    tokens: { issue: () => ({ accessToken: '', expiresIn: 0 }), jwks: () => ({ keys: [] }) },
+    passwords: () => {
+      throw new Error('seeding needs no passwords');
+    },
+  });
+  const inserted = await modules.get('product')!.seed!();
+  logger.info({ inserted }, 'seeding done');
+} catch (err) {
+  logger.error({ err }, 'seeding failed');
+  process.exitCode = 1;
+} finally {
+  await closer.run();
+  logger.flush();
+}

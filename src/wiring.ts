@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import { inProcessPort } from '../adapters/inprocess/port.ts';
+import type { orderContract } from '../modules/order/contract.ts';
+import type { productContract } from '../modules/product/contract.ts';
+import type { userContract } from '../modules/user/contract.ts';
+import type { PasswordPool } from './auth/passwords.ts';
+import type { Config, ModuleName } from './config.ts';
+import type { PortOf } from './kit/contract.ts';
+import type { TokenIssuer } from './kit/auth.ts';
+import type { ModuleDatabase, ModuleInstance } from './kit/module.ts';
+import { MODULE_DEFINITIONS } from './registry.ts';
+
+export interface Ports {
+  user?: PortOf<typeof userContract>;
+  product?: PortOf<typeof productContract>;
+  order?: PortOf<typeof orderContract>;
+}
+
+export interface WiringContext {
+  config: Config;
+  logger: Logger;
+  databases: Map<ModuleName, ModuleDatabase>;
+  ports: Ports;
+  tokens: TokenIssuer;
+  passwords: () => PasswordPool;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyModuleInstance = ModuleInstance<unknown, any>;
+
+function sql(ctx: WiringContext, name: ModuleName) {
+  const db = ctx.databases.get(name);
+  if (db?.kind !== 'sql') throw new Error(`module ${name} needs a SQL database`);
+  return db.orm;
+}
+
+/** A port of a module this process needs; only hosted modules can be reached until remote transports exist. */
+function port<K extends keyof Ports>(ctx: WiringContext, name: K, by: ModuleName): NonNullable<Ports[K]> {
+  const p = ctx.ports[name];
+  if (!p) {
+    throw new Error(`module ${by} needs the ${name} module, which this process does not host: add ${name} to MODULES (calling it as a remote service is not supported yet)`);
+  }
+  return p as NonNullable<Ports[K]>;
+}
+
+/** Each module states its own needs as a type; this is the one place that meets them. */
+const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Promise<AnyModuleInstance> } = {
+  user: (ctx, logger) =>
+    MODULE_DEFINITIONS.user.create({
+      logger,
+      orm: sql(ctx, 'user'),
+      passwords: ctx.passwords(),
+      tokens: ctx.tokens,
+      login: ctx.config.login,
+      admin: ctx.config.admin,
+    }),
+  product: (ctx, logger) =>
+    MODULE_DEFINITIONS.product.create({
+      logger,
+      database: ctx.databases.get('product')!,
+      currency: ctx.config.currency,
+      seedDemo: ctx.config.seedDemo,
+    }),
+  order: (ctx, logger) =>
+    MODULE_DEFINITIONS.order.create({
+      logger,
+      orm: sql(ctx, 'order'),
+      users: port(ctx, 'user', 'order'),
+      products: port(ctx, 'product', 'order'),
+      currency: ctx.config.currency,
+      settings: ctx.config.orders,
+    }),
+};
+
+/** Builds the hosted modules in dependency order and publishes each one's port for the next. */
+export async function buildModules(ctx: WiringContext): Promise<Map<ModuleName, AnyModuleInstance>> {
+  const instances = new Map<ModuleName, AnyModuleInstance>();
+  for (const name of ctx.config.modules) {
+    const instance = await BUILDERS[name](ctx, ctx.logger.child({ module: name }));
+    instances.set(name, instance);
+    const def = MODULE_DEFINITIONS[name];
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    (ctx.ports as Record<string, unknown>)[name] = inProcessPort(def.contract as any, instance.implementation);
+  }
+  return instances;
+}
