@@ -108,10 +108,14 @@ describe('CORS', () => {
 describe('health, metrics and docs', () => {
   it('says it is alive and which modules it hosts', async () => {
     const res = await http.get('/health');
-    expect(res.body).toEqual({ status: 'ok', modules: ['user', 'product', 'order'] });
+    expect(res.body).toEqual({ status: 'ok', modules: ['user', 'product', 'order', 'notification'] });
     const ready = await http.get('/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ok', checks: { 'user.database': 'ok', 'product.database': 'ok', 'order.database': 'ok' } });
+    expect(ready.body).toMatchObject({
+      status: 'ok',
+      checks: { 'user.database': 'ok', 'product.database': 'ok', 'order.database': 'ok', 'notification.database': 'ok' },
+      info: { eventBus: 'in-process', queuesDashboard: expect.stringMatching(/^off: BullMQ is not in use/) },
+    });
   });
 
   it('exports default metrics and a request histogram labelled by route template, not raw path', async () => {

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from './auth/tokens.ts';
 import type { AnyRouteDef } from './kit/route.ts';
@@ -9,6 +9,7 @@ import { DOC_ROUTES, mountDocs } from './http/docs.ts';
 import { METRICS_ROUTE, httpMetrics, mountMetrics, type Metrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import { problems } from './http/problem.ts';
+import { QUEUES_ROUTE } from './http/queues-board.ts';
 import { requestId } from './http/request-id.ts';
 import { requestLog } from './http/request-log.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';
@@ -25,6 +26,8 @@ export interface AppOptions {
   bodyLimit: string;
   trustProxy: boolean;
   version: string;
+  /** Mounted after CORS and before body parsing (Bull Board parses its own bodies). */
+  extraMiddleware?: Middleware[];
 }
 
 /** The Koa app: middleware in a fixed order, then the routes. No I/O happens here. */
@@ -35,7 +38,7 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   const router = new Router();
 
   let document: unknown;
-  mountDocs(router, () => (document ??= buildOpenApiDocument({ routes: o.documentedRoutes, meta: [...DOC_ROUTES, METRICS_ROUTE], version: o.version })));
+  mountDocs(router, () => (document ??= buildOpenApiDocument({ routes: o.documentedRoutes, meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE], version: o.version })));
   mountMetrics(router, o.metrics);
   mountRoutes(router, o.routes, o.verify);
 
@@ -44,7 +47,9 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
     .use(requestLog({ logger: o.logger }))
     .use(httpMetrics(o.metrics))
     .use(problems({ logger: o.logger }))
-    .use(corsAllowList({ origins: o.corsOrigins }))
+    .use(corsAllowList({ origins: o.corsOrigins }));
+  for (const m of o.extraMiddleware ?? []) app.use(m);
+  app
     .use(jsonBody({ limit: o.bodyLimit }))
     .use(router.routes())
     .use(router.allowedMethods());

@@ -5,7 +5,7 @@ import { loadConfig } from './config.ts';
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR', seedDemo: true });
+    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order', 'notification'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR', seedDemo: true });
     expect(c.databaseUrls.user).toBeUndefined();
     expect(c.passwords.cost).toBe(12);
     expect(c.admin).toBeUndefined();
@@ -26,7 +26,10 @@ describe('loadConfig', () => {
   it.each([
     [{ PORT: 'abc' }, 'PORT: expected a whole number from 0 to 65535'],
     [{ PORT: '70000' }, 'PORT: expected a whole number from 0 to 65535'],
-    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user, product, order'],
+    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user, product, order, notification'],
+    [{ NOTIFY_TRANSPORT: 'smtp' }, 'SMTP_URL: expected to be set when NOTIFY_TRANSPORT is smtp'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL: expected a redis:// connection URL'],
+    [{ NOTIFY_LOCALE: 'fr' }, 'NOTIFY_LOCALE: expected id or en'],
     [{ SHOP_CURRENCY: 'RUPIAH' }, 'SHOP_CURRENCY: expected an ISO 4217 currency code'],
     [{ PRODUCT_MONGODB_URL: 'postgres://x/y' }, 'PRODUCT_MONGODB_URL: expected a mongodb:// connection URL'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: expected a postgres:// connection URL'],

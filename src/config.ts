@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 /** Every module toko knows, in start-up order. */
-export const MODULE_NAMES = ['user', 'product', 'order'] as const;
+export const MODULE_NAMES = ['user', 'product', 'order', 'notification'] as const;
 export type ModuleName = (typeof MODULE_NAMES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -123,7 +123,31 @@ const envSchema = z
     USER_DATABASE_URL: postgresUrl,
     PRODUCT_DATABASE_URL: postgresUrl,
     ORDER_DATABASE_URL: postgresUrl,
+    NOTIFICATION_DATABASE_URL: postgresUrl,
     PRODUCT_MONGODB_URL: mongoUrl,
+    REDIS_URL: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), 'expected a redis:// connection URL')
+        .optional(),
+    ),
+    QUEUE_PREFIX: z.preprocess(blankIsUnset, z.string().regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -').default('toko')),
+    EVENT_MAX_ATTEMPTS: int(1, 100, 5),
+    EVENT_BACKOFF_MS: int(0, 3_600_000, 1000),
+    EVENT_CONCURRENCY: int(1, 100, 5),
+    OUTBOX_POLL_MS: int(10, 600_000, 1000),
+    OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168),
+    NOTIFY_LOCALE: z.preprocess(blankIsUnset, z.enum(['id', 'en'], { message: 'expected id or en' }).default('id')),
+    NOTIFY_TRANSPORT: z.preprocess(blankIsUnset, z.enum(['log', 'smtp'], { message: 'expected log or smtp' }).default('log')),
+    SMTP_URL: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .refine((v) => /^smtps?:\/\/.+/.test(v) && URL.canParse(v), 'expected an smtp:// or smtps:// URL')
+        .optional(),
+    ),
+    SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
     SHOP_CURRENCY: currency,
     SEED_DEMO: optionalBool,
     ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
@@ -155,6 +179,9 @@ const envSchema = z
       const missing = env.JWT_PRIVATE_KEY ? 'JWT_PUBLIC_KEY' : 'JWT_PRIVATE_KEY';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other JWT key' });
     }
+    if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL) {
+      ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'expected to be set when NOTIFY_TRANSPORT is smtp' });
+    }
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
       const missing = env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other ADMIN_ variable' });
@@ -181,6 +208,10 @@ export interface Config {
   currency: string;
   /** Load the demo catalogue on an empty catalogue at start-up. */
   seedDemo: boolean;
+  /** Set: events travel over BullMQ on this Redis; unset: in process. */
+  redisUrl?: string;
+  events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; retentionHours: number };
+  notify: { locale: 'id' | 'en'; transport: { kind: 'log' } | { kind: 'smtp'; url: string; from: string } };
   orders: { maxQuantity: number; maxLines: number; idempotencyTtlSeconds: number; pendingTimeoutSeconds: number; recoveryIntervalSeconds: number };
   migrateOnStart: boolean;
   corsOrigins: string[];
@@ -212,6 +243,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     user: e.USER_DATABASE_URL,
     product: e.PRODUCT_DATABASE_URL,
     order: e.ORDER_DATABASE_URL,
+    notification: e.NOTIFICATION_DATABASE_URL,
   };
   const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, perModule[m] ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
   return {
@@ -224,6 +256,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
     productMongoUrl: e.PRODUCT_MONGODB_URL,
+    redisUrl: e.REDIS_URL,
+    events: {
+      queuePrefix: e.QUEUE_PREFIX,
+      maxAttempts: e.EVENT_MAX_ATTEMPTS,
+      backoffMs: e.EVENT_BACKOFF_MS,
+      concurrency: e.EVENT_CONCURRENCY,
+      pollMs: e.OUTBOX_POLL_MS,
+      retentionHours: e.OUTBOX_RETENTION_HOURS,
+    },
+    notify: {
+      locale: e.NOTIFY_LOCALE,
+      transport: e.NOTIFY_TRANSPORT === 'smtp' && e.SMTP_URL ? { kind: 'smtp', url: e.SMTP_URL, from: e.SMTP_FROM } : { kind: 'log' },
+    },
     currency: e.SHOP_CURRENCY,
     // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
     seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),

@@ -1,3 +1,4 @@
+import { notificationModule } from '../modules/notification/index.ts';
 import { orderModule } from '../modules/order/index.ts';
 import { productModule } from '../modules/product/index.ts';
 import { userModule } from '../modules/user/index.ts';
@@ -9,7 +10,19 @@ export const MODULE_DEFINITIONS = {
   user: userModule,
   product: productModule,
   order: orderModule,
+  notification: notificationModule,
 } as const satisfies Record<ModuleName, unknown>;
 
 /** All public routes of all modules, hosted here or not: the OpenAPI document shows the whole API. */
 export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap((m) => m.routes as AnyRouteDef[]);
+
+/** Which modules consume each event type, from every module's `consumes`: the same in every process. */
+export const EVENT_ROUTES: Record<string, string[]> = {};
+for (const [name, def] of Object.entries(MODULE_DEFINITIONS)) {
+  for (const type of (def as { consumes?: readonly string[] }).consumes ?? []) (EVENT_ROUTES[type] ??= []).push(name);
+}
+
+/** Modules that publish events, and so keep an outbox. */
+export const PRODUCERS = Object.entries(MODULE_DEFINITIONS)
+  .filter(([, def]) => Object.keys(def.contract.events).length > 0)
+  .map(([name]) => name as ModuleName);

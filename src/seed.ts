@@ -26,6 +26,9 @@ try {
     passwords: () => {
       throw new Error('seeding needs no passwords');
     },
+    recorder: () => {
+      throw new Error('seeding publishes no events');
+    },
   });
   const inserted = await modules.get('product')!.seed!();
   logger.info({ inserted }, 'seeding done');

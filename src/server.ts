@@ -16,7 +16,13 @@ import { createMetrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
-import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
+import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from './registry.ts';
+import { BullMqEventBus } from '../adapters/bullmq/event-bus.ts';
+import type { MailTransport } from '../modules/notification/transports/transport.ts';
+import { createEventing, type Eventing } from './events/eventing.ts';
+import { registerOutboxMetrics } from './events/metrics.ts';
+import { adminEventRoutes } from './http/admin-events.ts';
+import { QUEUES_PATH, queuesBoard } from './http/queues-board.ts';
 import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
 
 export interface RunningServer {
@@ -29,24 +35,31 @@ export interface RunningServer {
   databases: Map<ModuleName, ModuleDatabase>;
   /** The hosted modules, for introspection in tests (their runtimes). */
   modules: Map<ModuleName, AnyModuleInstance>;
+  eventing: Eventing;
   ports: Ports;
   /** Stops accepting, lets in-flight requests finish (bounded), then closes modules and databases. Idempotent. */
   close(): Promise<void>;
 }
 
 /** The composition root: decides what this process hosts, wires it, and listens. */
-export async function startServer(config: Config, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+export interface StartOptions {
+  logger?: Logger;
+  /** Replaces the notification module's mail transport (tests that need one failing on purpose). */
+  mailTransport?: MailTransport;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
   const closer = new Closer(logger);
   try {
-    return await compose(config, logger, closer);
+    return await compose(config, logger, closer, opts);
   } catch (err) {
     await closer.run();
     throw err;
   }
 }
 
-async function compose(config: Config, logger: Logger, closer: Closer): Promise<RunningServer> {
+async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
   const hosted = config.modules;
   const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
   const verify = createTokenVerifier({ publicKey: keys.publicKey, issuer: config.jwt.issuer, audience: config.jwt.audience });
@@ -59,6 +72,7 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
   }
 
   const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
+  const eventing = createEventing(config, databases, logger);
   const ports: Ports = {};
   const modules = await buildModules({
     config,
@@ -70,10 +84,19 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
       if (!passwords) throw new Error('the password pool exists only where the user module is hosted');
       return passwords;
     },
+    recorder: eventing.recorder,
+    mailTransport: opts.mailTransport,
   });
   for (const [name, instance] of modules) {
     await instance.start?.();
     if (instance.stop) closer.add(`${name} module`, () => instance.stop!());
+    if (instance.handlers) eventing.bus.consume(name, instance.handlers);
+  }
+  await eventing.bus.start();
+  closer.add('event bus', () => eventing.bus.close());
+  for (const [name, relay] of eventing.relays) {
+    relay.start();
+    closer.add(`${name} outbox relay`, () => relay.stop());
   }
 
   const routes: BoundRoute[] = [];
@@ -86,19 +109,28 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
         ? async () => void (await db.orm.em.getConnection().execute('select 1'))
         : async () => void (await db.orm.em.getConnection().getDb().command({ ping: 1 }));
   }
+  for (const [name, relay] of eventing.relays) for (const r of adminEventRoutes(name)) routes.push({ def: r, runtime: { relay } });
+  const bullmq = eventing.bus instanceof BullMqEventBus ? eventing.bus : undefined;
+  if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
   const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
-  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, timeoutMs: 2000 } });
+  registerOutboxMetrics(metrics, eventing.relays);
+  const info = {
+    eventBus: eventing.bus.kind,
+    queuesDashboard: bullmq ? QUEUES_PATH : 'off: BullMQ is not in use (set REDIS_URL to use it)',
+  };
+  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000 } });
   const { app, router } = createApp({
     logger,
     metrics,
     verify,
     routes,
-    documentedRoutes: [...healthRoutes, ...ALL_MODULE_ROUTES],
+    documentedRoutes: [...healthRoutes, ...ALL_MODULE_ROUTES, ...PRODUCERS.flatMap((m) => adminEventRoutes(m))],
     corsOrigins: config.corsOrigins,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     version: pkg.version,
+    extraMiddleware: bullmq ? [queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],
   });
 
   const server = app.listen(config.port, config.host);
@@ -128,5 +160,5 @@ async function compose(config: Config, logger: Logger, closer: Closer): Promise<
       logger.flush();
     })());
 
-  return { url, port, server, router, logger, databases, modules, ports, close };
+  return { url, port, server, router, logger, databases, modules, eventing, ports, close };
 }

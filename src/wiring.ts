@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { inProcessPort } from '../adapters/inprocess/port.ts';
+import type { MailTransport } from '../modules/notification/transports/transport.ts';
 import type { orderContract } from '../modules/order/contract.ts';
 import type { productContract } from '../modules/product/contract.ts';
 import type { userContract } from '../modules/user/contract.ts';
@@ -7,6 +8,7 @@ import type { PasswordPool } from './auth/passwords.ts';
 import type { Config, ModuleName } from './config.ts';
 import type { PortOf } from './kit/contract.ts';
 import type { TokenIssuer } from './kit/auth.ts';
+import type { EventRecorder } from './kit/events.ts';
 import type { ModuleDatabase, ModuleInstance } from './kit/module.ts';
 import { MODULE_DEFINITIONS } from './registry.ts';
 
@@ -23,6 +25,9 @@ export interface WiringContext {
   ports: Ports;
   tokens: TokenIssuer;
   passwords: () => PasswordPool;
+  recorder: (module: ModuleName) => EventRecorder;
+  /** Replaces the notification module's configured mail transport (tests). */
+  mailTransport?: MailTransport;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -51,6 +56,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Pro
       orm: sql(ctx, 'user'),
       passwords: ctx.passwords(),
       tokens: ctx.tokens,
+      events: ctx.recorder('user'),
       login: ctx.config.login,
       admin: ctx.config.admin,
     }),
@@ -67,8 +73,18 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Pro
       orm: sql(ctx, 'order'),
       users: port(ctx, 'user', 'order'),
       products: port(ctx, 'product', 'order'),
+      events: ctx.recorder('order'),
       currency: ctx.config.currency,
       settings: ctx.config.orders,
+    }),
+  notification: (ctx, logger) =>
+    MODULE_DEFINITIONS.notification.create({
+      logger,
+      orm: sql(ctx, 'notification'),
+      users: port(ctx, 'user', 'notification'),
+      locale: ctx.config.notify.locale,
+      transport: ctx.config.notify.transport,
+      transportOverride: ctx.mailTransport,
     }),
 };
 

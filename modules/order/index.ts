@@ -1,3 +1,4 @@
+import type { EventRecorder } from '../../src/kit/events.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import type { ProductPort } from '../product/contract.ts';
 import type { UserPort } from '../user/contract.ts';
@@ -20,6 +21,7 @@ export interface OrderSettings {
 export interface OrderDeps extends SqlDeps {
   users: UserPort;
   products: ProductPort;
+  events: EventRecorder;
   currency: string;
   settings: OrderSettings;
 }

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceUnavailable } from '../../src/kit/errors.ts';
 import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import type { ProductPort } from '../product/contract.ts';
+import { createEventRecorder } from '../../src/events/recorder.ts';
+import { orderContract } from './contract.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
 import { OrderRecovery } from './order.recovery.ts';
@@ -25,6 +27,7 @@ function build(products: ProductPort) {
     users: app.server.ports.user!,
     products,
     idempotency,
+    events: createEventRecorder({ module: 'order', schema: 'orders', events: orderContract.events, wake: () => undefined }),
     limits: { maxQuantity: 100, maxLines: 10 },
     currency: 'IDR',
     logger,

@@ -3,6 +3,7 @@ import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Principal } from '../../src/kit/auth.ts';
+import type { EventRecorder } from '../../src/kit/events.ts';
 import { AppError, Forbidden, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { OutOfStock, ProductNotFound, type ProductPort, type Reservation } from '../product/contract.ts';
@@ -24,6 +25,7 @@ export interface OrderServiceDeps {
   users: UserPort;
   products: ProductPort;
   idempotency: IdempotencyStore;
+  events: EventRecorder;
   limits: OrderLimits;
   currency: string;
   logger: Logger;
@@ -126,7 +128,7 @@ export class OrderService {
     }
     // The reservation's snapshot is what the customer pays: it was taken atomically with the stock.
     const confirmedLines = reservation.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: l.name, unitPrice: l.unitPrice }));
-    const confirmed = await this.transition(order.id, 'pending', { status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines) });
+    const confirmed = await this.transition(order.id, 'pending', { status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines) }, 'order.confirmed');
     if (!confirmed) throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
     this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
     return toOrderDto(confirmed);
@@ -150,11 +152,20 @@ export class OrderService {
     return new ServiceUnavailable('The catalogue is not available right now; the order was not placed', { orderId, retryAfterSeconds: 5 });
   }
 
-  /** Moves an order out of `from` if it is still there; the condition makes racing writers safe. */
-  async transition(id: string, from: Order['status'], change: Partial<Order>): Promise<Order | null> {
-    const em = this.em();
-    const n = await em.nativeUpdate(OrderEntity, { id, status: from }, { ...change, updatedAt: new Date() });
-    return n > 0 ? em.findOne(OrderEntity, { id }) : null;
+  /**
+   * Moves an order out of `from` if it is still there (the condition makes
+   * racing writers safe), recording `event` in the same transaction.
+   */
+  async transition(id: string, from: Order['status'], change: Partial<Order>, event?: 'order.confirmed' | 'order.cancelled'): Promise<Order | null> {
+    const order = await this.em().transactional(async (tx) => {
+      const n = await tx.nativeUpdate(OrderEntity, { id, status: from }, { ...change, updatedAt: new Date() });
+      if (n === 0) return null;
+      const changed = await tx.findOneOrFail(OrderEntity, { id });
+      if (event) await this.d.events.record(tx, event, toOrderDto(changed));
+      return changed;
+    });
+    if (order && event) this.d.events.wake();
+    return order;
   }
 
   private async ensureCustomer(userId: string): Promise<void> {
@@ -198,7 +209,7 @@ export class OrderService {
   /** Cancels a confirmed order and gives its stock back; a failed give-back is retried by the recovery pass. */
   async cancel(id: string, principal: Principal): Promise<OrderDto> {
     const order = await this.visible(id, principal);
-    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled' }) : null;
+    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled' }, 'order.cancelled') : null;
     if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { status: order.status });
     this.d.logger.info({ orderId: id }, 'order cancelled');
     return toOrderDto((await this.releaseStock(cancelled)) ?? cancelled);

@@ -1,4 +1,5 @@
 import type { PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import type { EventRecorder } from '../../src/kit/events.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import { userContract } from './contract.ts';
 import { LoginGuard, type LoginGuardOptions } from './login-guard.ts';
@@ -10,6 +11,7 @@ import { UserService } from './user.service.ts';
 export interface UserDeps extends SqlDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
+  events: EventRecorder;
   login: LoginGuardOptions;
   /** Created or updated at start-up when given. */
   admin?: { email: string; password: string };

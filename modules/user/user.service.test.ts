@@ -4,6 +4,8 @@ import type { PasswordHasher } from '../../src/kit/auth.ts';
 import { TooManyRequests } from '../../src/kit/errors.ts';
 import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
+import { createEventRecorder } from '../../src/events/recorder.ts';
+import { userContract } from './contract.ts';
 import { LoginGuard } from './login-guard.ts';
 import { InvalidCredentials } from './user.errors.ts';
 import { UserService } from './user.service.ts';
@@ -33,6 +35,7 @@ function service(passwords: PasswordHasher) {
     passwords,
     tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
     guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, windowSeconds: 60 }),
+    events: createEventRecorder({ module: 'user', schema: 'users', events: userContract.events, wake: () => undefined }),
     logger: pino({ level: 'silent' }),
   });
 }

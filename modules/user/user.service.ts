@@ -3,6 +3,7 @@ import { UniqueConstraintViolationException, type EntityManager } from '@mikro-o
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { IssuedToken, PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import type { EventRecorder } from '../../src/kit/events.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
 import type { LoginGuard } from './login-guard.ts';
@@ -14,6 +15,7 @@ export interface UserServiceDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   guard: LoginGuard;
+  events: EventRecorder;
   logger: Logger;
 }
 
@@ -65,21 +67,28 @@ export class UserService {
       const field = clash.email === input.email ? 'email' : 'username';
       throw new UserAlreadyExists(`A user with this ${field} already exists`, { field });
     }
+    const passwordHash = await this.d.passwords.hash(input.password);
     const now = new Date();
-    const user = em.create(UserEntity, {
-      id: randomUUID(),
-      email: input.email,
-      username: input.username,
-      passwordHash: await this.d.passwords.hash(input.password),
-      fullName: input.fullName,
-      role: 'customer',
-      isActive: true,
-      isVerified: false,
-      createdAt: now,
-      updatedAt: now,
-    });
+    let user: User;
     try {
-      await em.flush();
+      // The user and its user.registered event commit together, or neither does.
+      user = await em.transactional(async (tx) => {
+        const created = tx.create(UserEntity, {
+          id: randomUUID(),
+          email: input.email,
+          username: input.username,
+          passwordHash,
+          fullName: input.fullName,
+          role: 'customer',
+          isActive: true,
+          isVerified: false,
+          createdAt: now,
+          updatedAt: now,
+        });
+        await tx.flush();
+        await this.d.events.record(tx, 'user.registered', { userId: created.id, email: created.email, username: created.username, fullName: created.fullName });
+        return created;
+      });
     } catch (err) {
       // Two registrations raced past the check above; the unique constraint decides.
       if (err instanceof UniqueConstraintViolationException) {
@@ -88,6 +97,7 @@ export class UserService {
       }
       throw err;
     }
+    this.d.events.wake();
     this.d.logger.info({ userId: user.id }, 'user registered');
     return toUserDto(user);
   }

@@ -8,6 +8,8 @@ export interface HealthRuntime {
   modules: string[];
   /** Named checks: `user.database`, ... */
   checks: Record<string, HealthCheck>;
+  /** Facts about this process shown with readiness (event bus in use, whether Bull Board is on and why not). */
+  info: Record<string, string>;
   timeoutMs: number;
 }
 
@@ -41,7 +43,7 @@ export const healthRoutes = [
     tags: ['health'],
     access: 'public',
     problems: [503],
-    response: z.object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')) }),
+    response: z.object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')), info: z.record(z.string(), z.string()) }),
     handler: async (_input, rt) => {
       const names = Object.keys(rt.checks);
       const results = await Promise.allSettled(names.map((n) => withTimeout(rt.checks[n]!, rt.timeoutMs)));
@@ -52,8 +54,8 @@ export const healthRoutes = [
         checks[name] = r.status === 'fulfilled' ? 'ok' : 'failing';
         if (r.status === 'rejected') failed.push(name);
       });
-      if (failed.length > 0) throw new ServiceUnavailable(`Not ready: ${failed.join(', ')}`, { checks, failing: failed });
-      return { status: 'ok', checks };
+      if (failed.length > 0) throw new ServiceUnavailable(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
+      return { status: 'ok', checks, info: rt.info };
     },
   }),
 ];

@@ -3,6 +3,7 @@ import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ContractDef, ImplementationOf } from './contract.ts';
+import type { EventHandler } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
 
 /** What the kernel gives every module it hosts; a module adds its own needs on top. */
@@ -29,6 +30,8 @@ export interface ModuleInstance<R, C extends ContractDef> {
   stop?(): Promise<void>;
   /** Loads demo data, idempotently (`npm run seed`); returns how many records were added. */
   seed?(): Promise<number>;
+  /** Handlers for the event types the definition `consumes`; each must be idempotent. */
+  handlers?: Record<string, EventHandler>;
 }
 
 export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> {
@@ -38,6 +41,8 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   contract: C;
   /** Other modules whose contracts this one calls. */
   requires: readonly string[];
+  /** Event types (of other modules' contracts) this module handles. */
+  consumes?: readonly string[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   entities: EntitySchema<any, any>[];
   migrations: MigrationObject[];

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.ts';
 
 export interface TestDatabase {
   /** DATABASE_URL for the app, or undefined for the embedded database. */
@@ -68,7 +68,7 @@ export const TEST_ENV = {
 };
 
 /** Starts the real app on an ephemeral port against a fresh database. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, opts: Omit<StartOptions, 'logger'> = {}): Promise<TestApp> {
   const db = await freshDatabase();
   const logs: Record<string, unknown>[] = [];
   const chunks: string[] = [];
@@ -83,7 +83,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const boot = async (extra: Record<string, string>) => {
     const config = loadConfig({ ...TEST_ENV, DATA_DIR: db.dataDir, ...(db.url ? { DATABASE_URL: db.url } : {}), ...env, ...extra });
     const logger = createLogger({ level: config.logLevel, destination: sink });
-    return startServer(config, { logger });
+    return startServer(config, { ...opts, logger });
   };
   let server = await boot({});
   const app: TestApp = {

@@ -1,0 +1,111 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DeliveryContext, EventBus, EventEnvelope, EventHandler, EventRoutes } from '../../src/kit/events.ts';
+import { requestContext } from '../../src/kit/request-context.ts';
+
+export interface BullMqEventBusOptions {
+  redisUrl: string;
+  routes: EventRoutes;
+  /** Tries per job before it is left in the failed list. */
+  attempts: number;
+  /** First retry delay; doubles each time. */
+  backoffMs: number;
+  concurrency: number;
+  logger: Logger;
+  /** Prefix of every queue name: one queue per consuming module, `<prefix>-<module>`. */
+  prefix?: string;
+}
+
+/**
+ * Events as BullMQ jobs: one queue per consuming module, the event id as the
+ * job id (BullMQ refuses a second job with an id it holds), retries with
+ * exponential backoff, completed jobs trimmed, failed ones kept for Bull Board.
+ */
+export class BullMqEventBus implements EventBus {
+  readonly kind = 'bullmq' as const;
+  private readonly o: Required<BullMqEventBusOptions>;
+  private readonly connection: Redis;
+  private readonly queues = new Map<string, Queue>();
+  private readonly workers: Worker[] = [];
+  private readonly workerConnections: Redis[] = [];
+
+  constructor(opts: BullMqEventBusOptions) {
+    this.o = { prefix: 'toko', ...opts };
+    if (this.o.attempts < 1) throw new Error('attempts must be at least 1');
+    if (this.o.concurrency < 1) throw new Error('concurrency must be at least 1');
+    if (this.o.backoffMs < 0) throw new Error('backoffMs must not be negative');
+    // BullMQ needs maxRetriesPerRequest: null on connections its workers block on.
+    this.connection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
+    this.connection.on('error', (err) => this.o.logger.warn({ err: err.message }, 'redis connection error'));
+    for (const consumer of new Set(Object.values(this.o.routes).flat())) this.queue(consumer);
+  }
+
+  queueName(consumer: string): string {
+    return `${this.o.prefix}-${consumer}`;
+  }
+
+  private queue(consumer: string): Queue {
+    let q = this.queues.get(consumer);
+    if (!q) {
+      q = new Queue(this.queueName(consumer), {
+        connection: this.connection,
+        defaultJobOptions: {
+          attempts: this.o.attempts,
+          backoff: { type: 'exponential', delay: this.o.backoffMs },
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: false,
+        },
+      });
+      q.on('error', (err) => this.o.logger.warn({ err: err.message, queue: q!.name }, 'queue error'));
+      this.queues.set(consumer, q);
+    }
+    return q;
+  }
+
+  /** Every toko queue, for Bull Board and metrics. */
+  allQueues(): Queue[] {
+    return [...this.queues.values()];
+  }
+
+  async publish(event: EventEnvelope, _delivery: DeliveryContext): Promise<void> {
+    await Promise.all((this.o.routes[event.type] ?? []).map((consumer) => this.queue(consumer).add(event.type, event, { jobId: event.id })));
+  }
+
+  consume(consumer: string, handlers: Record<string, EventHandler>): void {
+    const connection = this.connection.duplicate();
+    this.workerConnections.push(connection);
+    const worker = new Worker(
+      this.queueName(consumer),
+      async (job: Job<EventEnvelope>) => {
+        const handler = handlers[job.name];
+        if (!handler) throw new Error(`${consumer} has no handler for ${job.name}`);
+        const delivery = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 };
+        await requestContext.run({ requestId: job.data.requestId ?? job.data.id }, () => handler(job.data, delivery));
+      },
+      { connection, concurrency: this.o.concurrency, autorun: false },
+    );
+    worker.on('error', (err) => this.o.logger.warn({ err: err.message, consumer }, 'worker error'));
+    worker.on('failed', (job, err) => {
+      const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
+      this.o.logger[final ? 'error' : 'warn']({ jobId: job?.id, type: job?.name, consumer, attempt: job?.attemptsMade, err: err.message }, final ? 'event handling failed for good' : 'event handling failed; will retry');
+    });
+    this.workers.push(worker);
+  }
+
+  async start(): Promise<void> {
+    await this.connection.ping();
+    for (const w of this.workers) void w.run().catch((err: unknown) => this.o.logger.error({ err }, 'worker stopped'));
+  }
+
+  async ping(): Promise<void> {
+    await this.connection.ping();
+  }
+
+  /** Workers first (they finish their active jobs), then queues, then the connection. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await Promise.all([...this.workerConnections, this.connection].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}

@@ -1,0 +1,41 @@
+import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
+import type { UserPort } from '../user/contract.ts';
+import { notificationContract } from './contract.ts';
+import { notificationMigrations } from './migrations/index.ts';
+import { NotificationEntity } from './notification.entity.ts';
+import { notificationRoutes, type NotificationRuntime } from './notification.routes.ts';
+import { NotificationService } from './notification.service.ts';
+import type { Locale } from './templates/template.ts';
+import { LogTransport } from './transports/log.ts';
+import { SmtpTransport } from './transports/smtp.ts';
+import type { MailTransport } from './transports/transport.ts';
+
+export interface NotificationDeps extends SqlDeps {
+  users: UserPort;
+  locale: Locale;
+  transport: { kind: 'log' } | { kind: 'smtp'; url: string; from: string };
+  /** Replaces the configured transport (tests: a transport that fails on purpose). */
+  transportOverride?: MailTransport;
+}
+
+export const notificationModule = defineModule<NotificationDeps, NotificationRuntime, typeof notificationContract>({
+  name: 'notification',
+  schema: 'notifications',
+  contract: notificationContract,
+  requires: ['user'],
+  consumes: ['user.registered', 'order.confirmed', 'order.cancelled'],
+  entities: [NotificationEntity],
+  migrations: notificationMigrations,
+  routes: notificationRoutes,
+  async create(deps) {
+    const transport =
+      deps.transportOverride ?? (deps.transport.kind === 'smtp' ? new SmtpTransport(deps.transport) : new LogTransport(deps.logger));
+    const service = new NotificationService({ ...deps, transport });
+    return {
+      runtime: { service },
+      implementation: {},
+      handlers: service.handlers(),
+      stop: () => transport.close(),
+    };
+  },
+});

@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { api, newUser } from '../../test/helpers/http.ts';
+import { redisAnswers, TEST_REDIS_URL, waitFor } from '../../test/helpers/wait.ts';
+import type { MailTransport, OutgoingMail } from './transports/transport.ts';
+
+const ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
+
+type Notification = { id: string; userId: string; template: string; recipient: string; subject: string; body: string; status: string; attempts: number; lastError: string | null; eventId: string };
+type Page<T> = { items: T[]; total: number };
+
+/** A transport that fails while `failures` lasts (forever with Infinity), recording what it sent. */
+class ScriptedTransport implements MailTransport {
+  readonly name = 'log' as const;
+  readonly sent: OutgoingMail[] = [];
+  failing = new Map<string, number>();
+  async send(mail: OutgoingMail): Promise<void> {
+    const left = this.failing.get(mail.to) ?? 0;
+    if (left > 0) {
+      this.failing.set(mail.to, left - 1);
+      throw new Error(`mailbox ${mail.to} unavailable`);
+    }
+    this.sent.push(mail);
+  }
+  async close(): Promise<void> {}
+}
+
+const hasRedis = await redisAnswers();
+if (!hasRedis) console.warn(`BullMQ event tests skipped: no Redis answers at ${TEST_REDIS_URL} (set TEST_REDIS_URL)`);
+
+const buses = [
+  { name: 'in-process', env: {} as Record<string, string>, skip: false },
+  { name: 'BullMQ', env: { REDIS_URL: TEST_REDIS_URL }, skip: !hasRedis },
+];
+
+describe.each(buses)('events and notifications over the $name bus', ({ name, env, skip }) => {
+  let app: TestApp;
+  let admin: string;
+  const transport = new ScriptedTransport();
+  const http = api(() => app.url);
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    if (skip) return;
+    app = await startTestApp(
+      {
+        ...env,
+        QUEUE_PREFIX: prefix,
+        ADMIN_EMAIL: ADMIN.email,
+        ADMIN_PASSWORD: ADMIN.password,
+        EVENT_MAX_ATTEMPTS: '5',
+        EVENT_BACKOFF_MS: '20',
+        OUTBOX_POLL_MS: '50',
+      },
+      { mailTransport: transport },
+    );
+    admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
+  });
+  afterAll(() => app?.close());
+
+  async function customer(overrides: Parameters<typeof newUser>[0] = {}) {
+    const u = newUser(overrides);
+    const reg = await http.post('/api/v1/users/register', u);
+    expect(reg.status).toBe(201);
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    return { ...u, id: reg.body.id as string, token };
+  }
+
+  const notificationsOf = (userId: string) => http.get<Page<Notification>>(`/api/v1/notifications?userId=${userId}&limit=100`, { token: admin });
+
+  const waitForNotifications = (userId: string, count: number, status = 'sent') =>
+    waitFor(`${count} ${status} notification(s) for ${userId}`, async () => {
+      const page = (await notificationsOf(userId)).body;
+      const done = page.items.filter((n) => n.status === status);
+      return done.length >= count ? page.items : undefined;
+    });
+
+  it.skipIf(skip)('sends exactly one welcome e-mail per registration', async () => {
+    const c = await customer();
+    const items = await waitForNotifications(c.id, 1);
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ template: 'welcome', recipient: c.email, status: 'sent', attempts: 1, subject: 'Selamat datang di toko!' });
+    expect(items[0]!.body).toContain(c.fullName);
+    expect(transport.sent.filter((m) => m.to === c.email)).toHaveLength(1);
+    // The owner sees it whole; another customer does not see it at all.
+    const own = await http.get<Page<Notification>>('/api/v1/notifications', { token: c.token });
+    expect(own.body.items.map((n) => n.id)).toEqual([items[0]!.id]);
+    const other = await customer();
+    expect((await http.get(`/api/v1/notifications/${items[0]!.id}`, { token: other.token })).status).toBe(404);
+    expect((await http.get(`/api/v1/notifications/${items[0]!.id}`, { token: c.token })).body).toMatchObject({ body: items[0]!.body });
+  });
+
+  it.skipIf(skip)('confirms an order with its items and the total in rupiah, and notices a cancellation', async () => {
+    const c = await customer();
+    const product = (await http.post('/api/v1/products', { name: 'Kopi Toraja', price: 123_456_700, stock: 5, category: 'kopi' }, { token: admin })).body;
+    const order = await http.post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token: c.token });
+    expect(order.status).toBe(201);
+    await http.post(`/api/v1/orders/${order.body.id as string}/cancel`, undefined, { token: c.token });
+    const items = await waitForNotifications(c.id, 3);
+    const confirmed = items.find((n) => n.template === 'order-confirmed')!;
+    expect(confirmed.subject).toContain('Rp 1.234.567');
+    expect(confirmed.body).toContain('1 × Kopi Toraja: Rp 1.234.567');
+    expect(confirmed.body).toContain('Total: Rp 1.234.567');
+    const cancelled = items.find((n) => n.template === 'order-cancelled')!;
+    expect(cancelled.body).toContain(order.body.id as string);
+  });
+
+  it.skipIf(skip)('turns the same event delivered twice into one notification', async () => {
+    const c = await customer();
+    const [first] = await waitForNotifications(c.id, 1);
+    const envelope = {
+      id: first!.eventId,
+      type: 'user.registered',
+      version: 1,
+      occurredAt: new Date().toISOString(),
+      producer: 'user',
+      requestId: null,
+      payload: { userId: c.id, email: c.email, username: c.username, fullName: c.fullName },
+    };
+    const handler = app.server.modules.get('notification')!.handlers!['user.registered']!;
+    await handler(envelope, { attempt: 1, maxAttempts: 5 });
+    await handler(envelope, { attempt: 1, maxAttempts: 5 });
+    const after = (await notificationsOf(c.id)).body;
+    expect(after.total).toBe(1);
+    expect(transport.sent.filter((m) => m.to === c.email)).toHaveLength(1);
+  });
+
+  it.skipIf(skip)('retries a transport that fails three times, then records it sent after 4 attempts', async () => {
+    const email = `flaky-${randomBytes(4).toString('hex')}@example.co.id`;
+    transport.failing.set(email, 3);
+    const c = await customer({ email });
+    const [n] = await waitForNotifications(c.id, 1);
+    expect(n).toMatchObject({ status: 'sent', attempts: 4, lastError: null });
+  });
+
+  it.skipIf(skip)('marks a notification failed when the transport never works, and keeps the event for replay', async () => {
+    const email = `dead-${randomBytes(4).toString('hex')}@example.co.id`;
+    transport.failing.set(email, Infinity);
+    const c = await customer({ email });
+    const [n] = await waitForNotifications(c.id, 1, 'failed');
+    expect(n).toMatchObject({ status: 'failed', attempts: 5, lastError: `mailbox ${email} unavailable` });
+
+    if (name === 'in-process') {
+      // In process, the event itself is dead in the producer's outbox, and can be replayed.
+      const dead = await waitFor('a dead user event', async () => {
+        const page = await http.get<Page<{ id: string; type: string; attempts: number; lastError: string }>>('/api/v1/admin/events/user?status=dead', { token: admin });
+        return page.body.items.find((e) => e.id === n!.eventId);
+      });
+      expect(dead).toMatchObject({ type: 'user.registered', attempts: 5 });
+      transport.failing.delete(email);
+      const replay = await http.post(`/api/v1/admin/events/user/${dead.id}/replay`, undefined, { token: admin });
+      expect(replay.body).toEqual({ replayed: 1 });
+      await waitForNotifications(c.id, 1, 'sent');
+      expect((await http.post(`/api/v1/admin/events/user/${dead.id}/replay`, undefined, { token: admin })).status).toBe(404);
+    } else {
+      // Over BullMQ the job is kept in the failed list, which Bull Board shows.
+      const failed = await waitFor('the failed job in Bull Board', async () => {
+        const res = await http.get<{ queues: { name: string; jobs: { id: string; failedReason: string }[] }[] }>(
+          `/admin/queues/api/queues?activeQueue=${prefix}-notification&status=failed&page=1&jobsPerPage=50`,
+          { token: admin },
+        );
+        return res.body.queues?.flatMap((q) => q.jobs ?? []).find((j) => j.id === n!.eventId);
+      });
+      expect(failed.failedReason).toBe(`mailbox ${email} unavailable`);
+    }
+  });
+
+  it.skipIf(skip)('delivers, after a restart, an event committed while the relay was down — once', async () => {
+    await app.server.eventing.relays.get('user')!.stop();
+    const c = await customer();
+    // Committed with the user, not delivered: the relay that would have sent it is gone.
+    const outbox = await http.get<Page<{ payload: { userId: string } }>>('/api/v1/admin/events/user?status=pending', { token: admin });
+    expect(outbox.body.items.some((e) => e.payload.userId === c.id)).toBe(true);
+    expect((await notificationsOf(c.id)).body.total).toBe(0);
+    await app.restart();
+    admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
+    const items = await waitForNotifications(c.id, 1);
+    expect(items).toHaveLength(1);
+    expect(transport.sent.filter((m) => m.to === c.email)).toHaveLength(1);
+  });
+
+  it.skipIf(skip)(name === 'BullMQ' ? 'guards Bull Board: 401 without credentials, 403 for customers, 200 for admins' : 'has no Bull Board', async () => {
+    const c = await customer();
+    const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    if (name === 'BullMQ') {
+      const none = await http.get('/admin/queues');
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Basic/);
+      expect((await http.get('/admin/queues', { token: c.token })).status).toBe(403);
+      expect((await http.get('/admin/queues', { headers: { authorization: basic(ADMIN.email, 'wrong') } })).status).toBe(401);
+      const page = await http.get('/admin/queues', { token: admin });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toContain('text/html');
+      expect((await http.get('/admin/queues', { headers: { authorization: basic(ADMIN.email, ADMIN.password) } })).status).toBe(200);
+      const queues = await http.get<{ queues: { name: string }[] }>('/admin/queues/api/queues', { token: admin });
+      expect(queues.body.queues.map((q) => q.name).some((q) => q.endsWith('-notification'))).toBe(true);
+    } else {
+      expect((await http.get('/admin/queues', { token: admin })).status).toBe(404);
+    }
+  });
+});

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
+import { routesFor } from '../../src/kit/route.ts';
+import { NOTIFICATION_STATUSES, NotificationDto } from './contract.ts';
+import type { NotificationService } from './notification.service.ts';
+
+export interface NotificationRuntime {
+  service: NotificationService;
+}
+
+const route = routesFor<NotificationRuntime>();
+
+export const notificationRoutes = [
+  route({
+    method: 'get',
+    path: '/api/v1/notifications',
+    summary: 'Your notifications, newest first (admins: everyone’s, filterable)',
+    tags: ['notifications'],
+    access: 'user',
+    query: z.strictObject({ ...pageQuery, status: z.enum(NOTIFICATION_STATUSES).optional(), userId: z.string().max(64).optional() }),
+    response: pageOf(NotificationDto).meta({ id: 'NotificationPage' }),
+    problems: [403],
+    handler: ({ query, principal }, { service }) => service.list(principal!, query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/notifications/:id',
+    summary: 'One notification, whole (yours, or any for an admin)',
+    tags: ['notifications'],
+    access: 'user',
+    params: z.strictObject({ id: z.string() }),
+    response: NotificationDto,
+    problems: [404],
+    handler: ({ params, principal }, { service }) => service.get(params.id, principal!),
+  }),
+];

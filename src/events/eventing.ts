@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import { BullMqEventBus } from '../../adapters/bullmq/event-bus.ts';
+import { InProcessEventBus } from '../../adapters/inprocess/event-bus.ts';
+import type { Config, ModuleName } from '../config.ts';
+import type { EventBus, EventRecorder } from '../kit/events.ts';
+import type { ModuleDatabase } from '../kit/module.ts';
+import { EVENT_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from '../registry.ts';
+import { OutboxRelay } from './outbox-relay.ts';
+import { createEventRecorder } from './recorder.ts';
+
+export interface Eventing {
+  bus: EventBus;
+  /** One relay per hosted module that publishes events. */
+  relays: Map<ModuleName, OutboxRelay>;
+  recorder(module: ModuleName): EventRecorder;
+}
+
+/**
+ * The event bus this process uses — BullMQ when REDIS_URL is set, in process
+ * otherwise — and an outbox relay for each hosted producer.
+ */
+export function createEventing(config: Config, databases: Map<ModuleName, ModuleDatabase>, logger: Logger): Eventing {
+  const busLogger = logger.child({ component: 'events' });
+  const bus: EventBus = config.redisUrl
+    ? new BullMqEventBus({
+        redisUrl: config.redisUrl,
+        routes: EVENT_ROUTES,
+        attempts: config.events.maxAttempts,
+        backoffMs: config.events.backoffMs,
+        concurrency: config.events.concurrency,
+        prefix: config.events.queuePrefix,
+        logger: busLogger,
+      })
+    : new InProcessEventBus(EVENT_ROUTES, busLogger);
+
+  const relays = new Map<ModuleName, OutboxRelay>();
+  for (const name of config.modules.filter((m) => PRODUCERS.includes(m))) {
+    const db = databases.get(name);
+    if (db?.kind !== 'sql') throw new Error(`module ${name} publishes events and needs a SQL database for its outbox`);
+    relays.set(
+      name,
+      new OutboxRelay({
+        module: name,
+        schema: MODULE_DEFINITIONS[name].schema,
+        orm: db.orm,
+        bus,
+        logger: busLogger.child({ module: name }),
+        maxAttempts: config.events.maxAttempts,
+        backoffMs: config.events.backoffMs,
+        pollMs: config.events.pollMs,
+        retentionHours: config.events.retentionHours,
+      }),
+    );
+  }
+
+  return {
+    bus,
+    relays,
+    recorder: (module) =>
+      createEventRecorder({
+        module,
+        schema: MODULE_DEFINITIONS[module].schema,
+        events: MODULE_DEFINITIONS[module].contract.events,
+        wake: () => relays.get(module)?.wake(),
+      }),
+  };
+}

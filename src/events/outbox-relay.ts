@@ -1,0 +1,194 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { EventBus, EventEnvelope } from '../kit/events.ts';
+
+export interface OutboxRelayOptions {
+  module: string;
+  schema: string;
+  orm: MikroORM;
+  bus: EventBus;
+  logger: Logger;
+  /** Delivery attempts before an event is marked dead. */
+  maxAttempts: number;
+  /** Delay before the second attempt; doubles after each failure (with jitter). */
+  backoffMs: number;
+  /** How often the outbox is read even when nobody woke the relay (rows left by a crash). */
+  pollMs: number;
+  /** Delivered rows older than this are deleted. */
+  retentionHours: number;
+  batchSize?: number;
+}
+
+export interface OutboxRow {
+  id: string;
+  type: string;
+  version: number;
+  payload: unknown;
+  request_id: string | null;
+  occurred_at: Date;
+  status: 'pending' | 'delivered' | 'dead';
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: Date;
+  delivered_at: Date | null;
+}
+
+/** How long a claimed row stays claimed if its relay dies mid-delivery. */
+const LEASE_SECONDS = 30;
+
+/**
+ * Moves a module's outbox rows onto the event bus. Rows are claimed with a
+ * short lease by one statement (`FOR UPDATE SKIP LOCKED`), so several
+ * processes of one module can relay side by side, and no transaction stays
+ * open while the bus delivers. Woken after commits, and polling for rows a
+ * crash left behind. Failed deliveries are retried with exponential backoff;
+ * after `maxAttempts` the row is `dead`, with its last error, until replayed.
+ */
+export class OutboxRelay {
+  private readonly o: Required<OutboxRelayOptions>;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private passes = 0;
+
+  constructor(opts: OutboxRelayOptions) {
+    this.o = { batchSize: 50, ...opts };
+    if (this.o.maxAttempts < 1) throw new Error('maxAttempts must be at least 1');
+    if (this.o.pollMs < 10) throw new Error('pollMs must be at least 10');
+  }
+
+  private table(): string {
+    return `"${this.o.schema}"."outbox"`;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), this.o.pollMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Deliver soon; several wakes while a pass runs make one more pass. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Runs passes until nothing due is left; for tests and shutdown. */
+  async flush(): Promise<void> {
+    while (this.running) await this.running;
+    await this.drain();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while ((await this.pass()) === this.o.batchSize && !this.stopped);
+      if (++this.passes % 100 === 1) await this.prune();
+    } catch (err) {
+      this.o.logger.error({ err, module: this.o.module }, 'outbox relay pass failed');
+    }
+  }
+
+  /** One batch: claim, deliver each, record the outcome. Returns how many rows it claimed. */
+  private async pass(): Promise<number> {
+    const em = this.o.orm.em.fork();
+    const rows = await em.execute<OutboxRow[]>(
+      `update ${this.table()} set "locked_until" = now() + make_interval(secs => ?), "attempts" = "attempts" + 1
+       where "id" in (
+         select "id" from ${this.table()}
+         where "status" = 'pending' and "next_attempt_at" <= now() and ("locked_until" is null or "locked_until" < now())
+         order by "occurred_at" limit ? for update skip locked)
+       returning *`,
+      [LEASE_SECONDS, this.o.batchSize],
+    );
+    rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
+    for (const row of rows) await this.deliver(row);
+    return rows.length;
+  }
+
+  private async deliver(row: OutboxRow): Promise<void> {
+    const em = this.o.orm.em.fork();
+    try {
+      await this.o.bus.publish(toEnvelope(row, this.o.module), { attempt: row.attempts, maxAttempts: this.o.maxAttempts });
+      await em.execute(`update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = ?`, [row.id]);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (row.attempts >= this.o.maxAttempts) {
+        await em.execute(`update ${this.table()} set "status" = 'dead', "locked_until" = null, "last_error" = ? where "id" = ?`, [message, row.id]);
+        this.o.logger.error({ eventId: row.id, type: row.type, attempts: row.attempts, err: message }, 'event is dead after its last attempt');
+      } else {
+        const delay = this.o.backoffMs * 2 ** (row.attempts - 1) * (0.75 + Math.random() * 0.5);
+        await em.execute(
+          `update ${this.table()} set "next_attempt_at" = now() + make_interval(secs => ?), "locked_until" = null, "last_error" = ? where "id" = ?`,
+          [delay / 1000, message, row.id],
+        );
+        this.o.logger.warn({ eventId: row.id, type: row.type, attempt: row.attempts, err: message }, 'event delivery failed; will retry');
+      }
+    }
+  }
+
+  private async prune(): Promise<void> {
+    await this.o.orm.em
+      .fork()
+      .execute(`delete from ${this.table()} where "status" = 'delivered' and "delivered_at" < now() - make_interval(hours => ?)`, [this.o.retentionHours]);
+  }
+
+  async list(status: OutboxRow['status'], page: { skip: number; limit: number }): Promise<{ items: OutboxRow[]; total: number }> {
+    const em = this.o.orm.em.fork();
+    const items = await em.execute<OutboxRow[]>(`select * from ${this.table()} where "status" = ? order by "occurred_at" desc limit ? offset ?`, [
+      status,
+      page.limit,
+      page.skip,
+    ]);
+    const [count] = await em.execute<{ n: string }[]>(`select count(*) as n from ${this.table()} where "status" = ?`, [status]);
+    return { items, total: Number(count?.n ?? 0) };
+  }
+
+  /** Puts dead events back in line (one, or all when no id); returns how many. */
+  async replay(id?: string): Promise<number> {
+    const em = this.o.orm.em.fork();
+    const rows = await em.execute(
+      `update ${this.table()} set "status" = 'pending', "attempts" = 0, "next_attempt_at" = now(), "locked_until" = null
+       where "status" = 'dead' ${id ? 'and "id" = ?' : ''} returning "id"`,
+      id ? [id] : [],
+    );
+    if (rows.length) this.wake();
+    return rows.length;
+  }
+
+  async counts(): Promise<Record<OutboxRow['status'], number>> {
+    const rows = await this.o.orm.em.fork().execute<{ status: OutboxRow['status']; n: string }[]>(`select "status", count(*) as n from ${this.table()} group by "status"`);
+    const out = { pending: 0, delivered: 0, dead: 0 };
+    for (const r of rows) out[r.status] = Number(r.n);
+    return out;
+  }
+}
+
+function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {
+  return {
+    id: row.id,
+    type: row.type,
+    version: row.version,
+    occurredAt: new Date(row.occurred_at).toISOString(),
+    producer,
+    requestId: row.request_id,
+    payload: typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload,
+  };
+}

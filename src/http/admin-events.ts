@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { NotFound } from '../kit/errors.ts';
+import { pageOf, pageQuery } from '../kit/pagination.ts';
+import { routesFor, type AnyRouteDef } from '../kit/route.ts';
+import type { OutboxRelay, OutboxRow } from '../events/outbox-relay.ts';
+
+export interface AdminEventsRuntime {
+  relay: OutboxRelay;
+}
+
+const route = routesFor<AdminEventsRuntime>();
+
+const OutboxEvent = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    version: z.number().int(),
+    payload: z.unknown(),
+    requestId: z.string().nullable(),
+    occurredAt: z.string(),
+    status: z.enum(['pending', 'delivered', 'dead']),
+    attempts: z.number().int(),
+    lastError: z.string().nullable(),
+    deliveredAt: z.string().nullable(),
+  })
+  .meta({ id: 'OutboxEvent' });
+
+const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
+
+const toDto = (r: OutboxRow) => ({
+  id: r.id,
+  type: r.type,
+  version: r.version,
+  payload: typeof r.payload === 'string' ? (JSON.parse(r.payload) as unknown) : r.payload,
+  requestId: r.request_id,
+  occurredAt: iso(r.occurred_at)!,
+  status: r.status,
+  attempts: r.attempts,
+  lastError: r.last_error,
+  deliveredAt: iso(r.delivered_at),
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Admin routes over one module's outbox: list by status, replay one dead event, replay all dead events. */
+export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime>[] {
+  const base = `/api/v1/admin/events/${module}`;
+  return [
+    route({
+      method: 'get',
+      path: base,
+      summary: `Events in the ${module} module's outbox (admin)`,
+      description: '`status=dead` lists events given up after their last attempt, with the last error.',
+      tags: ['admin'],
+      access: 'admin',
+      query: z.strictObject({ ...pageQuery, status: z.enum(['pending', 'delivered', 'dead']).default('dead') }),
+      response: pageOf(OutboxEvent).meta({ id: 'OutboxEventPage' }),
+      handler: async ({ query }, { relay }) => {
+        const page = await relay.list(query.status, query);
+        return { items: page.items.map(toDto), total: page.total, skip: query.skip, limit: query.limit };
+      },
+    }),
+    route({
+      method: 'post',
+      path: `${base}/:id/replay`,
+      summary: `Deliver one dead ${module} event again (admin)`,
+      description: 'Safe: every handler is idempotent.',
+      tags: ['admin'],
+      access: 'admin',
+      params: z.strictObject({ id: z.string() }),
+      response: z.object({ replayed: z.number().int() }),
+      problems: [404],
+      handler: async ({ params }, { relay }) => {
+        const replayed = UUID.test(params.id) ? await relay.replay(params.id) : 0;
+        if (!replayed) throw new NotFound(`No dead event with id ${params.id}`);
+        return { replayed };
+      },
+    }),
+    route({
+      method: 'post',
+      path: `${base}/replay`,
+      summary: `Deliver every dead ${module} event again (admin)`,
+      tags: ['admin'],
+      access: 'admin',
+      response: z.object({ replayed: z.number().int() }),
+      handler: async (_input, { relay }) => ({ replayed: await relay.replay() }),
+    }),
+  ];
+}

@@ -1,0 +1,85 @@
+import type { EntityManager } from '@mikro-orm/core';
+
+/** What travels for every domain event, whichever the transport. */
+export interface EventEnvelope<P = unknown> {
+  /** Unique; consumers deduplicate on it, BullMQ uses it as the job id. */
+  id: string;
+  type: string;
+  version: number;
+  occurredAt: string;
+  /** The module whose outbox it came from. */
+  producer: string;
+  requestId: string | null;
+  payload: P;
+}
+
+export interface DeliveryContext {
+  /** 1 for the first delivery of this event to this consumer. */
+  attempt: number;
+  /** After this attempt the event is given up (dead) if the handler fails. */
+  maxAttempts: number;
+}
+
+export type EventHandler = (event: EventEnvelope, delivery: DeliveryContext) => Promise<void>;
+
+/** How a module publishes: into its own outbox, inside the transaction of the state change. */
+export interface EventRecorder {
+  /** Validates the payload with the contract's schema and adds the event to the outbox in `em`'s transaction. */
+  record(em: EntityManager, type: string, payload: unknown): Promise<void>;
+  /** After the commit: asks the relay to deliver now rather than at its next poll. */
+  wake(): void;
+}
+
+/** Delivers envelopes to the modules that consume them. Two implementations: in process, and BullMQ. */
+export interface EventBus {
+  readonly kind: 'in-process' | 'bullmq';
+  /**
+   * Resolves once every consumer has the event (handled in process, or safely
+   * queued); rejects otherwise. `delivery` counts the outbox's attempts, for
+   * handlers run in process.
+   */
+  publish(event: EventEnvelope, delivery: DeliveryContext): Promise<void>;
+  /** Registers this process's handlers for a hosted consumer module. */
+  consume(consumer: string, handlers: Record<string, EventHandler>): void;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Which consumer modules receive each event type (from the module definitions). */
+export type EventRoutes = Record<string, readonly string[]>;
+
+/** SQL for a module's outbox table, used by each module's own migration. */
+export function outboxTableSql(schema: string): string[] {
+  return [
+    `create table "${schema}"."outbox" (
+      "id" uuid not null,
+      "type" varchar(100) not null,
+      "version" integer not null,
+      "payload" jsonb not null,
+      "request_id" varchar(128) null,
+      "occurred_at" timestamptz not null,
+      "status" varchar(16) not null default 'pending',
+      "attempts" integer not null default 0,
+      "last_error" text null,
+      "next_attempt_at" timestamptz not null default now(),
+      "locked_until" timestamptz null,
+      "delivered_at" timestamptz null,
+      constraint "outbox_pkey" primary key ("id"),
+      constraint "outbox_status_check" check ("status" in ('pending', 'delivered', 'dead'))
+    );`,
+    `create index "outbox_due_index" on "${schema}"."outbox" ("next_attempt_at") where "status" = 'pending';`,
+    `create index "outbox_delivered_index" on "${schema}"."outbox" ("delivered_at") where "status" = 'delivered';`,
+  ];
+}
+
+/** SQL for a consuming module's inbox: which events each handler has already dealt with. */
+export function inboxTableSql(schema: string): string[] {
+  return [
+    `create table "${schema}"."inbox" (
+      "event_id" uuid not null,
+      "handler" varchar(100) not null,
+      "handled_at" timestamptz not null default now(),
+      constraint "inbox_pkey" primary key ("event_id", "handler")
+    );`,
+  ];
+}
