@@ -1,14 +1,7 @@
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { startServer } from './server.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`toko: ${err.message}\n`);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 
 try {
   const server = await startServer(config);

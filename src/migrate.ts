@@ -1,17 +1,10 @@
 import { Closer } from './closer.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { openDatabases } from './db/databases.ts';
 import { createLogger } from './logger.ts';
 
 /** `npm run migrate`: applies every hosted module's committed migrations, then exits. */
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`toko: ${err.message}\n`);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 const logger = createLogger({ level: config.logLevel });
 const closer = new Closer(logger);
 try {

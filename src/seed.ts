@@ -1,18 +1,11 @@
 import { Closer } from './closer.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { openDatabases } from './db/databases.ts';
 import { createLogger } from './logger.ts';
 import { buildModules } from './wiring.ts';
 
 /** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */
-let config;
-try {
-  config = { ...loadConfig(), modules: ['product' as const], seedDemo: false };
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`toko: ${err.message}\n`);
-  process.exit(1);
-}
+const config = { ...loadConfigOrExit(), modules: ['product' as const], seedDemo: false };
 const logger = createLogger({ level: config.logLevel });
 const closer = new Closer(logger);
 try {

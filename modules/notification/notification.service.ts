@@ -3,8 +3,7 @@ import type { FilterQuery } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Principal } from '../../src/kit/auth.ts';
-import { Forbidden } from '../../src/kit/errors.ts';
+import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
 import type { DeliveryContext, EventEnvelope, EventHandler } from '../../src/kit/events.ts';
 import { formatMoney } from '../../src/kit/money.ts';
 import type { Page } from '../../src/kit/pagination.ts';
@@ -154,9 +153,8 @@ export class NotificationService {
   }
 
   async list(principal: Principal, q: { skip: number; limit: number; userId?: string; status?: Notification['status'] }): Promise<Page<NotificationDto>> {
-    if (principal.role !== 'admin' && q.userId && q.userId !== principal.userId) throw new Forbidden('Only administrators may list other users’ notifications');
     const where: FilterQuery<Notification> = {};
-    const userId = principal.role === 'admin' ? q.userId : principal.userId;
+    const userId = ownerScope(principal, q.userId, 'notifications');
     if (userId) where.userId = userId;
     if (q.status) where.status = q.status;
     const [items, total] = await this.em().findAndCount(NotificationEntity, where, { orderBy: { createdAt: 'desc', id: 'desc' }, offset: q.skip, limit: q.limit });
@@ -166,7 +164,7 @@ export class NotificationService {
   /** Owner or admin; anyone else gets NotificationNotFound, as for an id that does not exist. */
   async get(id: string, principal: Principal): Promise<NotificationDto> {
     const n = UUID.test(id) ? await this.em().findOne(NotificationEntity, { id }) : null;
-    if (!n || (principal.role !== 'admin' && n.userId !== principal.userId)) throw new NotificationNotFound(`No notification with id ${id}`, { id });
+    if (!n || !canSee(principal, n.userId)) throw new NotificationNotFound(`No notification with id ${id}`, { id });
     return toNotificationDto(n);
   }
 }

@@ -2,9 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { Principal } from '../../src/kit/auth.ts';
+import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
 import type { EventRecorder } from '../../src/kit/events.ts';
-import { AppError, Forbidden, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
+import { AppError, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { OutOfStock, ProductNotFound, type ProductPort, type Reservation } from '../product/contract.ts';
 import { UserNotFound, type UserPort } from '../user/contract.ts';
@@ -192,14 +192,13 @@ export class OrderService {
 
   private async visible(id: string, principal: Principal): Promise<Order> {
     const order = UUID.test(id) ? await this.em().findOne(OrderEntity, { id }) : null;
-    if (!order || (principal.role !== 'admin' && order.userId !== principal.userId)) throw new OrderNotFound(`No order with id ${id}`, { id });
+    if (!order || !canSee(principal, order.userId)) throw new OrderNotFound(`No order with id ${id}`, { id });
     return order;
   }
 
   async list(principal: Principal, q: { skip: number; limit: number; status?: Order['status']; userId?: string }): Promise<Page<OrderDto>> {
-    if (principal.role !== 'admin' && q.userId && q.userId !== principal.userId) throw new Forbidden('Only administrators may list other users’ orders');
     const where: FilterQuery<Order> = {};
-    const userId = principal.role === 'admin' ? q.userId : principal.userId;
+    const userId = ownerScope(principal, q.userId, 'orders');
     if (userId) where.userId = userId;
     if (q.status) where.status = q.status;
     const [orders, total] = await this.em().findAndCount(OrderEntity, where, { orderBy: { createdAt: 'desc', id: 'desc' }, offset: q.skip, limit: q.limit });

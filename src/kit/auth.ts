@@ -1,3 +1,5 @@
+import { Forbidden } from './errors.ts';
+
 /** Roles known to every module; the user module is the one that assigns them. */
 export const ROLES = ['customer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -34,4 +36,18 @@ export interface IssuedToken {
 export interface TokenIssuer {
   issue(subject: { id: string; role: Role }): IssuedToken;
   jwks(): { keys: Record<string, unknown>[] };
+}
+
+/** Whether the principal may see something owned by `ownerId`: its owner, or an admin. */
+export const canSee = (principal: Principal, ownerId: string): boolean => principal.role === 'admin' || principal.userId === ownerId;
+
+/**
+ * The owner filter of a list: an admin gets what they asked for (one user,
+ * or everyone); anyone else always gets their own, and asking for someone
+ * else's is refused. Returns undefined for "everyone".
+ */
+export function ownerScope(principal: Principal, requested: string | undefined, what: string): string | undefined {
+  if (principal.role === 'admin') return requested;
+  if (requested && requested !== principal.userId) throw new Forbidden(`Only administrators may list other users’ ${what}`);
+  return principal.userId;
 }

@@ -92,19 +92,17 @@ export class MalformedJson extends defineError('REQUEST.MALFORMED_JSON', 400, 'M
 export class PayloadTooLarge extends defineError('REQUEST.TOO_LARGE', 413, 'Payload too large') {}
 export class UnsupportedMediaType extends defineError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported media type') {}
 
+/** `extras.retryAfterSeconds` (whole seconds, at least 1) as both the extra and the Retry-After header. */
+function retryAfter(extras: ErrorExtras | undefined, fallback: number) {
+  const seconds = Math.max(1, Math.ceil(Number(extras?.retryAfterSeconds ?? fallback)));
+  return { extras: { ...extras, retryAfterSeconds: seconds }, headers: { 'Retry-After': String(seconds) } };
+}
+
 export class TooManyRequests extends AppError {
   static readonly code = 'REQUEST.TOO_MANY';
   static readonly status = 429;
   constructor(detail: string = 'Too many requests', extras?: ErrorExtras) {
-    const retryAfter = Math.max(1, Math.ceil(Number(extras?.retryAfterSeconds ?? 1)));
-    super({
-      code: TooManyRequests.code,
-      status: 429,
-      title: 'Too many requests',
-      detail,
-      extras: { retryAfterSeconds: retryAfter },
-      headers: { 'Retry-After': String(retryAfter) },
-    });
+    super({ code: TooManyRequests.code, status: 429, title: 'Too many requests', detail, ...retryAfter(extras, 1) });
   }
 }
 
@@ -113,14 +111,6 @@ export class ServiceUnavailable extends AppError {
   static readonly code = 'SERVICE.UNAVAILABLE';
   static readonly status = 503;
   constructor(detail: string = 'A service this request needs is not available', extras?: ErrorExtras) {
-    const retryAfter = Math.max(1, Math.ceil(Number(extras?.retryAfterSeconds ?? 5)));
-    super({
-      code: ServiceUnavailable.code,
-      status: 503,
-      title: 'Service unavailable',
-      detail,
-      extras: { ...extras, retryAfterSeconds: retryAfter },
-      headers: { 'Retry-After': String(retryAfter) },
-    });
+    super({ code: ServiceUnavailable.code, status: 503, title: 'Service unavailable', detail, ...retryAfter(extras, 5) });
   }
 }
