@@ -28,6 +28,8 @@ export interface AppOptions {
   version: string;
   /** Mounted after CORS and before body parsing (Bull Board parses its own bodies). */
   extraMiddleware?: Middleware[];
+  /** Mounted after body parsing, before the public routes (the internal contract routes). */
+  afterBodyMiddleware?: Middleware[];
 }
 
 /** The Koa app: middleware in a fixed order, then the routes. No I/O happens here. */
@@ -49,8 +51,9 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
     .use(problems({ logger: o.logger }))
     .use(corsAllowList({ origins: o.corsOrigins }));
   for (const m of o.extraMiddleware ?? []) app.use(m);
+  app.use(jsonBody({ limit: o.bodyLimit }));
+  for (const m of o.afterBodyMiddleware ?? []) app.use(m);
   app
-    .use(jsonBody({ limit: o.bodyLimit }))
     .use(router.routes())
     .use(router.allowedMethods());
   return { app, router };

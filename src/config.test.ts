@@ -82,6 +82,14 @@ describe('starting a module without the modules it needs', () => {
       timeout: 30_000,
     });
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/module order needs the user module, which this process does not host: add user to MODULES/);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/^toko: could not start: set USER_SERVICE_URL/);
+    const withUser = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH, MODULES: 'user,order', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', MIGRATE_ON_START: 'false', PORT: '0' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(withUser.status).toBe(1);
+    expect(withUser.stderr).toMatch(/module order needs the product module: set PRODUCT_SERVICE_URL, or host it here/);
   });
 });

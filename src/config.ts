@@ -49,6 +49,15 @@ const mongoUrl = z.preprocess(
     .optional(),
 );
 
+const httpUrl = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .refine((v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v), 'expected an http(s):// base URL of a toko service')
+    .transform((v) => v.replace(/\/+$/, ''))
+    .optional(),
+);
+
 const currency = z.preprocess(
   blankIsUnset,
   z
@@ -124,6 +133,16 @@ const envSchema = z
     PRODUCT_DATABASE_URL: postgresUrl,
     ORDER_DATABASE_URL: postgresUrl,
     NOTIFICATION_DATABASE_URL: postgresUrl,
+    USER_SERVICE_URL: httpUrl,
+    PRODUCT_SERVICE_URL: httpUrl,
+    ORDER_SERVICE_URL: httpUrl,
+    NOTIFICATION_SERVICE_URL: httpUrl,
+    SERVICE_KEY: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
+    HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 5000),
+    HTTP_CLIENT_RETRIES: int(0, 10, 2),
+    BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100, 50),
+    BREAKER_VOLUME_THRESHOLD: int(1, 10_000, 5),
+    BREAKER_RESET_TIMEOUT_MS: int(100, 600_000, 10_000),
     PRODUCT_MONGODB_URL: mongoUrl,
     REDIS_URL: z.preprocess(
       blankIsUnset,
@@ -208,6 +227,11 @@ export interface Config {
   currency: string;
   /** Load the demo catalogue on an empty catalogue at start-up. */
   seedDemo: boolean;
+  /** Base URLs of modules served by other processes. */
+  serviceUrls: Partial<Record<ModuleName, string>>;
+  /** Shared key that internal (service-to-service) calls carry; required to serve or call them. */
+  serviceKey?: string;
+  httpClient: { timeoutMs: number; retries: number; breaker: { errorThresholdPercentage: number; volumeThreshold: number; resetTimeoutMs: number } };
   /** Set: events travel over BullMQ on this Redis; unset: in process. */
   redisUrl?: string;
   events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; retentionHours: number };
@@ -256,6 +280,20 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
     productMongoUrl: e.PRODUCT_MONGODB_URL,
+    serviceUrls: Object.fromEntries(
+      [
+        ['user', e.USER_SERVICE_URL],
+        ['product', e.PRODUCT_SERVICE_URL],
+        ['order', e.ORDER_SERVICE_URL],
+        ['notification', e.NOTIFICATION_SERVICE_URL],
+      ].filter(([name, url]) => url && !e.MODULES.includes(name as ModuleName)),
+    ),
+    serviceKey: e.SERVICE_KEY,
+    httpClient: {
+      timeoutMs: e.HTTP_CLIENT_TIMEOUT_MS,
+      retries: e.HTTP_CLIENT_RETRIES,
+      breaker: { errorThresholdPercentage: e.BREAKER_ERROR_THRESHOLD_PERCENT, volumeThreshold: e.BREAKER_VOLUME_THRESHOLD, resetTimeoutMs: e.BREAKER_RESET_TIMEOUT_MS },
+    },
     redisUrl: e.REDIS_URL,
     events: {
       queuePrefix: e.QUEUE_PREFIX,

@@ -22,6 +22,7 @@ try {
     recorder: () => {
       throw new Error('seeding publishes no events');
     },
+    remote: () => undefined,
   });
   const inserted = await modules.get('product')!.seed!();
   logger.info({ inserted }, 'seeding done');

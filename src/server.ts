@@ -7,7 +7,11 @@ import pkg from '../package.json' with { type: 'json' };
 import { createApp } from './app.ts';
 import { loadSigningKeys } from './auth/keys.ts';
 import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
-import { createTokenIssuer, createTokenVerifier } from './auth/tokens.ts';
+import { createRemoteVerifier } from './auth/remote-jwks.ts';
+import { createTokenIssuer, createTokenVerifier, type TokenVerifier } from './auth/tokens.ts';
+import type { TokenIssuer } from './kit/auth.ts';
+import { createRemotes } from './remotes.ts';
+import { serveContract } from '../adapters/http/contract-server.ts';
 import type { Config, ModuleName } from './config.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
@@ -59,11 +63,37 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
 }
 
+/**
+ * Where the user module lives here, tokens are signed and verified with the
+ * local key pair; elsewhere they are verified with the public keys the user
+ * service publishes, and this process issues none.
+ */
+function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier; tokens: TokenIssuer } {
+  const jwt = { issuer: config.jwt.issuer, audience: config.jwt.audience };
+  if (config.modules.includes('user')) {
+    const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
+    return {
+      verify: createTokenVerifier({ publicKey: keys.publicKey, ...jwt }),
+      tokens: createTokenIssuer({ keys, ...jwt, ttlSeconds: config.jwt.ttlSeconds }),
+    };
+  }
+  const userUrl = config.serviceUrls.user;
+  if (!userUrl) throw new Error('set USER_SERVICE_URL: tokens are verified with the public keys of the user service');
+  return {
+    verify: createRemoteVerifier({ jwksUrl: `${userUrl}/.well-known/jwks.json`, ...jwt, logger }),
+    tokens: {
+      issue: () => {
+        throw new Error('only the user service issues tokens');
+      },
+      jwks: () => ({ keys: [] }),
+    },
+  };
+}
+
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
   const hosted = config.modules;
-  const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
-  const verify = createTokenVerifier({ publicKey: keys.publicKey, issuer: config.jwt.issuer, audience: config.jwt.audience });
-  const tokens = createTokenIssuer({ keys, issuer: config.jwt.issuer, audience: config.jwt.audience, ttlSeconds: config.jwt.ttlSeconds });
+  const { verify, tokens } = tokenServices(config, logger);
+  const remotes = createRemotes(config, logger);
 
   let passwords: PasswordPool | undefined;
   if (hosted.includes('user')) {
@@ -85,6 +115,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       return passwords;
     },
     recorder: eventing.recorder,
+    remote: remotes.port,
     mailTransport: opts.mailTransport,
   });
   for (const [name, instance] of modules) {
@@ -110,6 +141,15 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
         : async () => void (await db.orm.em.getConnection().getDb().command({ ping: 1 }));
   }
   for (const [name, relay] of eventing.relays) for (const r of adminEventRoutes(name)) routes.push({ def: r, runtime: { relay } });
+  const internal = [];
+  if (config.serviceKey) {
+    for (const [name, instance] of modules) internal.push(serveContract(MODULE_DEFINITIONS[name].contract, instance.implementation, { serviceKey: config.serviceKey }));
+  }
+  for (const [name, breaker] of remotes.breakers) {
+    checks[`remote.${name}`] = async () => {
+      if (breaker.opened) throw new Error('circuit open');
+    };
+  }
   const bullmq = eventing.bus instanceof BullMqEventBus ? eventing.bus : undefined;
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
@@ -131,6 +171,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     trustProxy: config.trustProxy,
     version: pkg.version,
     extraMiddleware: bullmq ? [queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],
+    afterBodyMiddleware: internal,
   });
 
   const server = app.listen(config.port, config.host);

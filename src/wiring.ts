@@ -26,6 +26,8 @@ export interface WiringContext {
   tokens: TokenIssuer;
   passwords: () => PasswordPool;
   recorder: (module: ModuleName) => EventRecorder;
+  /** The port of a module another process serves, or undefined when none is configured. */
+  remote: <K extends keyof Ports>(name: K) => Ports[K] | undefined;
   /** Replaces the notification module's configured mail transport (tests). */
   mailTransport?: MailTransport;
 }
@@ -39,11 +41,11 @@ function sql(ctx: WiringContext, name: ModuleName) {
   return db.orm;
 }
 
-/** A port of a module this process needs; only hosted modules can be reached until remote transports exist. */
+/** A port of a module this process needs: in process when hosted here, over HTTP when its service URL is set. */
 function port<K extends keyof Ports>(ctx: WiringContext, name: K, by: ModuleName): NonNullable<Ports[K]> {
-  const p = ctx.ports[name];
+  const p = ctx.ports[name] ?? ctx.remote(name);
   if (!p) {
-    throw new Error(`module ${by} needs the ${name} module, which this process does not host: add ${name} to MODULES (calling it as a remote service is not supported yet)`);
+    throw new Error(`module ${by} needs the ${name} module: set ${name.toUpperCase()}_SERVICE_URL, or host it here (add ${name} to MODULES)`);
   }
   return p as NonNullable<Ports[K]>;
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../kit/auth.ts';
@@ -39,24 +40,28 @@ export function createTokenIssuer(opts: TokenOptions): TokenIssuer {
   };
 }
 
-export type TokenVerifier = (token: string) => AccessClaims;
+/** Verifies an access token; rejects with Unauthorized. */
+export type TokenVerifier = (token: string) => Promise<AccessClaims>;
 
 /**
  * Verifies a token locally with the public key. The algorithm is pinned to
  * RS256, so `alg: none` and HS256 tokens (signed with the public key as an
  * HMAC secret) are refused like any tampered token.
  */
-export function createTokenVerifier(opts: { publicKey: string; issuer: string; audience: string }): TokenVerifier {
-  return (token) => {
-    let decoded: unknown;
-    try {
-      decoded = jwt.verify(token, opts.publicKey, { algorithms: ['RS256'], issuer: opts.issuer, audience: opts.audience });
-    } catch (err) {
-      const expired = err instanceof jwt.TokenExpiredError;
-      throw new Unauthorized(expired ? 'The access token has expired' : 'The access token is not valid');
-    }
-    const claims = claimsSchema.safeParse(decoded);
-    if (!claims.success) throw new Unauthorized('The access token is not valid');
-    return claims.data;
-  };
+export function createTokenVerifier(opts: { publicKey: string | KeyObject; issuer: string; audience: string }): TokenVerifier {
+  return async (token) => verifyWith(token, opts.publicKey, opts);
+}
+
+/** Checks signature (RS256 only), issuer, audience, expiry and the claims' shape. */
+export function verifyWith(token: string, key: string | KeyObject, opts: { issuer: string; audience: string }): AccessClaims {
+  let decoded: unknown;
+  try {
+    decoded = jwt.verify(token, key, { algorithms: ['RS256'], issuer: opts.issuer, audience: opts.audience });
+  } catch (err) {
+    const expired = err instanceof jwt.TokenExpiredError;
+    throw new Unauthorized(expired ? 'The access token has expired' : 'The access token is not valid');
+  }
+  const claims = claimsSchema.safeParse(decoded);
+  if (!claims.success) throw new Unauthorized('The access token is not valid');
+  return claims.data;
 }

@@ -58,7 +58,7 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; admi
     } else if (!header) {
       throw new BoardUnauthorized();
     } else {
-      const principal = authorize(ctx, 'user', opts.verify);
+      const principal = await authorize(ctx, 'user', opts.verify);
       if (principal?.role !== 'admin') throw new Forbidden('Bull Board is for administrators');
     }
     await next();

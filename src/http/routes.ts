@@ -67,7 +67,7 @@ function parseInput(ctx: Context, def: AnyRouteDef) {
 export function mountRoutes(router: Router, routes: BoundRoute[], verify: TokenVerifier): void {
   for (const { def, runtime } of routes) {
     router[def.method](def.path, async function handle(ctx: Context) {
-      const principal = authorize(ctx, def.access, verify);
+      const principal = await authorize(ctx, def.access, verify);
       const input = parseInput(ctx, def);
       const result = await def.handler(
         { ...input, principal, requestId: ctx.state.requestId as string, ip: ctx.ip },

@@ -13,7 +13,7 @@ describe('SqlProductStore', () => {
   let app: TestApp;
   let store: ProductStore;
   beforeAll(async () => {
-    app = await startTestApp({ MODULES: 'product' });
+    app = await startTestApp({ MODULES: 'user,product' });
     store = new SqlProductStore(sqlOrm(app.server, 'product'), 'IDR');
   });
   afterAll(() => app?.close());

@@ -1,0 +1,112 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import CircuitBreaker from 'opossum';
+import type { Logger } from 'pino';
+import type { ContractDef, PortOf } from '../../src/kit/contract.ts';
+import { AppError, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
+import { currentRequestId } from '../../src/kit/request-context.ts';
+import { parseOrThrow } from '../../src/kit/validation.ts';
+import { INTERNAL_PREFIX } from './contract-server.ts';
+import { SERVICE_KEY_HEADER } from './service-key.ts';
+
+export interface HttpPortOptions {
+  baseUrl: string;
+  serviceKey: string;
+  /** Per attempt. */
+  timeoutMs: number;
+  /** Extra attempts, for methods the contract marks idempotent only. */
+  retries: number;
+  /** First retry delay; doubles each retry, with full jitter. */
+  retryBaseMs: number;
+  breaker: { errorThresholdPercentage: number; volumeThreshold: number; resetTimeoutMs: number };
+  logger: Logger;
+}
+
+export interface HttpPort<C extends ContractDef> {
+  port: PortOf<C>;
+  breaker: CircuitBreaker<[string, unknown], unknown>;
+}
+
+const STANDARD = new Set(['type', 'title', 'status', 'detail', 'code', 'instance', 'requestId']);
+
+/** A failure worth another try and counted by the breaker: the service did not answer properly. */
+class Unanswered extends Error {}
+
+/**
+ * A contract's port over HTTP, built from the contract alone. Each call is
+ * validated on this side too, carries the request id, times out, is retried
+ * with backoff when the method is idempotent, and goes through one circuit
+ * breaker per remote module: when it is open, callers get ServiceUnavailable
+ * at once. Problem documents come back as the contract's own error classes.
+ */
+export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptions): HttpPort<C> {
+  const o = { ...opts };
+  if (o.timeoutMs < 1) throw new Error('timeoutMs must be at least 1');
+  if (o.retries < 0) throw new Error('retries must not be negative');
+  const known = new Map<string, ErrorClass>([...contract.errors, ValidationFailed as unknown as ErrorClass].map((e) => [e.code, e]));
+  const base = `${o.baseUrl.replace(/\/$/, '')}${INTERNAL_PREFIX}/${contract.name}`;
+
+  const attempt = async (method: string, input: unknown): Promise<unknown> => {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: o.serviceKey, 'x-request-id': currentRequestId() ?? '' },
+        body: JSON.stringify(input),
+        signal: AbortSignal.timeout(o.timeoutMs),
+      });
+    } catch (err) {
+      throw new Unanswered(`${contract.name} did not answer ${method}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    if (res.ok) return body;
+    if (res.status >= 500 || !body || typeof body.code !== 'string') throw new Unanswered(`${contract.name} answered ${res.status} to ${method}`);
+    const extras = Object.fromEntries(Object.entries(body).filter(([k]) => !STANDARD.has(k)));
+    const Known = known.get(body.code);
+    if (Known) throw new Known(String(body.detail ?? ''), extras);
+    throw new AppError({ code: body.code, status: res.status, title: String(body.title ?? 'Error'), detail: String(body.detail ?? ''), extras });
+  };
+
+  const call = async (method: string, input: unknown): Promise<unknown> => {
+    const tries = contract.methods[method]!.idempotent ? o.retries + 1 : 1;
+    for (let i = 1; ; i++) {
+      try {
+        return await attempt(method, input);
+      } catch (err) {
+        if (!(err instanceof Unanswered) || i >= tries) throw err;
+        await sleep(Math.random() * o.retryBaseMs * 2 ** (i - 1));
+      }
+    }
+  };
+
+  const breaker = new CircuitBreaker(call, {
+    name: contract.name,
+    // The per-attempt timeout is ours; the breaker only counts outcomes.
+    timeout: false,
+    errorThresholdPercentage: o.breaker.errorThresholdPercentage,
+    volumeThreshold: o.breaker.volumeThreshold,
+    resetTimeout: o.breaker.resetTimeoutMs,
+    // A typed answer (404, 409, 422) is the remote module working as designed, not a failure.
+    errorFilter: (err: unknown) => err instanceof AppError,
+  });
+  breaker.on('open', () => o.logger.warn({ remote: contract.name }, 'circuit breaker opened'));
+  breaker.on('halfOpen', () => o.logger.info({ remote: contract.name }, 'circuit breaker half-open'));
+  breaker.on('close', () => o.logger.info({ remote: contract.name }, 'circuit breaker closed'));
+
+  const port: Record<string, (input: unknown) => Promise<unknown>> = {};
+  for (const [name, method] of Object.entries(contract.methods)) {
+    port[name] = async (input) => {
+      const parsed = parseOrThrow(method.input, input);
+      try {
+        return method.output.parse(await breaker.fire(name, parsed));
+      } catch (err) {
+        if (err instanceof AppError) throw err;
+        const open = (err as { code?: string }).code === 'EOPENBREAKER';
+        throw new ServiceUnavailable(open ? `The ${contract.name} service is unavailable (circuit open)` : (err as Error).message, {
+          service: contract.name,
+          retryAfterSeconds: open ? Math.ceil(o.breaker.resetTimeoutMs / 1000) : 5,
+        });
+      }
+    };
+  }
+  return { port: port as PortOf<C>, breaker };
+}

@@ -1,0 +1,41 @@
+import type CircuitBreaker from 'opossum';
+import type { Logger } from 'pino';
+import { httpPort } from '../adapters/http/contract-client.ts';
+import type { Config, ModuleName } from './config.ts';
+import { MODULE_DEFINITIONS } from './registry.ts';
+import type { Ports } from './wiring.ts';
+
+export interface Remotes {
+  /** The HTTP port of a module another process serves (made once), or undefined when no URL is set. */
+  port<K extends keyof Ports>(name: K): Ports[K] | undefined;
+  /** One breaker per remote module in use, for readiness and metrics. */
+  breakers: Map<ModuleName, CircuitBreaker<[string, unknown], unknown>>;
+}
+
+export function createRemotes(config: Config, logger: Logger): Remotes {
+  const ports = new Map<ModuleName, unknown>();
+  const breakers = new Map<ModuleName, CircuitBreaker<[string, unknown], unknown>>();
+  return {
+    breakers,
+    port(name) {
+      const url = config.serviceUrls[name];
+      if (!url) return undefined;
+      if (!ports.has(name)) {
+        if (!config.serviceKey) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so SERVICE_KEY must be set too (internal calls carry it)`);
+        if (!config.redisUrl) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so REDIS_URL must be set too (events between services go over BullMQ)`);
+        const remote = httpPort(MODULE_DEFINITIONS[name].contract, {
+          baseUrl: url,
+          serviceKey: config.serviceKey,
+          timeoutMs: config.httpClient.timeoutMs,
+          retries: config.httpClient.retries,
+          retryBaseMs: 100,
+          breaker: config.httpClient.breaker,
+          logger: logger.child({ remote: name }),
+        });
+        ports.set(name, remote.port);
+        breakers.set(name, remote.breaker);
+      }
+      return ports.get(name) as Ports[typeof name];
+    },
+  };
+}
