@@ -1,36 +1,96 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, MODULE_NAMES, type Config, type ModuleName } from '../src/config.ts';
+import { MODULE_DEFINITIONS } from '../src/registry.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
-interface Compose {
-  services: Record<string, { build?: unknown; image?: string; environment?: Record<string, string> }>;
+interface Service {
+  build?: unknown;
+  image?: string;
+  environment?: Record<string, string>;
+  volumes?: string[];
 }
 
-function load(file: string): Compose {
-  return parse(readFileSync(path.join(ROOT, file), 'utf8')) as Compose;
-}
+const load = (file: string) => parse(readFileSync(path.join(ROOT, file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 
-/** `${VAR:-default}` as compose would fill it with nothing set. */
+/** The environment as compose would give it with nothing set: `${X:-default}` is the default, `${X:?msg}` a stand-in secret. */
 const substitute = (env: Record<string, string>) =>
-  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
+  Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [
+      k,
+      String(v)
+        .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
+        .replace(/\$\{[A-Z_]+:\?[^}]*\}/g, 'a-stand-in-secret-of-enough-length'),
+    ]),
+  );
 
-describe.each(['docker-compose.yml', 'docker-compose.split.yml'])('%s', (file) => {
-  it('is valid YAML whose toko services pass the configuration schema', () => {
-    const compose = load(file);
-    const toko = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
-    expect(toko.length).toBeGreaterThan(0);
-    for (const [name, service] of toko) {
-      expect(() => loadConfig(substitute(service.environment ?? {})), name).not.toThrow();
-      const config = loadConfig(substitute(service.environment ?? {}));
-      for (const m of config.modules) {
-        const url = config.databaseUrls[m];
-        expect(url, `${name} needs a database for ${m}`).toMatch(/^postgres:\/\//);
-        expect(Object.keys(compose.services), `${name}: ${m} database host`).toContain(new URL(url!).hostname);
+function checkTopology(file: string) {
+  const compose = load(file);
+  const names = Object.keys(compose.services);
+  const configs = new Map<string, Config>();
+  for (const [name, service] of Object.entries(compose.services).filter(([, s]) => s.build !== undefined)) {
+    configs.set(name, loadConfig(substitute(service.environment ?? {})));
+  }
+  const hostOf = (url: string) => new URL(url).hostname;
+  const hostedBy = (m: ModuleName) => [...configs].filter(([, c]) => c.modules.includes(m)).map(([n]) => n);
+
+  for (const m of MODULE_NAMES) expect(hostedBy(m), `${file}: ${m} hosted once`).toHaveLength(1);
+
+  for (const [name, c] of configs) {
+    for (const m of c.modules) {
+      // Its data lives in a database that compose runs (never the embedded one).
+      const url = m === 'product' && c.productMongoUrl ? c.productMongoUrl : c.databaseUrls[m];
+      expect(url, `${file}: ${name} needs a database for ${m}`).toBeDefined();
+      expect(names, `${file}: ${name}'s ${m} database host`).toContain(hostOf(url!));
+      // Every module it calls (and the user service, for tokens) is hosted here or reachable at a service that hosts it.
+      const needs = new Set<ModuleName>([...(MODULE_DEFINITIONS[m].requires as ModuleName[]), ...(m === 'user' ? [] : (['user'] as ModuleName[]))]);
+      for (const r of needs) {
+        if (c.modules.includes(r)) continue;
+        const target = c.serviceUrls[r];
+        expect(target, `${file}: ${name} needs ${r.toUpperCase()}_SERVICE_URL`).toBeDefined();
+        expect(hostedBy(r), `${file}: ${name}'s ${r.toUpperCase()}_SERVICE_URL points at the service hosting ${r}`).toEqual([hostOf(target!)]);
       }
+    }
+    if (Object.keys(c.serviceUrls).length > 0) {
+      expect(c.redisUrl, `${file}: ${name} calls other services, so it needs REDIS_URL`).toBeDefined();
+      expect(names).toContain(hostOf(c.redisUrl!));
+      expect(c.serviceKey, `${file}: ${name} needs SERVICE_KEY`).toBeDefined();
+    }
+  }
+  return { compose, configs, hostedBy };
+}
+
+describe('docker-compose.yml', () => {
+  it('runs every module in one process on PostgreSQL, MongoDB and Redis, all defined in the file', () => {
+    const { configs } = checkTopology('docker-compose.yml');
+    expect([...configs.keys()]).toEqual(['app']);
+    expect(configs.get('app')).toMatchObject({ productMongoUrl: expect.stringMatching(/^mongodb:/), redisUrl: expect.stringMatching(/^redis:/) });
+  });
+});
+
+describe('docker-compose.split.yml', () => {
+  it('hosts each module once, with every service URL pointing at the service that hosts that module', () => {
+    const { configs } = checkTopology('docker-compose.split.yml');
+    expect(configs.size).toBe(4);
+    // The services share one key: each one's internal calls must be accepted by the others.
+    expect(new Set([...configs.values()].map((c) => c.serviceKey)).size).toBe(1);
+  });
+
+  it('routes the gateway to the service hosting each module, with the template the split tests use', () => {
+    const { compose, hostedBy } = checkTopology('docker-compose.split.yml');
+    const gateway = compose.services.gateway!;
+    expect(gateway.volumes?.[0]).toMatch(/^\.\/deploy\/nginx\/toko\.conf\.template:/);
+    expect(existsSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'))).toBe(true);
+    const template = readFileSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'), 'utf8');
+    for (const variable of new Set([...template.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]!))) {
+      expect(gateway.environment, `gateway sets ${variable}`).toHaveProperty(variable);
+    }
+    for (const m of MODULE_NAMES) {
+      const upstream = gateway.environment![`${m.toUpperCase()}_UPSTREAM`]!;
+      expect(hostedBy(m), `${m} upstream`).toEqual([upstream.split(':')[0]]);
     }
   });
 });

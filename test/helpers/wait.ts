@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
@@ -15,8 +16,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Whether a Redis answers at TEST_REDIS_URL; suites that need one are skipped with a notice when not. */
-export async function redisAnswers(): Promise<boolean> {
-  const r = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+export const redisAnswers = () => redisAnswersAt(TEST_REDIS_URL);
+
+export async function redisAnswersAt(url: string): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -26,4 +29,21 @@ export async function redisAnswers(): Promise<boolean> {
   } finally {
     r.disconnect();
   }
+}
+
+/** Ports nothing listens on right now (the OS picks them; a tiny race remains until they are bound). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve) => {
+          const s = createServer();
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }

@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ModuleName } from '../config.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const SERVICES: ModuleName[] = ['user', 'product', 'order', 'notification'];
+
+export interface SplitOptions {
+  /** Where each service keeps its embedded database and the gateway its files. */
+  dataDir: string;
+  gatewayPort: number;
+  /** Service ports are basePort+1 .. basePort+4, unless `ports` names them. */
+  basePort: number;
+  ports?: Record<ModuleName, number>;
+  redisUrl: string;
+  /** Extra environment for every service (ADMIN_EMAIL, DATABASE_URL, log level...). */
+  env?: Record<string, string>;
+  /** Per service, e.g. { product: { PRODUCT_DATABASE_URL: ... } }. */
+  serviceEnv?: Partial<Record<ModuleName, Record<string, string>>>;
+  /** Lines each child prints (JSON logs), for tests and the console. */
+  onLine?: (service: string, line: string) => void;
+}
+
+export interface SplitTopology {
+  gatewayUrl: string;
+  serviceUrl(name: ModuleName): string;
+  /** Stops one service (SIGTERM, waits for exit). */
+  stop(name: ModuleName): Promise<void>;
+  /** Starts a stopped service again and waits until it is ready. */
+  start(name: ModuleName): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function waitForHttp(url: string, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** The gateway's nginx configuration: the repo's template with loopback upstreams, wrapped for a non-root nginx. */
+export function renderGatewayConfig(o: { dataDir: string; gatewayPort: number; ports: Record<ModuleName, number> }): string {
+  const server = readFileSync(path.join(ROOT, 'deploy', 'nginx', 'toko.conf.template'), 'utf8').replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
+    const service = name.replace(/_UPSTREAM$/, '').toLowerCase() as ModuleName;
+    if (name === 'GATEWAY_LISTEN') return `127.0.0.1:${o.gatewayPort}`;
+    if (name.endsWith('_UPSTREAM') && o.ports[service]) return `127.0.0.1:${o.ports[service]}`;
+    throw new Error(`unknown variable ${name} in the nginx template`);
+  });
+  const tmp = path.join(o.dataDir, 'gateway');
+  return `daemon off;
+worker_processes 1;
+pid ${tmp}/nginx.pid;
+error_log ${tmp}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}/body;
+  proxy_temp_path ${tmp}/proxy;
+  fastcgi_temp_path ${tmp}/fastcgi;
+  uwsgi_temp_path ${tmp}/uwsgi;
+  scgi_temp_path ${tmp}/scgi;
+${server}
+}
+`;
+}
+
+/**
+ * The four services as plain `node` processes (MODULES=<one each>) plus the
+ * nginx gateway, on loopback: what docker-compose.split.yml describes, with
+ * no Docker. Events go over BullMQ on `redisUrl`.
+ */
+export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
+  const serviceKey = randomBytes(24).toString('hex');
+  const ports = opts.ports ?? (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
+  const urls = Object.fromEntries(SERVICES.map((s) => [s, `http://127.0.0.1:${ports[s]}`])) as Record<ModuleName, string>;
+  const children = new Map<ModuleName | 'gateway', ChildProcess>();
+
+  const pipe = (name: string, child: ChildProcess) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        opts.onLine?.(name, buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+  };
+
+  const launch = async (name: ModuleName) => {
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      MODULES: name,
+      HOST: '127.0.0.1',
+      PORT: String(ports[name]),
+      DATA_DIR: path.join(opts.dataDir, name),
+      REDIS_URL: opts.redisUrl,
+      SERVICE_KEY: serviceKey,
+      TRUST_PROXY: 'true',
+      ...Object.fromEntries(SERVICES.filter((s) => s !== name).map((s) => [`${s.toUpperCase()}_SERVICE_URL`, urls[s]])),
+      ...opts.env,
+      ...opts.serviceEnv?.[name],
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.set(name, child);
+    pipe(name, child);
+    await waitForHttp(`${urls[name]}/health`, 60_000, child);
+  };
+
+  const stopChild = async (name: ModuleName | 'gateway') => {
+    const child = children.get(name);
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+  };
+
+  try {
+    // The user service first: the others fetch its public keys.
+    await launch('user');
+    await Promise.all(SERVICES.filter((s) => s !== 'user').map(launch));
+    mkdirSync(path.join(opts.dataDir, 'gateway'), { recursive: true });
+    const conf = path.join(opts.dataDir, 'gateway', 'nginx.conf');
+    writeFileSync(conf, renderGatewayConfig({ dataDir: opts.dataDir, gatewayPort: opts.gatewayPort, ports }));
+    const gateway = spawn('nginx', ['-c', conf, '-p', path.join(opts.dataDir, 'gateway')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.set('gateway', gateway);
+    pipe('gateway', gateway);
+    await waitForHttp(`http://127.0.0.1:${opts.gatewayPort}/health`, 15_000, gateway);
+  } catch (err) {
+    await Promise.all([...children.keys()].map(stopChild));
+    throw err;
+  }
+
+  return {
+    gatewayUrl: `http://127.0.0.1:${opts.gatewayPort}`,
+    serviceUrl: (name) => urls[name],
+    stop: (name) => stopChild(name),
+    start: async (name) => {
+      await launch(name);
+      await waitForHttp(`${urls[name]}/health/ready`, 30_000, children.get(name));
+    },
+    close: async () => {
+      await stopChild('gateway');
+      await Promise.all(SERVICES.map(stopChild));
+    },
+  };
+}
