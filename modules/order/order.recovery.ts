@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ProductPort } from '../product/contract.ts';
@@ -46,10 +47,11 @@ export class OrderRecovery {
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  /** Stops the timer and waits for a pass in progress, at most `waitMs` (a pass stuck on a dead database must not block shutdown). */
+  async stop(waitMs = 5000): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running?.catch(() => undefined);
+    if (this.running) await Promise.race([this.running.catch(() => undefined), sleep(waitMs)]);
   }
 
   /** One pass; concurrent calls share the pass in progress. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
@@ -91,10 +92,15 @@ export class OutboxRelay {
     await this.drain();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops polling and waits for the pass in progress, but not forever: a
+   * pass stuck on a database that stopped answering must not hold up
+   * shutdown, and its claimed rows are retried once their lease runs out.
+   */
+  async stop(waitMs = 5000): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    while (this.running) await this.running.catch(() => undefined);
+    if (this.running) await Promise.race([this.running.catch(() => undefined), sleep(waitMs)]);
   }
 
   private async drain(): Promise<void> {
