@@ -1,4 +1,5 @@
 import type CircuitBreaker from 'opossum';
+import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { httpPort } from '../adapters/http/contract-client.ts';
 import type { Config, ModuleName } from './config.ts';
@@ -38,4 +39,34 @@ export function createRemotes(config: Config, logger: Logger): Remotes {
       return ports.get(name) as Ports[typeof name];
     },
   };
+}
+
+/**
+ * `toko_circuit_breaker_state{remote}` (0 closed, 1 half-open, 2 open) and
+ * `toko_circuit_breaker_calls{remote,outcome}` over the breaker's rolling window.
+ */
+export function registerBreakerMetrics(registry: Registry, breakers: Remotes['breakers']): void {
+  new Gauge({
+    name: 'toko_circuit_breaker_state',
+    help: 'Circuit breaker of each remote module: 0 closed, 1 half-open, 2 open',
+    labelNames: ['remote'] as const,
+    registers: [registry],
+    collect() {
+      for (const [remote, b] of breakers) this.set({ remote }, b.opened ? 2 : b.halfOpen ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'toko_circuit_breaker_calls',
+    help: 'Calls to each remote module in the breaker rolling window, by outcome',
+    labelNames: ['remote', 'outcome'] as const,
+    registers: [registry],
+    collect() {
+      for (const [remote, b] of breakers) {
+        const s = b.stats;
+        for (const [outcome, n] of Object.entries({ success: s.successes, failure: s.failures, rejected: s.rejects, timeout: s.timeouts })) {
+          this.set({ remote, outcome }, n);
+        }
+      }
+    },
+  });
 }

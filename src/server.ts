@@ -10,7 +10,7 @@ import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
 import { createRemoteVerifier } from './auth/remote-jwks.ts';
 import { createTokenIssuer, createTokenVerifier, type TokenVerifier } from './auth/tokens.ts';
 import type { TokenIssuer } from './kit/auth.ts';
-import { createRemotes } from './remotes.ts';
+import { createRemotes, registerBreakerMetrics } from './remotes.ts';
 import { serveContract } from '../adapters/http/contract-server.ts';
 import type { Config, ModuleName } from './config.ts';
 import { Closer } from './closer.ts';
@@ -155,6 +155,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
 
   const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
   registerOutboxMetrics(metrics, eventing.relays);
+  registerBreakerMetrics(metrics.registry, remotes.breakers);
   const info = {
     eventBus: eventing.bus.kind,
     queuesDashboard: bullmq ? QUEUES_PATH : 'off: BullMQ is not in use (set REDIS_URL to use it)',

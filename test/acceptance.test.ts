@@ -55,7 +55,7 @@ async function split(): Promise<Topology> {
       ...(db.url ? { DATABASE_URL: db.url } : {}),
       QUEUE_PREFIX: `a${randomBytes(3).toString('hex')}`,
       BREAKER_VOLUME_THRESHOLD: '2',
-      BREAKER_RESET_TIMEOUT_MS: '1000',
+      BREAKER_RESET_TIMEOUT_MS: '4000',
       HTTP_CLIENT_RETRIES: '1',
       HTTP_CLIENT_TIMEOUT_MS: '2000',
     },
@@ -160,17 +160,28 @@ describe.each([
     const c = await customer();
     const product = (await http.post<Product>('/api/v1/products', { name: 'Tahan banting', price: 100, stock: 10, category: 'uji' }, { token: admin })).body;
     await t.split!.stop('product');
-    const timings: number[] = [];
-    for (let i = 0; i < 4; i++) {
+    const place = async () => {
       const started = performance.now();
       const res = await http.post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token: c.token });
-      timings.push(Math.round(performance.now() - started));
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      return Math.round(performance.now() - started);
+    };
+    const breakerOpen = async () =>
+      /toko_circuit_breaker_state\{[^}]*remote="product"[^}]*\} 2/.test(await (await fetch(`${t.split!.serviceUrl('order')}/metrics`)).text());
+    // The breaker opens once failures pass the threshold over its rolling window (earlier tests' successes count too).
+    const before: number[] = [];
+    while (!(await breakerOpen())) {
+      before.push(await place());
+      expect(before.length).toBeLessThan(60);
     }
-    console.log(`order placement with the product service down answered 503 in ${timings.join(', ')} ms`);
+    const onOpen = [await place(), await place()];
+    console.log(`order placement with the product service down answered 503 in ${before.join(', ')} ms before the breaker opened, ${onOpen.join(', ')} ms on the open breaker`);
     const orders = await http.get<{ items: { status: string }[] }>('/api/v1/orders', { token: c.token });
     expect(orders.body.items.filter((o) => o.status === 'pending')).toEqual([]);
+    const ready = await http.get('/health/order');
+    expect(ready.status).toBe(503);
+    expect(ready.body.failing).toContain('remote.product');
 
     await t.split!.start('product');
     const placed = await waitFor('an order once the product service is back', async () => {

@@ -3,10 +3,13 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { OrderNotFound, orderContract, type OrderPort } from '../../modules/order/contract.ts';
 import { OutOfStock, ProductNotFound, ReservationClosed, productContract, type ProductPort } from '../../modules/product/contract.ts';
+import { UserNotFound, userContract, type UserPort } from '../../modules/user/contract.ts';
 import { defineContract } from '../../src/kit/contract.ts';
 import { ServiceUnavailable, ValidationFailed } from '../../src/kit/errors.ts';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { newUser } from '../../test/helpers/http.ts';
 import { httpPort, type HttpPortOptions } from './contract-client.ts';
 import { SERVICE_KEY_HEADER } from './service-key.ts';
 
@@ -80,6 +83,24 @@ describe('the product contract over HTTP', () => {
     expect(wrong.status).toBe(401);
     const right = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: KEY }, body: '{"ids":[]}' });
     expect(await right.json()).toEqual([]);
+  });
+});
+
+describe.each([
+  ['in process', (): { users: UserPort; orders: OrderPort } => ({ users: app.server.ports.user!, orders: app.server.ports.order! })],
+  ['over HTTP', (): { users: UserPort; orders: OrderPort } => ({ users: httpPort(userContract, options(app.url)).port, orders: httpPort(orderContract, options(app.url)).port })],
+])('the user and order contracts %s', (_how, make) => {
+  it('return public profiles, leave unknown ids out, and throw the typed not-found errors', async () => {
+    const { users, orders } = make();
+    const u = newUser();
+    const reg = await fetch(`${app.url}/api/v1/users/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u) });
+    const id = ((await reg.json()) as { id: string }).id;
+    const profile = await users.getUser({ id });
+    expect(profile).toMatchObject({ id, email: u.email, username: u.username, role: 'customer' });
+    expect(profile).not.toHaveProperty('passwordHash');
+    expect(await users.getUsers({ ids: [id, '00000000-0000-4000-8000-000000000000'] })).toEqual([profile]);
+    await expect(users.getUser({ id: '00000000-0000-4000-8000-000000000000' })).rejects.toBeInstanceOf(UserNotFound);
+    await expect(orders.getOrder({ id: '00000000-0000-4000-8000-000000000000' })).rejects.toBeInstanceOf(OrderNotFound);
   });
 });
 
