@@ -18,6 +18,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ SEED_DEMO: 'false' }).seedDemo).toBe(false);
   });
 
+  it('tunes each remote module on its own over the defaults', () => {
+    const c = loadConfig({ HTTP_CLIENT_TIMEOUT_MS: '3000', REMOTE_OPTIONS: 'product.timeoutMs=800,product.retries=0,user.resetTimeoutMs=2000' });
+    expect(c.remoteTuning.product).toMatchObject({ timeoutMs: 800, retries: 0, resetTimeoutMs: 10_000 });
+    expect(c.remoteTuning.user).toMatchObject({ timeoutMs: 3000, retries: 2, resetTimeoutMs: 2000 });
+    expect(() => loadConfig({ REMOTE_OPTIONS: 'shop.timeoutMs=1' })).toThrow('REMOTE_OPTIONS: expected entries like');
+  });
+
   it('prefers a module database URL over DATABASE_URL', () => {
     const c = loadConfig({ DATABASE_URL: 'postgres://a@db/shared', USER_DATABASE_URL: 'postgres://a@db/users' });
     expect(c.databaseUrls.user).toBe('postgres://a@db/users');

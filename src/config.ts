@@ -143,6 +143,24 @@ const envSchema = z
     BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100, 50),
     BREAKER_VOLUME_THRESHOLD: int(1, 10_000, 5),
     BREAKER_RESET_TIMEOUT_MS: int(100, 600_000, 10_000),
+    REMOTE_OPTIONS: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .optional()
+        .transform((v, ctx) => {
+          const out: Partial<Record<ModuleName, Partial<RemoteTuning>>> = {};
+          for (const part of (v ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+            const m = /^([a-z]+)\.(timeoutMs|retries|errorThresholdPercentage|volumeThreshold|resetTimeoutMs)=(\d+)$/.exec(part);
+            if (!m || !(MODULE_NAMES as readonly string[]).includes(m[1]!)) {
+              ctx.addIssue({ code: 'custom', message: 'expected entries like product.timeoutMs=2000,product.retries=1 (module.setting=number)' });
+              return z.NEVER;
+            }
+            (out[m[1] as ModuleName] ??= {})[m[2] as keyof RemoteTuning] = Number(m[3]);
+          }
+          return out;
+        }),
+    ),
     PRODUCT_MONGODB_URL: mongoUrl,
     REDIS_URL: z.preprocess(
       blankIsUnset,
@@ -209,6 +227,15 @@ const envSchema = z
 
 export type Env = z.output<typeof envSchema>;
 
+/** How calls to one remote module behave. */
+export interface RemoteTuning {
+  timeoutMs: number;
+  retries: number;
+  errorThresholdPercentage: number;
+  volumeThreshold: number;
+  resetTimeoutMs: number;
+}
+
 /** Every variable the configuration reads (the README documents each). */
 export const ENV_VARIABLES = Object.keys(envSchema.shape);
 
@@ -231,7 +258,8 @@ export interface Config {
   serviceUrls: Partial<Record<ModuleName, string>>;
   /** Shared key that internal (service-to-service) calls carry; required to serve or call them. */
   serviceKey?: string;
-  httpClient: { timeoutMs: number; retries: number; breaker: { errorThresholdPercentage: number; volumeThreshold: number; resetTimeoutMs: number } };
+  /** Defaults for every remote module, and each module's own values from REMOTE_OPTIONS. */
+  remoteTuning: Record<ModuleName, RemoteTuning>;
   /** Set: events travel over BullMQ on this Redis; unset: in process. */
   redisUrl?: string;
   events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; retentionHours: number };
@@ -289,11 +317,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ].filter(([name, url]) => url && !e.MODULES.includes(name as ModuleName)),
     ),
     serviceKey: e.SERVICE_KEY,
-    httpClient: {
-      timeoutMs: e.HTTP_CLIENT_TIMEOUT_MS,
-      retries: e.HTTP_CLIENT_RETRIES,
-      breaker: { errorThresholdPercentage: e.BREAKER_ERROR_THRESHOLD_PERCENT, volumeThreshold: e.BREAKER_VOLUME_THRESHOLD, resetTimeoutMs: e.BREAKER_RESET_TIMEOUT_MS },
-    },
+    remoteTuning: Object.fromEntries(
+      MODULE_NAMES.map((m) => [
+        m,
+        {
+          timeoutMs: e.HTTP_CLIENT_TIMEOUT_MS,
+          retries: e.HTTP_CLIENT_RETRIES,
+          errorThresholdPercentage: e.BREAKER_ERROR_THRESHOLD_PERCENT,
+          volumeThreshold: e.BREAKER_VOLUME_THRESHOLD,
+          resetTimeoutMs: e.BREAKER_RESET_TIMEOUT_MS,
+          ...e.REMOTE_OPTIONS[m],
+        },
+      ]),
+    ) as Record<ModuleName, RemoteTuning>,
     redisUrl: e.REDIS_URL,
     events: {
       queuePrefix: e.QUEUE_PREFIX,

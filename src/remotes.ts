@@ -24,13 +24,14 @@ export function createRemotes(config: Config, logger: Logger): Remotes {
       if (!ports.has(name)) {
         if (!config.serviceKey) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so SERVICE_KEY must be set too (internal calls carry it)`);
         if (!config.redisUrl) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so REDIS_URL must be set too (events between services go over BullMQ)`);
+        const tuning = config.remoteTuning[name];
         const remote = httpPort(MODULE_DEFINITIONS[name].contract, {
           baseUrl: url,
           serviceKey: config.serviceKey,
-          timeoutMs: config.httpClient.timeoutMs,
-          retries: config.httpClient.retries,
+          timeoutMs: tuning.timeoutMs,
+          retries: tuning.retries,
           retryBaseMs: 100,
-          breaker: config.httpClient.breaker,
+          breaker: { errorThresholdPercentage: tuning.errorThresholdPercentage, volumeThreshold: tuning.volumeThreshold, resetTimeoutMs: tuning.resetTimeoutMs },
           logger: logger.child({ remote: name }),
         });
         ports.set(name, remote.port);
