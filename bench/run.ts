@@ -127,6 +127,13 @@ async function main() {
     ['GET /api/v1/products/:id', `${base}/api/v1/products/${products[0]}`, {}],
     ['GET /api/v1/products?limit=20', `${base}/api/v1/products?limit=20`, {}],
     ['GET /api/v1/users/me', `${base}/api/v1/users/me`, { headers: auth }],
+    ['POST /api/v1/orders (1 line)', `${base}/api/v1/orders`, { method: 'POST', headers: auth, body: JSON.stringify({ items: [{ productId: products[0], quantity: 1 }] }) }],
+    [
+      'POST /api/v1/orders (3 lines)',
+      `${base}/api/v1/orders`,
+      { method: 'POST', headers: auth, body: JSON.stringify({ items: products.map((productId) => ({ productId, quantity: 1 })) }) },
+    ],
+    // Last: requests still hashing when autocannon stops keep both cores busy for seconds and would slow whatever ran next.
     [
       'POST /api/v1/users/register (bcrypt cost 12)',
       `${base}/api/v1/users/register`,
@@ -135,12 +142,6 @@ async function main() {
         headers: { 'content-type': 'application/json' },
         requests: [{ setupRequest: (r) => ({ ...r, body: JSON.stringify({ email: `r${++n}${randomBytes(3).toString('hex')}@b.co`, username: `r${n}${randomBytes(3).toString('hex')}`, password: 'bench-password', fullName: 'R' }) }) }],
       },
-    ],
-    ['POST /api/v1/orders (1 line)', `${base}/api/v1/orders`, { method: 'POST', headers: auth, body: JSON.stringify({ items: [{ productId: products[0], quantity: 1 }] }) }],
-    [
-      'POST /api/v1/orders (3 lines)',
-      `${base}/api/v1/orders`,
-      { method: 'POST', headers: auth, body: JSON.stringify({ items: products.map((productId) => ({ productId, quantity: 1 })) }) },
     ],
   ];
 
