@@ -16,6 +16,7 @@ import { orderConfirmed } from './templates/order-confirmed.ts';
 import { INTL_LOCALE, type Locale, type Rendered } from './templates/template.ts';
 import { welcome } from './templates/welcome.ts';
 import type { MailTransport } from './transports/transport.ts';
+import { isUuid } from '../../src/kit/values.ts';
 
 export interface NotificationServiceDeps {
   orm: MikroORM;
@@ -30,8 +31,6 @@ interface Prepared {
   recipient: string;
   rendered: Rendered;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function toNotificationDto(n: Notification): NotificationDto {
   return {
@@ -163,7 +162,7 @@ export class NotificationService {
 
   /** Owner or admin; anyone else gets NotificationNotFound, as for an id that does not exist. */
   async get(id: string, principal: Principal): Promise<NotificationDto> {
-    const n = UUID.test(id) ? await this.em().findOne(NotificationEntity, { id }) : null;
+    const n = isUuid(id) ? await this.em().findOne(NotificationEntity, { id }) : null;
     if (!n || !canSee(principal, n.userId)) throw new NotificationNotFound(`No notification with id ${id}`, { id });
     return toNotificationDto(n);
   }

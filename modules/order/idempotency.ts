@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { AppError } from '../../src/kit/errors.ts';
+import { jsonColumn } from '../../src/kit/values.ts';
 import { IdempotencyInFlight, IdempotencyKeyReused } from './order.errors.ts';
 
 export interface IdempotencyOptions {
@@ -114,7 +115,7 @@ export class IdempotencyStore {
   }
 
   private replay<T>(row: Row): T {
-    const body = typeof row.response_body === 'string' ? JSON.parse(row.response_body) : row.response_body;
+    const body = jsonColumn<unknown>(row.response_body);
     if ((row.response_status ?? 200) < 400) return body as T;
     const p = body as StoredProblem;
     throw new AppError({ code: p.code, status: row.response_status!, title: p.title, detail: p.detail, extras: p.extras });

@@ -12,6 +12,7 @@ import { OrderNotFound, type OrderDto } from './contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
+import { isUuid } from '../../src/kit/values.ts';
 
 export interface OrderLimits {
   /** Most units of one product in one order. */
@@ -35,8 +36,6 @@ export interface RequestedLine {
   productId: string;
   quantity: number;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function toOrderDto(o: Order): OrderDto {
   const items = o.lines.map((l) => ({ ...l, lineTotal: l.unitPrice * l.quantity }));
@@ -185,13 +184,13 @@ export class OrderService {
 
   /** For other modules: any order by id. */
   async getById(id: string): Promise<OrderDto> {
-    const order = UUID.test(id) ? await this.em().findOne(OrderEntity, { id }) : null;
+    const order = isUuid(id) ? await this.em().findOne(OrderEntity, { id }) : null;
     if (!order) throw new OrderNotFound(`No order with id ${id}`, { id });
     return toOrderDto(order);
   }
 
   private async visible(id: string, principal: Principal): Promise<Order> {
-    const order = UUID.test(id) ? await this.em().findOne(OrderEntity, { id }) : null;
+    const order = isUuid(id) ? await this.em().findOne(OrderEntity, { id }) : null;
     if (!order || !canSee(principal, order.userId)) throw new OrderNotFound(`No order with id ${id}`, { id });
     return order;
   }

@@ -1,18 +1,10 @@
 import { EntitySchema } from '@mikro-orm/core';
 import type { ObjectId } from 'bson';
+import type { ProductRecord } from './stores/store.ts';
 
-/** A product as a MongoDB document; `id` is the hex form of `_id`. */
-export interface ProductDocument {
+/** A product as a MongoDB document: the record's fields, keyed by `_id`; `id` is its hex form. */
+export interface ProductDocument extends ProductRecord {
   _id: ObjectId;
-  id: string;
-  name: string;
-  description: string;
-  price: number;
-  stock: number;
-  category: string;
-  imageUrl: string | null;
-  createdAt: Date;
-  updatedAt: Date;
 }
 
 export const ProductDocumentSchema = new EntitySchema<ProductDocument>({

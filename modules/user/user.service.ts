@@ -9,6 +9,7 @@ import { UserNotFound, type UserDto } from './contract.ts';
 import type { LoginGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
+import { isUuid } from '../../src/kit/values.ts';
 
 export interface UserServiceDeps {
   orm: MikroORM;
@@ -25,8 +26,6 @@ export interface NewUser {
   password: string;
   fullName: string;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function toUserDto(u: User): UserDto {
   return {
@@ -122,13 +121,13 @@ export class UserService {
 
   /** Throws UserNotFound for unknown and malformed ids alike. */
   async get(id: string): Promise<UserDto> {
-    const user = UUID.test(id) ? await this.em().findOne(UserEntity, { id }) : null;
+    const user = isUuid(id) ? await this.em().findOne(UserEntity, { id }) : null;
     if (!user) throw new UserNotFound(`No user with id ${id}`, { id });
     return toUserDto(user);
   }
 
   async getMany(ids: string[]): Promise<UserDto[]> {
-    const valid = [...new Set(ids.filter((id) => UUID.test(id)))];
+    const valid = [...new Set(ids.filter((id) => isUuid(id)))];
     if (valid.length === 0) return [];
     const users = await this.em().find(UserEntity, { id: { $in: valid } });
     return users.map(toUserDto);

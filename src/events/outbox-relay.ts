@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import { jsonColumn } from '../kit/values.ts';
 
 export interface OutboxRelayOptions {
   module: string;
@@ -195,6 +196,6 @@ function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {
     occurredAt: new Date(row.occurred_at).toISOString(),
     producer,
     requestId: row.request_id,
-    payload: typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload,
+    payload: jsonColumn<unknown>(row.payload),
   };
 }

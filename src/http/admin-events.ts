@@ -3,6 +3,7 @@ import { NotFound } from '../kit/errors.ts';
 import { pageOf, pageQuery } from '../kit/pagination.ts';
 import { routesFor, type AnyRouteDef } from '../kit/route.ts';
 import type { OutboxRelay, OutboxRow } from '../events/outbox-relay.ts';
+import { isUuid, jsonColumn } from '../kit/values.ts';
 
 export interface AdminEventsRuntime {
   relay: OutboxRelay;
@@ -31,7 +32,7 @@ const toDto = (r: OutboxRow) => ({
   id: r.id,
   type: r.type,
   version: r.version,
-  payload: typeof r.payload === 'string' ? (JSON.parse(r.payload) as unknown) : r.payload,
+  payload: jsonColumn<unknown>(r.payload),
   requestId: r.request_id,
   occurredAt: iso(r.occurred_at)!,
   status: r.status,
@@ -39,8 +40,6 @@ const toDto = (r: OutboxRow) => ({
   lastError: r.last_error,
   deliveredAt: iso(r.delivered_at),
 });
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Admin routes over one module's outbox: list by status, replay one dead event, replay all dead events. */
 export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime>[] {
@@ -71,7 +70,7 @@ export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime
       response: z.object({ replayed: z.number().int() }),
       problems: [404],
       handler: async ({ params }, { relay }) => {
-        const replayed = UUID.test(params.id) ? await relay.replay(params.id) : 0;
+        const replayed = isUuid(params.id) ? await relay.replay(params.id) : 0;
         if (!replayed) throw new NotFound(`No dead event with id ${params.id}`);
         return { replayed };
       },

@@ -2,6 +2,7 @@ import { ObjectId } from 'bson';
 import { UniqueConstraintViolationException, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { ReservationClosed, type Reservation, type ReservedLine, type StockLine } from '../contract.ts';
+import { jsonColumn } from '../../../src/kit/values.ts';
 import { ProductEntity } from '../product.entity.ts';
 import {
   normaliseLines,
@@ -151,8 +152,7 @@ export class SqlProductStore implements ProductStore {
     );
     const row = rows[0];
     if (!row || row.status === 'released') throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
-    const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as ReservedLine[]) : row.lines;
-    return { reservationId, lines };
+    return { reservationId, lines: jsonColumn<ReservedLine[]>(row.lines) };
   }
 
   /** After the rolled-back attempt: which lines were short or unknown, as they stand now. */
@@ -175,8 +175,7 @@ export class SqlProductStore implements ProductStore {
       );
       const row = rows[0];
       if (!row || row.status === 'released') return false;
-      const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as ReservedLine[]) : row.lines;
-      for (const line of lines) {
+      for (const line of jsonColumn<ReservedLine[]>(row.lines)) {
         await em.execute(`update "products"."products" set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [line.quantity, line.productId]);
       }
       await em.execute(`update "products"."reservations" set "status" = 'released', "updated_at" = now() where "id" = ?`, [reservationId]);
