@@ -12,6 +12,7 @@ import { problems } from './http/problem.ts';
 import { QUEUES_ROUTE } from './http/queues-board.ts';
 import { requestId } from './http/request-id.ts';
 import { requestLog } from './http/request-log.ts';
+import { traceRequests } from './http/tracing.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';
 
 export interface AppOptions {
@@ -45,6 +46,7 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   mountRoutes(router, o.routes, o.verify);
 
   app
+    .use(traceRequests())
     .use(requestId())
     .use(requestLog({ logger: o.logger }))
     .use(httpMetrics(o.metrics))

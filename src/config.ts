@@ -126,6 +126,7 @@ const envSchema = z
     HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
     PORT: int(0, 65535, 3000),
     LOG_LEVEL: z.preprocess(blankIsUnset, z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+    LOG_PRETTY: bool(false),
     MODULES: moduleList,
     DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
     DATABASE_URL: postgresUrl,
@@ -198,6 +199,15 @@ const envSchema = z
     BODY_LIMIT: z.preprocess(blankIsUnset, z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb').default('100kb')),
     TRUST_PROXY: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .refine((v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v), 'expected the http(s):// base URL of an OTLP/HTTP collector, like http://localhost:4318')
+        .transform((v) => v.replace(/\/+$/, ''))
+        .optional(),
+    ),
+    OTEL_SERVICE_NAME: z.preprocess(blankIsUnset, z.string().regex(/^[A-Za-z0-9._-]{1,80}$/, 'expected 1-80 letters, digits, ., _ or -').optional()),
     JWT_PRIVATE_KEY: pem('PRIVATE'),
     JWT_PUBLIC_KEY: pem('PUBLIC'),
     JWT_ISSUER: z.preprocess(blankIsUnset, z.string().default('toko')),
@@ -244,6 +254,8 @@ export interface Config {
   host: string;
   port: number;
   logLevel: Env['LOG_LEVEL'];
+  /** Human-readable log lines, honoured only when stdout is a terminal. */
+  logPretty: boolean;
   modules: ModuleName[];
   dataDir: string;
   /** Per hosted module: a server URL, or undefined for the embedded database. */
@@ -270,6 +282,8 @@ export interface Config {
   bodyLimit: string;
   trustProxy: boolean;
   shutdownTimeoutMs: number;
+  /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
+  tracing?: { endpoint: string; serviceName?: string };
   jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
   passwords: { cost: number; workers: number };
   login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; windowSeconds: number };
@@ -303,6 +317,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY,
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : undefined,
     modules: e.MODULES,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrls,

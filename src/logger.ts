@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { currentRequestId } from './kit/request-context.ts';
+import { currentTraceIds } from './kit/tracing.ts';
 
 /** Paths that must never reach a log line, whatever a caller passes in. */
 const REDACT = [
@@ -22,6 +23,8 @@ const REDACT = [
 export interface LoggerOptions {
   level: string;
   service?: string;
+  /** Human-readable lines through pino-pretty; honoured only when stdout is a terminal (never in containers or CI logs). */
+  pretty?: boolean;
   /** Where lines go; stdout unless given (tests pass a stream to read them). */
   destination?: pino.DestinationStream;
 }
@@ -34,12 +37,13 @@ export function createLogger(opts: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
-      // Any line written while serving a request names that request.
+      // Any line written while serving a request names that request, and its trace when tracing is on.
       mixin: () => {
         const requestId = currentRequestId();
-        return requestId ? { requestId } : {};
+        const trace = currentTraceIds();
+        return requestId ? { requestId, ...trace } : (trace ?? {});
       },
     },
-    opts.destination ?? pino.destination({ sync: false }),
+    opts.destination ?? (opts.pretty && process.stdout.isTTY ? pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } }) : pino.destination({ sync: false })),
   );
 }

@@ -1,13 +1,22 @@
+import pkg from '../package.json' with { type: 'json' };
 import { loadConfigOrExit } from './config.ts';
-import { startServer } from './server.ts';
+import { serviceName, startServer } from './server.ts';
+import { startTracing, type Tracing } from './telemetry/tracing.ts';
 
 const config = loadConfigOrExit();
+const tracing: Tracing | undefined = config.tracing
+  ? startTracing({ serviceName: config.tracing.serviceName ?? serviceName(config), version: pkg.version, endpoint: config.tracing.endpoint })
+  : undefined;
 
 try {
   const server = await startServer(config);
+  if (tracing) server.logger.info({ endpoint: config.tracing!.endpoint }, 'tracing on: spans are exported over OTLP/HTTP');
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'signal received');
-    server.close().then(
+    server
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
       () => process.exit(0),
       (err: unknown) => {
         server.logger.error({ err }, 'shutdown failed');

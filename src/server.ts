@@ -25,6 +25,7 @@ import { BullMqEventBus } from '../adapters/bullmq/event-bus.ts';
 import type { MailTransport } from '../modules/notification/transports/transport.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
+import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registryMeter } from './telemetry/metrics.ts';
 import { adminEventRoutes } from './http/admin-events.ts';
 import { QUEUES_PATH, queuesBoard } from './http/queues-board.ts';
 import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
@@ -52,8 +53,13 @@ export interface StartOptions {
   mailTransport?: MailTransport;
 }
 
+/** `toko` for the whole monolith, `toko-<modules>` for a process hosting some of them: the `service` label and log field. */
+export function serviceName(config: Pick<Config, 'modules'>): string {
+  return config.modules.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${config.modules.join('-')}`;
+}
+
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
   const closer = new Closer(logger);
   try {
     return await compose(config, logger, closer, opts);
@@ -101,6 +107,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     closer.add('password pool', () => passwords!.close());
   }
 
+  const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
   const eventing = createEventing(config, databases, logger);
   const ports: Ports = {};
@@ -116,12 +123,13 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     },
     recorder: eventing.recorder,
     remote: remotes.port,
+    meter: (module) => registryMeter(metrics.registry, module),
     mailTransport: opts.mailTransport,
   });
   for (const [name, instance] of modules) {
     await instance.start?.();
     if (instance.stop) closer.add(`${name} module`, () => instance.stop!());
-    if (instance.handlers) eventing.bus.consume(name, instance.handlers);
+    if (instance.handlers) eventing.bus.consume(name, instrumentHandlers(metrics.registry, name, instance.handlers));
   }
   await eventing.bus.start();
   closer.add('event bus', () => eventing.bus.close());
@@ -153,9 +161,10 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const bullmq = eventing.bus instanceof BullMqEventBus ? eventing.bus : undefined;
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
-  const metrics = createMetrics({ service: hosted.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${hosted.join('-')}` });
-  registerOutboxMetrics(metrics, eventing.relays);
+  registerOutboxMetrics(metrics.registry, eventing.relays);
   registerBreakerMetrics(metrics.registry, remotes.breakers);
+  registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
+  registerPoolMetrics(metrics.registry, databases);
   const info = {
     eventBus: eventing.bus.kind,
     queuesDashboard: bullmq ? QUEUES_PATH : 'off: BullMQ is not in use (set REDIS_URL to use it)',

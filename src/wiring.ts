@@ -9,6 +9,7 @@ import type { Config, ModuleName } from './config.ts';
 import type { PortOf } from './kit/contract.ts';
 import type { TokenIssuer } from './kit/auth.ts';
 import type { EventRecorder } from './kit/events.ts';
+import type { Meter } from './kit/meter.ts';
 import type { ModuleDatabase, ModuleInstance } from './kit/module.ts';
 import { MODULE_DEFINITIONS } from './registry.ts';
 
@@ -28,8 +29,16 @@ export interface WiringContext {
   recorder: (module: ModuleName) => EventRecorder;
   /** The port of a module another process serves, or undefined when none is configured. */
   remote: <K extends keyof Ports>(name: K) => Ports[K] | undefined;
+  /** Each module's counters, labelled with its name. */
+  meter: (module: ModuleName) => Meter;
   /** Replaces the notification module's configured mail transport (tests). */
   mailTransport?: MailTransport;
+}
+
+/** What every module is handed whatever it needs besides. */
+interface Base {
+  logger: Logger;
+  meter: Meter;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -51,10 +60,10 @@ function port<K extends keyof Ports>(ctx: WiringContext, name: K, by: ModuleName
 }
 
 /** Each module states its own needs as a type; this is the one place that meets them. */
-const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Promise<AnyModuleInstance> } = {
-  user: (ctx, logger) =>
+const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise<AnyModuleInstance> } = {
+  user: (ctx, base) =>
     MODULE_DEFINITIONS.user.create({
-      logger,
+      ...base,
       orm: sql(ctx, 'user'),
       passwords: ctx.passwords(),
       tokens: ctx.tokens,
@@ -62,16 +71,16 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Pro
       login: ctx.config.login,
       admin: ctx.config.admin,
     }),
-  product: (ctx, logger) =>
+  product: (ctx, base) =>
     MODULE_DEFINITIONS.product.create({
-      logger,
+      ...base,
       database: ctx.databases.get('product')!,
       currency: ctx.config.currency,
       seedDemo: ctx.config.seedDemo,
     }),
-  order: (ctx, logger) =>
+  order: (ctx, base) =>
     MODULE_DEFINITIONS.order.create({
-      logger,
+      ...base,
       orm: sql(ctx, 'order'),
       users: port(ctx, 'user', 'order'),
       products: port(ctx, 'product', 'order'),
@@ -79,9 +88,9 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Pro
       currency: ctx.config.currency,
       settings: ctx.config.orders,
     }),
-  notification: (ctx, logger) =>
+  notification: (ctx, base) =>
     MODULE_DEFINITIONS.notification.create({
-      logger,
+      ...base,
       orm: sql(ctx, 'notification'),
       users: port(ctx, 'user', 'notification'),
       locale: ctx.config.notify.locale,
@@ -94,7 +103,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, logger: Logger) => Pro
 export async function buildModules(ctx: WiringContext): Promise<Map<ModuleName, AnyModuleInstance>> {
   const instances = new Map<ModuleName, AnyModuleInstance>();
   for (const name of ctx.config.modules) {
-    const instance = await BUILDERS[name](ctx, ctx.logger.child({ module: name }));
+    const instance = await BUILDERS[name](ctx, { logger: ctx.logger.child({ module: name }), meter: ctx.meter(name) });
     instances.set(name, instance);
     const def = MODULE_DEFINITIONS[name];
     // eslint-disable-next-line @typescript-eslint/no-explicit-any

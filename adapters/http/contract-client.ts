@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ContractDef, PortOf } from '../../src/kit/contract.ts';
 import { AppError, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
 import { currentRequestId } from '../../src/kit/request-context.ts';
+import { SpanKind, inSpan, traceHeaders, type Span } from '../../src/kit/tracing.ts';
 import { parseOrThrow } from '../../src/kit/validation.ts';
 import { INTERNAL_PREFIX } from './contract-server.ts';
 import { SERVICE_KEY_HEADER } from './service-key.ts';
@@ -45,18 +46,19 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
   const known = new Map<string, ErrorClass>([...contract.errors, ValidationFailed as unknown as ErrorClass].map((e) => [e.code, e]));
   const base = `${o.baseUrl.replace(/\/$/, '')}${INTERNAL_PREFIX}/${contract.name}`;
 
-  const attempt = async (method: string, input: unknown): Promise<unknown> => {
+  const send = async (method: string, input: unknown, span: Span): Promise<unknown> => {
     let res: Response;
     try {
       res = await fetch(`${base}/${method}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: o.serviceKey, 'x-request-id': currentRequestId() ?? '' },
+        headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: o.serviceKey, 'x-request-id': currentRequestId() ?? '', ...traceHeaders() },
         body: JSON.stringify(input),
         signal: AbortSignal.timeout(o.timeoutMs),
       });
     } catch (err) {
       throw new Unanswered(`${contract.name} did not answer ${method}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    span.setAttribute('http.response.status_code', res.status);
     const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
     if (res.ok) return body;
     if (res.status >= 500 || !body || typeof body.code !== 'string') throw new Unanswered(`${contract.name} answered ${res.status} to ${method}`);
@@ -65,6 +67,12 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
     if (Known) throw new Known(String(body.detail ?? ''), extras);
     throw new AppError({ code: body.code, status: res.status, title: String(body.title ?? 'Error'), detail: String(body.detail ?? ''), extras });
   };
+
+  /** One try, as a client span whose context travels in the request headers. */
+  const attempt = (method: string, input: unknown): Promise<unknown> =>
+    inSpan(`POST ${contract.name}.${method}`, { kind: SpanKind.CLIENT, attributes: { 'rpc.service': contract.name, 'rpc.method': method, 'http.request.method': 'POST' } }, (span) =>
+      send(method, input, span),
+    );
 
   const call = async (method: string, input: unknown): Promise<unknown> => {
     const tries = contract.methods[method]!.idempotent ? o.retries + 1 : 1;

@@ -17,6 +17,7 @@ import { INTL_LOCALE, type Locale, type Rendered } from './templates/template.ts
 import { welcome } from './templates/welcome.ts';
 import type { MailTransport } from './transports/transport.ts';
 import { isUuid } from '../../src/kit/values.ts';
+import type { Counter, Meter } from '../../src/kit/meter.ts';
 
 export interface NotificationServiceDeps {
   orm: MikroORM;
@@ -24,6 +25,7 @@ export interface NotificationServiceDeps {
   transport: MailTransport;
   locale: Locale;
   logger: Logger;
+  meter: Meter;
 }
 
 interface Prepared {
@@ -52,7 +54,16 @@ export function toNotificationDto(n: Notification): NotificationDto {
 }
 
 export class NotificationService {
-  constructor(private readonly d: NotificationServiceDeps) {}
+  /** `toko_notifications_sent_total{transport,result}`: every attempt to hand a notification to the transport. */
+  private readonly sends: Counter<'transport' | 'result'>;
+
+  constructor(private readonly d: NotificationServiceDeps) {
+    this.sends = d.meter.counter({
+      name: 'toko_notifications_sent_total',
+      help: 'Attempts to send a notification by transport (log, smtp) and result (sent, failed)',
+      labelNames: ['transport', 'result'],
+    });
+  }
 
   private em(): EntityManager {
     return this.d.orm.em.fork();
@@ -137,7 +148,9 @@ export class NotificationService {
     const em = this.em();
     try {
       await this.d.transport.send({ to: n.recipient, subject: n.subject, text: n.body });
+      this.sends.inc({ transport: this.d.transport.name, result: 'sent' });
     } catch (err) {
+      this.sends.inc({ transport: this.d.transport.name, result: 'failed' });
       const final = delivery.attempt >= delivery.maxAttempts;
       await em.nativeUpdate(
         NotificationEntity,

@@ -9,6 +9,8 @@ import { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
 import { OrderRecovery } from './order.recovery.ts';
 import { OrderService } from './order.service.ts';
+import { Registry } from 'prom-client';
+import { registryMeter } from '../../src/telemetry/metrics.ts';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -20,6 +22,7 @@ const logger = pino({ level: 'silent' });
 
 /** An order service like the module's, over the real database and ports, with the product port swapped by `products`. */
 function build(products: ProductPort) {
+  const registry = new Registry();
   const orm = sqlOrm(app.server, 'order');
   const idempotency = new IdempotencyStore(orm, { ttlSeconds: 60, waitMs: 1000, pollMs: 10 });
   const orders = new OrderService({
@@ -31,10 +34,13 @@ function build(products: ProductPort) {
     limits: { maxQuantity: 100, maxLines: 10 },
     currency: 'IDR',
     logger,
+    meter: registryMeter(registry, 'order'),
   });
   // A timeout of 0: every pending order counts as stuck, as it would after a crash once the timeout passed.
   const recovery = new OrderRecovery({ orm, products, orders, idempotency, logger }, { pendingTimeoutSeconds: 0, intervalSeconds: 60 });
-  return { orders, recovery, orm };
+  const counted = async (outcome: string, reason: string) =>
+    (await registry.getSingleMetricAsString('toko_orders_total')).includes(`toko_orders_total{module="order",outcome="${outcome}",reason="${reason}"} 1`);
+  return { orders, recovery, orm, counted };
 }
 
 async function setup(stock: number) {
@@ -62,7 +68,7 @@ describe('order recovery', () => {
     const { real, productId, userId, stockOf } = await setup(5);
     // The process "dies" right after the reservation: the call succeeds, the confirmation never happens.
     const crashing: ProductPort = { ...real, reserveStock: async (input) => (await real.reserveStock(input), Promise.reject(new Error('process died'))) };
-    const { orders, recovery, orm } = build(crashing);
+    const { orders, recovery, orm, counted } = build(crashing);
     const err = await orders.place(userId, [{ productId, quantity: 2 }]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServiceUnavailable);
     expect(await stockOf()).toBe(3);
@@ -74,6 +80,7 @@ describe('order recovery', () => {
     expect(await stockOf()).toBe(5);
     const after = await orm.em.fork().findOneOrFail(OrderEntity, { id: pending[0]!.id });
     expect(after).toMatchObject({ status: 'rejected', rejectionReason: 'not_completed', stockHeld: false });
+    expect(await counted('rejected', 'not_completed')).toBe(true);
     // A second pass changes nothing.
     await recovery.runOnce();
     expect(await stockOf()).toBe(5);
@@ -112,11 +119,13 @@ describe('order recovery', () => {
         return real.releaseStock(input);
       },
     };
-    const { orders, recovery } = build(flaky);
+    const { orders, recovery, counted } = build(flaky);
     const placed = await orders.place(userId, [{ productId, quantity: 2 }]);
+    expect(await counted('confirmed', 'none')).toBe(true);
     const principal = { userId, role: 'customer' as const, claims: {} as never };
     const cancelled = await orders.cancel(placed.id, principal);
     expect(cancelled.status).toBe('cancelled');
+    expect(await counted('cancelled', 'none')).toBe(true);
     expect(await stockOf()).toBe(1);
     failRelease = false;
     expect((await recovery.runOnce()).released).toBe(1);

@@ -13,6 +13,7 @@ import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
 import { isUuid } from '../../src/kit/values.ts';
+import type { Counter, Meter } from '../../src/kit/meter.ts';
 
 export interface OrderLimits {
   /** Most units of one product in one order. */
@@ -30,6 +31,7 @@ export interface OrderServiceDeps {
   limits: OrderLimits;
   currency: string;
   logger: Logger;
+  meter: Meter;
 }
 
 export interface RequestedLine {
@@ -55,7 +57,16 @@ export function toOrderDto(o: Order): OrderDto {
 const totalOf = (lines: OrderLineRecord[]) => lines.reduce((sum, l) => sum + l.unitPrice * l.quantity, 0);
 
 export class OrderService {
-  constructor(private readonly d: OrderServiceDeps) {}
+  /** `toko_orders_total{outcome,reason}`: orders leaving `pending` or `confirmed`, counted where the change commits. */
+  private readonly outcomes: Counter<'outcome' | 'reason'>;
+
+  constructor(private readonly d: OrderServiceDeps) {
+    this.outcomes = d.meter.counter({
+      name: 'toko_orders_total',
+      help: 'Orders by outcome (confirmed, rejected, cancelled) and rejection reason (none unless rejected)',
+      labelNames: ['outcome', 'reason'],
+    });
+  }
 
   private em(): EntityManager {
     return this.d.orm.em.fork();
@@ -164,6 +175,7 @@ export class OrderService {
       return changed;
     });
     if (order && event) this.d.events.wake();
+    if (order && change.status) this.outcomes.inc({ outcome: change.status, reason: change.rejectionReason ?? 'none' });
     return order;
   }
 

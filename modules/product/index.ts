@@ -1,5 +1,5 @@
 import { defineModule, type BaseDeps, type ModuleDatabase } from '../../src/kit/module.ts';
-import { productContract } from './contract.ts';
+import { OutOfStock, ProductNotFound, ReservationClosed, productContract } from './contract.ts';
 import { productMigrations } from './migrations/index.ts';
 import { ProductDocumentSchema } from './product.document.ts';
 import { ProductEntity } from './product.entity.ts';
@@ -29,12 +29,41 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
     const store =
       deps.database.kind === 'mongo' ? new MongoProductStore(deps.database.orm, deps.currency) : new SqlProductStore(deps.database.orm, deps.currency);
     const service = new ProductService(store, deps.currency, deps.logger);
+    const reservations = deps.meter.counter({
+      name: 'toko_stock_reservations_total',
+      help: 'Stock reservation requests by result (reserved, out_of_stock, not_found, closed)',
+      labelNames: ['result'],
+    });
+    const releases = deps.meter.counter({
+      name: 'toko_stock_releases_total',
+      help: 'Stock release requests by result (released, nothing_held)',
+      labelNames: ['result'],
+    });
+    const RESULTS = new Map<unknown, string>([
+      [OutOfStock, 'out_of_stock'],
+      [ProductNotFound, 'not_found'],
+      [ReservationClosed, 'closed'],
+    ]);
     return {
       runtime: { service },
       implementation: {
         getProducts: ({ ids }) => service.snapshots(ids),
-        reserveStock: ({ reservationId, items }) => service.reserve(reservationId, items),
-        releaseStock: ({ reservationId }) => service.release(reservationId),
+        reserveStock: async ({ reservationId, items }) => {
+          try {
+            const reservation = await service.reserve(reservationId, items);
+            reservations.inc({ result: 'reserved' });
+            return reservation;
+          } catch (err) {
+            const result = RESULTS.get((err as object)?.constructor);
+            if (result) reservations.inc({ result });
+            throw err;
+          }
+        },
+        releaseStock: async ({ reservationId }) => {
+          const outcome = await service.release(reservationId);
+          releases.inc({ result: outcome.released ? 'released' : 'nothing_held' });
+          return outcome;
+        },
       },
       start: async () => {
         if (deps.seedDemo && (await service.count()) === 0) await service.seedDemo();

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../kit/tracing.ts';
 import { jsonColumn } from '../kit/values.ts';
 
 export interface OutboxRelayOptions {
@@ -27,6 +28,8 @@ export interface OutboxRow {
   version: number;
   payload: unknown;
   request_id: string | null;
+  /** traceparent of the request that recorded the event (null when tracing was off). */
+  trace_context: string | null;
   occurred_at: Date;
   status: 'pending' | 'delivered' | 'dead';
   attempts: number;
@@ -133,7 +136,10 @@ export class OutboxRelay {
   private async deliver(row: OutboxRow): Promise<void> {
     const em = this.o.orm.em.fork();
     try {
-      await this.o.bus.publish(toEnvelope(row, this.o.module), { attempt: row.attempts, maxAttempts: this.o.maxAttempts });
+      // The publish span continues the trace of the request that recorded the event; consumers continue from it.
+      await inSpan(`publish ${row.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(row.trace_context), attributes: { 'messaging.operation.type': 'send', 'toko.event.id': row.id, 'toko.event.type': row.type } }, () =>
+        this.o.bus.publish({ ...toEnvelope(row, this.o.module), traceparent: currentTraceparent() ?? row.trace_context }, { attempt: row.attempts, maxAttempts: this.o.maxAttempts }),
+      );
       await em.execute(`update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = ?`, [row.id]);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -181,10 +187,23 @@ export class OutboxRelay {
   }
 
   async counts(): Promise<Record<OutboxRow['status'], number>> {
-    const rows = await this.o.orm.em.fork().execute<{ status: OutboxRow['status']; n: string }[]>(`select "status", count(*) as n from ${this.table()} group by "status"`);
-    const out = { pending: 0, delivered: 0, dead: 0 };
-    for (const r of rows) out[r.status] = Number(r.n);
-    return out;
+    return (await this.backlog()).counts;
+  }
+
+  /** Rows by status, and how long the oldest pending row has waited (0 when none is pending). */
+  async backlog(): Promise<{ counts: Record<OutboxRow['status'], number>; oldestPendingSeconds: number }> {
+    const rows = await this.o.orm.em
+      .fork()
+      .execute<{ status: OutboxRow['status']; n: string; oldest: string | null }[]>(
+        `select "status", count(*) as n, extract(epoch from now() - min("occurred_at")) as oldest from ${this.table()} group by "status"`,
+      );
+    const counts = { pending: 0, delivered: 0, dead: 0 };
+    let oldestPendingSeconds = 0;
+    for (const r of rows) {
+      counts[r.status] = Number(r.n);
+      if (r.status === 'pending') oldestPendingSeconds = Math.max(0, Number(r.oldest ?? 0));
+    }
+    return { counts, oldestPendingSeconds };
   }
 }
 

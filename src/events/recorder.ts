@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { z } from 'zod';
 import type { EventRecorder } from '../kit/events.ts';
 import { currentRequestId } from '../kit/request-context.ts';
+import { currentTraceparent } from '../kit/tracing.ts';
 
 /**
  * A module's EventRecorder: the envelope is built here (id, version,
@@ -17,8 +18,8 @@ export function createEventRecorder(opts: { module: string; schema: string; even
       if (!schema) throw new Error(`${opts.module} does not declare the event ${type} in its contract`);
       const checked = schema.parse(payload);
       await em.getConnection().execute(
-        `insert into "${opts.schema}"."outbox" ("id", "type", "version", "payload", "request_id", "occurred_at") values (?, ?, 1, ?::jsonb, ?, now())`,
-        [randomUUID(), type, JSON.stringify(checked), currentRequestId() ?? null],
+        `insert into "${opts.schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "occurred_at") values (?, ?, 1, ?::jsonb, ?, ?, now())`,
+        [randomUUID(), type, JSON.stringify(checked), currentRequestId() ?? null, currentTraceparent()],
         'run',
         em.getTransactionContext(),
       );

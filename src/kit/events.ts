@@ -10,6 +10,8 @@ export interface EventEnvelope<P = unknown> {
   /** The module whose outbox it came from. */
   producer: string;
   requestId: string | null;
+  /** W3C traceparent of the span that published it, so the consumer's work joins the same trace; absent when tracing is off. */
+  traceparent?: string | null;
   payload: P;
 }
 
@@ -70,6 +72,11 @@ export function outboxTableSql(schema: string): string[] {
     `create index "outbox_due_index" on "${schema}"."outbox" ("next_attempt_at") where "status" = 'pending';`,
     `create index "outbox_delivered_index" on "${schema}"."outbox" ("delivered_at") where "status" = 'delivered';`,
   ];
+}
+
+/** Adds the column that keeps the trace of the request that recorded each event (a later migration of each producer). */
+export function outboxTraceColumnSql(schema: string): string[] {
+  return [`alter table "${schema}"."outbox" add column "trace_context" varchar(256) null;`];
 }
 
 /** SQL for a consuming module's inbox: which events each handler has already dealt with. */

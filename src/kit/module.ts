@@ -2,6 +2,7 @@ import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
 import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { Meter } from './meter.ts';
 import type { ContractDef, ImplementationOf } from './contract.ts';
 import type { EventHandler } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
@@ -9,6 +10,8 @@ import type { AnyRouteDef } from './route.ts';
 /** What the kernel gives every module it hosts; a module adds its own needs on top. */
 export interface BaseDeps {
   logger: Logger;
+  /** Counters for what the module does (`/metrics`), labelled with the module's name. */
+  meter: Meter;
 }
 
 /** For modules that keep their data in PostgreSQL. */

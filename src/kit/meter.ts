@@ -1,0 +1,18 @@
+/**
+ * How a module counts what it does, without knowing the metrics library:
+ * the kernel hands every module a Meter whose counters land in the process's
+ * Prometheus registry with a `module` label added. Label values must come
+ * from small fixed sets (outcomes, reasons, transports), never from ids.
+ */
+export interface Counter<L extends string> {
+  inc(labels: Record<L, string>, by?: number): void;
+}
+
+export interface Meter {
+  counter<L extends string>(spec: { name: string; help: string; labelNames: readonly L[] }): Counter<L>;
+}
+
+/** For code built outside a running process (unit tests): counts nothing. */
+export const noopMeter: Meter = {
+  counter: () => ({ inc: () => undefined }),
+};

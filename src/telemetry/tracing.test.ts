@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { api, newUser } from '../../test/helpers/http.ts';
+import { TEST_REDIS_URL, freePorts, redisAnswers, waitFor } from '../../test/helpers/wait.ts';
+import { startTracing, type Tracing } from './tracing.ts';
+
+const exporter = new InMemorySpanExporter();
+let tracing: Tracing;
+let catalogue: TestApp;
+let shop: TestApp;
+const http = api(() => shop.url);
+const SERVICE_KEY = randomBytes(16).toString('hex');
+const viaRedis = await redisAnswers();
+
+beforeAll(async () => {
+  tracing = startTracing({ serviceName: 'toko-test', version: 'test', exporter });
+  // Two servers in this process, talking through the HTTP adapter: the product module on its own, and the rest.
+  const [productPort] = await freePorts(1);
+  shop = await startTestApp({
+    MODULES: 'user,order,notification',
+    PRODUCT_SERVICE_URL: `http://127.0.0.1:${productPort}`,
+    SERVICE_KEY,
+    ...(viaRedis ? { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: `t${randomBytes(3).toString('hex')}` } : {}),
+  });
+  catalogue = await startTestApp({ MODULES: 'product', SERVICE_KEY, USER_SERVICE_URL: shop.url, PORT: String(productPort) });
+}, 60_000);
+
+afterAll(async () => {
+  await shop?.close();
+  await catalogue?.close();
+  await tracing?.shutdown();
+});
+
+const spans = () => exporter.getFinishedSpans();
+const named = (trace: string, name: string) => spans().filter((s) => s.spanContext().traceId === trace && s.name === name);
+
+describe('tracing', () => {
+  it(`follows one order across the HTTP adapter, the database and the ${viaRedis ? 'BullMQ' : 'in-process'} event bus in one trace`, async () => {
+    const product = await (catalogue.server.modules.get('product')!.runtime as { service: { create(p: unknown): Promise<{ id: string }> } }).service.create({
+      name: 'Kopi Gayo',
+      description: '',
+      price: 55_000,
+      stock: 10,
+      category: 'kopi',
+      imageUrl: null,
+    });
+    const user = newUser();
+    expect((await http.post('/api/v1/users/register', user)).status).toBe(201);
+    const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
+    exporter.reset();
+
+    const placed = await http.post<{ id: string; status: string }>('/api/v1/orders', { items: [{ productId: product.id, quantity: 2 }] }, { token });
+    expect(placed.status).toBe(201);
+    expect(placed.body.status).toBe('confirmed');
+
+    const root = spans().find((s) => s.kind === SpanKind.SERVER && s.name === 'POST /api/v1/orders');
+    expect(root, 'server span of the order request').toBeDefined();
+    const trace = root!.spanContext().traceId;
+    // The notification is sent by a consumer after the outbox relay published the event: wait for its span.
+    await waitFor('the order.confirmed handler span', async () => named(trace, 'handle order.confirmed')[0], 15_000, 50);
+
+    const client = named(trace, 'POST product.reserveStock');
+    const remote = named(trace, 'POST /internal/v1/product/reserveStock');
+    expect(client).toHaveLength(1);
+    expect(remote).toHaveLength(1);
+    // The product service continued the caller's span: same trace, and its parent is the client span.
+    expect(remote[0]!.parentSpanContext?.spanId).toBe(client[0]!.spanContext().spanId);
+    const queries = spans().filter((s) => s.spanContext().traceId === trace && s.attributes['db.system.name'] === 'postgresql');
+    expect(queries.length).toBeGreaterThan(3);
+    expect(named(trace, 'publish order.confirmed')).toHaveLength(1);
+    const handled = named(trace, 'handle order.confirmed')[0]!;
+    expect(handled.kind).toBe(SpanKind.CONSUMER);
+    expect(handled.parentSpanContext?.spanId).toBe(named(trace, 'publish order.confirmed')[0]!.spanContext().spanId);
+
+    // Every span in sight belongs to this one order: nothing else ran.
+    const traces = new Set(spans().map((s: ReadableSpan) => s.spanContext().traceId));
+    console.info(`one order: ${spans().filter((s) => s.spanContext().traceId === trace).length} spans in trace ${trace}, ${queries.length} of them queries, ${traces.size} trace(s) in all`);
+    // Log lines written while serving the order carry the trace id.
+    expect(shop.logs.some((l) => l.traceId === trace && l.route === '/api/v1/orders' && l.module === 'order')).toBe(true);
+    expect(catalogue.logs.some((l) => l.traceId === trace && l.module === 'product')).toBe(true);
+  }, 30_000);
+
+  it('continues a trace the caller started (traceparent header)', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const res = await http.get('/health', { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+    expect(res.status).toBe(200);
+    await waitFor('the health span', async () => spans().find((s) => s.spanContext().traceId === traceId), 5000);
+  });
+});
