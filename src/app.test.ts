@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlOrm, startTestApp, type TestApp } from '../test/helpers/app.ts';
 import { api, call, newUser } from '../test/helpers/http.ts';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { toOpenApiPath } from './http/openapi.ts';
+
+interface OpenApiDoc {
+  paths: Record<
+    string,
+    Record<string, { summary?: string; tags?: string[]; requestBody?: { content: Record<string, { schema: { $ref?: string; example?: unknown }; example?: unknown }> }; responses: Record<string, { content?: Record<string, unknown> }> }>
+  >;
+  components: { schemas: Record<string, { example?: unknown }>; securitySchemes: Record<string, unknown> };
+}
 
 let app: TestApp;
 const http = api(() => app.url);
@@ -33,7 +42,7 @@ describe('request log', () => {
     await http.get('/api/v1/users/00000000-0000-4000-8000-000000000000?secret=shh', { headers: { 'x-request-id': id } });
     const lines = app.logs.filter((l) => l.requestId === id && l.msg === 'request');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ method: 'GET', route: '/api/v1/users/:id', status: 401 });
+    expect(lines[0]).toMatchObject({ service: 'toko', module: 'user', method: 'GET', route: '/api/v1/users/:id', status: 401 });
     expect(typeof lines[0]!.ms).toBe('number');
     expect(app.logText()).not.toContain('shh');
   });
@@ -147,6 +156,40 @@ describe('health, metrics and docs', () => {
     const list = doc.paths['/api/v1/users']!.get!;
     expect(list.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(list.responses)).toEqual(expect.arrayContaining(['401', '403']));
+  });
+
+  it('is a valid OpenAPI 3.1 document, with an example for every request body', async () => {
+    const doc = (await http.get<OpenApiDoc>('/openapi.json')).body;
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(doc) as unknown as Record<string, unknown>);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    const bodies = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops)
+        .filter(([, op]) => op.requestBody)
+        .map(([m, op]) => ({ op: `${m} ${p}`, media: op.requestBody!.content['application/json']! })),
+    );
+    expect(bodies.length).toBeGreaterThan(5);
+    const schemaOf = (media: { schema: { $ref?: string; example?: unknown } }) =>
+      media.schema.$ref ? doc.components.schemas[media.schema.$ref.split('/').at(-1)!]! : media.schema;
+    const withoutExample = bodies.filter((b) => b.media.example === undefined && schemaOf(b.media).example === undefined).map((b) => b.op);
+    expect(withoutExample).toEqual([]);
+  });
+
+  it('gives every operation a summary, a tag, its security and a problem response for each refusal it can give', async () => {
+    const doc = (await http.get<OpenApiDoc>('/openapi.json')).body;
+    for (const [p, ops] of Object.entries(doc.paths)) {
+      for (const [m, op] of Object.entries(ops)) {
+        const where = `${m} ${p}`;
+        expect(op.summary, where).toBeTruthy();
+        expect(op.tags?.length, where).toBeGreaterThan(0);
+        for (const [status, r] of Object.entries(op.responses)) {
+          if (Number(status) >= 400) expect(Object.keys(r.content ?? {}), `${where} ${status}`).toEqual(['application/problem+json']);
+        }
+      }
+    }
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 
   it('serves Swagger UI and Redoc from local assets', async () => {

@@ -39,17 +39,20 @@ export const ProductDto = z
 
 export const NewProductBody = z
   .strictObject({ name, description: description.default(''), price, stock: z.number().int().min(0).max(1e9).default(0), category, imageUrl: imageUrl.default(null) })
-  .meta({ id: 'NewProduct' });
+  .meta({
+    id: 'NewProduct',
+    example: { name: 'Kopi Gayo Arabika 250 g', description: 'Biji kopi arabika dari dataran tinggi Gayo.', price: 8_500_000, stock: 40, category: 'makanan-minuman', imageUrl: null },
+  });
 
 export const ProductPatchBody = z
   .strictObject({ name, description, price, category, imageUrl })
   .partial()
   .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change')
-  .meta({ id: 'ProductPatch', description: 'Stock is changed only through POST /api/v1/products/{id}/stock.' });
+  .meta({ id: 'ProductPatch', description: 'Stock is changed only through POST /api/v1/products/{id}/stock.', example: { price: 7_900_000 } });
 
 const StockBody = z
   .strictObject({ delta: z.number().int().min(-1e9).max(1e9).refine((d) => d !== 0, 'Must not be 0').meta({ example: 25 }) })
-  .meta({ id: 'StockAdjustment' });
+  .meta({ id: 'StockAdjustment', example: { delta: 25 } });
 
 const idParams = z.strictObject({ id: z.string() });
 

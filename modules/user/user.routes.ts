@@ -38,14 +38,14 @@ export const RegisterBody = z
     password,
     fullName: z.string().trim().min(1, 'Must not be empty').max(200).meta({ example: 'Siti Rahmawati' }),
   })
-  .meta({ id: 'RegisterRequest' });
+  .meta({ id: 'RegisterRequest', example: { email: 'siti@example.co.id', username: 'siti_rahma', password: 'rahasia-sekali', fullName: 'Siti Rahmawati' } });
 
 export const LoginBody = z
   .strictObject({
     email,
     password: z.string().min(1, 'Must not be empty').max(1024).meta({ example: 'rahasia-sekali' }),
   })
-  .meta({ id: 'LoginRequest' });
+  .meta({ id: 'LoginRequest', example: { email: 'siti@example.co.id', password: 'rahasia-sekali' } });
 
 const TokenResponse = z
   .object({ accessToken: z.string(), tokenType: z.literal('bearer'), expiresIn: z.number().int().meta({ description: 'Seconds' }) })

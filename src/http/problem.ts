@@ -1,5 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
+import { moduleOf } from './request-log.ts';
+import { routeLabel } from './route-label.ts';
 import { AppError, MalformedJson, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
@@ -75,7 +77,7 @@ export const problems = (opts: { logger: Logger }): Middleware =>
       if (err instanceof AppError) return send(ctx, err);
       const mapped = fromFrameworkError(err as HttpishError);
       if (mapped) return send(ctx, mapped);
-      opts.logger.error({ err, requestId: ctx.state.requestId }, 'unhandled error');
+      opts.logger.error({ err, requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'unhandled error');
       send(ctx, new AppError({ code: 'SERVER.INTERNAL', status: 500, title: 'Internal server error', detail: 'Something went wrong on our side' }));
     }
   };
