@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,8 +44,24 @@ describe('the toko process with its embedded database', () => {
   });
 
   it('comes back on the same data directory with the user and the signing key intact', async () => {
-    running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '4' });
+    // A stand-in OTLP/HTTP collector: tracing is on for this run, and what it receives is checked at exit.
+    const exports: { path: string; type: string; body: Buffer }[] = [];
+    const collector = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        exports.push({ path: req.url ?? '', type: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    collector.listen(0, '127.0.0.1');
+    await once(collector, 'listening');
+    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+    // LOG_PRETTY asks for readable lines, but stdout here is a pipe: they stay JSON (the helper parses them).
+    running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_PRETTY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
     expect((await call(running.url, 'GET', '/health')).status).toBe(200);
+    expect(running.lines.length).toBeGreaterThan(0);
+    expect(running.lines.every((l) => l.service === 'toko')).toBe(true);
     const login = await call(running.url, 'POST', '/api/v1/users/login', { body: { email: user.email, password: user.password } });
     expect(login.status).toBe(200);
     // A token issued before the restart still verifies: the key pair was kept, not regenerated.
@@ -53,5 +72,14 @@ describe('the toko process with its embedded database', () => {
     expect(running.lines.some((l) => l.msg === 'migrations applied')).toBe(false);
     running.child.kill('SIGINT');
     expect(await running.exited).toBe(0);
+    // The spans buffered at exit were flushed to the collector: the requests above, by route, as toko.
+    collector.close();
+    const sent = Buffer.concat(exports.filter((e) => e.path === '/v1/traces').map((e) => e.body)).toString('latin1');
+    expect(exports.length).toBeGreaterThan(0);
+    expect(sent).toContain('POST /api/v1/users/login');
+    expect(sent).toContain('GET /api/v1/users/me');
+    expect(sent).toContain('toko');
+    expect(running.lines.some((l) => l.msg === 'tracing on: spans are exported over OTLP/HTTP')).toBe(true);
+    expect(running.lines.some((l) => l.route === '/api/v1/users/me' && typeof l.traceId === 'string')).toBe(true);
   });
 });
