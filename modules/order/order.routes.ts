@@ -19,7 +19,7 @@ const PlaceOrderBody = z
       .max(100)
       .meta({ description: 'Lines for the same product are merged (quantities added). Limits: ORDER_MAX_LINES, ORDER_MAX_QUANTITY.' }),
   })
-  .meta({ id: 'PlaceOrder', example: { items: [{ productId: '3f1c2a9e-5b7d-4c1e-9a2b-6d8e0f4a1b2c', quantity: 2 }] } });
+  .meta({ id: 'PlaceOrder', example: { items: [{ productId: '64d3a0000000000000000001', quantity: 2 }] } });
 
 const idParams = z.strictObject({ id: z.string() });
 
