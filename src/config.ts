@@ -175,6 +175,7 @@ const envSchema = z
     EVENT_BACKOFF_MS: int(0, 3_600_000, 1000),
     EVENT_CONCURRENCY: int(1, 100, 5),
     OUTBOX_POLL_MS: int(10, 600_000, 1000),
+    OUTBOX_LEASE_SECONDS: int(1, 3600, 30),
     OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168),
     NOTIFY_LOCALE: z.preprocess(blankIsUnset, z.enum(['id', 'en'], { message: 'expected id or en' }).default('id')),
     NOTIFY_TRANSPORT: z.preprocess(blankIsUnset, z.enum(['log', 'smtp'], { message: 'expected log or smtp' }).default('log')),
@@ -199,6 +200,8 @@ const envSchema = z
     BODY_LIMIT: z.preprocess(blankIsUnset, z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb').default('100kb')),
     TRUST_PROXY: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
+    HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000, 10_000),
+    HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
     OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
       blankIsUnset,
       z
@@ -274,7 +277,9 @@ export interface Config {
   remoteTuning: Record<ModuleName, RemoteTuning>;
   /** Set: events travel over BullMQ on this Redis; unset: in process. */
   redisUrl?: string;
-  events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; retentionHours: number };
+  events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; leaseSeconds: number; retentionHours: number };
+  /** Slow clients: all headers within headersTimeoutMs, the whole request within requestTimeoutMs, or 408 and the socket is closed. */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number };
   notify: { locale: 'id' | 'en'; transport: { kind: 'log' } | { kind: 'smtp'; url: string; from: string } };
   orders: { maxQuantity: number; maxLines: number; idempotencyTtlSeconds: number; pendingTimeoutSeconds: number; recoveryIntervalSeconds: number };
   migrateOnStart: boolean;
@@ -353,6 +358,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       backoffMs: e.EVENT_BACKOFF_MS,
       concurrency: e.EVENT_CONCURRENCY,
       pollMs: e.OUTBOX_POLL_MS,
+      leaseSeconds: e.OUTBOX_LEASE_SECONDS,
       retentionHours: e.OUTBOX_RETENTION_HOURS,
     },
     notify: {
@@ -374,6 +380,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
     trustProxy: e.TRUST_PROXY,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    http: { headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS) },
     jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },
     passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS },
     login: { maxFailuresPerEmail: e.LOGIN_MAX_FAILURES, maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT, windowSeconds: e.LOGIN_WINDOW_SECONDS },

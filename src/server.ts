@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type Router from '@koa/router';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -184,7 +184,16 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     afterBodyMiddleware: internal,
   });
 
-  const server = app.listen(config.port, config.host);
+  // Slow clients (slow-loris) are cut off: headers and whole requests have deadlines, checked every second.
+  const server = createServer(
+    {
+      headersTimeout: config.http.headersTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+    },
+    app.callback(),
+  );
+  server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;

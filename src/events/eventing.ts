@@ -48,6 +48,7 @@ export function createEventing(config: Config, databases: Map<ModuleName, Module
         maxAttempts: config.events.maxAttempts,
         backoffMs: config.events.backoffMs,
         pollMs: config.events.pollMs,
+        leaseSeconds: config.events.leaseSeconds,
         retentionHours: config.events.retentionHours,
       }),
     );

@@ -19,6 +19,8 @@ export interface OutboxRelayOptions {
   pollMs: number;
   /** Delivered rows older than this are deleted. */
   retentionHours: number;
+  /** How long a claimed row stays claimed: if the relay dies mid-delivery, another pass takes it after this. Longer than any delivery. */
+  leaseSeconds?: number;
   batchSize?: number;
 }
 
@@ -38,8 +40,6 @@ export interface OutboxRow {
   delivered_at: Date | null;
 }
 
-/** How long a claimed row stays claimed if its relay dies mid-delivery. */
-const LEASE_SECONDS = 30;
 
 /**
  * Moves a module's outbox rows onto the event bus. Rows are claimed with a
@@ -58,7 +58,7 @@ export class OutboxRelay {
   private passes = 0;
 
   constructor(opts: OutboxRelayOptions) {
-    this.o = { batchSize: 50, ...opts };
+    this.o = { batchSize: 50, leaseSeconds: 30, ...opts };
     if (this.o.maxAttempts < 1) throw new Error('maxAttempts must be at least 1');
     if (this.o.pollMs < 10) throw new Error('pollMs must be at least 10');
   }
@@ -126,7 +126,7 @@ export class OutboxRelay {
          where "status" = 'pending' and "next_attempt_at" <= now() and ("locked_until" is null or "locked_until" < now())
          order by "occurred_at" limit ? for update skip locked)
        returning *`,
-      [LEASE_SECONDS, this.o.batchSize],
+      [this.o.leaseSeconds, this.o.batchSize],
     );
     rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
     for (const row of rows) await this.deliver(row);

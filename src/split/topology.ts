@@ -30,6 +30,10 @@ export interface SplitTopology {
   serviceUrl(name: ModuleName): string;
   /** Stops one service (SIGTERM, waits for exit). */
   stop(name: ModuleName): Promise<void>;
+  /** Kills one service at once (SIGKILL, no shutdown at all), as a crash would, and waits for it to be gone. */
+  kill(name: ModuleName): Promise<void>;
+  /** The process id of a running service (for memory figures). */
+  pid(name: ModuleName): number | undefined;
   /** Starts a stopped service again and waits until it is ready. */
   start(name: ModuleName): Promise<void>;
   close(): Promise<void>;
@@ -121,11 +125,11 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     await waitForHttp(`${urls[name]}/health`, 60_000, child);
   };
 
-  const stopChild = async (name: ModuleName | 'gateway') => {
+  const stopChild = async (name: ModuleName | 'gateway', signal: NodeJS.Signals = 'SIGTERM') => {
     const child = children.get(name);
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
-    child.kill('SIGTERM');
+    child.kill(signal);
     await exited;
   };
 
@@ -141,7 +145,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     pipe('gateway', gateway);
     await waitForHttp(`http://127.0.0.1:${opts.gatewayPort}/health`, 15_000, gateway);
   } catch (err) {
-    await Promise.all([...children.keys()].map(stopChild));
+    await Promise.all([...children.keys()].map((n) => stopChild(n)));
     throw err;
   }
 
@@ -149,13 +153,15 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     gatewayUrl: `http://127.0.0.1:${opts.gatewayPort}`,
     serviceUrl: (name) => urls[name],
     stop: (name) => stopChild(name),
+    kill: (name) => stopChild(name, 'SIGKILL'),
+    pid: (name) => children.get(name)?.pid,
     start: async (name) => {
       await launch(name);
       await waitForHttp(`${urls[name]}/health/ready`, 30_000, children.get(name));
     },
     close: async () => {
       await stopChild('gateway');
-      await Promise.all(SERVICES.map(stopChild));
+      await Promise.all(SERVICES.map((n) => stopChild(n)));
     },
   };
 }

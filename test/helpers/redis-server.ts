@@ -5,14 +5,19 @@ import { redisAnswersAt, waitFor } from './wait.ts';
 /** A private redis-server on a port of its own, so a test may stop and restart it without touching anyone else's. */
 export class RedisServer {
   private child: ChildProcess | undefined;
-  constructor(readonly port: number) {}
+  /** With `dir`, every write is appended and fsynced before Redis answers (AOF, appendfsync always), so a kill loses nothing. */
+  constructor(
+    readonly port: number,
+    private readonly opts: { dir?: string } = {},
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const persistence = this.opts.dir ? ['--dir', this.opts.dir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
     await waitFor(`redis on ${this.port}`, async () => ((await redisAnswersAt(this.url)) ? true : undefined), 10_000, 50);
   }
 

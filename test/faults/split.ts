@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startSplit, type SplitTopology } from '../../src/split/topology.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/app.ts';
+import { RedisServer } from '../helpers/redis-server.ts';
+import { freePorts } from '../helpers/wait.ts';
+import { FAST_RECOVERY } from './harness.ts';
+
+export interface SplitRig {
+  topology: SplitTopology;
+  redis: RedisServer;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The four services behind the gateway with a private, persistent Redis
+ * (append-only file, fsync on every write — the setting toko's README asks
+ * for), fast recovery settings, and an embedded database per service unless
+ * TEST_DATABASE_URL names a server.
+ */
+export async function startSplitRig(env: Record<string, string> = {}): Promise<SplitRig> {
+  const [gateway, redisPort, ...services] = await freePorts(6);
+  const redisDir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
+  const redis = new RedisServer(redisPort!, { dir: redisDir });
+  await redis.start();
+  const db: TestDatabase = await freshDatabase();
+  const topology = await startSplit({
+    dataDir: db.dataDir,
+    gatewayPort: gateway!,
+    basePort: 0,
+    ports: { user: services[0]!, product: services[1]!, order: services[2]!, notification: services[3]! },
+    redisUrl: redis.url,
+    env: {
+      ...FAST_RECOVERY,
+      ...(db.url ? { DATABASE_URL: db.url } : {}),
+      QUEUE_PREFIX: `f${randomBytes(3).toString('hex')}`,
+      BREAKER_VOLUME_THRESHOLD: '3',
+      BREAKER_RESET_TIMEOUT_MS: '1000',
+      HTTP_CLIENT_RETRIES: '1',
+      HTTP_CLIENT_TIMEOUT_MS: '2000',
+      ...env,
+    },
+  });
+  return {
+    topology,
+    redis,
+    url: topology.gatewayUrl,
+    close: async () => {
+      await topology.close();
+      await redis.stop();
+      await db.drop();
+      rmSync(redisDir, { recursive: true, force: true });
+    },
+  };
+}
