@@ -86,6 +86,21 @@ describe('problem documents', () => {
     expect(statuses).toEqual({ '[1,2]': 422, '"text"': 400, null: 400, '42': 400 });
   });
 
+  it('refuses NUL characters anywhere in the input with 422, before they reach the database', async () => {
+    const res = await http.post('/api/v1/users/register', { ...newUser(), fullName: 'Budi\u0000Santoso' });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: 'fullName', message: 'Must not contain NUL characters' }]);
+    const q = await http.get('/api/v1/products?category=kopi%00');
+    expect(q.status).toBe(422);
+    expect(q.body.errors).toEqual([{ path: 'category', message: 'Must not contain NUL characters' }]);
+  });
+
+  it('answers a deeply nested body (1,000 levels, under this app’s 2 kB limit) with a 4xx, not a crash', async () => {
+    const res = await call(app.url, 'POST', '/api/v1/users/register', { raw: `${'['.repeat(1000)}${']'.repeat(1000)}`, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(422);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+  });
+
   it('refuses a body on a route that takes none', async () => {
     const u = newUser();
     await http.post('/api/v1/users/register', u);

@@ -1,4 +1,4 @@
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import { TooManyRequests } from '../../src/kit/errors.ts';
 
 export interface LoginGuardOptions {
@@ -12,7 +12,8 @@ export interface LoginGuardOptions {
 /**
  * Slows password guessing: after N failed logins for one e-mail, or M from
  * one client, within the window, login answers 429 with Retry-After until
- * the window has passed. A successful login clears that e-mail's count.
+ * the window has passed. Attempts are counted when they start, not when they
+ * fail; a successful login clears that e-mail's count.
  */
 export class LoginGuard {
   private readonly byEmail: RateLimiterMemory;
@@ -27,24 +28,24 @@ export class LoginGuard {
     this.byClient = new RateLimiterMemory({ keyPrefix: 'login-client', points: this.o.maxFailuresPerClient, duration: this.o.windowSeconds });
   }
 
-  /** Throws TooManyRequests when either the e-mail or the client has used up its failures. */
-  async check(email: string, client: string): Promise<void> {
-    const [e, c] = await Promise.all([this.byEmail.get(email), this.byClient.get(client)]);
-    const blocked = [
-      e && e.consumedPoints >= this.o.maxFailuresPerEmail ? e.msBeforeNext : 0,
-      c && c.consumedPoints >= this.o.maxFailuresPerClient ? c.msBeforeNext : 0,
-    ];
-    const waitMs = Math.max(...blocked);
-    if (waitMs > 0) {
-      throw new TooManyRequests('Too many failed logins; try again later', { retryAfterSeconds: Math.ceil(waitMs / 1000) });
-    }
+  /**
+   * Takes one attempt from the e-mail's and the client's allowance before the
+   * password is even checked, so a burst of concurrent guesses cannot all get
+   * through while the first ones are still hashing. Throws TooManyRequests
+   * when either allowance is used up. A successful login gives its attempt back.
+   */
+  async attempt(email: string, client: string): Promise<void> {
+    const taken = await Promise.allSettled([this.byEmail.consume(email), this.byClient.consume(client)]);
+    const refused = taken.flatMap((t) => (t.status === 'rejected' ? [t.reason as unknown] : []));
+    if (refused.length === 0) return;
+    const failure = refused.find((r) => r instanceof Error);
+    if (failure) throw failure;
+    const waitMs = Math.max(...refused.map((r) => (r as RateLimiterRes).msBeforeNext));
+    throw new TooManyRequests('Too many failed logins; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
   }
 
-  async failed(email: string, client: string): Promise<void> {
-    await Promise.all([this.byEmail.penalty(email, 1), this.byClient.penalty(client, 1)]);
-  }
-
-  async succeeded(email: string): Promise<void> {
-    await this.byEmail.delete(email);
+  /** The attempt was right: the e-mail starts afresh, and the client gets its attempt back. */
+  async succeeded(email: string, client: string): Promise<void> {
+    await Promise.all([this.byEmail.delete(email), this.byClient.reward(client, 1)]);
   }
 }

@@ -67,24 +67,39 @@ describe('UserService.login', () => {
 describe('LoginGuard', () => {
   it('blocks an e-mail after its failures, leaves others alone, and clears on success', async () => {
     const guard = new LoginGuard({ maxFailuresPerEmail: 2, maxFailuresPerClient: 10, windowSeconds: 60 });
-    await guard.failed('a@x.co', 'c');
-    await guard.check('a@x.co', 'c');
-    await guard.failed('a@x.co', 'c');
-    await expect(guard.check('a@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
-    await expect(guard.check('b@x.co', 'c')).resolves.toBeUndefined();
-    await guard.succeeded('a@x.co');
-    await expect(guard.check('a@x.co', 'c')).resolves.toBeUndefined();
+    await guard.attempt('a@x.co', 'c'); // failed
+    await guard.attempt('a@x.co', 'c'); // failed
+    await expect(guard.attempt('a@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
+    await expect(guard.attempt('b@x.co', 'c')).resolves.toBeUndefined();
+    await guard.succeeded('a@x.co', 'c');
+    await expect(guard.attempt('a@x.co', 'c')).resolves.toBeUndefined();
+  });
+
+  it('counts attempts as they start, so a concurrent burst gets no more tries than the allowance', async () => {
+    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 100, windowSeconds: 60 });
+    const burst = await Promise.allSettled(Array.from({ length: 30 }, () => guard.attempt('burst@x.co', 'c')));
+    expect(burst.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    expect(burst.filter((r) => r.status === 'rejected' && r.reason instanceof TooManyRequests)).toHaveLength(25);
+  });
+
+  it('gives a successful login its attempt back on the client', async () => {
+    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 2, windowSeconds: 60 });
+    for (const e of ['1@x.co', '2@x.co', '3@x.co']) {
+      await guard.attempt(e, 'office');
+      await guard.succeeded(e, 'office');
+    }
+    await expect(guard.attempt('4@x.co', 'office')).resolves.toBeUndefined();
   });
 
   it('blocks a client that fails across many e-mails, with a Retry-After within the window', async () => {
     const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 3, windowSeconds: 30 });
-    for (const e of ['1@x.co', '2@x.co', '3@x.co']) await guard.failed(e, '10.0.0.9');
-    const err = await guard.check('4@x.co', '10.0.0.9').catch((e: unknown) => e);
+    for (const e of ['1@x.co', '2@x.co', '3@x.co']) await guard.attempt(e, '10.0.0.9');
+    const err = await guard.attempt('4@x.co', '10.0.0.9').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TooManyRequests);
     const retry = Number((err as TooManyRequests).headers['Retry-After']);
     expect(retry).toBeGreaterThan(0);
     expect(retry).toBeLessThanOrEqual(30);
-    await expect(guard.check('4@x.co', '10.0.0.10')).resolves.toBeUndefined();
+    await expect(guard.attempt('4@x.co', '10.0.0.10')).resolves.toBeUndefined();
   });
 
   it('refuses options that make no sense', () => {

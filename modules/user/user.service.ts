@@ -107,15 +107,12 @@ export class UserService {
    * same work; repeated failures are throttled by the guard.
    */
   async login(input: { email: string; password: string }, client: string): Promise<IssuedToken> {
-    await this.d.guard.check(input.email, client);
+    await this.d.guard.attempt(input.email, client);
     const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
     const hash = user?.passwordHash ?? (await this.dummyHash);
     const matches = await this.d.passwords.verify(input.password, hash);
-    if (!user || !matches || !user.isActive) {
-      await this.d.guard.failed(input.email, client);
-      throw new InvalidCredentials('E-mail or password is wrong');
-    }
-    await this.d.guard.succeeded(input.email);
+    if (!user || !matches || !user.isActive) throw new InvalidCredentials('E-mail or password is wrong');
+    await this.d.guard.succeeded(input.email, client);
     return this.d.tokens.issue({ id: user.id, role: user.role });
   }
 

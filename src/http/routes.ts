@@ -34,8 +34,32 @@ function hasBody(ctx: Context): boolean {
   return Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
 }
 
+/**
+ * Paths of strings holding a NUL character, which PostgreSQL cannot store in
+ * text: refused here, for every route, as a field error instead of a failed
+ * query. Iterative (deeply nested bodies must not exhaust the stack) and
+ * bounded (bodies are size-limited anyway).
+ */
+function nulPaths(root: unknown, out: FieldError[]): void {
+  const todo: [unknown, string][] = [[root, '']];
+  for (let seen = 0; todo.length > 0 && seen < 200_000 && out.length < 20; seen++) {
+    const [value, where] = todo.pop()!;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) out.push({ path: where, message: 'Must not contain NUL characters' });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => todo.push([v, where ? `${where}.${i}` : String(i)]));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) todo.push([v, where ? `${where}.${k}` : k]);
+    }
+  }
+}
+
 function parseInput(ctx: Context, def: AnyRouteDef) {
   const errors: FieldError[] = [];
+  nulPaths(ctx.params ?? {}, errors);
+  nulPaths(ctx.query, errors);
+  nulPaths((ctx.request as { body?: unknown }).body, errors);
+  if (errors.length > 0) throw new ValidationFailed('The request is not valid', { errors });
   const q = scalarQuery(ctx.query);
   errors.push(...q.errors);
   const parse = (schema: z.ZodType | undefined, value: unknown, where: string) => {

@@ -157,6 +157,25 @@ export function openFiles(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** TCP connections in ESTABLISHED state whose local port is `port` (the server's side of client connections). */
+export function established(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(hex) && cols[3] === '01') n++;
+    }
+  }
+  return n;
+}
+
 /** One sample value from a Prometheus scrape, or undefined. */
 export function sample(metrics: string, name: string, labels: Record<string, string>): number | undefined {
   const line = metrics

@@ -12,6 +12,8 @@ export interface SplitRig {
   topology: SplitTopology;
   redis: RedisServer;
   url: string;
+  /** Each service keeps its files (embedded database, signing keys) under `<dataDir>/<module>`. */
+  dataDir: string;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export async function startSplitRig(env: Record<string, string> = {}): Promise<S
     topology,
     redis,
     url: topology.gatewayUrl,
+    dataDir: db.dataDir,
     close: async () => {
       await topology.close();
       await redis.stop();
