@@ -189,6 +189,7 @@ const envSchema = z
     SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
     SHOP_CURRENCY: currency,
     SEED_DEMO: optionalBool,
+    PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
     ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
     ORDER_MAX_LINES: int(1, 100, 50),
     ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
@@ -269,6 +270,8 @@ export interface Config {
   currency: string;
   /** Load the demo catalogue on an empty catalogue at start-up. */
   seedDemo: boolean;
+  /** How long GET /products/:id may be answered from this process's memory (0: never). */
+  productCacheTtlMs: number;
   /** Base URLs of modules served by other processes. */
   serviceUrls: Partial<Record<ModuleName, string>>;
   /** Shared key that internal (service-to-service) calls carry; required to serve or call them. */
@@ -368,6 +371,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     currency: e.SHOP_CURRENCY,
     // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
     seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),
+    productCacheTtlMs: e.PRODUCT_CACHE_TTL_MS,
     orders: {
       maxQuantity: e.ORDER_MAX_QUANTITY,
       maxLines: e.ORDER_MAX_LINES,

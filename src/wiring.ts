@@ -77,6 +77,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise
       database: ctx.databases.get('product')!,
       currency: ctx.config.currency,
       seedDemo: ctx.config.seedDemo,
+      cacheTtlMs: ctx.config.productCacheTtlMs,
     }),
   order: (ctx, base) =>
     MODULE_DEFINITIONS.order.create({

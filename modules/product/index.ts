@@ -14,6 +14,8 @@ export interface ProductDeps extends BaseDeps {
   currency: string;
   /** Load the demo catalogue at start-up when the catalogue is empty. */
   seedDemo: boolean;
+  /** How long a product read by id may be served from memory (0: never). */
+  cacheTtlMs: number;
 }
 
 export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract>({
@@ -28,7 +30,7 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   async create(deps) {
     const store =
       deps.database.kind === 'mongo' ? new MongoProductStore(deps.database.orm, deps.currency) : new SqlProductStore(deps.database.orm, deps.currency);
-    const service = new ProductService(store, deps.currency, deps.logger);
+    const service = new ProductService(store, deps.currency, deps.logger, { cacheTtlMs: deps.cacheTtlMs });
     const reservations = deps.meter.counter({
       name: 'toko_stock_reservations_total',
       help: 'Stock reservation requests by result (reserved, out_of_stock, not_found, closed)',

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Page } from '../../src/kit/pagination.ts';
 import { ProductNotFound, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
@@ -20,12 +21,40 @@ export interface ProductDto {
 
 const ID = /^[0-9a-f]{24}$/;
 
+export interface ProductServiceOptions {
+  /** How long a product read by id may be served from memory; 0 reads the store every time. */
+  cacheTtlMs: number;
+  /** Products kept in memory at most. */
+  cacheMax?: number;
+}
+
 export class ProductService {
+  /**
+   * Products by id, for the hottest read of the shop. Every write made here
+   * drops what it touches at once, so this process never serves a product
+   * older than its own last write; other processes hosting the product
+   * module (replicas) may serve one up to the TTL old. Reservations read
+   * stock in the store, never here.
+   */
+  private readonly cache: LRUCache<string, ProductDto> | undefined;
+  /** Bumped by every write: a read that started before it does not fill the cache with what it found. */
+  private generation = 0;
+
   constructor(
     private readonly store: ProductStore,
     private readonly currency: string,
     private readonly logger: Logger,
-  ) {}
+    opts: ProductServiceOptions = { cacheTtlMs: 0 },
+  ) {
+    if (opts.cacheTtlMs > 0) this.cache = new LRUCache({ max: opts.cacheMax ?? 10_000, ttl: opts.cacheTtlMs });
+  }
+
+  private forget(ids?: string[]): void {
+    this.generation++;
+    if (!this.cache) return;
+    if (ids) for (const id of ids) this.cache.delete(id);
+    else this.cache.clear();
+  }
 
   private dto(p: ProductRecord): ProductDto {
     return {
@@ -53,9 +82,14 @@ export class ProductService {
 
   /** Throws ProductNotFound for unknown and malformed ids alike. */
   async get(id: string): Promise<ProductDto> {
+    const cached = this.cache?.get(id);
+    if (cached) return cached;
+    const generation = this.generation;
     const p = ID.test(id) ? await this.store.get(id) : null;
     if (!p) throw this.notFound(id);
-    return this.dto(p);
+    const dto = this.dto(p);
+    if (this.cache && generation === this.generation) this.cache.set(id, dto);
+    return dto;
   }
 
   async create(input: NewProduct): Promise<ProductDto> {
@@ -65,13 +99,17 @@ export class ProductService {
   }
 
   async update(id: string, patch: ProductPatch): Promise<ProductDto> {
+    this.forget([id]);
     const p = ID.test(id) ? await this.store.update(id, patch) : null;
+    this.forget([id]);
     if (!p) throw this.notFound(id);
     return this.dto(p);
   }
 
   async remove(id: string): Promise<void> {
-    if (!ID.test(id) || !(await this.store.remove(id))) throw this.notFound(id);
+    const removed = ID.test(id) && (await this.store.remove(id));
+    this.forget([id]);
+    if (!removed) throw this.notFound(id);
     this.logger.info({ productId: id }, 'product deleted');
   }
 
@@ -79,6 +117,7 @@ export class ProductService {
   async adjustStock(id: string, delta: number): Promise<ProductDto> {
     if (!ID.test(id)) throw this.notFound(id);
     const change = await this.store.adjustStock(id, delta);
+    this.forget([id]);
     if (change.ok) return this.dto(change.product);
     if (change.reason === 'not_found') throw this.notFound(id);
     const current = await this.store.get(id);
@@ -91,12 +130,21 @@ export class ProductService {
     return (await this.store.getMany(valid)).map((p) => ({ id: p.id, name: p.name, price: p.price, currency: this.currency, stock: p.stock }));
   }
 
-  reserve(reservationId: string, items: StockLine[]): Promise<Reservation> {
-    return this.store.reserve(reservationId, items);
+  async reserve(reservationId: string, items: StockLine[]): Promise<Reservation> {
+    try {
+      return await this.store.reserve(reservationId, items);
+    } finally {
+      this.forget(items.map((i) => i.productId));
+    }
   }
 
   async release(reservationId: string): Promise<{ released: boolean }> {
-    return { released: await this.store.release(reservationId) };
+    try {
+      return { released: await this.store.release(reservationId) };
+    } finally {
+      // Which products a reservation held is the store's to know: drop everything (releases are rare).
+      this.forget();
+    }
   }
 
   /** Loads the demo catalogue's products that are not there yet. Idempotent. */

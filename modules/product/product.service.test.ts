@@ -1,0 +1,85 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ProductService } from './product.service.ts';
+import type { ProductRecord, ProductStore } from './stores/store.ts';
+
+const ID = 'aaaaaaaaaaaaaaaaaaaaaaaa';
+
+/** A store holding one product in memory, counting reads, whose reads can be held back. */
+function fakeStore() {
+  const record: ProductRecord = { id: ID, name: 'Kopi', description: '', price: 100, stock: 10, category: 'kopi', imageUrl: null, createdAt: new Date(0), updatedAt: new Date(0) };
+  let hold: Promise<void> | undefined;
+  const store = {
+    reads: 0,
+    holdReads(until: Promise<void>) {
+      hold = until;
+    },
+    async get(id: string) {
+      store.reads++;
+      const snapshot = { ...record };
+      if (hold) await hold;
+      return id === ID ? snapshot : null;
+    },
+    async adjustStock(_id: string, delta: number) {
+      record.stock += delta;
+      return { ok: true as const, product: { ...record } };
+    },
+    async reserve(reservationId: string, lines: { productId: string; quantity: number }[]) {
+      record.stock -= lines[0]!.quantity;
+      return { reservationId, lines: [] };
+    },
+    async release() {
+      record.stock += 1;
+      return true;
+    },
+  };
+  return store;
+}
+
+const service = (store: ReturnType<typeof fakeStore>, cacheTtlMs: number) =>
+  new ProductService(store as unknown as ProductStore, 'IDR', pino({ level: 'silent' }), { cacheTtlMs });
+
+describe('ProductService cache', () => {
+  it('answers repeated reads by id from memory', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    expect((await products.get(ID)).stock).toBe(10);
+    expect((await products.get(ID)).stock).toBe(10);
+    expect(store.reads).toBe(1);
+  });
+
+  it('drops a product at once when this process changes its stock, reserves or releases it', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    await products.get(ID);
+    await products.adjustStock(ID, 5);
+    expect((await products.get(ID)).stock).toBe(15);
+    await products.reserve('r1', [{ productId: ID, quantity: 3 }]);
+    expect((await products.get(ID)).stock).toBe(12);
+    await products.release('r1');
+    expect((await products.get(ID)).stock).toBe(13);
+  });
+
+  it('does not keep what a read found if a write happened while it was reading', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    let release!: () => void;
+    store.holdReads(new Promise<void>((r) => (release = r)));
+    const slow = products.get(ID); // reads stock 10, then waits
+    await new Promise((r) => setImmediate(r));
+    store.holdReads(Promise.resolve());
+    await products.adjustStock(ID, -4);
+    release();
+    expect((await slow).stock).toBe(10);
+    // The stale answer was not cached: the next read goes to the store and sees 6.
+    expect((await products.get(ID)).stock).toBe(6);
+  });
+
+  it('reads the store every time with a TTL of 0', async () => {
+    const store = fakeStore();
+    const products = service(store, 0);
+    await products.get(ID);
+    await products.get(ID);
+    expect(store.reads).toBe(2);
+  });
+});
