@@ -13,6 +13,7 @@ import { QUEUES_ROUTE } from './http/queues-board.ts';
 import { requestId } from './http/request-id.ts';
 import { requestLog } from './http/request-log.ts';
 import { traceRequests } from './http/tracing.ts';
+import { tracingEnabled } from './kit/tracing.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';
 
 export interface AppOptions {
@@ -45,8 +46,9 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   mountMetrics(router, o.metrics);
   mountRoutes(router, o.routes, o.verify);
 
+  // A span per request only when tracing is on: off, the middleware is not even mounted.
+  if (tracingEnabled()) app.use(traceRequests());
   app
-    .use(traceRequests())
     .use(requestId())
     .use(requestLog({ logger: o.logger }))
     .use(httpMetrics(o.metrics))

@@ -1,11 +1,12 @@
 import pkg from '../package.json' with { type: 'json' };
 import { loadConfigOrExit } from './config.ts';
 import { serviceName, startServer } from './server.ts';
-import { startTracing, type Tracing } from './telemetry/tracing.ts';
+import type { Tracing } from './telemetry/tracing.ts';
 
 const config = loadConfigOrExit();
+// The OpenTelemetry SDK is loaded only when tracing is asked for.
 const tracing: Tracing | undefined = config.tracing
-  ? startTracing({ serviceName: config.tracing.serviceName ?? serviceName(config), version: pkg.version, endpoint: config.tracing.endpoint })
+  ? (await import('./telemetry/tracing.ts')).startTracing({ serviceName: config.tracing.serviceName ?? serviceName(config), version: pkg.version, endpoint: config.tracing.endpoint })
   : undefined;
 
 try {

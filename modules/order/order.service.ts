@@ -116,7 +116,7 @@ export class OrderService {
     const em = this.em();
     const now = new Date();
     const pendingLines = lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: byId.get(l.productId)!.name, unitPrice: byId.get(l.productId)!.price }));
-    const order = em.create(OrderEntity, {
+    const order: Order = {
       id: randomUUID(),
       userId,
       status: 'pending',
@@ -127,8 +127,9 @@ export class OrderService {
       stockHeld: true,
       createdAt: now,
       updatedAt: now,
-    });
-    await em.flush();
+    };
+    // One autocommitted insert: nothing else has to commit with it.
+    await em.insert(OrderEntity, order);
 
     let reservation: Reservation;
     try {

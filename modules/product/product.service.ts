@@ -124,10 +124,25 @@ export class ProductService {
     throw new StockConflict('Stock cannot go below zero', { productId: id, stock: current?.stock ?? 0, delta });
   }
 
+  /** Names, prices and stock for the order module (informational: the reservation takes the real figures). Served from the cache where it can. */
   async snapshots(ids: string[]): Promise<ProductSnapshot[]> {
     const valid = [...new Set(ids.filter((id) => ID.test(id)))];
-    if (!valid.length) return [];
-    return (await this.store.getMany(valid)).map((p) => ({ id: p.id, name: p.name, price: p.price, currency: this.currency, stock: p.stock }));
+    const found: ProductDto[] = [];
+    const missing: string[] = [];
+    for (const id of valid) {
+      const cached = this.cache?.get(id);
+      if (cached) found.push(cached);
+      else missing.push(id);
+    }
+    if (missing.length) {
+      const generation = this.generation;
+      for (const p of await this.store.getMany(missing)) {
+        const dto = this.dto(p);
+        found.push(dto);
+        if (this.cache && generation === this.generation) this.cache.set(p.id, dto);
+      }
+    }
+    return found.map((p) => ({ id: p.id, name: p.name, price: p.price, currency: this.currency, stock: p.stock }));
   }
 
   async reserve(reservationId: string, items: StockLine[]): Promise<Reservation> {

@@ -49,6 +49,7 @@ export function createEventing(config: Config, databases: Map<ModuleName, Module
         backoffMs: config.events.backoffMs,
         pollMs: config.events.pollMs,
         leaseSeconds: config.events.leaseSeconds,
+        concurrency: config.events.concurrency,
         retentionHours: config.events.retentionHours,
       }),
     );

@@ -19,6 +19,8 @@ export interface OutboxRelayOptions {
   pollMs: number;
   /** Delivered rows older than this are deleted. */
   retentionHours: number;
+  /** Events delivered at once (of different subjects); 1 delivers strictly one after another. */
+  concurrency?: number;
   /** How long a claimed row stays claimed: if the relay dies mid-delivery, another pass takes it after this. Longer than any delivery. */
   leaseSeconds?: number;
   batchSize?: number;
@@ -58,7 +60,8 @@ export class OutboxRelay {
   private passes = 0;
 
   constructor(opts: OutboxRelayOptions) {
-    this.o = { batchSize: 50, leaseSeconds: 30, ...opts };
+    this.o = { batchSize: 50, leaseSeconds: 30, concurrency: 1, ...opts };
+    if (this.o.concurrency < 1) throw new Error('concurrency must be at least 1');
     if (this.o.maxAttempts < 1) throw new Error('maxAttempts must be at least 1');
     if (this.o.pollMs < 10) throw new Error('pollMs must be at least 10');
   }
@@ -129,7 +132,18 @@ export class OutboxRelay {
       [this.o.leaseSeconds, this.o.batchSize],
     );
     rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
-    for (const row of rows) await this.deliver(row);
+    // Events about one thing (an order, a user) go out in the order they happened; different things side by side.
+    const lanes = new Map<string, OutboxRow[]>();
+    for (const row of rows) {
+      const key = subjectOf(row);
+      lanes.set(key, [...(lanes.get(key) ?? []), row]);
+    }
+    const queue = [...lanes.values()];
+    await Promise.all(
+      Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
+        for (let lane = queue.shift(); lane; lane = queue.shift()) for (const row of lane) await this.deliver(row);
+      }),
+    );
     return rows.length;
   }
 
@@ -205,6 +219,13 @@ export class OutboxRelay {
     }
     return { counts, oldestPendingSeconds };
   }
+}
+
+/** What an event is about, for ordering: the order's or user's id in its payload, else the event itself. */
+function subjectOf(row: OutboxRow): string {
+  const payload = jsonColumn<Record<string, unknown> | null>(row.payload);
+  const id = payload?.id ?? payload?.userId;
+  return typeof id === 'string' ? `${row.type.split('.')[0]}:${id}` : row.id;
 }
 
 function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {

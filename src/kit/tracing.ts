@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 
 export { SpanKind };
 export type { Span };
@@ -6,10 +6,22 @@ export type { Span };
 /**
  * Spans through the OpenTelemetry API only. Until the process registers a
  * tracer provider (src/telemetry/tracing.ts, when OTEL_EXPORTER_OTLP_ENDPOINT
- * is set) every call here is the API's no-op: nothing is recorded, no
- * context is kept, nothing is exported.
+ * is set) and calls enableTracing(), every helper here calls straight
+ * through: no span object, no context switch, nothing exported.
  */
 const tracer = () => trace.getTracer('toko');
+
+let enabled = false;
+
+/** Called once by the process that registers a tracer provider; until then every helper here is a plain call. */
+export function enableTracing(): void {
+  enabled = true;
+}
+
+export const tracingEnabled = (): boolean => enabled;
+
+/** Handed to `fn` while tracing is off: records nothing, costs nothing. */
+const OFF: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 export interface SpanOptions {
   kind: SpanKind;
@@ -20,6 +32,7 @@ export interface SpanOptions {
 
 /** Runs `fn` inside a new active span that ends with it, marked as an error when `fn` throws. */
 export function inSpan<T>(name: string, opts: SpanOptions, fn: (span: Span) => Promise<T>): Promise<T> {
+  if (!enabled) return fn(OFF);
   return tracer().startActiveSpan(name, { kind: opts.kind, attributes: opts.attributes }, opts.parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
@@ -39,6 +52,7 @@ export function markFailed(span: Span, message: string): void {
 
 /** W3C trace context headers (`traceparent`, `tracestate`) of the active span, to send along; empty when tracing is off. */
 export function traceHeaders(): Record<string, string> {
+  if (!enabled) return {};
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier;
@@ -57,6 +71,7 @@ export function contextFrom(carrier: Record<string, string | string[] | undefine
 
 /** Trace and span id of the active span, for log lines; undefined when nothing is being traced. */
 export function currentTraceIds(): { traceId: string; spanId: string } | undefined {
+  if (!enabled) return undefined;
   const sc = trace.getSpan(context.active())?.spanContext();
   return sc && isSpanContextValid(sc) ? { traceId: sc.traceId, spanId: sc.spanId } : undefined;
 }

@@ -4,6 +4,7 @@ import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { enableTracing } from '../kit/tracing.ts';
 
 export interface TracingOptions {
   serviceName: string;
@@ -34,6 +35,7 @@ export function startTracing(opts: TracingOptions): Tracing {
     spanProcessors: [opts.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)],
   });
   provider.register();
+  enableTracing();
   const unregister = registerInstrumentations({
     tracerProvider: provider,
     // Queries only: connect and pool spans would outnumber them without saying more.

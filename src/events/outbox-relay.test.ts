@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import { OutboxRelay } from './outbox-relay.ts';
+
+let app: TestApp;
+beforeAll(async () => {
+  app = await startTestApp({ MODULES: 'user' });
+  // This test drives the user module's outbox with a relay of its own.
+  await app.server.eventing.relays.get('user')!.stop();
+});
+afterAll(() => app?.close());
+
+/** A bus that takes 30 ms per event and records the order of deliveries and how many overlapped. */
+function slowBus() {
+  const delivered: EventEnvelope[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const bus: EventBus = {
+    kind: 'in-process',
+    async publish(event) {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      await new Promise((r) => setTimeout(r, 30));
+      delivered.push(event);
+      inFlight--;
+    },
+    consume: () => undefined,
+    start: async () => undefined,
+    close: async () => undefined,
+  };
+  return { bus, delivered, maxInFlight: () => maxInFlight };
+}
+
+describe('OutboxRelay', () => {
+  it('delivers events about different subjects side by side, and those about one subject in order', async () => {
+    const orm = sqlOrm(app.server, 'user');
+    const users = Array.from({ length: 6 }, () => randomUUID());
+    // Three events per user, recorded one after another.
+    for (let step = 0; step < 3; step++) {
+      for (const userId of users) {
+        await orm.em
+          .fork()
+          .getConnection()
+          .execute(`insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`, [
+            randomUUID(),
+            JSON.stringify({ userId, step }),
+          ]);
+      }
+    }
+    const { bus, delivered, maxInFlight } = slowBus();
+    const relay = new OutboxRelay({ module: 'user', schema: 'users', orm, bus, logger: pino({ level: 'silent' }), maxAttempts: 3, backoffMs: 10, pollMs: 50, retentionHours: 1, concurrency: 4 });
+    relay.start();
+    const started = Date.now();
+    while (delivered.length < 18 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await relay.stop();
+    expect(delivered).toHaveLength(18);
+    expect(maxInFlight()).toBe(4);
+    for (const userId of users) {
+      const steps = delivered.filter((e) => (e.payload as { userId: string }).userId === userId).map((e) => (e.payload as { step: number }).step);
+      expect(steps).toEqual([0, 1, 2]);
+    }
+  });
+});
