@@ -28,6 +28,11 @@ function fakeStore() {
       record.stock -= lines[0]!.quantity;
       return { reservationId, lines: [] };
     },
+    lists: 0,
+    async list() {
+      store.lists++;
+      return { items: [{ ...record }], total: 1 };
+    },
     async release() {
       record.stock += 1;
       return true;
@@ -73,6 +78,18 @@ describe('ProductService cache', () => {
     expect((await slow).stock).toBe(10);
     // The stale answer was not cached: the next read goes to the store and sees 6.
     expect((await products.get(ID)).stock).toBe(6);
+  });
+
+  it('answers a repeated catalogue page from memory until any product changes', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    const query = { skip: 0, limit: 20, sort: 'price' as const };
+    expect((await products.list(query)).items[0]!.stock).toBe(10);
+    await products.list(query);
+    expect(store.lists).toBe(1);
+    await products.reserve('r1', [{ productId: ID, quantity: 2 }]);
+    expect((await products.list(query)).items[0]!.stock).toBe(8);
+    expect(store.lists).toBe(2);
   });
 
   it('reads the store every time with a TTL of 0', async () => {

@@ -37,6 +37,8 @@ export class ProductService {
    * stock in the store, never here.
    */
   private readonly cache: LRUCache<string, ProductDto> | undefined;
+  /** Catalogue pages by query, same TTL; any write in this process drops them all (a stock change can move a product on any page). */
+  private readonly pages: LRUCache<string, Page<ProductDto>> | undefined;
   /** Bumped by every write: a read that started before it does not fill the cache with what it found. */
   private generation = 0;
 
@@ -46,11 +48,15 @@ export class ProductService {
     private readonly logger: Logger,
     opts: ProductServiceOptions = { cacheTtlMs: 0 },
   ) {
-    if (opts.cacheTtlMs > 0) this.cache = new LRUCache({ max: opts.cacheMax ?? 10_000, ttl: opts.cacheTtlMs });
+    if (opts.cacheTtlMs > 0) {
+      this.cache = new LRUCache({ max: opts.cacheMax ?? 10_000, ttl: opts.cacheTtlMs });
+      this.pages = new LRUCache({ max: 1000, ttl: opts.cacheTtlMs });
+    }
   }
 
   private forget(ids?: string[]): void {
     this.generation++;
+    this.pages?.clear();
     if (!this.cache) return;
     if (ids) for (const id of ids) this.cache.delete(id);
     else this.cache.clear();
@@ -76,8 +82,14 @@ export class ProductService {
   }
 
   async list(query: ProductQuery): Promise<Page<ProductDto>> {
+    const key = JSON.stringify(query);
+    const cached = this.pages?.get(key);
+    if (cached) return cached;
+    const generation = this.generation;
     const { items, total } = await this.store.list(query);
-    return { items: items.map((p) => this.dto(p)), total, skip: query.skip, limit: query.limit };
+    const page = { items: items.map((p) => this.dto(p)), total, skip: query.skip, limit: query.limit };
+    if (this.pages && generation === this.generation) this.pages.set(key, page);
+    return page;
   }
 
   /** Throws ProductNotFound for unknown and malformed ids alike. */
@@ -94,6 +106,7 @@ export class ProductService {
 
   async create(input: NewProduct): Promise<ProductDto> {
     const p = await this.store.create(input);
+    this.forget([p.id]);
     this.logger.info({ productId: p.id }, 'product created');
     return this.dto(p);
   }
@@ -165,6 +178,7 @@ export class ProductService {
   /** Loads the demo catalogue's products that are not there yet. Idempotent. */
   async seedDemo(): Promise<number> {
     const inserted = await this.store.insertMissing(DEMO_CATALOGUE);
+    this.forget();
     this.logger.info({ inserted, catalogue: DEMO_CATALOGUE.length }, 'demo catalogue seeded');
     return inserted;
   }
