@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSplit, type SplitTopology } from '../src/split/topology.ts';
-import { freshDatabase, startTestApp, type TestApp, type TestDatabase } from './helpers/app.ts';
+import type { SplitTopology } from '../src/split/topology.ts';
+import { startTestApp, type TestApp } from './helpers/app.ts';
 import { api, newUser } from './helpers/http.ts';
-import { RedisServer } from './helpers/redis-server.ts';
-import { freePorts, waitFor } from './helpers/wait.ts';
+import type { RedisServer } from './helpers/redis-server.ts';
+import { startSplitRig } from './helpers/split.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /**
  * The public API, end to end, unchanged against one process and against the
@@ -40,36 +40,12 @@ async function single(): Promise<Topology> {
 }
 
 async function split(): Promise<Topology> {
-  const [gateway, redisPort, ...services] = await freePorts(6);
-  const redis = new RedisServer(redisPort!);
-  await redis.start();
-  const db: TestDatabase = await freshDatabase();
-  const topology = await startSplit({
-    dataDir: db.dataDir,
-    gatewayPort: gateway!,
-    basePort: 0,
-    ports: { user: services[0]!, product: services[1]!, order: services[2]!, notification: services[3]! },
-    redisUrl: redis.url,
-    env: {
-      ...COMMON,
-      ...(db.url ? { DATABASE_URL: db.url } : {}),
-      QUEUE_PREFIX: `a${randomBytes(3).toString('hex')}`,
-      BREAKER_VOLUME_THRESHOLD: '2',
-      BREAKER_RESET_TIMEOUT_MS: '4000',
-      HTTP_CLIENT_RETRIES: '1',
-      HTTP_CLIENT_TIMEOUT_MS: '2000',
-    },
-  });
-  return {
-    url: topology.gatewayUrl,
-    split: topology,
-    redis,
-    close: async () => {
-      await topology.close();
-      await redis.stop();
-      await db.drop();
-    },
-  };
+  // Not persistent: the Redis-down case below checks delays, not a Redis that loses its data.
+  const rig = await startSplitRig(
+    { ...COMMON, BREAKER_VOLUME_THRESHOLD: '2', BREAKER_RESET_TIMEOUT_MS: '4000', HTTP_CLIENT_RETRIES: '1', HTTP_CLIENT_TIMEOUT_MS: '2000' },
+    { persistentRedis: false },
+  );
+  return { url: rig.url, split: rig.topology, redis: rig.redis, close: () => rig.close() };
 }
 
 type Product = { id: string; name: string; stock: number; price: number };

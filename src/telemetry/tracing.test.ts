@@ -1,9 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { api, newUser } from '../../test/helpers/http.ts';
+import { startSplitRig } from '../../test/helpers/split.ts';
 import { TEST_REDIS_URL, freePorts, redisAnswers, waitFor } from '../../test/helpers/wait.ts';
 import { startTracing, type Tracing } from './tracing.ts';
 
@@ -89,4 +94,70 @@ describe('tracing', () => {
     expect(res.status).toBe(200);
     await waitFor('the health span', async () => spans().find((s) => s.spanContext().traceId === traceId), 5000);
   });
+});
+
+const canSplit = ['nginx', 'redis-server'].every((cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
+
+describe.skipIf(!canSplit)('tracing in split mode', () => {
+  it('makes one trace of an order placed through the gateway, across the order, product and notification services', async () => {
+    // A stand-in OTLP/HTTP collector for the four services: every export is kept as it came (protobuf).
+    const exports: Buffer[] = [];
+    const collector = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') exports.push(Buffer.concat(chunks));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    collector.listen(0, '127.0.0.1');
+    await once(collector, 'listening');
+    const rig = await startSplitRig({
+      ADMIN_EMAIL: 'admin@toko.test',
+      ADMIN_PASSWORD: 'admin-password-1',
+      BCRYPT_COST: '4',
+      SEED_DEMO: 'false',
+      LOG_LEVEL: 'warn',
+      OUTBOX_POLL_MS: '200',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+    });
+    let traceId = '';
+    try {
+      const gw = api(() => rig.url);
+      const admin = (await gw.post<{ accessToken: string }>('/api/v1/users/login', { email: 'admin@toko.test', password: 'admin-password-1' })).body.accessToken;
+      const product = (await gw.post<{ id: string }>('/api/v1/products', { name: 'Kopi Toraja', price: 60_000, stock: 5, category: 'kopi' }, { token: admin })).body;
+      const user = newUser();
+      await gw.post('/api/v1/users/register', user);
+      const token = (await gw.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
+      // The caller starts the trace; the gateway passes traceparent on.
+      traceId = randomBytes(16).toString('hex');
+      const placed = await gw.post<{ id: string }>('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, {
+        token,
+        headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+      });
+      expect(placed.status).toBe(201);
+      await waitFor(
+        'the confirmation',
+        async () => {
+          const notes = (await gw.get<{ items: { template: string; status: string }[] }>('/api/v1/notifications', { token })).body.items;
+          return notes.some((n) => n.template === 'order-confirmed' && n.status === 'sent') ? true : undefined;
+        },
+        20_000,
+        100,
+      );
+    } finally {
+      // SIGTERM: each service flushes its spans on the way out.
+      await rig.close();
+      collector.close();
+    }
+    // The trace id as the exporter may encode it: hex (OTLP/JSON), base64, or raw bytes (protobuf).
+    const raw = Buffer.from(traceId, 'hex');
+    const carries = (b: Buffer) => b.includes(traceId) || b.includes(raw.toString('base64')) || b.includes(raw);
+    const services = new Set<string>();
+    for (const body of exports.filter(carries)) {
+      for (const name of ['toko-user', 'toko-product', 'toko-order', 'toko-notification']) if (body.includes(name)) services.add(name);
+    }
+    console.info(`split trace: ${exports.length} exports, the order's trace found in ${[...services].join(', ')}`);
+    expect([...services].sort()).toEqual(['toko-notification', 'toko-order', 'toko-product', 'toko-user']);
+  }, 120_000);
 });

@@ -6,8 +6,8 @@ import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../helpers/app.ts';
 import { call, newUser, type Res } from '../helpers/http.ts';
-import { FAST_RECOVERY, Shop, report, type Order } from './harness.ts';
-import { startSplitRig } from './split.ts';
+import { FAST_RECOVERY, FAST_SPLIT, Shop, report, type Order } from './harness.ts';
+import { startSplitRig } from '../helpers/split.ts';
 
 /**
  * Hostile input against both topologies: a fuzz corpus over every JSON
@@ -36,7 +36,7 @@ const topologies: { name: string; start: () => Promise<Target> }[] = [
   {
     name: 'split behind the gateway',
     start: async () => {
-      const rig = await startSplitRig(ABUSE_ENV);
+      const rig = await startSplitRig({ ...FAST_SPLIT, ...ABUSE_ENV });
       return { url: rig.url, nodeUrl: rig.topology.serviceUrl('order'), keysDir: path.join(rig.dataDir, 'user', 'keys'), close: () => rig.close() };
     },
   },

@@ -21,6 +21,15 @@ export const FAST_RECOVERY = {
   LOGIN_MAX_FAILURES_PER_CLIENT: '100000',
 };
 
+/** For the split topology: a breaker that opens and closes again within seconds. */
+export const FAST_SPLIT = {
+  ...FAST_RECOVERY,
+  BREAKER_VOLUME_THRESHOLD: '3',
+  BREAKER_RESET_TIMEOUT_MS: '1000',
+  HTTP_CLIENT_RETRIES: '1',
+  HTTP_CLIENT_TIMEOUT_MS: '2000',
+};
+
 export interface Order {
   id: string;
   status: 'pending' | 'confirmed' | 'rejected' | 'cancelled';

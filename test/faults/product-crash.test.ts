@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
-import { Shop, pool, report, type Order } from './harness.ts';
-import { startSplitRig, type SplitRig } from './split.ts';
+import { FAST_SPLIT, Shop, pool, report, type Order } from './harness.ts';
+import { startSplitRig, type SplitRig } from '../helpers/split.ts';
 
 /**
  * Split mode: the product service is killed with SIGKILL in the middle of a
@@ -13,7 +13,7 @@ let rig: SplitRig;
 const shop = new Shop(() => rig.url);
 
 beforeAll(async () => {
-  rig = await startSplitRig();
+  rig = await startSplitRig(FAST_SPLIT);
 }, 120_000);
 afterAll(() => rig?.close());
 

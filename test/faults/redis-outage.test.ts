@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { Shop, pool, report, sample, type Notification, type Order } from './harness.ts';
-import { startSplitRig, type SplitRig } from './split.ts';
+import { FAST_SPLIT, Shop, pool, report, sample, type Notification, type Order } from './harness.ts';
+import { startSplitRig, type SplitRig } from '../helpers/split.ts';
 
 /**
  * Split mode, events over BullMQ: Redis is killed for a few seconds while
@@ -14,7 +14,7 @@ let rig: SplitRig;
 const shop = new Shop(() => rig.url);
 
 beforeAll(async () => {
-  rig = await startSplitRig();
+  rig = await startSplitRig(FAST_SPLIT);
 }, 120_000);
 afterAll(() => rig?.close());
 

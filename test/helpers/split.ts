@@ -3,10 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startSplit, type SplitTopology } from '../../src/split/topology.ts';
-import { freshDatabase, type TestDatabase } from '../helpers/app.ts';
-import { RedisServer } from '../helpers/redis-server.ts';
-import { freePorts } from '../helpers/wait.ts';
-import { FAST_RECOVERY } from './harness.ts';
+import { freshDatabase, type TestDatabase } from './app.ts';
+import { RedisServer } from './redis-server.ts';
+import { freePorts } from './wait.ts';
 
 export interface SplitRig {
   topology: SplitTopology;
@@ -18,15 +17,15 @@ export interface SplitRig {
 }
 
 /**
- * The four services behind the gateway with a private, persistent Redis
- * (append-only file, fsync on every write — the setting toko's README asks
- * for), fast recovery settings, and an embedded database per service unless
- * TEST_DATABASE_URL names a server.
+ * The four services behind the gateway with a private Redis (persistent:
+ * append-only file, fsync on every write — the setting toko's README asks
+ * for — unless told otherwise), an embedded database per service unless
+ * TEST_DATABASE_URL names a server, and `env` for every service.
  */
-export async function startSplitRig(env: Record<string, string> = {}): Promise<SplitRig> {
+export async function startSplitRig(env: Record<string, string>, opts: { persistentRedis?: boolean } = {}): Promise<SplitRig> {
   const [gateway, redisPort, ...services] = await freePorts(6);
   const redisDir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
-  const redis = new RedisServer(redisPort!, { dir: redisDir });
+  const redis = new RedisServer(redisPort!, opts.persistentRedis === false ? {} : { dir: redisDir });
   await redis.start();
   const db: TestDatabase = await freshDatabase();
   const topology = await startSplit({
@@ -36,13 +35,8 @@ export async function startSplitRig(env: Record<string, string> = {}): Promise<S
     ports: { user: services[0]!, product: services[1]!, order: services[2]!, notification: services[3]! },
     redisUrl: redis.url,
     env: {
-      ...FAST_RECOVERY,
       ...(db.url ? { DATABASE_URL: db.url } : {}),
-      QUEUE_PREFIX: `f${randomBytes(3).toString('hex')}`,
-      BREAKER_VOLUME_THRESHOLD: '3',
-      BREAKER_RESET_TIMEOUT_MS: '1000',
-      HTTP_CLIENT_RETRIES: '1',
-      HTTP_CLIENT_TIMEOUT_MS: '2000',
+      QUEUE_PREFIX: `s${randomBytes(3).toString('hex')}`,
       ...env,
     },
   });
