@@ -9,7 +9,7 @@ import { UserNotFound, userContract, type UserPort } from '../../modules/user/co
 import { defineContract } from '../../src/kit/contract.ts';
 import { ServiceUnavailable, ValidationFailed } from '../../src/kit/errors.ts';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import { newUser } from '../../test/helpers/http.ts';
+import { TEST_ADMIN_ENV, createProduct, newUser } from '../../test/helpers/http.ts';
 import { httpPort, type HttpPortOptions } from './contract-client.ts';
 import { SERVICE_KEY_HEADER } from './service-key.ts';
 
@@ -28,14 +28,11 @@ const options = (baseUrl: string, over: Partial<HttpPortOptions> = {}): HttpPort
 
 let app: TestApp;
 beforeAll(async () => {
-  app = await startTestApp({ SERVICE_KEY: KEY });
+  app = await startTestApp({ SERVICE_KEY: KEY, ...TEST_ADMIN_ENV });
 });
 afterAll(() => app?.close());
 
-async function newProduct(stock: number): Promise<string> {
-  const runtime = app.server.modules.get('product')!.runtime as { service: { create(p: unknown): Promise<{ id: string }> } };
-  return (await runtime.service.create({ name: 'Kopi', description: '', price: 1000, stock, category: 'uji', imageUrl: null })).id;
-}
+const newProduct = (stock: number) => createProduct(app.url, { stock });
 
 /** What every ProductPort promises, whichever transport carries it. */
 function productPortSuite(port: () => ProductPort) {

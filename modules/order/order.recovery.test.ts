@@ -2,6 +2,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceUnavailable } from '../../src/kit/errors.ts';
 import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { TEST_ADMIN_ENV, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
 import { orderContract } from './contract.ts';
@@ -14,7 +15,7 @@ import { registryMeter } from '../../src/telemetry/metrics.ts';
 
 let app: TestApp;
 beforeAll(async () => {
-  app = await startTestApp();
+  app = await startTestApp(TEST_ADMIN_ENV);
 });
 afterAll(() => app?.close());
 
@@ -45,22 +46,10 @@ function build(products: ProductPort) {
 
 async function setup(stock: number) {
   const real = app.server.ports.product!;
-  const product = await (app.server.modules.get('product')!.runtime as { service: { create(p: unknown): Promise<{ id: string }> } }).service.create({
-    name: 'Kopi',
-    description: '',
-    price: 100,
-    stock,
-    category: 'uji',
-    imageUrl: null,
-  });
-  const reg = await (app.server.modules.get('user')!.runtime as { service: { register(u: unknown): Promise<{ id: string }> } }).service.register({
-    email: `r${Math.random()}@toko.test`,
-    username: `r${Math.floor(Math.random() * 1e9)}`,
-    password: 'rahasia-sekali',
-    fullName: 'R',
-  });
-  const stockOf = async () => (await real.getProducts({ ids: [product.id] }))[0]!.stock;
-  return { real, productId: product.id, userId: reg.id, stockOf };
+  const productId = await createProduct(app.url, { stock, price: 100 });
+  const customer = await registerCustomer(app.url);
+  const stockOf = async () => (await real.getProducts({ ids: [productId] }))[0]!.stock;
+  return { real, productId, userId: customer.id, stockOf };
 }
 
 describe('order recovery', () => {

@@ -7,7 +7,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import { api, newUser } from '../../test/helpers/http.ts';
+import { TEST_ADMIN_ENV, api, createProduct, newUser } from '../../test/helpers/http.ts';
 import { startSplitRig } from '../../test/helpers/split.ts';
 import { TEST_REDIS_URL, freePorts, redisAnswers, waitFor } from '../../test/helpers/wait.ts';
 import { startTracing, type Tracing } from './tracing.ts';
@@ -26,6 +26,7 @@ beforeAll(async () => {
   const [productPort] = await freePorts(1);
   shop = await startTestApp({
     MODULES: 'user,order,notification',
+    ...TEST_ADMIN_ENV,
     PRODUCT_SERVICE_URL: `http://127.0.0.1:${productPort}`,
     SERVICE_KEY,
     ...(viaRedis ? { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: `t${randomBytes(3).toString('hex')}` } : {}),
@@ -44,20 +45,14 @@ const named = (trace: string, name: string) => spans().filter((s) => s.spanConte
 
 describe('tracing', () => {
   it(`follows one order across the HTTP adapter, the database and the ${viaRedis ? 'BullMQ' : 'in-process'} event bus in one trace`, async () => {
-    const product = await (catalogue.server.modules.get('product')!.runtime as { service: { create(p: unknown): Promise<{ id: string }> } }).service.create({
-      name: 'Kopi Gayo',
-      description: '',
-      price: 55_000,
-      stock: 10,
-      category: 'kopi',
-      imageUrl: null,
-    });
+    // Added through the catalogue's public API, by the administrator the shop's user module vouches for.
+    const productId = await createProduct(catalogue.url, { stock: 10, name: 'Kopi Gayo', price: 55_000 }, shop.url);
     const user = newUser();
     expect((await http.post('/api/v1/users/register', user)).status).toBe(201);
     const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
     exporter.reset();
 
-    const placed = await http.post<{ id: string; status: string }>('/api/v1/orders', { items: [{ productId: product.id, quantity: 2 }] }, { token });
+    const placed = await http.post<{ id: string; status: string }>('/api/v1/orders', { items: [{ productId, quantity: 2 }] }, { token });
     expect(placed.status).toBe(201);
     expect(placed.body.status).toBe('confirmed');
 

@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
-import { call, newUser } from '../helpers/http.ts';
+import { TEST_ADMIN, call, registerCustomer } from '../helpers/http.ts';
 
-export const ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
+export const ADMIN = TEST_ADMIN;
 
 /** Settings that make crashes and outages converge within seconds instead of minutes. */
 export const FAST_RECOVERY = {
@@ -59,10 +59,8 @@ export class Shop {
   }
 
   async customer(): Promise<{ id: string; token: string }> {
-    const u = newUser();
-    const reg = await call(this.base(), 'POST', '/api/v1/users/register', { body: u });
-    if (reg.status !== 201) throw new Error(`register answered ${reg.status}: ${reg.text}`);
-    return { id: reg.body.id as string, token: await this.login(u.email, u.password) };
+    const u = await registerCustomer(this.base());
+    return { id: u.id, token: await this.login(u.email, u.password) };
   }
 
   async product(admin: string, stock: number, name = `Kopi ${Math.random().toString(36).slice(2, 8)}`): Promise<string> {

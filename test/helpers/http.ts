@@ -52,3 +52,27 @@ export function newUser(overrides: Partial<{ email: string; username: string; pa
     ...overrides,
   };
 }
+
+/** The administrator the test apps that need one are started with (ADMIN_EMAIL / ADMIN_PASSWORD). */
+export const TEST_ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
+export const TEST_ADMIN_ENV = { ADMIN_EMAIL: TEST_ADMIN.email, ADMIN_PASSWORD: TEST_ADMIN.password };
+
+/** A product added through the public API by the administrator (who logs in at `loginAt` when the user module lives elsewhere); returns its id. */
+export async function createProduct(base: string, fields: { stock: number; name?: string; price?: number }, loginAt = base): Promise<string> {
+  const login = await call(loginAt, 'POST', '/api/v1/users/login', { body: TEST_ADMIN });
+  if (login.status !== 200) throw new Error(`admin login answered ${login.status}: start the app with TEST_ADMIN_ENV`);
+  const res = await call(base, 'POST', '/api/v1/products', {
+    token: login.body.accessToken as string,
+    body: { name: 'Kopi', price: 1000, category: 'uji', ...fields },
+  });
+  if (res.status !== 201) throw new Error(`product answered ${res.status}: ${res.text}`);
+  return res.body.id as string;
+}
+
+/** A customer registered through the public API. */
+export async function registerCustomer(base: string): Promise<{ id: string; email: string; password: string }> {
+  const u = newUser();
+  const res = await call(base, 'POST', '/api/v1/users/register', { body: u });
+  if (res.status !== 201) throw new Error(`register answered ${res.status}: ${res.text}`);
+  return { id: res.body.id as string, email: u.email, password: u.password };
+}
