@@ -27,9 +27,6 @@ export interface NewUser {
   fullName: string;
 }
 
-/** Every column but the password hash. */
-const USER_COLUMNS = ['id', 'email', 'username', 'full_name', 'role', 'is_active', 'is_verified', 'created_at', 'updated_at'].map((c) => `"${c}"`).join(', ');
-
 export function toUserDto(u: User): UserDto {
   return {
     id: u.id,
@@ -59,6 +56,19 @@ export class UserService {
 
   private em(): EntityManager {
     return this.d.orm.em.fork();
+  }
+
+  private selected: string | undefined;
+
+  /** The entity's columns but the lazy ones (the password hash), from its metadata. */
+  private columns(): string {
+    return (this.selected ??= this.d.orm
+      .getMetadata()
+      .get(UserEntity.meta.className)
+      .props.filter((p) => !p.lazy)
+      .flatMap((p) => p.fieldNames)
+      .map((c) => `"${c}"`)
+      .join(', '));
   }
 
   /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
@@ -123,7 +133,7 @@ export class UserService {
   /** The hottest read of the module (every /me, every order): one plain query, no unit of work. */
   async get(id: string): Promise<UserDto> {
     const em = this.em();
-    const rows = isUuid(id) ? await em.getConnection().execute<Record<string, unknown>[]>(`select ${USER_COLUMNS} from "users"."users" where "id" = ?`, [id]) : [];
+    const rows = isUuid(id) ? await em.getConnection().execute<Record<string, unknown>[]>(`select ${this.columns()} from "users"."users" where "id" = ?`, [id]) : [];
     const user = rows[0] ? em.map(UserEntity, rows[0]) : null;
     if (!user) throw new UserNotFound(`No user with id ${id}`, { id });
     return toUserDto(user);

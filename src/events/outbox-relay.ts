@@ -133,26 +133,27 @@ export class OutboxRelay {
     );
     rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
     // Events about one thing (an order, a user) go out in the order they happened; different things side by side.
-    const lanes = new Map<string, OutboxRow[]>();
+    const lanes = new Map<string, { row: OutboxRow; event: EventEnvelope }[]>();
     for (const row of rows) {
-      const key = subjectOf(row);
-      lanes.set(key, [...(lanes.get(key) ?? []), row]);
+      const event = toEnvelope(row, this.o.module);
+      const key = subjectOf(event);
+      lanes.set(key, [...(lanes.get(key) ?? []), { row, event }]);
     }
     const queue = [...lanes.values()];
     await Promise.all(
       Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
-        for (let lane = queue.shift(); lane; lane = queue.shift()) for (const row of lane) await this.deliver(row);
+        for (let lane = queue.shift(); lane; lane = queue.shift()) for (const { row, event } of lane) await this.deliver(row, event);
       }),
     );
     return rows.length;
   }
 
-  private async deliver(row: OutboxRow): Promise<void> {
+  private async deliver(row: OutboxRow, event: EventEnvelope): Promise<void> {
     const em = this.o.orm.em.fork();
     try {
       // The publish span continues the trace of the request that recorded the event; consumers continue from it.
       await inSpan(`publish ${row.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(row.trace_context), attributes: { 'messaging.operation.type': 'send', 'toko.event.id': row.id, 'toko.event.type': row.type } }, () =>
-        this.o.bus.publish({ ...toEnvelope(row, this.o.module), traceparent: currentTraceparent() ?? row.trace_context }, { attempt: row.attempts, maxAttempts: this.o.maxAttempts }),
+        this.o.bus.publish({ ...event, traceparent: currentTraceparent() ?? row.trace_context }, { attempt: row.attempts, maxAttempts: this.o.maxAttempts }),
       );
       await em.execute(`update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = ?`, [row.id]);
     } catch (err) {
@@ -200,10 +201,6 @@ export class OutboxRelay {
     return rows.length;
   }
 
-  async counts(): Promise<Record<OutboxRow['status'], number>> {
-    return (await this.backlog()).counts;
-  }
-
   /** Rows by status, and how long the oldest pending row has waited (0 when none is pending). */
   async backlog(): Promise<{ counts: Record<OutboxRow['status'], number>; oldestPendingSeconds: number }> {
     const rows = await this.o.orm.em
@@ -222,10 +219,10 @@ export class OutboxRelay {
 }
 
 /** What an event is about, for ordering: the order's or user's id in its payload, else the event itself. */
-function subjectOf(row: OutboxRow): string {
-  const payload = jsonColumn<Record<string, unknown> | null>(row.payload);
+function subjectOf(event: EventEnvelope): string {
+  const payload = event.payload as Record<string, unknown> | null;
   const id = payload?.id ?? payload?.userId;
-  return typeof id === 'string' ? `${row.type.split('.')[0]}:${id}` : row.id;
+  return typeof id === 'string' ? `${event.type.split('.')[0]}:${id}` : event.id;
 }
 
 function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {

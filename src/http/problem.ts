@@ -1,7 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { moduleOf } from './request-log.ts';
-import { routeLabel } from './route-label.ts';
+import { moduleOf, routeLabel } from './route-label.ts';
 import { AppError, MalformedJson, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';

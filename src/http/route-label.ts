@@ -5,3 +5,23 @@ export function routeLabel(ctx: Context): string {
   const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
   return typeof matched === 'string' ? matched : 'unmatched';
 }
+
+const MODULE_OF = new Map<string, string>();
+
+/** The module a route belongs to (`/api/v1/orders/...` → order, `/internal/v1/product/...` and `/api/v1/admin/events/product` → product), or kernel. */
+export function moduleOf(route: string): string {
+  let module = MODULE_OF.get(route);
+  if (module === undefined) {
+    module = findModule(route);
+    // Route templates are few; anything else is not remembered.
+    if (route !== 'unmatched' && MODULE_OF.size < 1000) MODULE_OF.set(route, module);
+  }
+  return module;
+}
+
+function findModule(route: string): string {
+  const internal = /^\/(?:internal\/v1|api\/v1\/admin\/events)\/([a-z]+)\b/.exec(route);
+  if (internal) return internal[1]!;
+  const pub = /^\/api\/v1\/(users|products|orders|notifications)\b/.exec(route);
+  return pub ? pub[1]!.replace(/s$/, '') : 'kernel';
+}

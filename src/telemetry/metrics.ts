@@ -118,9 +118,3 @@ export function registerPoolMetrics(registry: Registry, databases: Map<ModuleNam
     },
   });
 }
-
-/** Pool figures of one module, for tests and the soak run (`/metrics` shows the same). */
-export function poolStats(orm: MikroORM): { used: number; free: number; pending: number } | undefined {
-  const pool = poolOf(orm);
-  return pool && { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() };
-}

@@ -6,23 +6,15 @@ import { ProductDocumentSchema, type ProductDocument } from '../product.document
 import {
   explain,
   normaliseLines,
+  sortOrder,
   type NewProduct,
   type ProductPatch,
   type ProductQuery,
   type ProductRecord,
-  type ProductSort,
   type ProductStore,
   type StockChange,
 } from './store.ts';
 
-const SORTS: Record<ProductSort, QueryOrderMap<ProductDocument>> = {
-  '-createdAt': { createdAt: 'desc', _id: 'desc' },
-  createdAt: { createdAt: 'asc', _id: 'asc' },
-  price: { price: 'asc', _id: 'asc' },
-  '-price': { price: 'desc', _id: 'desc' },
-  name: { name: 'asc', _id: 'asc' },
-  '-name': { name: 'desc', _id: 'desc' },
-};
 
 interface ReservationDoc {
   _id: string;
@@ -110,7 +102,7 @@ export class MongoProductStore implements ProductStore {
     const where: FilterQuery<ProductDocument> = {};
     if (q.category) where.category = q.category;
     if (q.q) where.name = new RegExp(regexEscape(q.q), 'i');
-    const [items, total] = await this.em().findAndCount(ProductDocumentSchema, where, { orderBy: SORTS[q.sort], offset: q.skip, limit: q.limit });
+    const [items, total] = await this.em().findAndCount(ProductDocumentSchema, where, { orderBy: sortOrder(q.sort, '_id') as QueryOrderMap<ProductDocument>, offset: q.skip, limit: q.limit });
     return { items: items.map(toRecord), total };
   }
 

@@ -6,24 +6,16 @@ import { jsonColumn } from '../../../src/kit/values.ts';
 import { ProductEntity } from '../product.entity.ts';
 import {
   normaliseLines,
+  sortOrder,
   explain,
   type NewProduct,
   type ProductPatch,
   type ProductQuery,
   type ProductRecord,
-  type ProductSort,
   type ProductStore,
   type StockChange,
 } from './store.ts';
 
-const SORTS: Record<ProductSort, QueryOrderMap<ProductRecord>> = {
-  '-createdAt': { createdAt: 'desc', id: 'desc' },
-  createdAt: { createdAt: 'asc', id: 'asc' },
-  price: { price: 'asc', id: 'asc' },
-  '-price': { price: 'desc', id: 'desc' },
-  name: { name: 'asc', id: 'asc' },
-  '-name': { name: 'desc', id: 'desc' },
-};
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
@@ -85,7 +77,7 @@ export class SqlProductStore implements ProductStore {
     const where: FilterQuery<ProductRecord> = {};
     if (q.category) where.category = q.category;
     if (q.q) where.name = { $ilike: `%${likeEscape(q.q)}%` };
-    const [items, total] = await this.em().findAndCount(ProductEntity, where, { orderBy: SORTS[q.sort], offset: q.skip, limit: q.limit });
+    const [items, total] = await this.em().findAndCount(ProductEntity, where, { orderBy: sortOrder(q.sort, 'id') as QueryOrderMap<ProductRecord>, offset: q.skip, limit: q.limit });
     return { items, total };
   }
 

@@ -13,19 +13,21 @@ export interface ProductRecord {
   updatedAt: Date;
 }
 
-export interface NewProduct {
-  name: string;
-  description: string;
-  price: number;
-  stock: number;
-  category: string;
-  imageUrl: string | null;
-}
+export type NewProduct = Omit<ProductRecord, 'id' | 'createdAt' | 'updatedAt'>;
 
 export type ProductPatch = Partial<Omit<NewProduct, 'stock'>>;
 
 export const PRODUCT_SORTS = ['-createdAt', 'createdAt', 'price', '-price', 'name', '-name'] as const;
 export type ProductSort = (typeof PRODUCT_SORTS)[number];
+
+/**
+ * A sort as an order-by map for either store: the field, then the id (named
+ * `idField` in that store) in the same direction, so pages never overlap.
+ */
+export function sortOrder(sort: ProductSort, idField: string): Record<string, 'asc' | 'desc'> {
+  const dir = sort.startsWith('-') ? 'desc' : 'asc';
+  return { [sort.replace(/^-/, '')]: dir, [idField]: dir };
+}
 
 export interface ProductQuery {
   skip: number;
