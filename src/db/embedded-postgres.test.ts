@@ -13,7 +13,7 @@ let b: pg.Pool;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'toko-pglite-'));
-  server = new EmbeddedPostgres({ dataDir: dir, maxConnections: 10, logger: pino({ level: 'silent' }) });
+  server = new EmbeddedPostgres({ dataDir: dir, maxConnections: 30, logger: pino({ level: 'silent' }) });
   await server.start();
   a = new pg.Pool({ connectionString: server.url, max: 4 });
   b = new pg.Pool({ connectionString: server.url, max: 4 });
@@ -36,6 +36,37 @@ describe('embedded PostgreSQL over many connections', () => {
       ),
     );
     results.forEach((row, i) => expect(row).toEqual({ n: i, s: `v${i}`, k: i }));
+  });
+
+  it('keeps extended-protocol batches whole while other connections run simple queries and transactions', async () => {
+    // The stock socket server queued single messages: a simple query or BEGIN from one
+    // connection between another's Parse and Bind dropped the unnamed statement
+    // ("unnamed prepared statement does not exist"), or bound it to the wrong one.
+    const pools = Array.from({ length: 6 }, () => new pg.Pool({ connectionString: server.url, max: 3 }));
+    try {
+      const work = Array.from({ length: 600 }, async (_, i) => {
+        const pool = pools[i % pools.length]!;
+        if (i % 3 === 0) {
+          const c = await pool.connect();
+          try {
+            await c.query('begin');
+            const r = await c.query<{ k: number }>(`select $1::int as k`, [i]);
+            await c.query('commit');
+            return r.rows[0]!.k === i;
+          } finally {
+            c.release();
+          }
+        }
+        if (i % 3 === 1) return (await pool.query<{ k: number }>(`select ${i} as k`)).rows[0]!.k === i;
+        const r = await pool.query<{ k: number; s: string }>(`select $1::int as k, $2::text as s from counter where id = $3`, [i, `v${i}`, 1]);
+        return r.rows[0]!.k === i && r.rows[0]!.s === `v${i}`;
+      });
+      const outcomes = await Promise.allSettled(work);
+      const wrong = outcomes.filter((o) => o.status === 'rejected' || o.value !== true);
+      expect(wrong.map((o) => (o.status === 'rejected' ? String(o.reason) : 'wrong row')).slice(0, 3)).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
   });
 
   it('runs concurrent transactions one after another without losing an update', async () => {

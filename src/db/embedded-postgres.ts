@@ -1,13 +1,12 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
 export interface EmbeddedPostgresOptions {
   /** Where PGlite keeps its files; created if missing, reused across restarts. */
   dataDir: string;
-  /** How many client connections the socket accepts at once (pglite-socket's default is 1). */
+  /** How many client connections the server accepts at once. */
   maxConnections: number;
   logger: Logger;
 }
@@ -15,13 +14,14 @@ export interface EmbeddedPostgresOptions {
 /**
  * PGlite served on a loopback port, so the ordinary `pg`-based MikroORM
  * driver talks to it exactly as it would to a PostgreSQL server. PGlite has
- * one session; pglite-socket queues the connections' messages onto it and
- * keeps a transaction's statements together.
+ * one session; the server (./pglite-server.ts) lets the connections take
+ * turns, a whole request or transaction at a time. Both run on a worker
+ * thread of their own (./embedded-postgres.worker.ts), so SQL runs beside
+ * the event loop instead of inside it.
  */
 export class EmbeddedPostgres {
   private readonly o: EmbeddedPostgresOptions;
-  private db: PGlite | undefined;
-  private server: PGLiteSocketServer | undefined;
+  private worker: Worker | undefined;
   private port = 0;
   private lockFile: string | undefined;
 
@@ -31,39 +31,48 @@ export class EmbeddedPostgres {
   }
 
   get url(): string {
-    if (!this.server) throw new Error('embedded PostgreSQL is not started');
+    if (!this.worker) throw new Error('embedded PostgreSQL is not started');
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
   async start(): Promise<void> {
     mkdirSync(this.o.dataDir, { recursive: true });
     this.lock();
-    let db: PGlite;
+    // The worker is TypeScript under tsx (npm start, tests) and JavaScript once compiled.
+    const entry = new URL(`./embedded-postgres.worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+    const worker = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: { entry, dataDir: this.o.dataDir, maxConnections: this.o.maxConnections } });
+    worker.on('message', (m: { type: string; line?: string }) => {
+      if (m.type === 'log') this.o.logger.error({ embedded: JSON.parse(m.line!) as unknown }, 'embedded PostgreSQL');
+    });
     try {
-      db = await PGlite.create({ dataDir: this.o.dataDir });
+      this.port = await new Promise<number>((resolve, reject) => {
+        worker.on('message', (m: { type: string; port?: number }) => m.type === 'ready' && resolve(m.port!));
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`the embedded database stopped while starting (exit ${code})`)));
+      });
     } catch (err) {
+      await worker.terminate();
       this.unlock();
       throw err;
     }
-    this.db = db;
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: this.o.maxConnections });
-    const listening = new Promise<number>((resolve) =>
-      server.addEventListener('listening', (e) => resolve((e as CustomEvent<{ port: number }>).detail.port), { once: true }),
-    );
-    await server.start();
-    this.port = await listening;
-    this.server = server;
+    worker.on('error', (err) => this.o.logger.error({ err }, 'embedded PostgreSQL failed'));
+    this.worker = worker;
     this.o.logger.info({ dataDir: this.o.dataDir }, 'embedded PostgreSQL (PGlite) ready');
   }
 
   /** Drops client connections and closes PGlite so its files are left consistent. */
   async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    await server?.stop();
-    const db = this.db;
-    this.db = undefined;
-    if (db && !db.closed) await db.close();
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) {
+      const stopped = new Promise<void>((resolve) => {
+        worker.on('message', (m: { type: string }) => m.type === 'stopped' && resolve());
+        worker.once('exit', () => resolve());
+      });
+      worker.postMessage('stop');
+      await stopped;
+      await worker.terminate();
+    }
     this.unlock();
   }
 

@@ -1,0 +1,35 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { PGlite } from '@electric-sql/pglite';
+import pino from 'pino';
+import { PgliteServer } from './pglite-server.ts';
+
+/**
+ * The embedded database's own thread: PGlite (PostgreSQL compiled to
+ * WebAssembly, which runs on whichever thread calls it) and the server that
+ * lets toko's connection pools take turns on it. On the main thread every
+ * statement would stop the event loop while it runs; here it uses another core.
+ * Started by EmbeddedPostgres; talks to it with { port } / 'stop' / 'stopped'.
+ */
+interface Options {
+  dataDir: string;
+  maxConnections: number;
+}
+
+const port = parentPort!;
+const o = workerData as Options;
+// Errors go to the main thread's logger; nothing else is logged here.
+const logger = pino({ level: 'error' }, { write: (line: string) => port.postMessage({ type: 'log', line }) });
+
+const db = await PGlite.create({ dataDir: o.dataDir });
+const server = new PgliteServer({ db, host: '127.0.0.1', port: 0, maxConnections: o.maxConnections, logger });
+port.postMessage({ type: 'ready', port: await server.start() });
+
+port.on('message', (message: unknown) => {
+  if (message !== 'stop') return;
+  void (async () => {
+    await server.stop();
+    if (!db.closed) await db.close();
+    port.postMessage({ type: 'stopped' });
+    port.close();
+  })();
+});
