@@ -1,4 +1,3 @@
-import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from './auth/tokens.ts';
@@ -6,15 +5,14 @@ import type { AnyRouteDef } from './kit/route.ts';
 import { jsonBody } from './http/body.ts';
 import { corsAllowList } from './http/cors.ts';
 import { DOC_ROUTES, mountDocs } from './http/docs.ts';
-import { METRICS_ROUTE, httpMetrics, mountMetrics, type Metrics } from './http/metrics.ts';
+import { requestEnvelope } from './http/envelope.ts';
+import { METRICS_ROUTE, mountMetrics, type Metrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
-import { problems } from './http/problem.ts';
 import { QUEUES_ROUTE } from './http/queues-board.ts';
-import { requestId } from './http/request-id.ts';
-import { requestLog } from './http/request-log.ts';
 import { traceRequests } from './http/tracing.ts';
 import { tracingEnabled } from './kit/tracing.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';
+import { Router } from './http/router.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -48,17 +46,12 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
 
   // A span per request only when tracing is on: off, the middleware is not even mounted.
   if (tracingEnabled()) app.use(traceRequests());
-  app
-    .use(requestId())
-    .use(requestLog({ logger: o.logger }))
-    .use(httpMetrics(o.metrics))
-    .use(problems({ logger: o.logger }))
-    .use(corsAllowList({ origins: o.corsOrigins }));
+  app.use(requestEnvelope({ logger: o.logger, metrics: o.metrics }));
+  // With no allowed origin there is nothing for CORS to say: the middleware is not mounted.
+  if (o.corsOrigins.length > 0) app.use(corsAllowList({ origins: o.corsOrigins }));
   for (const m of o.extraMiddleware ?? []) app.use(m);
   app.use(jsonBody({ limit: o.bodyLimit }));
   for (const m of o.afterBodyMiddleware ?? []) app.use(m);
-  app
-    .use(router.routes())
-    .use(router.allowedMethods());
+  app.use(router.middleware());
   return { app, router };
 }

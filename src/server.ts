@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type Router from '@koa/router';
+import type { Router } from './http/router.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };

@@ -15,7 +15,8 @@ export const INTERNAL_PREFIX = '/internal/v1';
  */
 export function serveContract<C extends ContractDef>(contract: C, implementation: ImplementationOf<C>, opts: { serviceKey: string }): Middleware {
   if (opts.serviceKey.length < 16) throw new Error('serviceKey must be at least 16 characters');
-  const router = new Router({ prefix: `${INTERNAL_PREFIX}/${contract.name}` });
+  const prefix = `${INTERNAL_PREFIX}/${contract.name}`;
+  const router = new Router({ prefix });
   for (const [name, method] of Object.entries(contract.methods)) {
     const impl = (implementation as Record<string, (input: unknown) => Promise<unknown>>)[name]!;
     router.post(`/${name}`, async function internalCall(ctx) {
@@ -24,5 +25,7 @@ export function serveContract<C extends ContractDef>(contract: C, implementation
       ctx.body = method.output.parse(await impl(input));
     });
   }
-  return router.routes() as unknown as Middleware;
+  const routes = router.routes() as unknown as Middleware;
+  // Public requests pass every module's internal router: a prefix test sends them on at once.
+  return (ctx, next) => (ctx.path.startsWith(`${prefix}/`) ? routes(ctx, next) : next());
 }

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
 import { ServiceUnavailable, Unauthorized } from '../kit/errors.ts';
-import { verifyWith, type TokenVerifier } from './tokens.ts';
+import { remembered, verifyWith, type TokenVerifier } from './tokens.ts';
 
 /**
  * Verifies tokens in a process that does not host the user module, with the
@@ -37,12 +37,12 @@ export function createRemoteVerifier(opts: { jwksUrl: string; issuer: string; au
       }
     })());
 
-  return async (token) => {
+  return remembered(async (token) => {
     const header = jwt.decode(token, { complete: true })?.header;
     if (!header?.kid) throw new Unauthorized('The access token is not valid');
     if (!keys.has(header.kid) && (keys.size === 0 || Date.now() - lastFetch >= o.minRefreshMs)) await refresh();
     const key = keys.get(header.kid);
     if (!key) throw new Unauthorized('The access token is not valid');
     return verifyWith(token, key, o);
-  };
+  });
 }

@@ -1,7 +1,7 @@
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { moduleOf, routeLabel } from './route-label.ts';
-import { AppError, MalformedJson, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
+import { AppError, MalformedJson, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
 
@@ -63,20 +63,17 @@ function send(ctx: Context, error: AppError): void {
  * The one place errors become HTTP: typed errors keep their status and code;
  * anything else is a 500 whose details go to the log, never to the caller.
  */
-export const problems = (opts: { logger: Logger }): Middleware =>
-  async function problems(ctx, next) {
-    try {
-      await next();
-      if (ctx.body === undefined || ctx.body === null) {
-        if (ctx.status === 404) throw new NotFound('No such resource');
-        // The router has set Allow; keep it and explain in a problem document.
-        if (ctx.status === 405) throw new MethodNotAllowed(`This resource allows ${ctx.response.get('Allow')}`);
-      }
-    } catch (err) {
-      if (err instanceof AppError) return send(ctx, err);
-      const mapped = fromFrameworkError(err as HttpishError);
-      if (mapped) return send(ctx, mapped);
-      opts.logger.error({ err, requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'unhandled error');
-      send(ctx, new AppError({ code: 'SERVER.INTERNAL', status: 500, title: 'Internal server error', detail: 'Something went wrong on our side' }));
-    }
-  };
+export function answerWithProblem(ctx: Context, err: unknown, logger: Logger): void {
+  if (err instanceof AppError) return send(ctx, err);
+  const mapped = fromFrameworkError(err as HttpishError);
+  if (mapped) return send(ctx, mapped);
+  logger.error({ err, requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'unhandled error');
+  send(ctx, new AppError({ code: 'SERVER.INTERNAL', status: 500, title: 'Internal server error', detail: 'Something went wrong on our side' }));
+}
+
+/** A request nothing answered (no route) as the error to answer with; undefined when there is an answer. */
+export function unanswered(ctx: Context): AppError | undefined {
+  if (ctx.body !== undefined && ctx.body !== null) return undefined;
+  if (ctx.status === 404) return new NotFound('No such resource');
+  return undefined;
+}

@@ -1,23 +1,36 @@
-import type { Middleware } from 'koa';
-import type { Logger } from 'pino';
-import { moduleOf, routeLabel } from './route-label.ts';
+import pino, { type Logger } from 'pino';
+import { currentTraceIds } from '../kit/tracing.ts';
+
+export interface RequestLine {
+  requestId: string;
+  module: string;
+  method: string;
+  route: string;
+  status: number;
+  ms: number;
+}
 
 /**
- * One JSON line per request: method, route template, status, duration and
- * request id. Never bodies, query strings or headers, so no password or
- * token can reach the log this way.
+ * One JSON line per request: request id, module, method, route template,
+ * status and duration. Never bodies, query strings or headers, so no
+ * password or token can reach the log this way — which is why these lines
+ * skip the main logger's redaction pass: their fields are fixed and known.
+ * A sibling of `logger` (same destination, level and base fields).
  */
-export const requestLog = (opts: { logger: Logger }): Middleware =>
-  async function requestLog(ctx, next) {
-    const started = performance.now();
-    opts.logger.debug({ requestId: ctx.state.requestId as string, method: ctx.method }, 'request started');
-    try {
-      await next();
-    } finally {
-      const ms = Math.round((performance.now() - started) * 100) / 100;
-      const route = routeLabel(ctx);
-      const line = { requestId: ctx.state.requestId as string, module: moduleOf(route), method: ctx.method, route, status: ctx.status, ms };
-      if (ctx.status >= 500) opts.logger.error(line, 'request');
-      else opts.logger.info(line, 'request');
-    }
+export function requestLines(logger: Logger): (line: RequestLine) => void {
+  const lines = pino(
+    {
+      level: logger.level,
+      base: logger.bindings(),
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym],
+  );
+  return (line) => {
+    const trace = currentTraceIds();
+    const entry = trace ? { ...line, ...trace } : line;
+    if (line.status >= 500) lines.error(entry, 'request');
+    else lines.info(entry, 'request');
   };
+}
