@@ -47,7 +47,7 @@ export type AnyModuleInstance = ModuleInstance<unknown, any>;
 function sql(ctx: WiringContext, name: ModuleName) {
   const db = ctx.databases.get(name);
   if (db?.kind !== 'sql') throw new Error(`module ${name} needs a SQL database`);
-  return db.orm;
+  return { orm: db.orm, sql: db.sql };
 }
 
 /** A port of a module this process needs: in process when hosted here, over HTTP when its service URL is set. */
@@ -64,7 +64,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise
   user: (ctx, base) =>
     MODULE_DEFINITIONS.user.create({
       ...base,
-      orm: sql(ctx, 'user'),
+      ...sql(ctx, 'user'),
       passwords: ctx.passwords(),
       tokens: ctx.tokens,
       events: ctx.recorder('user'),
@@ -82,7 +82,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise
   order: (ctx, base) =>
     MODULE_DEFINITIONS.order.create({
       ...base,
-      orm: sql(ctx, 'order'),
+      ...sql(ctx, 'order'),
       users: port(ctx, 'user', 'order'),
       products: port(ctx, 'product', 'order'),
       events: ctx.recorder('order'),
@@ -92,7 +92,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise
   notification: (ctx, base) =>
     MODULE_DEFINITIONS.notification.create({
       ...base,
-      orm: sql(ctx, 'notification'),
+      ...sql(ctx, 'notification'),
       users: port(ctx, 'user', 'notification'),
       locale: ctx.config.notify.locale,
       transport: ctx.config.notify.transport,

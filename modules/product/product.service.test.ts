@@ -92,6 +92,34 @@ describe('ProductService cache', () => {
     expect(store.lists).toBe(2);
   });
 
+  it('sends requests that miss together to the store once (no stampede when an entry expires under load)', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    let release!: () => void;
+    store.holdReads(new Promise<void>((r) => (release = r)));
+    const together = Array.from({ length: 50 }, () => products.get(ID));
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect((await Promise.all(together)).map((p) => p.stock)).toEqual(Array(50).fill(10));
+    expect(store.reads).toBe(1);
+  });
+
+  it('never hands a read asked after a write the load that began before it', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    let release!: () => void;
+    store.holdReads(new Promise<void>((r) => (release = r)));
+    const before = products.get(ID); // reads stock 10, then waits
+    await new Promise((r) => setImmediate(r));
+    store.holdReads(Promise.resolve());
+    await products.adjustStock(ID, 7);
+    const after = products.get(ID);
+    release();
+    expect((await before).stock).toBe(10);
+    expect((await after).stock).toBe(17);
+    expect(store.reads).toBe(2);
+  });
+
   it('reads the store every time with a TTL of 0', async () => {
     const store = fakeStore();
     const products = service(store, 0);

@@ -41,6 +41,13 @@ export class ProductService {
   private readonly pages: LRUCache<string, Page<ProductDto>> | undefined;
   /** Bumped by every write: a read that started before it does not fill the cache with what it found. */
   private generation = 0;
+  /**
+   * Loads in progress by generation and key: requests that miss together
+   * share one query instead of all going to the store when an entry expires
+   * under load (that stampede was the read p99). A write starts a new
+   * generation, so nobody who asks after a write gets a load begun before it.
+   */
+  private readonly loading = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly store: ProductStore,
@@ -62,6 +69,25 @@ export class ProductService {
     else this.cache.clear();
   }
 
+  /** From `cache`, else from `load` — shared with everyone missing the same key meanwhile — then cached unless a write intervened. */
+  private cached<T extends object>(cache: LRUCache<string, T> | undefined, kind: 'id' | 'page', key: string, load: () => Promise<T>): Promise<T> {
+    const hit = cache?.get(key);
+    if (hit) return Promise.resolve(hit);
+    if (!cache) return load();
+    const generation = this.generation;
+    const slot = `${generation}:${kind}:${key}`;
+    const pending = this.loading.get(slot) as Promise<T> | undefined;
+    if (pending) return pending;
+    const loaded = load()
+      .then((value) => {
+        if (generation === this.generation) cache.set(key, value);
+        return value;
+      })
+      .finally(() => this.loading.delete(slot));
+    this.loading.set(slot, loaded);
+    return loaded;
+  }
+
   private dto(p: ProductRecord): ProductDto {
     return {
       id: p.id,
@@ -81,27 +107,21 @@ export class ProductService {
     return new ProductNotFound(`No product with id ${id}`, { ids: [id] });
   }
 
-  async list(query: ProductQuery): Promise<Page<ProductDto>> {
-    const key = JSON.stringify(query);
-    const cached = this.pages?.get(key);
-    if (cached) return cached;
-    const generation = this.generation;
-    const { items, total } = await this.store.list(query);
-    const page = { items: items.map((p) => this.dto(p)), total, skip: query.skip, limit: query.limit };
-    if (this.pages && generation === this.generation) this.pages.set(key, page);
-    return page;
+  list(query: ProductQuery): Promise<Page<ProductDto>> {
+    return this.cached(this.pages, 'page', JSON.stringify(query), async () => {
+      const { items, total } = await this.store.list(query);
+      return { items: items.map((p) => this.dto(p)), total, skip: query.skip, limit: query.limit };
+    });
   }
 
   /** Throws ProductNotFound for unknown and malformed ids alike. */
   async get(id: string): Promise<ProductDto> {
-    const cached = this.cache?.get(id);
-    if (cached) return cached;
-    const generation = this.generation;
-    const p = ID.test(id) ? await this.store.get(id) : null;
-    if (!p) throw this.notFound(id);
-    const dto = this.dto(p);
-    if (this.cache && generation === this.generation) this.cache.set(id, dto);
-    return dto;
+    if (!ID.test(id)) throw this.notFound(id);
+    return this.cached(this.cache, 'id', id, async () => {
+      const p = await this.store.get(id);
+      if (!p) throw this.notFound(id);
+      return this.dto(p);
+    });
   }
 
   async create(input: NewProduct): Promise<ProductDto> {

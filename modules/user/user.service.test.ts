@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { PasswordHasher } from '../../src/kit/auth.ts';
 import { TooManyRequests } from '../../src/kit/errors.ts';
-import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
 import { userContract } from './contract.ts';
@@ -31,7 +31,7 @@ afterAll(() => app?.close());
 
 function service(passwords: PasswordHasher) {
   return new UserService({
-    orm: sqlOrm(app.server, 'user'),
+    ...sqlDatabase(app.server, 'user'),
     passwords,
     tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
     guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, windowSeconds: 60 }),

@@ -10,9 +10,11 @@ import type { LoginGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../src/kit/values.ts';
+import type { Sql } from '../../src/kit/sql.ts';
 
 export interface UserServiceDeps {
   orm: MikroORM;
+  sql: Sql;
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   guard: LoginGuard;
@@ -41,6 +43,33 @@ export function toUserDto(u: User): UserDto {
   };
 }
 
+/** The columns of a user everyone with access may see (never the password hash), as the reads select them. */
+const COLUMNS = `"id", "email", "username", "full_name", "role", "is_active", "is_verified", "created_at", "updated_at"`;
+
+interface UserRow {
+  id: string;
+  email: string;
+  username: string;
+  full_name: string;
+  role: User['role'];
+  is_active: boolean;
+  is_verified: boolean;
+  created_at: string | Date;
+  updated_at: string | Date;
+}
+
+const fromRow = (r: UserRow): UserDto => ({
+  id: r.id,
+  email: r.email,
+  username: r.username,
+  fullName: r.full_name,
+  role: r.role,
+  isActive: r.is_active,
+  isVerified: r.is_verified,
+  createdAt: new Date(r.created_at).toISOString(),
+  updatedAt: new Date(r.updated_at).toISOString(),
+});
+
 function takenField(err: UniqueConstraintViolationException): 'email' | 'username' {
   return err.message.includes('users_username_unique') ? 'username' : 'email';
 }
@@ -56,19 +85,6 @@ export class UserService {
 
   private em(): EntityManager {
     return this.d.orm.em.fork();
-  }
-
-  private selected: string | undefined;
-
-  /** The entity's columns but the lazy ones (the password hash), from its metadata. */
-  private columns(): string {
-    return (this.selected ??= this.d.orm
-      .getMetadata()
-      .get(UserEntity.meta.className)
-      .props.filter((p) => !p.lazy)
-      .flatMap((p) => p.fieldNames)
-      .map((c) => `"${c}"`)
-      .join(', '));
   }
 
   /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
@@ -129,30 +145,34 @@ export class UserService {
     return this.d.tokens.issue({ id: user.id, role: user.role });
   }
 
-  /** Throws UserNotFound for unknown and malformed ids alike. */
-  /** The hottest read of the module (every /me, every order): one plain query, no unit of work. */
+  /**
+   * Throws UserNotFound for unknown and malformed ids alike. The hottest read
+   * of the module (every /me, every order): one prepared statement, no unit of work.
+   */
   async get(id: string): Promise<UserDto> {
-    const em = this.em();
-    const rows = isUuid(id) ? await em.getConnection().execute<Record<string, unknown>[]>(`select ${this.columns()} from "users"."users" where "id" = ?`, [id]) : [];
-    const user = rows[0] ? em.map(UserEntity, rows[0]) : null;
-    if (!user) throw new UserNotFound(`No user with id ${id}`, { id });
-    return toUserDto(user);
+    const rows = isUuid(id) ? await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = $1`, [id], 'users.get') : [];
+    if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
+    return fromRow(rows[0]);
   }
 
   async getMany(ids: string[]): Promise<UserDto[]> {
     const valid = [...new Set(ids.filter((id) => isUuid(id)))];
     if (valid.length === 0) return [];
-    const users = await this.em().find(UserEntity, { id: { $in: valid } });
-    return users.map(toUserDto);
+    const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = any($1::uuid[])`, [valid], 'users.getMany');
+    return rows.map(fromRow);
   }
 
+  /** Oldest first; the total comes with the page (a window count), or from a count when the page is past the end. */
   async list(page: { skip: number; limit: number }): Promise<Page<UserDto>> {
-    const [users, total] = await this.em().findAndCount(
-      UserEntity,
-      {},
-      { orderBy: { createdAt: 'asc', id: 'asc' }, offset: page.skip, limit: page.limit },
+    const rows = await this.d.sql.query<UserRow & { total: string }>(
+      `select ${COLUMNS}, count(*) over () as "total" from "users"."users" order by "created_at", "id" limit $1 offset $2`,
+      [page.limit, page.skip],
+      'users.list',
     );
-    return { items: users.map(toUserDto), total, skip: page.skip, limit: page.limit };
+    const total = rows[0]
+      ? Number(rows[0].total)
+      : Number((await this.d.sql.query<{ n: string }>(`select count(*) as "n" from "users"."users"`, [], 'users.count'))[0]?.n ?? 0);
+    return { items: rows.map(fromRow), total, skip: page.skip, limit: page.limit };
   }
 
   /** Creates the configured admin, or makes sure the existing account is an active admin with that password. Idempotent. */

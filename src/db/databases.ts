@@ -7,6 +7,7 @@ import { MODULE_DEFINITIONS } from '../registry.ts';
 import { EmbeddedPostgres } from './embedded-postgres.ts';
 import { openModuleMongo } from './mongo.ts';
 import { migrateModule, openModuleOrm } from './orm.ts';
+import { sqlOf } from './sql.ts';
 
 /** Connections each module's pool may hold against the embedded database (one PGlite session serves them all). */
 const EMBEDDED_POOL_PER_MODULE = 4;
@@ -57,7 +58,7 @@ export async function openDatabases(
       logger,
     });
     closer.add(`${name} database`, () => orm.close(true));
-    databases.set(name, { kind: 'sql', orm });
+    databases.set(name, { kind: 'sql', orm, sql: sqlOf(orm, { prepare: Boolean(url) }) });
     if (opts.migrate) {
       const applied = await migrateModule(orm);
       if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');

@@ -3,6 +3,7 @@ import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Meter } from './meter.ts';
+import type { Sql } from './sql.ts';
 import type { ContractDef, ImplementationOf } from './contract.ts';
 import type { EventHandler } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
@@ -18,10 +19,12 @@ export interface BaseDeps {
 export interface SqlDeps extends BaseDeps {
   /** This module's own MikroORM instance, bound to its own schema. Fork it per unit of work. */
   orm: MikroORM;
+  /** Plain SQL on the same pool, for hot paths. */
+  sql: Sql;
 }
 
 /** A module that can live in either store is handed whichever the configuration chose. */
-export type ModuleDatabase = { kind: 'sql'; orm: MikroORM } | { kind: 'mongo'; orm: MongoORM };
+export type ModuleDatabase = { kind: 'sql'; orm: MikroORM; sql: Sql } | { kind: 'mongo'; orm: MongoORM };
 
 export interface ModuleInstance<R, C extends ContractDef> {
   /** Handed to this module's route handlers. */

@@ -113,3 +113,10 @@ export function sqlOrm(server: RunningServer, module: 'user' | 'product' | 'orde
   if (db?.kind !== 'sql') throw new Error(`${module} has no SQL database here`);
   return db.orm;
 }
+
+/** The SQL database (MikroORM and plain SQL on its pool) a hosted module was given. */
+export function sqlDatabase(server: RunningServer, module: 'user' | 'product' | 'order' | 'notification') {
+  const db = server.databases.get(module);
+  if (db?.kind !== 'sql') throw new Error(`${module} has no SQL database here`);
+  return { orm: db.orm, sql: db.sql };
+}
