@@ -16,7 +16,8 @@ let app: TestApp;
 const http = api(() => app.url);
 
 beforeAll(async () => {
-  app = await startTestApp({ BODY_LIMIT: '2kb', CORS_ORIGINS: 'https://shop.example,http://localhost:5173' });
+  // No user cache: the broken-database case below must reach the database.
+  app = await startTestApp({ BODY_LIMIT: '2kb', CORS_ORIGINS: 'https://shop.example,http://localhost:5173', USER_CACHE_TTL_MS: '0' });
 });
 afterAll(() => app?.close());
 

@@ -190,6 +190,7 @@ const envSchema = z
     SHOP_CURRENCY: currency,
     SEED_DEMO: optionalBool,
     PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
+    USER_CACHE_TTL_MS: int(0, 60_000, 1000),
     ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
     ORDER_MAX_LINES: int(1, 100, 50),
     ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
@@ -272,6 +273,8 @@ export interface Config {
   seedDemo: boolean;
   /** How long GET /products/:id may be answered from this process's memory (0: never). */
   productCacheTtlMs: number;
+  /** How long a user read by id may be answered from the user module's memory (0: never). */
+  userCacheTtlMs: number;
   /** Base URLs of modules served by other processes. */
   serviceUrls: Partial<Record<ModuleName, string>>;
   /** Shared key that internal (service-to-service) calls carry; required to serve or call them. */
@@ -372,6 +375,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
     seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),
     productCacheTtlMs: e.PRODUCT_CACHE_TTL_MS,
+    userCacheTtlMs: e.USER_CACHE_TTL_MS,
     orders: {
       maxQuantity: e.ORDER_MAX_QUANTITY,
       maxLines: e.ORDER_MAX_LINES,

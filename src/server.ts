@@ -161,10 +161,11 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const bullmq = eventing.bus instanceof BullMqEventBus ? eventing.bus : undefined;
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
+  // Pools first: collected in this order, the gauges read the pools before the outbox gauges' own queries take a connection.
+  registerPoolMetrics(metrics.registry, databases);
   registerOutboxMetrics(metrics.registry, eventing.relays);
   registerBreakerMetrics(metrics.registry, remotes.breakers);
   registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
-  registerPoolMetrics(metrics.registry, databases);
   const info = {
     eventBus: eventing.bus.kind,
     queuesDashboard: bullmq ? QUEUES_PATH : 'off: BullMQ is not in use (set REDIS_URL to use it)',

@@ -70,6 +70,7 @@ const BUILDERS: { [K in ModuleName]: (ctx: WiringContext, base: Base) => Promise
       events: ctx.recorder('user'),
       login: ctx.config.login,
       admin: ctx.config.admin,
+      cacheTtlMs: ctx.config.userCacheTtlMs,
     }),
   product: (ctx, base) =>
     MODULE_DEFINITIONS.product.create({

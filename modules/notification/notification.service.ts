@@ -16,11 +16,13 @@ import { orderConfirmed } from './templates/order-confirmed.ts';
 import { INTL_LOCALE, type Locale, type Rendered } from './templates/template.ts';
 import { welcome } from './templates/welcome.ts';
 import type { MailTransport } from './transports/transport.ts';
+import type { Sql } from '../../src/kit/sql.ts';
 import { isUuid } from '../../src/kit/values.ts';
 import type { Counter, Meter } from '../../src/kit/meter.ts';
 
 export interface NotificationServiceDeps {
   orm: MikroORM;
+  sql: Sql;
   users: UserPort;
   transport: MailTransport;
   locale: Locale;
@@ -110,58 +112,51 @@ export class NotificationService {
   }
 
   /**
-   * Records the notification and the event id in the inbox in one
-   * transaction (a repeat finds them and does not record again), then sends
-   * unless already sent. A failed send counts an attempt and rethrows, so
-   * the bus retries; on the last attempt the notification is `failed`.
+   * Sends the notification for an event once. A repeat that finds it sent
+   * does nothing. Otherwise it is sent, then recorded as sent together with
+   * the event id in the inbox, in one statement. A failed send is recorded
+   * with its attempt and error (`failed` on the last attempt) and rethrown,
+   * so the bus retries. As before, a crash between the send and its record
+   * means one more send on redelivery; nothing is ever lost.
    */
   private async handle(event: EventEnvelope, delivery: DeliveryContext, template: string, prepare: () => Promise<Prepared>): Promise<void> {
-    let n = await this.em().findOne(NotificationEntity, { eventId: event.id, template });
-    if (!n) {
-      const p = await prepare();
-      n = await this.em().transactional(async (tx) => {
-        const fresh = await tx.execute(
-          `insert into "notifications"."inbox" ("event_id", "handler") values (?, ?) on conflict do nothing returning "event_id"`,
-          [event.id, template],
-        );
-        if (fresh.length === 0) return tx.findOneOrFail(NotificationEntity, { eventId: event.id, template });
-        const now = new Date();
-        return tx.create(NotificationEntity, {
-          id: randomUUID(),
-          eventId: event.id,
-          userId: p.userId,
-          channel: 'email',
-          template,
-          recipient: p.recipient,
-          subject: p.rendered.subject,
-          body: p.rendered.text,
-          status: 'pending',
-          attempts: 0,
-          lastError: null,
-          sentAt: null,
-          createdAt: now,
-          updatedAt: now,
-        });
-      });
-    }
-    if (n.status === 'sent') return;
-    const em = this.em();
+    const known = await this.d.sql.query<{ status: Notification['status'] }>(
+      `select "status" from "notifications"."notifications" where "event_id" = $1 and "template" = $2`,
+      [event.id, template],
+      'notifications.known',
+    );
+    if (known[0]?.status === 'sent') return;
+    const p = await prepare();
+    const mail = { to: p.recipient, subject: p.rendered.subject, text: p.rendered.text };
+    const values = [randomUUID(), event.id, p.userId, template, mail.to, mail.subject, mail.text];
     try {
-      await this.d.transport.send({ to: n.recipient, subject: n.subject, text: n.body });
+      await this.d.transport.send(mail);
       this.sends.inc({ transport: this.d.transport.name, result: 'sent' });
     } catch (err) {
       this.sends.inc({ transport: this.d.transport.name, result: 'failed' });
       const final = delivery.attempt >= delivery.maxAttempts;
-      await em.nativeUpdate(
-        NotificationEntity,
-        { id: n.id },
-        { attempts: n.attempts + 1, lastError: err instanceof Error ? err.message : String(err), status: final ? 'failed' : 'pending', updatedAt: new Date() },
-      );
+      await this.record(values, final ? 'failed' : 'pending', err instanceof Error ? err.message : String(err));
       throw err;
     }
-    const now = new Date();
-    await em.nativeUpdate(NotificationEntity, { id: n.id }, { attempts: n.attempts + 1, status: 'sent', sentAt: now, lastError: null, updatedAt: now });
-    this.d.logger.info({ notificationId: n.id, template, eventId: event.id, transport: this.d.transport.name }, 'notification sent');
+    const notificationId = await this.record(values, 'sent', null);
+    this.d.logger.info({ notificationId, template, eventId: event.id, transport: this.d.transport.name }, 'notification sent');
+  }
+
+  /** The notification's row after an attempt (created, or its attempt counted), and the event in the inbox, in one statement. */
+  private async record(values: unknown[], status: Notification['status'], lastError: string | null): Promise<string | undefined> {
+    const rows = await this.d.sql.query<{ id: string }>(
+      `with "inbox" as (
+         insert into "notifications"."inbox" ("event_id", "handler") values ($2, $4) on conflict do nothing returning "event_id")
+       insert into "notifications"."notifications"
+         ("id", "event_id", "user_id", "channel", "template", "recipient", "subject", "body", "status", "attempts", "last_error", "sent_at", "created_at", "updated_at")
+       values ($1, $2, $3, 'email', $4, $5, $6, $7, $8::varchar, 1, $9, case when $8::varchar = 'sent' then now() end, now(), now())
+       on conflict ("event_id", "template") do update set "status" = excluded."status", "attempts" = "notifications"."attempts" + 1,
+         "last_error" = excluded."last_error", "sent_at" = excluded."sent_at", "updated_at" = now()
+       returning "id"`,
+      [...values, status, lastError],
+      'notifications.record',
+    );
+    return rows[0]?.id;
   }
 
   async list(principal: Principal, q: { skip: number; limit: number; userId?: string; status?: Notification['status'] }): Promise<Page<NotificationDto>> {

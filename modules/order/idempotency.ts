@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { AppError } from '../../src/kit/errors.ts';
+import type { Sql } from '../../src/kit/sql.ts';
 import { jsonColumn } from '../../src/kit/values.ts';
 import { IdempotencyInFlight, IdempotencyKeyReused } from './order.errors.ts';
 
@@ -37,7 +37,7 @@ export class IdempotencyStore {
   private readonly o: IdempotencyOptions;
 
   constructor(
-    private readonly orm: MikroORM,
+    private readonly sql: Sql,
     opts: IdempotencyOptions,
   ) {
     this.o = { ...opts };
@@ -55,24 +55,27 @@ export class IdempotencyStore {
     throw new IdempotencyInFlight('This Idempotency-Key is busy; retry shortly');
   }
 
+  /** Takes the key, or a key whose lifetime is over, in one statement; false when someone holds it. */
   private async claim(userId: string, key: string, requestHash: string): Promise<boolean> {
-    const em = this.orm.em.fork();
-    await em.execute(`delete from "orders"."idempotency_keys" where "user_id" = ? and "key" = ? and "expires_at" <= now()`, [userId, key]);
-    const rows = await em.execute(
+    const rows = await this.sql.query(
       `insert into "orders"."idempotency_keys" ("user_id", "key", "request_hash", "state", "expires_at")
-       values (?, ?, ?, 'in_flight', now() + make_interval(secs => ?)) on conflict ("user_id", "key") do nothing returning "key"`,
+       values ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4))
+       on conflict ("user_id", "key") do update set "request_hash" = excluded."request_hash", "state" = 'in_flight', "response_status" = null,
+         "response_body" = null, "created_at" = now(), "expires_at" = excluded."expires_at"
+       where "idempotency_keys"."expires_at" <= now()
+       returning "key"`,
       [userId, key, requestHash, this.o.ttlSeconds],
+      'idempotency.claim',
     );
     return rows.length > 0;
   }
 
   private async read(userId: string, key: string): Promise<Row | undefined> {
-    const rows = await this.orm.em
-      .fork()
-      .execute<Row[]>(`select "request_hash", "state", "response_status", "response_body", "expires_at" from "orders"."idempotency_keys" where "user_id" = ? and "key" = ?`, [
-        userId,
-        key,
-      ]);
+    const rows = await this.sql.query<Row>(
+      `select "request_hash", "state", "response_status", "response_body", "expires_at" from "orders"."idempotency_keys" where "user_id" = $1 and "key" = $2`,
+      [userId, key],
+      'idempotency.read',
+    );
     return rows[0];
   }
 
@@ -90,14 +93,12 @@ export class IdempotencyStore {
   }
 
   private async execute<T>(userId: string, key: string, work: () => Promise<T>): Promise<T> {
-    const em = this.orm.em.fork();
     const finish = (status: number, body: unknown) =>
-      em.execute(`update "orders"."idempotency_keys" set "state" = 'done', "response_status" = ?, "response_body" = ?::jsonb where "user_id" = ? and "key" = ?`, [
-        status,
-        JSON.stringify(body),
-        userId,
-        key,
-      ]);
+      this.sql.query(
+        `update "orders"."idempotency_keys" set "state" = 'done', "response_status" = $1, "response_body" = $2::jsonb where "user_id" = $3 and "key" = $4`,
+        [status, JSON.stringify(body), userId, key],
+        'idempotency.finish',
+      );
     let result: T;
     try {
       result = await work();
@@ -106,7 +107,7 @@ export class IdempotencyStore {
         const problem: StoredProblem = { code: err.code, title: err.title, detail: err.message, extras: err.extras };
         await finish(err.status, problem);
       } else {
-        await em.execute(`delete from "orders"."idempotency_keys" where "user_id" = ? and "key" = ?`, [userId, key]);
+        await this.sql.query(`delete from "orders"."idempotency_keys" where "user_id" = $1 and "key" = $2`, [userId, key]);
       }
       throw err;
     }
@@ -123,7 +124,7 @@ export class IdempotencyStore {
 
   /** Deletes keys past their lifetime; returns how many. */
   async prune(): Promise<number> {
-    const rows = await this.orm.em.fork().execute(`delete from "orders"."idempotency_keys" where "expires_at" <= now() returning "key"`);
+    const rows = await this.sql.query(`delete from "orders"."idempotency_keys" where "expires_at" <= now() returning "key"`);
     return rows.length;
   }
 }

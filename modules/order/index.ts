@@ -35,7 +35,7 @@ export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: Or
   migrations: orderMigrations,
   routes: orderRoutes,
   async create(deps) {
-    const idempotency = new IdempotencyStore(deps.orm, { ttlSeconds: deps.settings.idempotencyTtlSeconds, waitMs: 10_000, pollMs: 25 });
+    const idempotency = new IdempotencyStore(deps.sql, { ttlSeconds: deps.settings.idempotencyTtlSeconds, waitMs: 10_000, pollMs: 25 });
     const service = new OrderService({ ...deps, idempotency, limits: deps.settings });
     const recovery = new OrderRecovery(
       { orm: deps.orm, products: deps.products, orders: service, idempotency, logger: deps.logger },

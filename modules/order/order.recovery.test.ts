@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceUnavailable } from '../../src/kit/errors.ts';
-import { sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN_ENV, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
@@ -24,10 +24,11 @@ const logger = pino({ level: 'silent' });
 /** An order service like the module's, over the real database and ports, with the product port swapped by `products`. */
 function build(products: ProductPort) {
   const registry = new Registry();
-  const orm = sqlOrm(app.server, 'order');
-  const idempotency = new IdempotencyStore(orm, { ttlSeconds: 60, waitMs: 1000, pollMs: 10 });
+  const { orm, sql } = sqlDatabase(app.server, 'order');
+  const idempotency = new IdempotencyStore(sql, { ttlSeconds: 60, waitMs: 1000, pollMs: 10 });
   const orders = new OrderService({
     orm,
+    sql,
     users: app.server.ports.user!,
     products,
     idempotency,

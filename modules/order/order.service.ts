@@ -3,7 +3,8 @@ import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
-import type { EventRecorder } from '../../src/kit/events.ts';
+import { outboxInsert, outboxValues, type EventRecorder } from '../../src/kit/events.ts';
+import type { Sql } from '../../src/kit/sql.ts';
 import { AppError, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { OutOfStock, ProductNotFound, type ProductPort, type Reservation } from '../product/contract.ts';
@@ -12,7 +13,7 @@ import { OrderNotFound, type OrderDto } from './contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
-import { isUuid } from '../../src/kit/values.ts';
+import { isUuid, jsonColumn } from '../../src/kit/values.ts';
 import type { Counter, Meter } from '../../src/kit/meter.ts';
 
 export interface OrderLimits {
@@ -24,6 +25,7 @@ export interface OrderLimits {
 
 export interface OrderServiceDeps {
   orm: MikroORM;
+  sql: Sql;
   users: UserPort;
   products: ProductPort;
   idempotency: IdempotencyStore;
@@ -55,6 +57,56 @@ export function toOrderDto(o: Order): OrderDto {
 }
 
 const totalOf = (lines: OrderLineRecord[]) => lines.reduce((sum, l) => sum + l.unitPrice * l.quantity, 0);
+
+interface OrderRow {
+  id: string;
+  user_id: string;
+  status: Order['status'];
+  lines: OrderLineRecord[] | string;
+  total: string | number;
+  currency: string;
+  rejection_reason: string | null;
+  stock_held: boolean;
+  created_at: string | Date;
+  updated_at: string | Date;
+}
+
+const fromRow = (r: OrderRow): Order => ({
+  id: r.id,
+  userId: r.user_id,
+  status: r.status,
+  lines: jsonColumn<OrderLineRecord[]>(r.lines),
+  total: Number(r.total),
+  currency: r.currency.trim(),
+  rejectionReason: r.rejection_reason,
+  stockHeld: r.stock_held,
+  createdAt: new Date(r.created_at),
+  updatedAt: new Date(r.updated_at),
+});
+
+/** The columns a transition may change, by field. */
+const CHANGEABLE: Partial<Record<keyof Order, string>> = {
+  status: '"status"',
+  lines: '"lines"',
+  total: '"total"',
+  rejectionReason: '"rejection_reason"',
+  stockHeld: '"stock_held"',
+};
+
+/** `"a" = $3, "b" = $4, "updated_at" = $5` and its values, parameters from `$first`. */
+function setClause(change: Partial<Order>, updatedAt: Date, first: number): { sql: string; values: unknown[] } {
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  for (const [field, value] of Object.entries(change) as [keyof Order, unknown][]) {
+    const column = CHANGEABLE[field];
+    if (!column) throw new Error(`an order transition cannot change ${field}`);
+    values.push(field === 'lines' ? JSON.stringify(value) : value);
+    parts.push(`${column} = $${first + values.length - 1}${field === 'lines' ? '::jsonb' : ''}`);
+  }
+  values.push(updatedAt);
+  parts.push(`"updated_at" = $${first + values.length - 1}`);
+  return { sql: parts.join(', '), values };
+}
 
 export class OrderService {
   /** `toko_orders_total{outcome,reason}`: orders leaving `pending` or `confirmed`, counted where the change commits. */
@@ -108,12 +160,11 @@ export class OrderService {
    */
   private async placeOnce(userId: string, lines: RequestedLine[]): Promise<OrderDto> {
     await this.ensureCustomer(userId);
-    const snapshots = await this.d.products.getProducts({ ids: lines.map((l) => l.productId) });
+    const snapshots = await this.d.products.getPrices({ ids: lines.map((l) => l.productId) });
     const byId = new Map(snapshots.map((s) => [s.id, s]));
     const unknown = lines.flatMap((l, i) => (byId.has(l.productId) ? [] : [{ path: `items.${i}.productId`, message: 'No such product' }]));
     if (unknown.length) throw new ValidationFailed('The order names products that do not exist', { errors: unknown });
 
-    const em = this.em();
     const now = new Date();
     const pendingLines = lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: byId.get(l.productId)!.name, unitPrice: byId.get(l.productId)!.price }));
     const order: Order = {
@@ -128,8 +179,13 @@ export class OrderService {
       createdAt: now,
       updatedAt: now,
     };
-    // One autocommitted insert: nothing else has to commit with it.
-    await em.insert(OrderEntity, order);
+    // One autocommitted insert: the order exists, pending, before any stock is taken for it (recovery finds it if we die).
+    await this.d.sql.query(
+      `insert into "orders"."orders" ("id", "user_id", "status", "lines", "total", "currency", "rejection_reason", "stock_held", "created_at", "updated_at")
+       values ($1, $2, 'pending', $3::jsonb, $4, $5, null, true, $6, $6)`,
+      [order.id, userId, JSON.stringify(pendingLines), order.total, order.currency, now],
+      'orders.insertPending',
+    );
 
     let reservation: Reservation;
     try {
@@ -139,10 +195,32 @@ export class OrderService {
     }
     // The reservation's snapshot is what the customer pays: it was taken atomically with the stock.
     const confirmedLines = reservation.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: l.name, unitPrice: l.unitPrice }));
-    const confirmed = await this.transition(order.id, 'pending', { status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines) }, 'order.confirmed');
+    const confirmed = await this.confirm({ ...order, status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines), updatedAt: new Date() });
     if (!confirmed) throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
     this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
     return toOrderDto(confirmed);
+  }
+
+  /**
+   * pending → confirmed and its order.confirmed event in one statement (an
+   * update and the outbox insert in one CTE, so they commit together), if
+   * the order is still pending. Returns null when it is not (the recovery
+   * pass gave it up meanwhile).
+   */
+  private async confirm(order: Order): Promise<Order | null> {
+    const entry = this.d.events.entry('order.confirmed', toOrderDto(order));
+    const rows = await this.d.sql.query(
+      `with "changed" as (
+         update "orders"."orders" set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4
+         where "id" = $1 and "status" = 'pending' returning "id")
+       ${outboxInsert('orders', 5, '"changed"')} returning "id"`,
+      [order.id, JSON.stringify(order.lines), order.total, order.updatedAt, ...outboxValues(entry)],
+      'orders.confirm',
+    );
+    if (rows.length === 0) return null;
+    this.d.events.wake();
+    this.outcomes.inc({ outcome: 'confirmed', reason: 'none' });
+    return order;
   }
 
   private async failedReservation(orderId: string, err: unknown): Promise<Error> {
@@ -168,13 +246,18 @@ export class OrderService {
    * racing writers safe), recording `event` in the same transaction.
    */
   async transition(id: string, from: Order['status'], change: Partial<Order>, event?: 'order.confirmed' | 'order.cancelled'): Promise<Order | null> {
-    const order = await this.em().transactional(async (tx) => {
-      const n = await tx.nativeUpdate(OrderEntity, { id, status: from }, { ...change, updatedAt: new Date() });
-      if (n === 0) return null;
-      const changed = await tx.findOneOrFail(OrderEntity, { id });
-      if (event) await this.d.events.record(tx, event, toOrderDto(changed));
-      return changed;
-    });
+    const set = setClause(change, new Date(), 3);
+    const update = `update "orders"."orders" set ${set.sql} where "id" = $1 and "status" = $2 returning *`;
+    const values = [id, from, ...set.values];
+    const order = event
+      ? await this.d.sql.transaction(async (tx) => {
+          const rows = await tx.query<OrderRow>(update, values);
+          if (!rows[0]) return null;
+          const changed = fromRow(rows[0]);
+          await this.d.events.recordIn(tx, event, toOrderDto(changed));
+          return changed;
+        })
+      : await this.d.sql.query<OrderRow>(update, values).then((rows) => (rows[0] ? fromRow(rows[0]) : null));
     if (order && event) this.d.events.wake();
     if (order && change.status) this.outcomes.inc({ outcome: change.status, reason: change.rejectionReason ?? 'none' });
     return order;

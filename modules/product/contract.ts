@@ -15,6 +15,10 @@ export const ProductSnapshot = z.object({
 });
 export type ProductSnapshot = z.infer<typeof ProductSnapshot>;
 
+/** A product's name and price, without stock: what an order shows before its reservation. */
+export const ProductPrice = z.object({ id: z.string(), name: z.string(), price: z.number().int(), currency: z.string().length(3) });
+export type ProductPrice = z.infer<typeof ProductPrice>;
+
 export const StockLine = z.object({ productId: ProductId, quantity: z.number().int().min(1) });
 export type StockLine = z.infer<typeof StockLine>;
 
@@ -43,6 +47,12 @@ export const productContract = defineContract({
   methods: {
     /** Snapshots of the products that exist; unknown ids are left out. Idempotent. */
     getProducts: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(ProductSnapshot), idempotent: true },
+    /**
+     * Names and prices of the products that exist (unknown ids left out),
+     * from memory where the product module has them: not changed by stock
+     * moving, and up to PRODUCT_CACHE_TTL_MS old in another process. Idempotent.
+     */
+    getPrices: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(ProductPrice), idempotent: true },
     /**
      * Takes stock for every line or for none. Idempotent per reservationId: a
      * repeat returns the first result. Throws OutOfStock, ProductNotFound, ReservationClosed.

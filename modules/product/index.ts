@@ -29,7 +29,7 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   routes: productRoutes,
   async create(deps) {
     const store =
-      deps.database.kind === 'mongo' ? new MongoProductStore(deps.database.orm, deps.currency) : new SqlProductStore(deps.database.orm, deps.currency);
+      deps.database.kind === 'mongo' ? new MongoProductStore(deps.database.orm, deps.currency) : new SqlProductStore(deps.database.orm, deps.database.sql, deps.currency);
     const service = new ProductService(store, deps.currency, deps.logger, { cacheTtlMs: deps.cacheTtlMs });
     const reservations = deps.meter.counter({
       name: 'toko_stock_reservations_total',
@@ -50,6 +50,7 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
       runtime: { service },
       implementation: {
         getProducts: ({ ids }) => service.snapshots(ids),
+        getPrices: ({ ids }) => service.prices(ids),
         reserveStock: async ({ reservationId, items }) => {
           try {
             const reservation = await service.reserve(reservationId, items);

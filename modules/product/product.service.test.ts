@@ -28,6 +28,15 @@ function fakeStore() {
       record.stock -= lines[0]!.quantity;
       return { reservationId, lines: [] };
     },
+    manyReads: 0,
+    async getMany(ids: string[]) {
+      store.manyReads++;
+      return ids.includes(ID) ? [{ ...record }] : [];
+    },
+    async update(_id: string, patch: { price?: number }) {
+      Object.assign(record, patch);
+      return { ...record };
+    },
     lists: 0,
     async list() {
       store.lists++;
@@ -118,6 +127,18 @@ describe('ProductService cache', () => {
     expect((await before).stock).toBe(10);
     expect((await after).stock).toBe(17);
     expect(store.reads).toBe(2);
+  });
+
+  it('keeps the order module’s prices across stock moves, and drops them when the product changes', async () => {
+    const store = fakeStore();
+    const products = service(store, 60_000);
+    expect((await products.prices([ID]))[0]!.price).toBe(100);
+    await products.reserve('r1', [{ productId: ID, quantity: 1 }]);
+    await products.prices([ID]);
+    expect(store.manyReads).toBe(1);
+    await products.update(ID, { price: 250 });
+    expect((await products.prices([ID]))[0]!.price).toBe(250);
+    expect(store.manyReads).toBe(2);
   });
 
   it('reads the store every time with a TTL of 0', async () => {

@@ -1,7 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Page } from '../../src/kit/pagination.ts';
-import { ProductNotFound, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
+import { ReadCache } from '../../src/kit/read-cache.ts';
+import { ProductNotFound, type ProductPrice, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import { DEMO_CATALOGUE } from './seed/demo-catalogue.ts';
 import type { NewProduct, ProductPatch, ProductQuery, ProductRecord, ProductStore } from './stores/store.ts';
@@ -36,18 +36,15 @@ export class ProductService {
    * module (replicas) may serve one up to the TTL old. Reservations read
    * stock in the store, never here.
    */
-  private readonly cache: LRUCache<string, ProductDto> | undefined;
+  private readonly byId: ReadCache<ProductDto>;
   /** Catalogue pages by query, same TTL; any write in this process drops them all (a stock change can move a product on any page). */
-  private readonly pages: LRUCache<string, Page<ProductDto>> | undefined;
-  /** Bumped by every write: a read that started before it does not fill the cache with what it found. */
-  private generation = 0;
+  private readonly pages: ReadCache<Page<ProductDto>>;
   /**
-   * Loads in progress by generation and key: requests that miss together
-   * share one query instead of all going to the store when an entry expires
-   * under load (that stampede was the read p99). A write starts a new
-   * generation, so nobody who asks after a write gets a load begun before it.
+   * What the order module asks for each order (name and price), dropped by
+   * changes to a product but not by stock moving: every order reserves, and
+   * would otherwise empty this for the next.
    */
-  private readonly loading = new Map<string, Promise<unknown>>();
+  private readonly info: ReadCache<ProductPrice>;
 
   constructor(
     private readonly store: ProductStore,
@@ -55,37 +52,22 @@ export class ProductService {
     private readonly logger: Logger,
     opts: ProductServiceOptions = { cacheTtlMs: 0 },
   ) {
-    if (opts.cacheTtlMs > 0) {
-      this.cache = new LRUCache({ max: opts.cacheMax ?? 10_000, ttl: opts.cacheTtlMs });
-      this.pages = new LRUCache({ max: 1000, ttl: opts.cacheTtlMs });
-    }
+    const max = opts.cacheMax ?? 10_000;
+    this.byId = new ReadCache({ ttlMs: opts.cacheTtlMs, max });
+    this.pages = new ReadCache({ ttlMs: opts.cacheTtlMs, max: 1000 });
+    this.info = new ReadCache({ ttlMs: opts.cacheTtlMs, max });
   }
 
-  private forget(ids?: string[]): void {
-    this.generation++;
-    this.pages?.clear();
-    if (!this.cache) return;
-    if (ids) for (const id of ids) this.cache.delete(id);
-    else this.cache.clear();
+  /** After a stock change: the products and every page. */
+  private stockMoved(ids?: string[]): void {
+    this.byId.forget(ids);
+    this.pages.forget();
   }
 
-  /** From `cache`, else from `load` — shared with everyone missing the same key meanwhile — then cached unless a write intervened. */
-  private cached<T extends object>(cache: LRUCache<string, T> | undefined, kind: 'id' | 'page', key: string, load: () => Promise<T>): Promise<T> {
-    const hit = cache?.get(key);
-    if (hit) return Promise.resolve(hit);
-    if (!cache) return load();
-    const generation = this.generation;
-    const slot = `${generation}:${kind}:${key}`;
-    const pending = this.loading.get(slot) as Promise<T> | undefined;
-    if (pending) return pending;
-    const loaded = load()
-      .then((value) => {
-        if (generation === this.generation) cache.set(key, value);
-        return value;
-      })
-      .finally(() => this.loading.delete(slot));
-    this.loading.set(slot, loaded);
-    return loaded;
+  /** After a change to what a product is (name, price, existence): that, too. */
+  private changed(ids?: string[]): void {
+    this.stockMoved(ids);
+    this.info.forget(ids);
   }
 
   private dto(p: ProductRecord): ProductDto {
@@ -108,7 +90,7 @@ export class ProductService {
   }
 
   list(query: ProductQuery): Promise<Page<ProductDto>> {
-    return this.cached(this.pages, 'page', JSON.stringify(query), async () => {
+    return this.pages.get(JSON.stringify(query), async () => {
       const { items, total } = await this.store.list(query);
       return { items: items.map((p) => this.dto(p)), total, skip: query.skip, limit: query.limit };
     });
@@ -117,7 +99,7 @@ export class ProductService {
   /** Throws ProductNotFound for unknown and malformed ids alike. */
   async get(id: string): Promise<ProductDto> {
     if (!ID.test(id)) throw this.notFound(id);
-    return this.cached(this.cache, 'id', id, async () => {
+    return this.byId.get(id, async () => {
       const p = await this.store.get(id);
       if (!p) throw this.notFound(id);
       return this.dto(p);
@@ -126,22 +108,22 @@ export class ProductService {
 
   async create(input: NewProduct): Promise<ProductDto> {
     const p = await this.store.create(input);
-    this.forget([p.id]);
+    this.changed([p.id]);
     this.logger.info({ productId: p.id }, 'product created');
     return this.dto(p);
   }
 
   async update(id: string, patch: ProductPatch): Promise<ProductDto> {
-    this.forget([id]);
+    this.changed([id]);
     const p = ID.test(id) ? await this.store.update(id, patch) : null;
-    this.forget([id]);
+    this.changed([id]);
     if (!p) throw this.notFound(id);
     return this.dto(p);
   }
 
   async remove(id: string): Promise<void> {
     const removed = ID.test(id) && (await this.store.remove(id));
-    this.forget([id]);
+    this.changed([id]);
     if (!removed) throw this.notFound(id);
     this.logger.info({ productId: id }, 'product deleted');
   }
@@ -150,39 +132,60 @@ export class ProductService {
   async adjustStock(id: string, delta: number): Promise<ProductDto> {
     if (!ID.test(id)) throw this.notFound(id);
     const change = await this.store.adjustStock(id, delta);
-    this.forget([id]);
+    this.stockMoved([id]);
     if (change.ok) return this.dto(change.product);
     if (change.reason === 'not_found') throw this.notFound(id);
     const current = await this.store.get(id);
     throw new StockConflict('Stock cannot go below zero', { productId: id, stock: current?.stock ?? 0, delta });
   }
 
-  /** Names, prices and stock for the order module (informational: the reservation takes the real figures). Served from the cache where it can. */
+  /** Names, prices and stock as they are now, for other modules; served from the by-id cache where it can. */
   async snapshots(ids: string[]): Promise<ProductSnapshot[]> {
     const valid = [...new Set(ids.filter((id) => ID.test(id)))];
     const found: ProductDto[] = [];
     const missing: string[] = [];
     for (const id of valid) {
-      const cached = this.cache?.get(id);
+      const cached = this.byId.peek(id);
       if (cached) found.push(cached);
       else missing.push(id);
     }
     if (missing.length) {
-      const generation = this.generation;
+      const since = this.byId.generationNow();
       for (const p of await this.store.getMany(missing)) {
         const dto = this.dto(p);
         found.push(dto);
-        if (this.cache && generation === this.generation) this.cache.set(p.id, dto);
+        this.byId.fill(p.id, dto, since);
       }
     }
     return found.map((p) => ({ id: p.id, name: p.name, price: p.price, currency: this.currency, stock: p.stock }));
+  }
+
+  /** Names and prices (no stock) for the order module, kept across stock moves: every order reserves, and would otherwise empty the by-id cache for the next. */
+  async prices(ids: string[]): Promise<ProductPrice[]> {
+    const valid = [...new Set(ids.filter((id) => ID.test(id)))];
+    const found: ProductPrice[] = [];
+    const missing: string[] = [];
+    for (const id of valid) {
+      const known = this.info.peek(id);
+      if (known) found.push(known);
+      else missing.push(id);
+    }
+    if (missing.length) {
+      const since = this.info.generationNow();
+      for (const p of await this.store.getMany(missing)) {
+        const price = { id: p.id, name: p.name, price: p.price, currency: this.currency };
+        found.push(price);
+        this.info.fill(p.id, price, since);
+      }
+    }
+    return found;
   }
 
   async reserve(reservationId: string, items: StockLine[]): Promise<Reservation> {
     try {
       return await this.store.reserve(reservationId, items);
     } finally {
-      this.forget(items.map((i) => i.productId));
+      this.stockMoved(items.map((i) => i.productId));
     }
   }
 
@@ -191,14 +194,14 @@ export class ProductService {
       return { released: await this.store.release(reservationId) };
     } finally {
       // Which products a reservation held is the store's to know: drop everything (releases are rare).
-      this.forget();
+      this.stockMoved();
     }
   }
 
   /** Loads the demo catalogue's products that are not there yet. Idempotent. */
   async seedDemo(): Promise<number> {
     const inserted = await this.store.insertMissing(DEMO_CATALOGUE);
-    this.forget();
+    this.changed();
     this.logger.info({ inserted, catalogue: DEMO_CATALOGUE.length }, 'demo catalogue seeded');
     return inserted;
   }

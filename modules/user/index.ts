@@ -15,6 +15,8 @@ export interface UserDeps extends SqlDeps {
   login: LoginGuardOptions;
   /** Created or updated at start-up when given. */
   admin?: { email: string; password: string };
+  /** How long a user read by id may be served from memory (0: never). */
+  cacheTtlMs: number;
 }
 
 export const userModule = defineModule<UserDeps, UserRuntime, typeof userContract>({

@@ -10,6 +10,7 @@ import type { LoginGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../src/kit/values.ts';
+import { ReadCache } from '../../src/kit/read-cache.ts';
 import type { Sql } from '../../src/kit/sql.ts';
 
 export interface UserServiceDeps {
@@ -20,6 +21,8 @@ export interface UserServiceDeps {
   guard: LoginGuard;
   events: EventRecorder;
   logger: Logger;
+  /** How long a user read by id may be served from memory; 0 reads every time. */
+  cacheTtlMs?: number;
 }
 
 export interface NewUser {
@@ -78,7 +81,15 @@ export class UserService {
   /** Compared against when the e-mail is unknown, so both paths cost one bcrypt comparison. */
   private readonly dummyHash: Promise<string>;
 
+  /**
+   * Users by id: every order checks its customer and every notification
+   * reads its recipient. Any change to a user made here drops it at once;
+   * another replica of the user module may answer up to the TTL late.
+   */
+  private readonly byId: ReadCache<UserDto>;
+
   constructor(private readonly d: UserServiceDeps) {
+    this.byId = new ReadCache({ ttlMs: d.cacheTtlMs ?? 0, max: 10_000 });
     this.dummyHash = d.passwords.hash(randomBytes(24).toString('base64'));
     this.dummyHash.catch(() => undefined);
   }
@@ -150,9 +161,12 @@ export class UserService {
    * of the module (every /me, every order): one prepared statement, no unit of work.
    */
   async get(id: string): Promise<UserDto> {
-    const rows = isUuid(id) ? await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = $1`, [id], 'users.get') : [];
-    if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
-    return fromRow(rows[0]);
+    if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
+    return this.byId.get(id, async () => {
+      const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = $1`, [id], 'users.get');
+      if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
+      return fromRow(rows[0]);
+    });
   }
 
   async getMany(ids: string[]): Promise<UserDto[]> {
@@ -204,6 +218,7 @@ export class UserService {
     if (!samePassword) existing.passwordHash = await this.d.passwords.hash(admin.password);
     existing.updatedAt = now;
     await em.flush();
+    this.byId.forget([existing.id]);
     this.d.logger.info({ email: admin.email }, 'admin account updated');
   }
 

@@ -42,7 +42,7 @@ export function createEventing(config: Config, databases: Map<ModuleName, Module
       new OutboxRelay({
         module: name,
         schema: MODULE_DEFINITIONS[name].schema,
-        orm: db.orm,
+        sql: db.sql,
         bus,
         logger: busLogger.child({ module: name }),
         maxAttempts: config.events.maxAttempts,

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import type { Sql } from '../kit/sql.ts';
 import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../kit/tracing.ts';
 import { jsonColumn } from '../kit/values.ts';
 
 export interface OutboxRelayOptions {
   module: string;
   schema: string;
-  orm: MikroORM;
+  sql: Sql;
   bus: EventBus;
   logger: Logger;
   /** Delivery attempts before an event is marked dead. */
@@ -47,9 +47,10 @@ export interface OutboxRow {
  * Moves a module's outbox rows onto the event bus. Rows are claimed with a
  * short lease by one statement (`FOR UPDATE SKIP LOCKED`), so several
  * processes of one module can relay side by side, and no transaction stays
- * open while the bus delivers. Woken after commits, and polling for rows a
- * crash left behind. Failed deliveries are retried with exponential backoff;
- * after `maxAttempts` the row is `dead`, with its last error, until replayed.
+ * open while the bus delivers; the delivered ones of a batch are marked by
+ * one statement too. Woken after commits, and polling for rows a crash left
+ * behind. Failed deliveries are retried with exponential backoff; after
+ * `maxAttempts` the row is `dead`, with its last error, until replayed.
  */
 export class OutboxRelay {
   private readonly o: Required<OutboxRelayOptions>;
@@ -119,18 +120,19 @@ export class OutboxRelay {
     }
   }
 
-  /** One batch: claim, deliver each, record the outcome. Returns how many rows it claimed. */
+  /** One batch: claim, deliver each, record the outcomes. Returns how many rows it claimed. */
   private async pass(): Promise<number> {
-    const em = this.o.orm.em.fork();
-    const rows = await em.execute<OutboxRow[]>(
-      `update ${this.table()} set "locked_until" = now() + make_interval(secs => ?), "attempts" = "attempts" + 1
+    const rows = await this.o.sql.query<OutboxRow>(
+      `update ${this.table()} set "locked_until" = now() + make_interval(secs => $1), "attempts" = "attempts" + 1
        where "id" in (
          select "id" from ${this.table()}
          where "status" = 'pending' and "next_attempt_at" <= now() and ("locked_until" is null or "locked_until" < now())
-         order by "occurred_at" limit ? for update skip locked)
+         order by "occurred_at" limit $2 for update skip locked)
        returning *`,
       [this.o.leaseSeconds, this.o.batchSize],
+      `${this.o.schema}.outbox.claim`,
     );
+    if (rows.length === 0) return 0;
     rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
     // Events about one thing (an order, a user) go out in the order they happened; different things side by side.
     const lanes = new Map<string, { row: OutboxRow; event: EventEnvelope }[]>();
@@ -140,61 +142,65 @@ export class OutboxRelay {
       lanes.set(key, [...(lanes.get(key) ?? []), { row, event }]);
     }
     const queue = [...lanes.values()];
+    const delivered: string[] = [];
     await Promise.all(
       Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
-        for (let lane = queue.shift(); lane; lane = queue.shift()) for (const { row, event } of lane) await this.deliver(row, event);
+        for (let lane = queue.shift(); lane; lane = queue.shift()) {
+          for (const { row, event } of lane) if (await this.deliver(row, event)) delivered.push(row.id);
+        }
       }),
     );
+    if (delivered.length) {
+      await this.o.sql.query(
+        `update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = any($1::uuid[])`,
+        [delivered],
+        `${this.o.schema}.outbox.delivered`,
+      );
+    }
     return rows.length;
   }
 
-  private async deliver(row: OutboxRow, event: EventEnvelope): Promise<void> {
-    const em = this.o.orm.em.fork();
+  /** Publishes one event; on failure records the retry or the death of the row. True when delivered. */
+  private async deliver(row: OutboxRow, event: EventEnvelope): Promise<boolean> {
     try {
       // The publish span continues the trace of the request that recorded the event; consumers continue from it.
       await inSpan(`publish ${row.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(row.trace_context), attributes: { 'messaging.operation.type': 'send', 'toko.event.id': row.id, 'toko.event.type': row.type } }, () =>
         this.o.bus.publish({ ...event, traceparent: currentTraceparent() ?? row.trace_context }, { attempt: row.attempts, maxAttempts: this.o.maxAttempts }),
       );
-      await em.execute(`update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = ?`, [row.id]);
+      return true;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (row.attempts >= this.o.maxAttempts) {
-        await em.execute(`update ${this.table()} set "status" = 'dead', "locked_until" = null, "last_error" = ? where "id" = ?`, [message, row.id]);
+        await this.o.sql.query(`update ${this.table()} set "status" = 'dead', "locked_until" = null, "last_error" = $1 where "id" = $2`, [message, row.id]);
         this.o.logger.error({ eventId: row.id, type: row.type, attempts: row.attempts, err: message }, 'event is dead after its last attempt');
       } else {
         const delay = this.o.backoffMs * 2 ** (row.attempts - 1) * (0.75 + Math.random() * 0.5);
-        await em.execute(
-          `update ${this.table()} set "next_attempt_at" = now() + make_interval(secs => ?), "locked_until" = null, "last_error" = ? where "id" = ?`,
-          [delay / 1000, message, row.id],
-        );
+        await this.o.sql.query(`update ${this.table()} set "next_attempt_at" = now() + make_interval(secs => $1), "locked_until" = null, "last_error" = $2 where "id" = $3`, [
+          delay / 1000,
+          message,
+          row.id,
+        ]);
         this.o.logger.warn({ eventId: row.id, type: row.type, attempt: row.attempts, err: message }, 'event delivery failed; will retry');
       }
+      return false;
     }
   }
 
   private async prune(): Promise<void> {
-    await this.o.orm.em
-      .fork()
-      .execute(`delete from ${this.table()} where "status" = 'delivered' and "delivered_at" < now() - make_interval(hours => ?)`, [this.o.retentionHours]);
+    await this.o.sql.query(`delete from ${this.table()} where "status" = 'delivered' and "delivered_at" < now() - make_interval(hours => $1)`, [this.o.retentionHours]);
   }
 
   async list(status: OutboxRow['status'], page: { skip: number; limit: number }): Promise<{ items: OutboxRow[]; total: number }> {
-    const em = this.o.orm.em.fork();
-    const items = await em.execute<OutboxRow[]>(`select * from ${this.table()} where "status" = ? order by "occurred_at" desc limit ? offset ?`, [
-      status,
-      page.limit,
-      page.skip,
-    ]);
-    const [count] = await em.execute<{ n: string }[]>(`select count(*) as n from ${this.table()} where "status" = ?`, [status]);
+    const items = await this.o.sql.query<OutboxRow>(`select * from ${this.table()} where "status" = $1 order by "occurred_at" desc limit $2 offset $3`, [status, page.limit, page.skip]);
+    const [count] = await this.o.sql.query<{ n: string }>(`select count(*) as n from ${this.table()} where "status" = $1`, [status]);
     return { items, total: Number(count?.n ?? 0) };
   }
 
   /** Puts dead events back in line (one, or all when no id); returns how many. */
   async replay(id?: string): Promise<number> {
-    const em = this.o.orm.em.fork();
-    const rows = await em.execute(
+    const rows = await this.o.sql.query(
       `update ${this.table()} set "status" = 'pending', "attempts" = 0, "next_attempt_at" = now(), "locked_until" = null
-       where "status" = 'dead' ${id ? 'and "id" = ?' : ''} returning "id"`,
+       where "status" = 'dead' ${id ? 'and "id" = $1' : ''} returning "id"`,
       id ? [id] : [],
     );
     if (rows.length) this.wake();
@@ -203,11 +209,9 @@ export class OutboxRelay {
 
   /** Rows by status, and how long the oldest pending row has waited (0 when none is pending). */
   async backlog(): Promise<{ counts: Record<OutboxRow['status'], number>; oldestPendingSeconds: number }> {
-    const rows = await this.o.orm.em
-      .fork()
-      .execute<{ status: OutboxRow['status']; n: string; oldest: string | null }[]>(
-        `select "status", count(*) as n, extract(epoch from now() - min("occurred_at")) as oldest from ${this.table()} group by "status"`,
-      );
+    const rows = await this.o.sql.query<{ status: OutboxRow['status']; n: string; oldest: string | null }>(
+      `select "status", count(*) as n, extract(epoch from now() - min("occurred_at")) as oldest from ${this.table()} group by "status"`,
+    );
     const counts = { pending: 0, delivered: 0, dead: 0 };
     let oldestPendingSeconds = 0;
     for (const r of rows) {

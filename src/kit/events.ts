@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/core';
+import type { SqlTx } from './sql.ts';
 
 /** What travels for every domain event, whichever the transport. */
 export interface EventEnvelope<P = unknown> {
@@ -24,10 +25,24 @@ export interface DeliveryContext {
 
 export type EventHandler = (event: EventEnvelope, delivery: DeliveryContext) => Promise<void>;
 
-/** How a module publishes: into its own outbox, inside the transaction of the state change. */
+/** One outbox row, ready to insert with the state change it reports. */
+export interface OutboxEntry {
+  id: string;
+  type: string;
+  /** The payload as JSON, checked against the contract's schema. */
+  payload: string;
+  requestId: string | null;
+  traceContext: string | null;
+}
+
+/** How a module publishes: into its own outbox, inside the transaction (or the statement) of the state change. */
 export interface EventRecorder {
   /** Validates the payload with the contract's schema and adds the event to the outbox in `em`'s transaction. */
   record(em: EntityManager, type: string, payload: unknown): Promise<void>;
+  /** The same, in a plain-SQL transaction. */
+  recordIn(tx: SqlTx, type: string, payload: unknown): Promise<void>;
+  /** The validated row, for a state change that writes it in its own statement (see `outboxInsert`). */
+  entry(type: string, payload: unknown): OutboxEntry;
   /** After the commit: asks the relay to deliver now rather than at its next poll. */
   wake(): void;
 }
@@ -49,6 +64,20 @@ export interface EventBus {
 
 /** Which consumer modules receive each event type (from the module definitions). */
 export type EventRoutes = Record<string, readonly string[]>;
+
+/**
+ * `insert into <schema>.outbox … select $n… from <source>`: an outbox row
+ * written by the same statement as the change it reports, in a CTE whose
+ * `source` yields one row when the change happened and none otherwise.
+ * Its five parameters start at `$first`; pass `outboxValues(entry)` there.
+ */
+export function outboxInsert(schema: string, first: number, source: string): string {
+  const p = (i: number) => `$${first + i}`;
+  return `insert into "${schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "occurred_at")
+    select ${p(0)}::uuid, ${p(1)}, 1, ${p(2)}::jsonb, ${p(3)}, ${p(4)}, now() from ${source}`;
+}
+
+export const outboxValues = (e: OutboxEntry): unknown[] => [e.id, e.type, e.payload, e.requestId, e.traceContext];
 
 /** SQL for a module's outbox table, used by each module's own migration. */
 export function outboxTableSql(schema: string): string[] {

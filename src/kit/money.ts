@@ -13,6 +13,19 @@ export function minorDigits(currency: string): number {
   return EXPONENTS[currency] ?? 2;
 }
 
+/** Formatters by locale, currency and whether fractions show: building one costs far more than using it. */
+const FORMATTERS = new Map<string, Intl.NumberFormat>();
+
+function formatter(locale: string, currency: string, digits: number, whole: boolean): Intl.NumberFormat {
+  const key = `${locale} ${currency} ${whole}`;
+  let f = FORMATTERS.get(key);
+  if (!f) {
+    f = new Intl.NumberFormat(locale, { style: 'currency', currency, minimumFractionDigits: whole ? 0 : digits, maximumFractionDigits: digits });
+    FORMATTERS.set(key, f);
+  }
+  return f;
+}
+
 /**
  * Integer minor units as people read them: `formatMoney(123456700, 'IDR', 'id-ID')`
  * is `Rp 1.234.567`. Fractions are shown only when there are any.
@@ -20,13 +33,5 @@ export function minorDigits(currency: string): number {
 export function formatMoney(minor: number, currency: string, locale: string): string {
   const digits = minorDigits(currency);
   const amount = minor / 10 ** digits;
-  const whole = Number.isInteger(amount);
-  return new Intl.NumberFormat(locale, {
-    style: 'currency',
-    currency,
-    minimumFractionDigits: whole ? 0 : digits,
-    maximumFractionDigits: digits,
-  })
-    .format(amount)
-    .replace(/\u00a0/g, ' ');
+  return formatter(locale, currency, digits, Number.isInteger(amount)).format(amount).replace(/\u00a0/g, ' ');
 }

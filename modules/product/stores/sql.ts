@@ -1,7 +1,8 @@
 import { ObjectId } from 'bson';
-import { UniqueConstraintViolationException, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
+import type { FilterQuery, QueryOrderMap } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { ReservationClosed, type Reservation, type ReservedLine, type StockLine } from '../contract.ts';
+import { sqlState, type Sql } from '../../../src/kit/sql.ts';
 import { jsonColumn } from '../../../src/kit/values.ts';
 import { ProductEntity } from '../product.entity.ts';
 import {
@@ -19,7 +20,9 @@ import {
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-type Row = { id: string; name: string; description: string; price: string | number; stock: number; category: string; image_url: string | null; created_at: Date; updated_at: Date };
+type Row = { id: string; name: string; description: string; price: string | number; stock: number; category: string; image_url: string | null; created_at: Date | string; updated_at: Date | string };
+
+const COLUMNS = `"id", "name", "description", "price", "stock", "category", "image_url", "created_at", "updated_at"`;
 
 const fromRow = (r: Row): ProductRecord => ({
   id: r.id,
@@ -37,6 +40,7 @@ const fromRow = (r: Row): ProductRecord => ({
 export class SqlProductStore implements ProductStore {
   constructor(
     private readonly orm: MikroORM,
+    private readonly sql: Sql,
     private readonly currency: string,
   ) {}
 
@@ -65,12 +69,14 @@ export class SqlProductStore implements ProductStore {
     return inserted;
   }
 
-  get(id: string): Promise<ProductRecord | null> {
-    return this.em().findOne(ProductEntity, { id });
+  async get(id: string): Promise<ProductRecord | null> {
+    const rows = await this.sql.query<Row>(`select ${COLUMNS} from "products"."products" where "id" = $1`, [id], 'products.get');
+    return rows[0] ? fromRow(rows[0]) : null;
   }
 
-  getMany(ids: string[]): Promise<ProductRecord[]> {
-    return this.em().find(ProductEntity, { id: { $in: ids } });
+  async getMany(ids: string[]): Promise<ProductRecord[]> {
+    const rows = await this.sql.query<Row>(`select ${COLUMNS} from "products"."products" where "id" = any($1::varchar[])`, [ids], 'products.getMany');
+    return rows.map(fromRow);
   }
 
   async list(q: ProductQuery): Promise<{ items: ProductRecord[]; total: number }> {
@@ -104,47 +110,25 @@ export class SqlProductStore implements ProductStore {
     return { ok: false, reason: (await this.get(id)) ? 'insufficient' : 'not_found' };
   }
 
+  /** One statement (products.reserve_stock, a committed migration): claim the id, take every line or none, record what was taken. */
   async reserve(reservationId: string, input: StockLine[]): Promise<Reservation> {
     const lines = normaliseLines(input);
     try {
-      return await this.orm.em.fork().transactional(async (em) => {
-        // The reservation row comes first: a concurrent reserve with the same id waits on it.
-        const claimed = await em.execute(
-          `insert into "products"."reservations" ("id", "status") values (?, 'active') on conflict ("id") do nothing returning "id"`,
-          [reservationId],
-        );
-        if (claimed.length === 0) return this.existing(em, reservationId);
-        const reserved: ReservedLine[] = [];
-        for (const line of lines) {
-          const rows = await em.execute<{ name: string; price: string | number }[]>(
-            `update "products"."products" set "stock" = "stock" - ?, "updated_at" = now()
-             where "id" = ? and "stock" >= ? returning "name", "price"`,
-            [line.quantity, line.productId, line.quantity],
-          );
-          if (!rows[0]) throw new Short(line);
-          reserved.push({ ...line, name: rows[0].name, unitPrice: Number(rows[0].price), currency: this.currency });
-        }
-        await em.execute(`update "products"."reservations" set "lines" = ?::jsonb, "updated_at" = now() where "id" = ?`, [
-          JSON.stringify(reserved),
-          reservationId,
-        ]);
-        return { reservationId, lines: reserved };
-      });
+      const rows = await this.sql.query<{ lines: Omit<ReservedLine, 'currency'>[] | string }>(
+        `select "products"."reserve_stock"($1, $2::varchar[], $3::int[]) as "lines"`,
+        [reservationId, lines.map((l) => l.productId), lines.map((l) => l.quantity)],
+        'products.reserve',
+      );
+      const taken = jsonColumn<Omit<ReservedLine, 'currency'>[]>(rows[0]!.lines);
+      return { reservationId, lines: taken.map((l) => ({ ...l, unitPrice: Number(l.unitPrice), currency: this.currency })) };
     } catch (err) {
-      if (err instanceof Short) throw await this.explainShortage(lines, err.line);
-      if (err instanceof UniqueConstraintViolationException) return this.existing(this.em(), reservationId);
+      if (sqlState(err) === 'TK001') throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
+      if (sqlState(err) === 'TK002') {
+        const failed = lines.find((l) => l.productId === (err as { detail?: string }).detail) ?? lines[0]!;
+        throw await this.explainShortage(lines, failed);
+      }
       throw err;
     }
-  }
-
-  private async existing(em: EntityManager, reservationId: string): Promise<Reservation> {
-    const rows = await em.execute<{ status: string; lines: ReservedLine[] | string }[]>(
-      `select "status", "lines" from "products"."reservations" where "id" = ?`,
-      [reservationId],
-    );
-    const row = rows[0];
-    if (!row || row.status === 'released') throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
-    return { reservationId, lines: jsonColumn<ReservedLine[]>(row.lines) };
   }
 
   /** After the rolled-back attempt: which lines were short or unknown, as they stand now. */
@@ -181,12 +165,5 @@ export class SqlProductStore implements ProductStore {
 
   async ping(): Promise<void> {
     await this.em().execute('select 1');
-  }
-}
-
-/** Thrown inside the reservation transaction to roll it back; explained after. */
-class Short extends Error {
-  constructor(readonly line: StockLine) {
-    super('short');
   }
 }

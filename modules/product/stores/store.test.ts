@@ -2,7 +2,7 @@ import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import pino from 'pino';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { openModuleMongo } from '../../../src/db/mongo.ts';
-import { sqlOrm, startTestApp, type TestApp } from '../../../test/helpers/app.ts';
+import { sqlDatabase, startTestApp, type TestApp } from '../../../test/helpers/app.ts';
 import { productModule } from '../index.ts';
 import { MongoProductStore } from './mongo.ts';
 import { SqlProductStore } from './sql.ts';
@@ -14,7 +14,8 @@ describe('SqlProductStore', () => {
   let store: ProductStore;
   beforeAll(async () => {
     app = await startTestApp({ MODULES: 'user,product' });
-    store = new SqlProductStore(sqlOrm(app.server, 'product'), 'IDR');
+    const db = sqlDatabase(app.server, 'product');
+    store = new SqlProductStore(db.orm, db.sql, 'IDR');
   });
   afterAll(() => app?.close());
   productStoreSuite(() => store);
