@@ -8,7 +8,7 @@ import { DOC_ROUTES, mountDocs } from './http/docs.ts';
 import { requestEnvelope } from './http/envelope.ts';
 import { METRICS_ROUTE, mountMetrics, type Metrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
-import { QUEUES_ROUTE } from './http/queues-board.ts';
+import { QUEUES_ROUTE } from './http/queues-route.ts';
 import { traceRequests } from './http/tracing.ts';
 import { tracingEnabled } from './kit/tracing.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';

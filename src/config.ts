@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -129,6 +129,8 @@ const envSchema = z
     LOG_PRETTY: bool(false),
     MODULES: moduleList,
     DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
+    XDG_CACHE_HOME: optionalString,
+    EMBEDDED_TEMPLATE_DIR: optionalString,
     DATABASE_URL: postgresUrl,
     USER_DATABASE_URL: postgresUrl,
     PRODUCT_DATABASE_URL: postgresUrl,
@@ -263,6 +265,8 @@ export interface Config {
   logPretty: boolean;
   modules: ModuleName[];
   dataDir: string;
+  /** Where initialised embedded data directories are kept for copying (per machine); undefined: initialise each one. */
+  embeddedTemplateDir?: string;
   /** Per hosted module: a server URL, or undefined for the embedded database. */
   databaseUrls: Record<ModuleName, string | undefined>;
   dbPoolMax: number;
@@ -301,6 +305,11 @@ export interface Config {
   admin?: { email: string; password: string };
 }
 
+/** `toko` for the whole monolith, `toko-<modules>` for a process hosting some of them: the `service` label and log field. */
+export function serviceName(config: Pick<Config, 'modules'>): string {
+  return config.modules.length === MODULE_NAMES.length ? 'toko' : `toko-${config.modules.join('-')}`;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -332,6 +341,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : undefined,
     modules: e.MODULES,
     dataDir: path.resolve(e.DATA_DIR),
+    embeddedTemplateDir:
+      e.EMBEDDED_TEMPLATE_DIR === 'off' ? undefined : path.resolve(e.EMBEDDED_TEMPLATE_DIR ?? path.join(e.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'toko')),
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
     productMongoUrl: e.PRODUCT_MONGODB_URL,

@@ -1,6 +1,7 @@
 import pkg from '../package.json' with { type: 'json' };
-import { loadConfigOrExit } from './config.ts';
-import { serviceName, startServer } from './server.ts';
+import { loadConfigOrExit, serviceName } from './config.ts';
+import { embeddedDatabaseFor } from './db/placement.ts';
+import { createLogger } from './logger.ts';
 import type { Tracing } from './telemetry/tracing.ts';
 
 const config = loadConfigOrExit();
@@ -8,9 +9,15 @@ const config = loadConfigOrExit();
 const tracing: Tracing | undefined = config.tracing
   ? (await import('./telemetry/tracing.ts')).startTracing({ serviceName: config.tracing.serviceName ?? serviceName(config), version: pkg.version, endpoint: config.tracing.endpoint })
   : undefined;
+const logger = createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
 
 try {
-  const server = await startServer(config);
+  // The embedded database starts on its own thread while the rest of toko loads.
+  const database = embeddedDatabaseFor(config, logger);
+  const embedded = database ? database.start().then(() => database) : Promise.resolve(undefined);
+  embedded.catch(() => undefined);
+  const { startServer } = await import('./server.ts');
+  const server = await startServer(config, { logger, embedded });
   if (tracing) server.logger.info({ endpoint: config.tracing!.endpoint }, 'tracing on: spans are exported over OTLP/HTTP');
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'signal received');

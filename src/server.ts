@@ -12,7 +12,8 @@ import { createTokenIssuer, createTokenVerifier, type TokenVerifier } from './au
 import type { TokenIssuer } from './kit/auth.ts';
 import { createRemotes, registerBreakerMetrics } from './remotes.ts';
 import { serveContract } from '../adapters/http/contract-server.ts';
-import type { Config, ModuleName } from './config.ts';
+import { serviceName, type Config, type ModuleName } from './config.ts';
+import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
@@ -21,13 +22,12 @@ import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
 import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from './registry.ts';
-import { BullMqEventBus } from '../adapters/bullmq/event-bus.ts';
 import type { MailTransport } from '../modules/notification/transports/transport.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
 import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registryMeter } from './telemetry/metrics.ts';
 import { adminEventRoutes } from './http/admin-events.ts';
-import { QUEUES_PATH, queuesBoard } from './http/queues-board.ts';
+import { QUEUES_PATH } from './http/queues-route.ts';
 import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
 
 export interface RunningServer {
@@ -51,12 +51,11 @@ export interface StartOptions {
   logger?: Logger;
   /** Replaces the notification module's mail transport (tests that need one failing on purpose). */
   mailTransport?: MailTransport;
+  /** The embedded database, being started by the caller already (the process entry starts it while the rest loads). */
+  embedded?: Promise<EmbeddedPostgres | undefined>;
 }
 
-/** `toko` for the whole monolith, `toko-<modules>` for a process hosting some of them: the `service` label and log field. */
-export function serviceName(config: Pick<Config, 'modules'>): string {
-  return config.modules.length === Object.keys(MODULE_DEFINITIONS).length ? 'toko' : `toko-${config.modules.join('-')}`;
-}
+export { serviceName };
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
@@ -108,8 +107,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   }
 
   const metrics = createMetrics({ service: serviceName(config) });
-  const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart });
-  const eventing = createEventing(config, databases, logger);
+  const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart, embedded: opts.embedded });
+  const eventing = await createEventing(config, databases, logger);
   const ports: Ports = {};
   const modules = await buildModules({
     config,
@@ -158,7 +157,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       if (breaker.opened) throw new Error('circuit open');
     };
   }
-  const bullmq = eventing.bus instanceof BullMqEventBus ? eventing.bus : undefined;
+  const bullmq = eventing.bullmq;
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
   // Pools first: collected in this order, the gauges read the pools before the outbox gauges' own queries take a connection.
@@ -181,7 +180,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     version: pkg.version,
-    extraMiddleware: bullmq ? [queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],
+    // Bull Board (and its UI's dependencies) is loaded only where BullMQ is in use.
+    extraMiddleware: bullmq ? [(await import('./http/queues-board.ts')).queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],
     afterBodyMiddleware: internal,
   });
 

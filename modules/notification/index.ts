@@ -7,7 +7,6 @@ import { notificationRoutes, type NotificationRuntime } from './notification.rou
 import { NotificationService } from './notification.service.ts';
 import type { Locale } from './templates/template.ts';
 import { LogTransport } from './transports/log.ts';
-import { SmtpTransport } from './transports/smtp.ts';
 import type { MailTransport } from './transports/transport.ts';
 
 export interface NotificationDeps extends SqlDeps {
@@ -29,7 +28,9 @@ export const notificationModule = defineModule<NotificationDeps, NotificationRun
   routes: notificationRoutes,
   async create(deps) {
     const transport =
-      deps.transportOverride ?? (deps.transport.kind === 'smtp' ? new SmtpTransport(deps.transport) : new LogTransport(deps.logger));
+      deps.transportOverride ??
+      // nodemailer is loaded only when mail goes out over SMTP.
+      (deps.transport.kind === 'smtp' ? new (await import('./transports/smtp.ts')).SmtpTransport(deps.transport) : new LogTransport(deps.logger));
     const service = new NotificationService({ ...deps, transport });
     return {
       runtime: { service },

@@ -5,7 +5,6 @@ import { ProductDocumentSchema } from './product.document.ts';
 import { ProductEntity } from './product.entity.ts';
 import { productRoutes, type ProductRuntime } from './product.routes.ts';
 import { ProductService } from './product.service.ts';
-import { MongoProductStore } from './stores/mongo.ts';
 import { SqlProductStore } from './stores/sql.ts';
 
 export interface ProductDeps extends BaseDeps {
@@ -28,8 +27,11 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   migrations: productMigrations,
   routes: productRoutes,
   async create(deps) {
+    // The MongoDB store (and its driver) is loaded only when products live there.
     const store =
-      deps.database.kind === 'mongo' ? new MongoProductStore(deps.database.orm, deps.currency) : new SqlProductStore(deps.database.orm, deps.database.sql, deps.currency);
+      deps.database.kind === 'mongo'
+        ? new (await import('./stores/mongo.ts')).MongoProductStore(deps.database.orm, deps.currency)
+        : new SqlProductStore(deps.database.orm, deps.database.sql, deps.currency);
     const service = new ProductService(store, deps.currency, deps.logger, { cacheTtlMs: deps.cacheTtlMs });
     const reservations = deps.meter.counter({
       name: 'toko_stock_reservations_total',

@@ -15,6 +15,7 @@ function countingHasher(): PasswordHasher & { verified: string[] } {
   const verified: string[] = [];
   return {
     verified,
+    dummy: 'hash:nobody-has-this',
     hash: async (p) => `hash:${p}`,
     verify: async (p, h) => {
       verified.push(h);

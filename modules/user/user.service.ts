@@ -78,8 +78,6 @@ function takenField(err: UniqueConstraintViolationException): 'email' | 'usernam
 }
 
 export class UserService {
-  /** Compared against when the e-mail is unknown, so both paths cost one bcrypt comparison. */
-  private readonly dummyHash: Promise<string>;
 
   /**
    * Users by id: every order checks its customer and every notification
@@ -90,8 +88,6 @@ export class UserService {
 
   constructor(private readonly d: UserServiceDeps) {
     this.byId = new ReadCache({ ttlMs: d.cacheTtlMs ?? 0, max: 10_000 });
-    this.dummyHash = d.passwords.hash(randomBytes(24).toString('base64'));
-    this.dummyHash.catch(() => undefined);
   }
 
   private em(): EntityManager {
@@ -149,7 +145,8 @@ export class UserService {
   async login(input: { email: string; password: string }, client: string): Promise<IssuedToken> {
     await this.d.guard.attempt(input.email, client);
     const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
-    const hash = user?.passwordHash ?? (await this.dummyHash);
+    // An unknown e-mail costs one bcrypt comparison too.
+    const hash = user?.passwordHash ?? this.d.passwords.dummy;
     const matches = await this.d.passwords.verify(input.password, hash);
     if (!user || !matches || !user.isActive) throw new InvalidCredentials('E-mail or password is wrong');
     await this.d.guard.succeeded(input.email, client);

@@ -69,6 +69,29 @@ describe('embedded PostgreSQL over many connections', () => {
     }
   });
 
+  it('keeps named prepared statements per connection, as a server does', async () => {
+    // Two clients preparing the same name for different statements would collide in the one session.
+    const pools = [0, 1, 2].map(() => new pg.Pool({ connectionString: server.url, max: 2 }));
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 60 }, async (_, i) => {
+          const which = i % 3;
+          const r = await pools[which]!.query<{ v: string }>({ name: 'same-name', text: `select $1::text || '-${which}' as v`, values: [String(i)] });
+          return r.rows[0]!.v === `${i}-${which}`;
+        }),
+      );
+      expect(answers.every(Boolean)).toBe(true);
+      // A new connection may prepare the name again once the old ones are gone.
+      await Promise.all(pools.map((p) => p.end()));
+      const fresh = new pg.Client({ connectionString: server.url });
+      await fresh.connect();
+      expect((await fresh.query<{ v: number }>({ name: 'same-name', text: 'select 7 as v' })).rows[0]!.v).toBe(7);
+      await fresh.end();
+    } finally {
+      await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    }
+  });
+
   it('runs concurrent transactions one after another without losing an update', async () => {
     const increment = async (pool: pg.Pool) => {
       const c = await pool.connect();

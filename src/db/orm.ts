@@ -1,4 +1,3 @@
-import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { BaseDeps, ModuleDefinition } from '../kit/module.ts';
@@ -12,9 +11,7 @@ export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; p
     clientUrl: opts.clientUrl,
     schema: mod.schema,
     entities: mod.entities,
-    extensions: [Migrator],
     migrations: {
-      migrationsList: mod.migrations,
       tableName: 'mikro_orm_migrations',
       transactional: true,
       allOrNothing: true,
@@ -37,8 +34,22 @@ export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; p
   });
 }
 
-/** Applies this module's pending migrations; returns their names. */
-export async function migrateModule(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.getMigrator().up();
-  return applied.map((m) => m.name);
+/**
+ * Applies this module's pending migrations; returns their names. When the
+ * migrations table already lists every committed migration (every start but
+ * the first after an upgrade), one query says so and the migrator, with the
+ * tooling it loads, is never loaded.
+ */
+export async function migrateModule(orm: MikroORM, mod: Pick<AnyModule, 'schema' | 'migrations'>): Promise<string[]> {
+  const applied = await orm.em
+    .fork()
+    .getConnection()
+    .execute<{ name: string }[]>(`select "name" from "${mod.schema}"."mikro_orm_migrations"`)
+    .then((rows) => new Set(rows.map((r) => r.name)))
+    .catch(() => new Set<string>());
+  if (mod.migrations.names.every((name) => applied.has(name))) return [];
+  orm.config.set('migrations', { ...orm.config.get('migrations'), migrationsList: await mod.migrations.load() });
+  const { Migrator } = await import('@mikro-orm/migrations');
+  Migrator.register(orm);
+  return (await orm.getMigrator().up()).map((m) => m.name);
 }

@@ -10,6 +10,12 @@ const SYNC = 0x53; // 'S'
 const QUERY = 0x51; // 'Q'
 const FLUSH = 0x48; // 'H'
 const TERMINATE = 0x58; // 'X'
+/** Messages that name a prepared statement or portal. */
+const PARSE = 0x50; // 'P'
+const BIND = 0x42; // 'B'
+const DESCRIBE = 0x44; // 'D'
+const CLOSE = 0x43; // 'C'
+const EXECUTE = 0x45; // 'E'
 
 interface Unit {
   conn: Connection;
@@ -24,6 +30,8 @@ interface Connection {
   /** Messages received since the last unit boundary. */
   pending: Buffer[];
   closed: boolean;
+  /** Prepared statement names this connection created, as the session knows them (prefixed). */
+  statements: Set<string>;
 }
 
 export interface PgliteServerOptions {
@@ -49,6 +57,12 @@ export interface PgliteServerOptions {
  * connection's Parse or BEGIN land between a Parse and its Bind (wrong
  * statement bound, "unnamed prepared statement does not exist"), and a
  * failed message stop its queue for good (electric-sql/pglite#1046).
+ *
+ * Named prepared statements and portals are per connection in PostgreSQL
+ * but would all live in the one session here, so the server renames them
+ * per connection (`c<id>_<name>`) and deallocates a connection's statements
+ * when it goes: each client prepares its statements once, as it would on a
+ * server, and two clients using the same name never collide.
  */
 export class PgliteServer {
   private readonly o: Required<Omit<PgliteServerOptions, 'db' | 'logger'>> & PgliteServerOptions;
@@ -87,7 +101,7 @@ export class PgliteServer {
 
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
-    const conn: Connection = { id: this.nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: [], closed: false };
+    const conn: Connection = { id: this.nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: [], closed: false, statements: new Set() };
     this.connections.add(conn);
     socket.on('data', (data: Buffer) => this.receive(conn, data));
     socket.on('error', () => socket.destroy());
@@ -128,7 +142,7 @@ export class PgliteServer {
         conn.socket.end();
         return;
       }
-      conn.pending.push(message);
+      conn.pending.push(type === PARSE || type === BIND || type === DESCRIBE || type === CLOSE || type === EXECUTE ? renamed(conn, message) : message);
       if (type === SYNC || type === QUERY || type === FLUSH) {
         this.enqueue(conn, conn.pending);
         conn.pending = [];
@@ -181,6 +195,19 @@ export class PgliteServer {
     this.connections.delete(conn);
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.conn === conn) this.queue.splice(i, 1);
     if (this.owner === conn && !this.running) void this.rollbackFor(conn).then(() => this.drain());
+    this.forgetStatements(conn);
+  }
+
+  /** Drops a closed connection's prepared statements from the session (after the units before them). */
+  private forgetStatements(conn: Connection): void {
+    if (conn.statements.size === 0) return;
+    const names = [...conn.statements];
+    conn.statements.clear();
+    void (async () => {
+      for (const name of names) {
+        await this.o.db.exec(`DEALLOCATE "${name.replace(/"/g, '""')}"`).catch((err: unknown) => this.o.logger.error({ err }, 'embedded PostgreSQL could not drop a statement of a closed connection'));
+      }
+    })();
   }
 
   /** A connection went away inside its transaction: end it, so the session serves the others again. */
@@ -193,4 +220,45 @@ export class PgliteServer {
     }
     this.owner = undefined;
   }
+}
+
+/** A C string at `at`: its text and the offset after its terminating zero. */
+function cstring(buf: Buffer, at: number): [string, number] {
+  const end = buf.indexOf(0, at);
+  return [buf.toString('utf8', at, end), end + 1];
+}
+
+/**
+ * The message with its statement and portal names made this connection's
+ * own (empty names, the unnamed statement and portal, stay as they are).
+ */
+function renamed(conn: Connection, message: Buffer): Buffer {
+  const type = message[0]!;
+  const own = (name: string) => (name === '' ? '' : `c${conn.id}_${name}`);
+  const parts: Buffer[] = [];
+  let at = 5;
+  const name = (record: boolean) => {
+    const [text, next] = cstring(message, at);
+    const mine = own(text);
+    if (record && mine) conn.statements.add(mine);
+    parts.push(Buffer.from(`${mine}\0`, 'utf8'));
+    at = next;
+  };
+  if (type === PARSE) name(true);
+  else if (type === BIND) {
+    name(false); // portal
+    name(false); // statement
+  } else if (type === DESCRIBE || type === CLOSE) {
+    const kind = message[at];
+    parts.push(message.subarray(at, at + 1));
+    at += 1;
+    if (type === CLOSE && kind === 0x53) conn.statements.delete(own(cstring(message, at)[0]));
+    name(false);
+  } else if (type === EXECUTE) name(false);
+  const body = Buffer.concat([...parts, message.subarray(at)]);
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
 }

@@ -13,14 +13,12 @@ interface KnexClient {
 /**
  * `Sql` over the connection pool of a module's MikroORM instance: the same
  * connections, limits and pool metrics as the ORM, without its query
- * builder and unit of work in between. `prepare: false` ignores statement
- * names: the embedded database serves every connection from one session, so
- * two connections preparing the same name would collide.
+ * builder and unit of work in between.
  */
-export function sqlOf(orm: MikroORM, opts: { prepare: boolean }): Sql {
+export function sqlOf(orm: MikroORM): Sql {
   const client = () => (orm.em.getConnection().getKnex() as unknown as { client: KnexClient }).client;
   const run = async <R>(conn: PgClient, text: string, values?: readonly unknown[], name?: string): Promise<R[]> =>
-    (await conn.query(name && opts.prepare ? { text, values, name } : { text, values })).rows as R[];
+    (await conn.query(name ? { text, values, name } : { text, values })).rows as R[];
   return {
     async query<R>(text: string, values?: readonly unknown[], name?: string): Promise<R[]> {
       const knex = client();

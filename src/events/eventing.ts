@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { BullMqEventBus } from '../../adapters/bullmq/event-bus.ts';
+import type { BullMqEventBus } from '../../adapters/bullmq/event-bus.ts';
 import { InProcessEventBus } from '../../adapters/inprocess/event-bus.ts';
 import type { Config, ModuleName } from '../config.ts';
 import type { EventBus, EventRecorder } from '../kit/events.ts';
@@ -10,6 +10,8 @@ import { createEventRecorder } from './recorder.ts';
 
 export interface Eventing {
   bus: EventBus;
+  /** The bus when it is BullMQ (its queues, for Bull Board, metrics and readiness). */
+  bullmq?: BullMqEventBus;
   /** One relay per hosted module that publishes events. */
   relays: Map<ModuleName, OutboxRelay>;
   recorder(module: ModuleName): EventRecorder;
@@ -17,12 +19,13 @@ export interface Eventing {
 
 /**
  * The event bus this process uses — BullMQ when REDIS_URL is set, in process
- * otherwise — and an outbox relay for each hosted producer.
+ * otherwise — and an outbox relay for each hosted producer. BullMQ and its
+ * Redis client are loaded only when they are used.
  */
-export function createEventing(config: Config, databases: Map<ModuleName, ModuleDatabase>, logger: Logger): Eventing {
+export async function createEventing(config: Config, databases: Map<ModuleName, ModuleDatabase>, logger: Logger): Promise<Eventing> {
   const busLogger = logger.child({ component: 'events' });
-  const bus: EventBus = config.redisUrl
-    ? new BullMqEventBus({
+  const bullmq = config.redisUrl
+    ? new (await import('../../adapters/bullmq/event-bus.ts')).BullMqEventBus({
         redisUrl: config.redisUrl,
         routes: EVENT_ROUTES,
         attempts: config.events.maxAttempts,
@@ -31,7 +34,8 @@ export function createEventing(config: Config, databases: Map<ModuleName, Module
         prefix: config.events.queuePrefix,
         logger: busLogger,
       })
-    : new InProcessEventBus(EVENT_ROUTES, busLogger);
+    : undefined;
+  const bus: EventBus = bullmq ?? new InProcessEventBus(EVENT_ROUTES, busLogger);
 
   const relays = new Map<ModuleName, OutboxRelay>();
   for (const name of config.modules.filter((m) => PRODUCERS.includes(m))) {
@@ -57,6 +61,7 @@ export function createEventing(config: Config, databases: Map<ModuleName, Module
 
   return {
     bus,
+    bullmq,
     relays,
     recorder: (module) =>
       createEventRecorder({

@@ -8,16 +8,8 @@ import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { AppError, Forbidden } from '../kit/errors.ts';
 import { authorize } from './auth.ts';
-import type { MetaRoute } from './openapi.ts';
+import { QUEUES_PATH } from './queues-route.ts';
 
-export const QUEUES_PATH = '/admin/queues';
-
-export const QUEUES_ROUTE: MetaRoute = {
-  method: 'get',
-  path: QUEUES_PATH,
-  summary: 'Bull Board: every toko queue (admin; Bearer token or HTTP basic with the admin credentials). 404 when BullMQ is not in use.',
-  contentType: 'text/html',
-};
 
 const same = (a: string, b: string) => {
   const x = Buffer.from(a);

@@ -25,6 +25,8 @@ export interface Principal {
 export interface PasswordHasher {
   hash(password: string): Promise<string>;
   verify(password: string, hash: string): Promise<boolean>;
+  /** A hash no password matches that costs as much to check as a real one: compared when an e-mail is unknown, so both cases take the same time. */
+  readonly dummy: string;
 }
 
 export interface IssuedToken {

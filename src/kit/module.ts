@@ -1,8 +1,9 @@
-import type { EntitySchema, MigrationObject } from '@mikro-orm/core';
+import type { EntitySchema } from '@mikro-orm/core';
 import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Meter } from './meter.ts';
+import type { ModuleMigrations } from './migrations.ts';
 import type { Sql } from './sql.ts';
 import type { ContractDef, ImplementationOf } from './contract.ts';
 import type { EventHandler } from './events.ts';
@@ -51,7 +52,7 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   consumes?: readonly string[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   entities: EntitySchema<any, any>[];
-  migrations: MigrationObject[];
+  migrations: ModuleMigrations;
   /** Entities for MongoDB, for a module that can also live there. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   mongoEntities?: EntitySchema<any, any>[];

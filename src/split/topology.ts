@@ -4,10 +4,15 @@ import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import type { ModuleName } from '../config.ts';
+import { EmbeddedPostgres } from '../db/embedded-postgres.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const SERVICES: ModuleName[] = ['user', 'product', 'order', 'notification'];
+/** Connections each service's pool keeps to the shared embedded database (one session serves them all). */
+const SPLIT_POOL = 4;
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as Logger;
 
 export interface SplitOptions {
   /** Where each service keeps its embedded database and the gateway its files. */
@@ -19,6 +24,12 @@ export interface SplitOptions {
   redisUrl: string;
   /** Extra environment for every service (ADMIN_EMAIL, DATABASE_URL, log level...). */
   env?: Record<string, string>;
+  /**
+   * Without DATABASE_URL in `env`, one embedded PostgreSQL hosted by this
+   * process serves every service, each in its own schema over its own
+   * connections (as the single process does): its template directory and logger.
+   */
+  embedded?: { templateDir?: string; logger: Logger };
   /** Per service, e.g. { product: { PRODUCT_DATABASE_URL: ... } }. */
   serviceEnv?: Partial<Record<ModuleName, Record<string, string>>>;
   /** Lines each child prints (JSON logs), for tests and the console. */
@@ -80,16 +91,33 @@ ${server}
 `;
 }
 
+/** How a service process is started: compiled JavaScript when this file is, else TypeScript through tsx (tests). */
+const SERVICE_COMMAND = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', 'src/main.ts'] : [path.join('dist', 'src', 'main.js')];
+
 /**
  * The four services as plain `node` processes (MODULES=<one each>) plus the
  * nginx gateway, on loopback: what docker-compose.split.yml describes, with
- * no Docker. Events go over BullMQ on `redisUrl`.
+ * no Docker. Events go over BullMQ on `redisUrl`. Without a DATABASE_URL the
+ * services share one embedded PostgreSQL this process hosts (the compose
+ * file gives each service a server of its own instead).
  */
 export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
   const serviceKey = randomBytes(24).toString('hex');
   const ports = opts.ports ?? (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
   const urls = Object.fromEntries(SERVICES.map((s) => [s, `http://127.0.0.1:${ports[s]}`])) as Record<ModuleName, string>;
   const children = new Map<ModuleName | 'gateway', ChildProcess>();
+  let database: EmbeddedPostgres | undefined;
+  const shared: Record<string, string> = {};
+  if (!opts.env?.DATABASE_URL) {
+    database = new EmbeddedPostgres({
+      dataDir: path.join(opts.dataDir, 'pg'),
+      maxConnections: SERVICES.length * SPLIT_POOL + 4,
+      templateDir: opts.embedded?.templateDir,
+      logger: opts.embedded?.logger ?? silent,
+    });
+    await database.start();
+    Object.assign(shared, { DATABASE_URL: database.url, DB_POOL_MAX: String(SPLIT_POOL) });
+  }
 
   const pipe = (name: string, child: ChildProcess) => {
     let buf = '';
@@ -115,11 +143,12 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
       REDIS_URL: opts.redisUrl,
       SERVICE_KEY: serviceKey,
       TRUST_PROXY: 'true',
+      ...shared,
       ...Object.fromEntries(SERVICES.filter((s) => s !== name).map((s) => [`${s.toUpperCase()}_SERVICE_URL`, urls[s]])),
       ...opts.env,
       ...opts.serviceEnv?.[name],
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, SERVICE_COMMAND, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.set(name, child);
     pipe(name, child);
     await waitForHttp(`${urls[name]}/health`, 60_000, child);
@@ -146,6 +175,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     await waitForHttp(`http://127.0.0.1:${opts.gatewayPort}/health`, 15_000, gateway);
   } catch (err) {
     await Promise.all([...children.keys()].map((n) => stopChild(n)));
+    await database?.stop();
     throw err;
   }
 
@@ -162,6 +192,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     close: async () => {
       await stopChild('gateway');
       await Promise.all(SERVICES.map((n) => stopChild(n)));
+      await database?.stop();
     },
   };
 }
