@@ -175,7 +175,7 @@ const envSchema = z
     QUEUE_PREFIX: z.preprocess(blankIsUnset, z.string().regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -').default('toko')),
     EVENT_MAX_ATTEMPTS: int(1, 100, 5),
     EVENT_BACKOFF_MS: int(0, 3_600_000, 1000),
-    EVENT_CONCURRENCY: int(1, 100, 5),
+    EVENT_CONCURRENCY: int(1, 100, 16),
     OUTBOX_POLL_MS: int(10, 600_000, 1000),
     OUTBOX_LEASE_SECONDS: int(1, 3600, 30),
     OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168),

@@ -1,6 +1,7 @@
 import pkg from '../package.json' with { type: 'json' };
 import { loadConfigOrExit, serviceName } from './config.ts';
 import { embeddedDatabaseFor } from './db/placement.ts';
+import { collectGarbage } from './collect-garbage.ts';
 import { createLogger } from './logger.ts';
 import type { Tracing } from './telemetry/tracing.ts';
 
@@ -18,6 +19,8 @@ try {
   embedded.catch(() => undefined);
   const { startServer } = await import('./server.ts');
   const server = await startServer(config, { logger, embedded });
+  // Give back what start-up left behind, once the first requests are in (the readiness probe), not during them.
+  setTimeout(collectGarbage, 2000).unref();
   if (tracing) server.logger.info({ endpoint: config.tracing!.endpoint }, 'tracing on: spans are exported over OTLP/HTTP');
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'signal received');

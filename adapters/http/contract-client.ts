@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import CircuitBreaker from 'opossum';
 import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
 import type { ContractDef, PortOf } from '../../src/kit/contract.ts';
 import { AppError, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
 import { currentRequestId } from '../../src/kit/request-context.ts';
@@ -45,27 +46,31 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
   if (o.retries < 0) throw new Error('retries must not be negative');
   const known = new Map<string, ErrorClass>([...contract.errors, ValidationFailed as unknown as ErrorClass].map((e) => [e.code, e]));
   const base = `${o.baseUrl.replace(/\/$/, '')}${INTERNAL_PREFIX}/${contract.name}`;
+  // undici's own client with kept-alive connections: the global fetch made an AbortSignal and several promises per call, a third of the order service's CPU in split mode.
+  const dispatcher = new Agent({ headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connectTimeout: o.timeoutMs, keepAliveTimeout: 10_000 });
 
   const send = async (method: string, input: unknown, span: Span): Promise<unknown> => {
-    let res: Response;
+    let status: number;
+    let body: Record<string, unknown> | undefined;
     try {
-      res = await fetch(`${base}/${method}`, {
+      const res = await request(`${base}/${method}`, {
         method: 'POST',
+        dispatcher,
         headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: o.serviceKey, 'x-request-id': currentRequestId() ?? '', ...traceHeaders() },
         body: JSON.stringify(input),
-        signal: AbortSignal.timeout(o.timeoutMs),
       });
+      status = res.statusCode;
+      body = (await res.body.json().catch(() => undefined)) as Record<string, unknown> | undefined;
     } catch (err) {
       throw new Unanswered(`${contract.name} did not answer ${method}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    span.setAttribute('http.response.status_code', res.status);
-    const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
-    if (res.ok) return body;
-    if (res.status >= 500 || !body || typeof body.code !== 'string') throw new Unanswered(`${contract.name} answered ${res.status} to ${method}`);
+    span.setAttribute('http.response.status_code', status);
+    if (status >= 200 && status < 300) return body;
+    if (status >= 500 || !body || typeof body.code !== 'string') throw new Unanswered(`${contract.name} answered ${status} to ${method}`);
     const extras = Object.fromEntries(Object.entries(body).filter(([k]) => !STANDARD.has(k)));
     const Known = known.get(body.code);
     if (Known) throw new Known(String(body.detail ?? ''), extras);
-    throw new AppError({ code: body.code, status: res.status, title: String(body.title ?? 'Error'), detail: String(body.detail ?? ''), extras });
+    throw new AppError({ code: body.code, status, title: String(body.title ?? 'Error'), detail: String(body.detail ?? ''), extras });
   };
 
   /** One try, as a client span whose context travels in the request headers. */

@@ -13,7 +13,7 @@ let b: pg.Pool;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'toko-pglite-'));
-  server = new EmbeddedPostgres({ dataDir: dir, maxConnections: 30, logger: pino({ level: 'silent' }) });
+  server = new EmbeddedPostgres({ dataDir: dir, maxConnections: 60, logger: pino({ level: 'silent' }) });
   await server.start();
   a = new pg.Pool({ connectionString: server.url, max: 4 });
   b = new pg.Pool({ connectionString: server.url, max: 4 });

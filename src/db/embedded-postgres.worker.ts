@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import pino from 'pino';
+import { collectGarbage } from '../collect-garbage.ts';
 import { PgliteServer } from './pglite-server.ts';
 
 /**
@@ -35,6 +36,7 @@ if (o.mode === 'init') {
   const db = await PGlite.create({ dataDir: o.dataDir, postgresqlconf: o.settings });
   const server = new PgliteServer({ db, host: '127.0.0.1', port: 0, maxConnections: o.maxConnections, logger });
   port.postMessage({ type: 'ready', port: await server.start() });
+  setTimeout(collectGarbage, 2000).unref();
 
   port.on('message', (message: unknown) => {
     if (message !== 'stop') return;

@@ -61,7 +61,7 @@ export class OutboxRelay {
   private passes = 0;
 
   constructor(opts: OutboxRelayOptions) {
-    this.o = { batchSize: 50, leaseSeconds: 30, concurrency: 1, ...opts };
+    this.o = { batchSize: 100, leaseSeconds: 30, concurrency: 1, ...opts };
     if (this.o.concurrency < 1) throw new Error('concurrency must be at least 1');
     if (this.o.maxAttempts < 1) throw new Error('maxAttempts must be at least 1');
     if (this.o.pollMs < 10) throw new Error('pollMs must be at least 10');

@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { ModuleName } from '../config.ts';
 import { EmbeddedPostgres } from '../db/embedded-postgres.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
+/** The repository root: two levels up from the sources, three from their compiled copy in dist/. */
+const ROOT = path.resolve(import.meta.dirname, ...(import.meta.url.endsWith('.ts') ? ['..', '..'] : ['..', '..', '..']));
 const SERVICES: ModuleName[] = ['user', 'product', 'order', 'notification'];
 /** Connections each service's pool keeps to the shared embedded database (one session serves them all). */
 const SPLIT_POOL = 4;
@@ -32,6 +33,8 @@ export interface SplitOptions {
   embedded?: { templateDir?: string; logger: Logger };
   /** Per service, e.g. { product: { PRODUCT_DATABASE_URL: ... } }. */
   serviceEnv?: Partial<Record<ModuleName, Record<string, string>>>;
+  /** How each service starts (node's arguments); compiled JavaScript when this file is compiled, else tsx on the sources. */
+  command?: string[];
   /** Lines each child prints (JSON logs), for tests and the console. */
   onLine?: (service: string, line: string) => void;
 }
@@ -111,7 +114,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
   if (!opts.env?.DATABASE_URL) {
     database = new EmbeddedPostgres({
       dataDir: path.join(opts.dataDir, 'pg'),
-      maxConnections: SERVICES.length * SPLIT_POOL + 4,
+      maxConnections: SERVICES.length * Number(opts.env?.DB_POOL_MAX ?? SPLIT_POOL) + 4,
       templateDir: opts.embedded?.templateDir,
       logger: opts.embedded?.logger ?? silent,
     });
@@ -148,7 +151,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
       ...opts.env,
       ...opts.serviceEnv?.[name],
     };
-    const child = spawn(process.execPath, SERVICE_COMMAND, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, opts.command ?? SERVICE_COMMAND, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.set(name, child);
     pipe(name, child);
     await waitForHttp(`${urls[name]}/health`, 60_000, child);
