@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** Polls `url` until it answers 2xx; fails at the deadline or when `child` exits first. */
+export async function waitHttp(url: string, ms = 60_000, child?: ChildProcess, init?: RequestInit): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url, { ...init, signal: AbortSignal.timeout(1000) })).ok) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not come up within ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+/** A child with only PATH plus `env` in its environment; stderr goes to ours, stdout is dropped unless asked for. */
+export function launch(command: string, args: string[], env: Record<string, string>, opts: { stdout?: 'ignore' | 'inherit'; cwd?: string } = {}): ChildProcess {
+  return spawn(command, args, {
+    cwd: opts.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+    stdio: ['ignore', opts.stdout ?? 'ignore', 'inherit'],
+    detached: true,
+  });
+}
+
+/** SIGTERM to the child's whole process group (npm, its shell and node), then waits for the child to exit. */
+export async function stopTree(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = once(c, 'exit');
+  try {
+    process.kill(-c.pid!, signal);
+  } catch {
+    c.kill(signal);
+  }
+  await Promise.race([exited, sleep(30_000)]);
+}
+
+function children(): Map<number, number[]> {
+  const byParent = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return byParent;
+}
+
+function rssKiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS in MiB of `pid` and every descendant (what a user sees running after the command), and the processes counted. */
+export function treeRss(pid: number): { mib: number; processes: { pid: number; name: string; mib: number }[] } {
+  const byParent = children();
+  const todo = [pid];
+  const processes: { pid: number; name: string; mib: number }[] = [];
+  while (todo.length) {
+    const p = todo.pop()!;
+    let name = '?';
+    try {
+      name = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    processes.push({ pid: p, name, mib: Math.round(rssKiB(p) / 1024) });
+    todo.push(...(byParent.get(p) ?? []));
+  }
+  return { mib: processes.reduce((s, p) => s + p.mib, 0), processes };
+}
+
+/** The tree's RSS once it has settled: the largest of a few samples a second apart, after `settleMs`. */
+export async function idleRss(pid: number, settleMs = 3000): Promise<number> {
+  await sleep(settleMs);
+  let most = 0;
+  for (let i = 0; i < 3; i++) {
+    most = Math.max(most, treeRss(pid).mib);
+    await sleep(1000);
+  }
+  return most;
+}
