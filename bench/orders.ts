@@ -9,7 +9,7 @@ import { startSplit } from '../src/split/topology.ts';
 import { freePorts } from '../test/helpers/wait.ts';
 import type { CeilingOptions } from './order-ceiling.ts';
 import { ROOT } from './procs.ts';
-import { ratio, table } from './report.ts';
+import { LOAD_COLUMNS, ratio, table } from './report.ts';
 import { freshPgDatabase, json, seedProducts, seedUsers, startToko, TOKO_COMMAND, tokoEnv, type Target, type Users } from './targets.ts';
 import { load, type LoadSpec } from './wrk.ts';
 
@@ -131,10 +131,7 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
       { name: 'conns', width: 5 },
       { name: 'target', width: 14, left: true },
       { name: 'orders/s', width: 8 },
-      { name: 'p50 ms', width: 7 },
-      { name: 'p99 ms', width: 7 },
-      { name: 'err', width: 5 },
-      { name: 'non2xx', width: 7 },
+      ...LOAD_COLUMNS,
       { name: 'drain ms', width: 8 },
       { name: '% ceil', width: 7 },
     ]);

@@ -1,5 +1,5 @@
 import { freePorts } from '../test/helpers/wait.ts';
-import { median, ratio, table } from './report.ts';
+import { LOAD_COLUMNS, median, ratio, table } from './report.ts';
 import { ensurePeerPackages, freshPgDatabase, seedProducts, seedUsers, startCeiling, startPeer, startToko, type Target, type Users } from './targets.ts';
 import { load, type LoadResult, type LoadSpec } from './wrk.ts';
 
@@ -82,10 +82,7 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
       { name: 'scenario', width: 24, left: true },
       { name: 'target', width: 14, left: true },
       { name: 'req/s', width: 8 },
-      { name: 'p50 ms', width: 7 },
-      { name: 'p99 ms', width: 7 },
-      { name: 'err', width: 5 },
-      { name: 'non2xx', width: 7 },
+      ...LOAD_COLUMNS,
     ]);
     const rows: ReadRow[] = [];
     for (const s of scenarios(targets, users, products)) {

@@ -21,3 +21,11 @@ export const median = (xs: number[]): number => {
 
 /** a / b rounded to two decimals, or undefined when either is missing. */
 export const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || !b ? undefined : Math.round((a / b) * 100) / 100);
+
+/** The columns every load run prints after its rate. */
+export const LOAD_COLUMNS = [
+  { name: 'p50 ms', width: 7 },
+  { name: 'p99 ms', width: 7 },
+  { name: 'err', width: 5 },
+  { name: 'non2xx', width: 7 },
+];
