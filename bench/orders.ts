@@ -11,7 +11,7 @@ import type { CeilingOptions } from './order-ceiling.ts';
 import { ROOT } from './procs.ts';
 import { LOAD_COLUMNS, ratio, table } from './report.ts';
 import { freshPgDatabase, json, seedProducts, seedUsers, startToko, TOKO_COMMAND, tokoEnv, type Target, type Users } from './targets.ts';
-import { load, type LoadSpec } from './wrk.ts';
+import { load, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface OrderOptions {
   adminUrl: string;
@@ -22,15 +22,10 @@ export interface OrderOptions {
 
 type TargetName = 'ceiling' | 'toko' | 'toko-embedded' | 'split';
 
-export interface OrderRow {
+export interface OrderRow extends RunFigures {
   scenario: string;
   target: TargetName;
   connections: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
   /** After the run: ms until the order outbox was empty and every confirmed order had its one notification; undefined = not within 30 s. */
   drainMs?: number;
   /** Notifications sent minus orders confirmed for the bench customer after the run (0 = exactly one each). */

@@ -1,7 +1,7 @@
 import { freePorts } from '../test/helpers/wait.ts';
 import { LOAD_COLUMNS, median, ratio, table } from './report.ts';
 import { ensurePeerPackages, freshPgDatabase, seedProducts, seedUsers, startCeiling, startPeer, startToko, type Target, type Users } from './targets.ts';
-import { load, type LoadResult, type LoadSpec } from './wrk.ts';
+import { load, type LoadResult, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface ReadOptions {
   adminUrl: string;
@@ -18,16 +18,11 @@ interface Scenario {
   spec: Partial<Record<TargetName, Omit<LoadSpec, 'connections' | 'seconds'>>>;
 }
 
-export interface ReadRow {
+/** Figures are medians over the rounds. */
+export interface ReadRow extends RunFigures {
   scenario: string;
   target: TargetName;
   connections: number;
-  /** Medians over the rounds. */
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
   rounds: LoadResult[];
 }
 

@@ -17,6 +17,9 @@ export interface LoadResult {
   non2xx: number;
 }
 
+/** What a table row keeps of a run (or of the median of runs). */
+export type RunFigures = Pick<LoadResult, 'rps' | 'p50' | 'p99' | 'errors' | 'non2xx'>;
+
 export interface LoadSpec {
   url: string;
   method?: 'GET' | 'POST';
