@@ -10,6 +10,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 interface Service {
   build?: unknown;
   image?: string;
+  command?: string | string[];
   environment?: Record<string, string>;
   volumes?: string[];
 }
@@ -60,6 +61,12 @@ function checkTopology(file: string) {
       expect(c.serviceKey, `${file}: ${name} needs SERVICE_KEY`).toBeDefined();
     }
   }
+  // Redis holds the events on their way: it must keep them across a restart and never evict one.
+  const redis = compose.services.redis!;
+  const args = Array.isArray(redis.command) ? redis.command.join(' ') : (redis.command ?? '');
+  expect(args, `${file}: redis keeps an append-only file`).toMatch(/--appendonly yes\b/);
+  expect(args, `${file}: redis never evicts`).toMatch(/--maxmemory-policy noeviction\b/);
+  expect(redis.volumes?.some((v) => v.endsWith(':/data')), `${file}: redis data on a volume`).toBe(true);
   return { compose, configs, hostedBy };
 }
 
