@@ -7,7 +7,7 @@ import { OrderNotFound, orderContract, type OrderPort } from '../../modules/orde
 import { OutOfStock, ProductNotFound, ReservationClosed, productContract, type ProductPort } from '../../modules/product/contract.ts';
 import { UserNotFound, userContract, type UserPort } from '../../modules/user/contract.ts';
 import { defineContract } from '../../src/kit/contract.ts';
-import { ServiceUnavailable, ValidationFailed } from '../../src/kit/errors.ts';
+import { BadGateway, ServiceUnavailable, ValidationFailed } from '../../src/kit/errors.ts';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN_ENV, createProduct, newUser } from '../../test/helpers/http.ts';
 import { httpPort, type HttpPortOptions } from './contract-client.ts';
@@ -81,6 +81,17 @@ describe('the product contract over HTTP', () => {
     const right = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: KEY }, body: '{"ids":[]}' });
     expect(await right.json()).toEqual([]);
   });
+
+  it('turns a refused service key into 503 for the caller, logged as an error, never the remote’s 401', async () => {
+    const lines: { level: number; msg: string; remote?: string; status?: number }[] = [];
+    const spy = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const wrongKey = httpPort(userContract, options(app.url, { serviceKey: 'not-the-key', logger: spy })).port;
+    const err = (await wrongKey.getUser({ id: '00000000-0000-4000-8000-000000000000' }).catch((e: unknown) => e)) as ServiceUnavailable;
+    expect(err).toBeInstanceOf(ServiceUnavailable);
+    expect(err.status).toBe(503);
+    expect(err.message).not.toMatch(/key|401/i);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 50, remote: 'user', status: 401, msg: expect.stringMatching(/SERVICE_KEY/) }));
+  });
 });
 
 describe.each([
@@ -115,9 +126,16 @@ describe('resilience', () => {
   let failuresLeft = 0;
   let calls = 0;
   let url = '';
+  /** When set, the next answer: a status and a problem body. */
+  let problem: { status: number; body: unknown } | undefined;
   beforeAll(async () => {
     server = createServer((req, res) => {
       calls++;
+      if (problem) {
+        res.writeHead(problem.status, { 'content-type': 'application/problem+json' }).end(JSON.stringify(problem.body));
+        problem = undefined;
+        return;
+      }
       if (failuresLeft > 0) {
         failuresLeft--;
         res.writeHead(502).end();
@@ -139,6 +157,22 @@ describe('resilience', () => {
     calls = 0;
     await expect(port.write({})).rejects.toBeInstanceOf(ServiceUnavailable);
     expect(calls).toBe(1);
+  });
+
+  it('answers 502 for a problem code the contract does not declare, whatever status the remote gave, and does not retry it', async () => {
+    const { port } = httpPort(flaky, options(url));
+    for (const status of [400, 404, 409, 418]) {
+      problem = { status, body: { type: 'urn:x', title: 'Odd', status, code: 'ELSEWHERE.ODD', detail: 'secret internals' } };
+      calls = 0;
+      const err = (await port.read({}).catch((e: unknown) => e)) as BadGateway;
+      expect(err, `remote ${status}`).toBeInstanceOf(BadGateway);
+      expect(err.status).toBe(502);
+      expect(err.message).not.toMatch(/secret/);
+      expect(calls).toBe(1);
+    }
+    // A 4xx without any problem code is not the contract's either.
+    problem = { status: 404, body: 'no' };
+    await expect(port.read({})).rejects.toBeInstanceOf(BadGateway);
   });
 
   it('opens the breaker after repeated failures and then fails fast without calling', async () => {

@@ -3,7 +3,7 @@ import CircuitBreaker from 'opossum';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import type { ContractDef, PortOf } from '../../src/kit/contract.ts';
-import { AppError, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
+import { AppError, BadGateway, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
 import { currentRequestId } from '../../src/kit/request-context.ts';
 import { SpanKind, inSpan, traceHeaders, type Span } from '../../src/kit/tracing.ts';
 import { parseOrThrow } from '../../src/kit/validation.ts';
@@ -66,11 +66,20 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
     }
     span.setAttribute('http.response.status_code', status);
     if (status >= 200 && status < 300) return body;
-    if (status >= 500 || !body || typeof body.code !== 'string') throw new Unanswered(`${contract.name} answered ${status} to ${method}`);
-    const extras = Object.fromEntries(Object.entries(body).filter(([k]) => !STANDARD.has(k)));
-    const Known = known.get(body.code);
-    if (Known) throw new Known(String(body.detail ?? ''), extras);
-    throw new AppError({ code: body.code, status, title: String(body.title ?? 'Error'), detail: String(body.detail ?? ''), extras });
+    if (status >= 500) throw new Unanswered(`${contract.name} answered ${status} to ${method}`);
+    const code = typeof body?.code === 'string' ? body.code : undefined;
+    const Known = code === undefined ? undefined : known.get(code);
+    if (Known) {
+      const extras = Object.fromEntries(Object.entries(body!).filter(([k]) => !STANDARD.has(k)));
+      throw new Known(String(body!.detail ?? ''), extras);
+    }
+    // Anything else is between the services, never the caller's doing: its status must not reach the caller.
+    if (status === 401 || status === 403) {
+      o.logger.error({ remote: contract.name, method, status, code }, 'the remote service refused this service: check SERVICE_KEY on both sides');
+      throw new ServiceUnavailable(`The ${contract.name} service cannot be reached right now`, { service: contract.name });
+    }
+    o.logger.error({ remote: contract.name, method, status, code }, 'the remote service answered a problem its contract does not declare');
+    throw new BadGateway(`The ${contract.name} service gave an answer this service does not understand`, { service: contract.name });
   };
 
   /** One try, as a client span whose context travels in the request headers. */

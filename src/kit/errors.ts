@@ -114,3 +114,10 @@ export class ServiceUnavailable extends AppError {
     super({ code: ServiceUnavailable.code, status: 503, title: 'Service unavailable', detail, ...retryAfter(extras, 5) });
   }
 }
+
+/**
+ * 502: another service answered, but not with anything its contract declares
+ * (an unknown problem code, a status it never sends). The caller's request
+ * cannot be completed; the detail never repeats what the remote said.
+ */
+export class BadGateway extends defineError('SERVICE.BAD_GATEWAY', 502, 'Bad gateway') {}
