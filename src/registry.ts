@@ -3,6 +3,7 @@ import { orderModule } from '../modules/order/index.ts';
 import { productModule } from '../modules/product/index.ts';
 import { userModule } from '../modules/user/index.ts';
 import type { ModuleName } from './config.ts';
+import { eventDefinitions, eventRoutes } from './events/routing.ts';
 import type { AnyRouteDef } from './kit/route.ts';
 
 /** Every module definition this build contains, by name. */
@@ -17,10 +18,10 @@ export const MODULE_DEFINITIONS = {
 export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap((m) => m.routes as AnyRouteDef[]);
 
 /** Which modules consume each event type, from every module's `consumes`: the same in every process. */
-export const EVENT_ROUTES: Record<string, string[]> = {};
-for (const [name, def] of Object.entries(MODULE_DEFINITIONS)) {
-  for (const type of (def as { consumes?: readonly string[] }).consumes ?? []) (EVENT_ROUTES[type] ??= []).push(name);
-}
+export const EVENT_ROUTES = eventRoutes(MODULE_DEFINITIONS);
+
+/** Every event type any module publishes, with its payload schema and ordering key. */
+export const EVENT_DEFINITIONS = eventDefinitions(MODULE_DEFINITIONS);
 
 /** Modules that publish events, and so keep an outbox. */
 export const PRODUCERS = Object.entries(MODULE_DEFINITIONS)

@@ -21,7 +21,8 @@ import { createMetrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
-import { ALL_MODULE_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from './registry.ts';
+import { ALL_MODULE_ROUTES, EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from './registry.ts';
+import { routingProblems } from './events/routing.ts';
 import type { MailTransport } from '../modules/notification/transports/transport.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
@@ -125,6 +126,16 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     meter: (module) => registryMeter(metrics.registry, module),
     mailTransport: opts.mailTransport,
   });
+  const problems = routingProblems(EVENT_ROUTES, EVENT_DEFINITIONS, new Map([...modules].map(([name, m]) => [name, m.handlers])));
+  if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
+  if (eventing.bus.kind === 'in-process') {
+    for (const [type, consumers] of Object.entries(EVENT_ROUTES)) {
+      const away = consumers.filter((c) => !modules.has(c as ModuleName));
+      if (away.length && [...eventing.relays.keys()].some((p) => type in MODULE_DEFINITIONS[p].contract.events)) {
+        logger.warn({ type, consumers: away }, 'events of this type are kept in the outbox and retried: their consumers are not hosted here and REDIS_URL is not set');
+      }
+    }
+  }
   for (const [name, instance] of modules) {
     await instance.start?.();
     if (instance.stop) closer.add(`${name} module`, () => instance.stop!());

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { DeliveryContext, EventBus, EventEnvelope, EventHandler, EventRoutes } from '../../src/kit/events.ts';
+import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../src/kit/events.ts';
 import { requestContext } from '../../src/kit/request-context.ts';
 
 /**
@@ -7,7 +7,9 @@ import { requestContext } from '../../src/kit/request-context.ts';
  * hosted in this process. A failing handler makes `publish` reject, so the
  * event stays in the producer's outbox and the relay retries it with backoff
  * (handlers are idempotent, so the ones that already succeeded are safe to
- * run again). Consumers not hosted here are skipped.
+ * run again). So does a consumer that is not hosted here, or has no handler
+ * for the type: the event is never reported delivered to a module that did
+ * not handle it.
  */
 export class InProcessEventBus implements EventBus {
   readonly kind = 'in-process' as const;
@@ -19,15 +21,18 @@ export class InProcessEventBus implements EventBus {
   ) {}
 
   consume(consumer: string, handlers: Record<string, EventHandler>): void {
+    assertHandlersCover(this.routes, consumer, handlers);
     this.handlers.set(consumer, handlers);
   }
 
   async publish(event: EventEnvelope, delivery: DeliveryContext): Promise<void> {
     const failures: unknown[] = [];
     for (const consumer of this.routes[event.type] ?? []) {
-      const handler = this.handlers.get(consumer)?.[event.type];
+      const hosted = this.handlers.get(consumer);
+      const handler = hosted?.[event.type];
       if (!handler) {
-        this.logger.debug({ eventId: event.id, type: event.type, consumer }, 'consumer not hosted here; event not delivered to it');
+        failures.push(new Error(hosted ? `${consumer} has no handler for ${event.type}` : `${consumer} is not hosted in this process and there is no broker to reach it`));
+        this.logger.debug({ eventId: event.id, type: event.type, consumer }, 'event not handled here; kept for a retry');
         continue;
       }
       try {

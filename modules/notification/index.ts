@@ -1,5 +1,7 @@
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
-import type { UserPort } from '../user/contract.ts';
+import { subscribe } from '../../src/kit/contract.ts';
+import { orderContract } from '../order/contract.ts';
+import { userContract, type UserPort } from '../user/contract.ts';
 import { notificationContract } from './contract.ts';
 import { notificationMigrations } from './migrations/index.ts';
 import { NotificationEntity } from './notification.entity.ts';
@@ -22,7 +24,7 @@ export const notificationModule = defineModule<NotificationDeps, NotificationRun
   schema: 'notifications',
   contract: notificationContract,
   requires: ['user'],
-  consumes: ['user.registered', 'order.confirmed', 'order.cancelled'],
+  consumes: [subscribe(userContract, ['user.registered']), subscribe(orderContract, ['order.confirmed', 'order.cancelled'])],
   entities: [NotificationEntity],
   migrations: notificationMigrations,
   routes: notificationRoutes,

@@ -83,13 +83,13 @@ export class NotificationService {
     return {
       'user.registered': (e, delivery) =>
         this.handle(e, delivery, 'welcome', async () => {
-          const p = payload(userContract.events['user.registered'], e);
+          const p = payload(userContract.events['user.registered'].payload, e);
           const user = await recipient(p.userId);
           return { userId: user.id, recipient: user.email, rendered: welcome[t]({ fullName: user.fullName, username: user.username }) };
         }),
       'order.confirmed': (e, delivery) =>
         this.handle(e, delivery, 'order-confirmed', async () => {
-          const order: OrderDto = payload(orderContract.events['order.confirmed'], e);
+          const order: OrderDto = payload(orderContract.events['order.confirmed'].payload, e);
           const user = await recipient(order.userId);
           const items = order.items.map((i) => ({ name: i.name, quantity: i.quantity, lineTotal: this.money(i.lineTotal, order.currency) }));
           return {
@@ -100,7 +100,7 @@ export class NotificationService {
         }),
       'order.cancelled': (e, delivery) =>
         this.handle(e, delivery, 'order-cancelled', async () => {
-          const order: OrderDto = payload(orderContract.events['order.cancelled'], e);
+          const order: OrderDto = payload(orderContract.events['order.cancelled'].payload, e);
           const user = await recipient(order.userId);
           return {
             userId: user.id,

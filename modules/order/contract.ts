@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineContract, type PortOf } from '../../src/kit/contract.ts';
+import { defineContract, defineEvent, type PortOf } from '../../src/kit/contract.ts';
 import { defineError } from '../../src/kit/errors.ts';
 
 export const ORDER_STATUSES = ['pending', 'confirmed', 'rejected', 'cancelled'] as const;
@@ -37,8 +37,8 @@ export const orderContract = defineContract({
     getOrder: { input: z.object({ id: z.string() }), output: OrderDto, idempotent: true },
   },
   events: {
-    'order.confirmed': OrderDto,
-    'order.cancelled': OrderDto,
+    'order.confirmed': defineEvent(OrderDto, 'id'),
+    'order.cancelled': defineEvent(OrderDto, 'id'),
   },
   errors: [OrderNotFound],
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ROLES } from '../../src/kit/auth.ts';
-import { defineContract, type PortOf } from '../../src/kit/contract.ts';
+import { defineContract, defineEvent, type PortOf } from '../../src/kit/contract.ts';
 import { defineError } from '../../src/kit/errors.ts';
 
 /** A user as other modules and the public API see it: never a hash. */
@@ -37,7 +37,7 @@ export const userContract = defineContract({
     getUsers: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(UserDto), idempotent: true },
   },
   events: {
-    'user.registered': UserRegistered,
+    'user.registered': defineEvent(UserRegistered, 'userId'),
   },
   errors: [UserNotFound],
 });

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import { userContract } from '../../modules/user/contract.ts';
 import { OutboxRelay } from './outbox-relay.ts';
 
 let app: TestApp;
@@ -50,7 +51,7 @@ describe('OutboxRelay', () => {
       }
     }
     const { bus, delivered, maxInFlight } = slowBus();
-    const relay = new OutboxRelay({ module: 'user', schema: 'users', sql: sqlDatabase(app.server, 'user').sql, bus, logger: pino({ level: 'silent' }), maxAttempts: 3, backoffMs: 10, pollMs: 50, retentionHours: 1, concurrency: 4 });
+    const relay = new OutboxRelay({ module: 'user', schema: 'users', sql: sqlDatabase(app.server, 'user').sql, bus, events: userContract.events, logger: pino({ level: 'silent' }), maxAttempts: 3, backoffMs: 10, pollMs: 50, retentionHours: 1, concurrency: 4 });
     relay.start();
     const started = Date.now();
     while (delivered.length < 18 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { EventDef } from '../kit/contract.ts';
 import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import { subjectOf } from './routing.ts';
 import type { Sql } from '../kit/sql.ts';
 import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../kit/tracing.ts';
 import { jsonColumn } from '../kit/values.ts';
@@ -10,6 +12,8 @@ export interface OutboxRelayOptions {
   schema: string;
   sql: Sql;
   bus: EventBus;
+  /** The module's contract events: their ordering keys say which events go out in order. */
+  events: Record<string, EventDef>;
   logger: Logger;
   /** Delivery attempts before an event is marked dead. */
   maxAttempts: number;
@@ -137,8 +141,8 @@ export class OutboxRelay {
     // Events about one thing (an order, a user) go out in the order they happened; different things side by side.
     const lanes = new Map<string, { row: OutboxRow; event: EventEnvelope }[]>();
     for (const row of rows) {
-      const event = toEnvelope(row, this.o.module);
-      const key = subjectOf(event);
+      const event = toEnvelope(row, this.o.module, this.o.events);
+      const key = event.subject ?? event.id;
       lanes.set(key, [...(lanes.get(key) ?? []), { row, event }]);
     }
     const queue = [...lanes.values()];
@@ -222,14 +226,8 @@ export class OutboxRelay {
   }
 }
 
-/** What an event is about, for ordering: the order's or user's id in its payload, else the event itself. */
-function subjectOf(event: EventEnvelope): string {
-  const payload = event.payload as Record<string, unknown> | null;
-  const id = payload?.id ?? payload?.userId;
-  return typeof id === 'string' ? `${event.type.split('.')[0]}:${id}` : event.id;
-}
-
-function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {
+function toEnvelope(row: OutboxRow, producer: string, events: Record<string, EventDef>): EventEnvelope {
+  const payload = jsonColumn<unknown>(row.payload);
   return {
     id: row.id,
     type: row.type,
@@ -237,6 +235,7 @@ function toEnvelope(row: OutboxRow, producer: string): EventEnvelope {
     occurredAt: new Date(row.occurred_at).toISOString(),
     producer,
     requestId: row.request_id,
-    payload: jsonColumn<unknown>(row.payload),
+    subject: subjectOf(producer, events[row.type], row.id, payload),
+    payload,
   };
 }

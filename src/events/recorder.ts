@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
-import type { z } from 'zod';
+import type { EventDef } from '../kit/contract.ts';
 import { outboxInsert, outboxValues, type EventRecorder, type OutboxEntry } from '../kit/events.ts';
 import { currentRequestId } from '../kit/request-context.ts';
 import type { SqlTx } from '../kit/sql.ts';
@@ -12,9 +12,9 @@ import { currentTraceparent } from '../kit/tracing.ts';
  * contract's schema, and the row written with the caller's transaction (or
  * statement), so it commits or rolls back with the state change.
  */
-export function createEventRecorder(opts: { module: string; schema: string; events: Record<string, z.ZodType>; wake: () => void }): EventRecorder {
+export function createEventRecorder(opts: { module: string; schema: string; events: Record<string, EventDef>; wake: () => void }): EventRecorder {
   const entry = (type: string, payload: unknown): OutboxEntry => {
-    const schema = opts.events[type];
+    const schema = opts.events[type]?.payload;
     if (!schema) throw new Error(`${opts.module} does not declare the event ${type} in its contract`);
     return { id: randomUUID(), type, payload: JSON.stringify(schema.parse(payload)), requestId: currentRequestId() ?? null, traceContext: currentTraceparent() };
   };

@@ -13,6 +13,8 @@ export interface EventEnvelope<P = unknown> {
   requestId: string | null;
   /** W3C traceparent of the span that published it, so the consumer's work joins the same trace; absent when tracing is off. */
   traceparent?: string | null;
+  /** What the event is about (`order:<id>`), from the ordering key its contract declares: events with one subject are handled in order. */
+  subject?: string;
   payload: P;
 }
 
@@ -64,6 +66,18 @@ export interface EventBus {
 
 /** Which consumer modules receive each event type (from the module definitions). */
 export type EventRoutes = Record<string, readonly string[]>;
+
+/** Refuses a consumer whose handlers do not match the types routed to it: an event it cannot handle must never count as delivered. */
+export function assertHandlersCover(routes: EventRoutes, consumer: string, handlers: Record<string, EventHandler>): void {
+  const routed = Object.keys(routes).filter((type) => routes[type]!.includes(consumer));
+  const missing = routed.filter((type) => typeof handlers[type] !== 'function');
+  const extra = Object.keys(handlers).filter((type) => !routed.includes(type));
+  if (missing.length || extra.length) {
+    throw new Error(
+      [missing.length ? `${consumer} has no handler for ${missing.join(', ')}` : '', extra.length ? `${consumer} handles ${extra.join(', ')}, which is not routed to it` : ''].filter(Boolean).join('; '),
+    );
+  }
+}
 
 /**
  * `insert into <schema>.outbox … select $n… from <source>`: an outbox row

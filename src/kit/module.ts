@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Meter } from './meter.ts';
 import type { ModuleMigrations } from './migrations.ts';
 import type { Sql } from './sql.ts';
-import type { ContractDef, ImplementationOf } from './contract.ts';
+import type { ContractDef, ImplementationOf, Subscription } from './contract.ts';
 import type { EventHandler } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
 
@@ -37,7 +37,7 @@ export interface ModuleInstance<R, C extends ContractDef> {
   stop?(): Promise<void>;
   /** Loads demo data, idempotently (`npm run seed`); returns how many records were added. */
   seed?(): Promise<number>;
-  /** Handlers for the event types the definition `consumes`; each must be idempotent. */
+  /** Handlers for exactly the event types the definition `consumes`; each must be idempotent. */
   handlers?: Record<string, EventHandler>;
 }
 
@@ -48,8 +48,8 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   contract: C;
   /** Other modules whose contracts this one calls. */
   requires: readonly string[];
-  /** Event types (of other modules' contracts) this module handles. */
-  consumes?: readonly string[];
+  /** Events of other modules' contracts this module handles (`subscribe(contract, [types])`); each needs a handler. */
+  consumes?: readonly Subscription[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   entities: EntitySchema<any, any>[];
   migrations: ModuleMigrations;
