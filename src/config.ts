@@ -141,7 +141,8 @@ const envSchema = z
     ORDER_SERVICE_URL: httpUrl,
     NOTIFICATION_SERVICE_URL: httpUrl,
     SERVICE_KEY: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
-    HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 5000),
+    HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 2000),
+    STORE_TIMEOUT_MS: int(100, 120_000, 2000),
     HTTP_CLIENT_RETRIES: int(0, 10, 2),
     BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100, 50),
     BREAKER_VOLUME_THRESHOLD: int(1, 10_000, 5),
@@ -270,6 +271,8 @@ export interface Config {
   /** Per hosted module: a server URL, or undefined for the embedded database. */
   databaseUrls: Record<ModuleName, string | undefined>;
   dbPoolMax: number;
+  /** The longest a request waits to reach a database (connect, a free pooled connection, MongoDB's server selection). */
+  storeTimeoutMs: number;
   /** When set, products live in MongoDB instead of SQL. */
   productMongoUrl?: string;
   currency: string;
@@ -345,6 +348,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       e.EMBEDDED_TEMPLATE_DIR === 'off' ? undefined : path.resolve(e.EMBEDDED_TEMPLATE_DIR ?? path.join(e.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'toko')),
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
+    storeTimeoutMs: e.STORE_TIMEOUT_MS,
     productMongoUrl: e.PRODUCT_MONGODB_URL,
     serviceUrls: Object.fromEntries(
       [

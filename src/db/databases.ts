@@ -36,7 +36,7 @@ export async function openDatabases(
     if (place.kind === 'mongo') {
       // The MongoDB driver is loaded only where a module lives in MongoDB.
       const { openModuleMongo } = await import('./mongo.ts');
-      const orm = await openModuleMongo(MODULE_DEFINITIONS[name], { clientUrl: place.url, logger });
+      const orm = await openModuleMongo(MODULE_DEFINITIONS[name], { clientUrl: place.url, timeoutMs: config.storeTimeoutMs, logger });
       closer.add(`${name} database`, () => orm.close(true));
       databases.set(name, { kind: 'mongo', orm });
       continue;
@@ -45,6 +45,7 @@ export async function openDatabases(
     const orm = await openModuleOrm(MODULE_DEFINITIONS[name], {
       clientUrl: url ?? embedded!.url,
       poolMax: url ? config.dbPoolMax : EMBEDDED_POOL_PER_MODULE,
+      timeoutMs: config.storeTimeoutMs,
       logger,
     });
     closer.add(`${name} database`, () => orm.close(true));

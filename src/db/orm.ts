@@ -6,7 +6,7 @@ import type { BaseDeps, ModuleDefinition } from '../kit/module.ts';
 type AnyModule = ModuleDefinition<BaseDeps, any, any>;
 
 /** One MikroORM instance per module, bound to that module's own schema; committed migrations only. */
-export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; poolMax: number; logger: Logger }): Promise<MikroORM> {
+export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; poolMax: number; timeoutMs: number; logger: Logger }): Promise<MikroORM> {
   return MikroORM.init({
     clientUrl: opts.clientUrl,
     schema: mod.schema,
@@ -17,7 +17,9 @@ export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; p
       allOrNothing: true,
       snapshot: false,
     },
-    pool: { min: 0, max: opts.poolMax },
+    // Bounded waits: a new connection, and a free one from the pool; a dead peer is noticed by TCP keepalive.
+    pool: { min: 0, max: opts.poolMax, acquireTimeoutMillis: opts.timeoutMs, createTimeoutMillis: opts.timeoutMs },
+    driverOptions: { connection: { connectionTimeoutMillis: opts.timeoutMs, keepAlive: true } },
     forceUtcTimezone: true,
     allowGlobalContext: false,
     ensureDatabase: false,

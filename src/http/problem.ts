@@ -1,7 +1,8 @@
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { moduleOf, routeLabel } from './route-label.ts';
-import { AppError, MalformedJson, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../kit/errors.ts';
+import { isStoreOutage } from '../db/outage.ts';
+import { AppError, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../kit/errors.ts';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
 
@@ -67,6 +68,10 @@ export function answerWithProblem(ctx: Context, err: unknown, logger: Logger): v
   if (err instanceof AppError) return send(ctx, err);
   const mapped = fromFrameworkError(err as HttpishError);
   if (mapped) return send(ctx, mapped);
+  if (isStoreOutage(err)) {
+    logger.warn({ err: err instanceof Error ? err.message : String(err), requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'a database is unavailable; answered 503');
+    return send(ctx, new ServiceUnavailable('A database this request needs is not available right now', { retryAfterSeconds: 5 }));
+  }
   logger.error({ err, requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'unhandled error');
   send(ctx, new AppError({ code: 'SERVER.INTERNAL', status: 500, title: 'Internal server error', detail: 'Something went wrong on our side' }));
 }

@@ -1,0 +1,123 @@
+import { Socket, createServer, type AddressInfo, type Server } from 'node:net';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { productModule } from '../../modules/product/index.ts';
+import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
+import { TEST_ADMIN, call } from '../../test/helpers/http.ts';
+import { openModuleMongo } from './mongo.ts';
+import { isStoreOutage } from './outage.ts';
+
+/**
+ * A TCP hop in front of a database that a test can cut: `pass` forwards,
+ * `refuse` closes every connection at once (the server is down), `blackhole`
+ * accepts and never answers (a network partition: the worst case, where
+ * only a bounded wait helps).
+ */
+class Hop {
+  mode: 'pass' | 'refuse' | 'blackhole' = 'pass';
+  private readonly sockets = new Set<Socket>();
+  private server: Server | undefined;
+  constructor(private readonly upstream: { host: string; port: number }) {}
+
+  async listen(): Promise<number> {
+    this.server = createServer((client) => {
+      this.sockets.add(client);
+      client.on('close', () => this.sockets.delete(client));
+      client.on('error', () => undefined);
+      if (this.mode === 'refuse') return void client.destroy();
+      if (this.mode === 'blackhole') return;
+      const server = new Socket();
+      this.sockets.add(server);
+      server.on('close', () => this.sockets.delete(server));
+      server.on('error', () => client.destroy());
+      client.on('close', () => server.destroy());
+      server.connect(this.upstream.port, this.upstream.host, () => {
+        client.pipe(server);
+        server.pipe(client);
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Drops every open connection: the pool's connections die as they would when the database goes away. */
+  cut(mode: 'refuse' | 'blackhole'): void {
+    this.mode = mode;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+describe('a database that goes away', () => {
+  let owner: TestApp;
+  let app: TestApp;
+  let hop: Hop;
+  beforeAll(async () => {
+    // `owner` holds the database (embedded or PostgreSQL); `app` reaches it only through the hop.
+    owner = await startTestApp();
+    const url = new URL(String(sqlDatabase(owner.server, 'product').orm.config.get('clientUrl')));
+    hop = new Hop({ host: url.hostname, port: Number(url.port || 5432) });
+    url.port = String(await hop.listen());
+    app = await startTestApp({ DATABASE_URL: url.toString(), STORE_TIMEOUT_MS: '500', ADMIN_EMAIL: TEST_ADMIN.email, ADMIN_PASSWORD: TEST_ADMIN.password });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await hop?.close();
+    await owner?.close();
+  });
+
+  /** An uncached read: a product id nobody asked for before. */
+  const uncached = () => `/api/v1/products/${[...Array(24)].map(() => Math.floor(Math.random() * 16).toString(16)).join('')}`;
+  const get = (path: string) => call(app.url, 'GET', path, {});
+
+  it('answers 503 with Retry-After, never 500 and never a hang, on every route that needs it, and recovers when it is back', async () => {
+    expect((await get(uncached())).status).toBe(404);
+
+    for (const mode of ['refuse', 'blackhole'] as const) {
+      hop.cut(mode);
+      for (const res of [await get(uncached()), await call(app.url, 'POST', '/api/v1/users/login', { body: { email: 'someone@toko.test', password: 'long-enough-password' } })]) {
+        expect(res.status, `${mode}: ${res.text}`).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('5');
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(res.body).toMatchObject({ code: 'SERVICE.UNAVAILABLE', status: 503 });
+        expect(res.text).not.toMatch(/ECONNREFUSED|Knex|127\.0\.0\.1|stack/i);
+      }
+      hop.mode = 'pass';
+      expect((await get(uncached())).status, `${mode}: back`).toBe(404);
+    }
+    // Logged as what it is: a dependency down, not a fault in toko.
+    expect(app.logs.some((l) => l.msg === 'a database is unavailable; answered 503')).toBe(true);
+    expect(app.logs.some((l) => l.msg === 'unhandled error')).toBe(false);
+  }, 60_000);
+});
+
+describe('MongoDB that does not answer', () => {
+  it('gives up after the configured wait with an error recognised as an outage', async () => {
+    const silent = createServer((s) => void s.on('error', () => undefined));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const err = await openModuleMongo(productModule, { clientUrl: `mongodb://127.0.0.1:${port}/toko?directConnection=true`, timeoutMs: 300, logger: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(isStoreOutage(err)).toBe(true);
+    } finally {
+      silent.close();
+    }
+  }, 20_000);
+});
+
+describe('isStoreOutage', () => {
+  it('knows the drivers’ outage errors and nothing else', () => {
+    expect(isStoreOutage(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isStoreOutage(Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' }))).toBe(true);
+    expect(isStoreOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(true);
+    expect(isStoreOutage(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: '08006' }) }))).toBe(true);
+    expect(isStoreOutage(Object.assign(new Error('duplicate key value'), { code: '23505' }))).toBe(false);
+    expect(isStoreOutage(new TypeError('undefined is not a function'))).toBe(false);
+    expect(isStoreOutage('ECONNREFUSED')).toBe(false);
+  });
+});
