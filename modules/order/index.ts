@@ -41,8 +41,21 @@ export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: Or
       { orm: deps.orm, products: deps.products, orders: service, idempotency, logger: deps.logger },
       { pendingTimeoutSeconds: deps.settings.pendingTimeoutSeconds, intervalSeconds: deps.settings.recoveryIntervalSeconds },
     );
+    const stuckAfterSeconds = deps.settings.pendingTimeoutSeconds;
+    deps.meter.gauge({
+      name: 'toko_orders_stuck',
+      help: 'Orders the recovery pass has yet to finish, idle past the pending timeout: state=pending (never confirmed or rejected), state=stock_held (cancelled, stock not yet given back)',
+      labelNames: ['state'],
+      collect: async () => {
+        const n = await service.stuckCounts(stuckAfterSeconds);
+        return [
+          { labels: { state: 'pending' }, value: n.pending },
+          { labels: { state: 'stock_held' }, value: n.stockHeld },
+        ];
+      },
+    });
     return {
-      runtime: { service, recovery },
+      runtime: { service, recovery, stuckAfterSeconds },
       implementation: { getOrder: ({ id }) => service.getById(id) },
       start: async () => {
         const result = await recovery.runOnce();

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceUnavailable } from '../../src/kit/errors.ts';
 import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import { TEST_ADMIN_ENV, createProduct, registerCustomer } from '../../test/helpers/http.ts';
+import { TEST_ADMIN, TEST_ADMIN_ENV, call, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
 import { orderContract } from './contract.ts';
@@ -120,5 +120,36 @@ describe('order recovery', () => {
     failRelease = false;
     expect((await recovery.runOnce()).released).toBe(1);
     expect(await stockOf()).toBe(3);
+  });
+
+  it('shows staff where a stuck order stopped and why, counts it, and drops it once recovery finished it', async () => {
+    const { real, productId, userId } = await setup(3);
+    const down: ProductPort = { ...real, reserveStock: async () => Promise.reject(new Error('catalogue down: connection refused')) };
+    const { orders, recovery } = build(down);
+    const err = (await orders.place(userId, [{ productId, quantity: 1 }]).catch((e: unknown) => e)) as ServiceUnavailable;
+    expect(err).toBeInstanceOf(ServiceUnavailable);
+    const orderId = err.extras.orderId as string;
+
+    const admin = (await call(app.url, 'POST', '/api/v1/users/login', { body: TEST_ADMIN })).body.accessToken as string;
+    const view = await call<{ items: Record<string, unknown>[]; total: number }>(app.url, 'GET', '/api/v1/admin/orders?status=pending&limit=100', { token: admin });
+    expect(view.status).toBe(200);
+    expect(view.body.items.find((o) => o.id === orderId)).toMatchObject({ status: 'pending', stockHeld: true, lastStep: 'reserve_failed', lastError: 'catalogue down: connection refused', userId });
+    // Stuck means idle past the pending timeout: at once with a timeout of 0, not with an hour.
+    expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 0)).items.map((o) => o.id)).toContain(orderId);
+    expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 3600)).items.map((o) => o.id)).not.toContain(orderId);
+    const stuckBefore = (await orders.stuckCounts(0)).pending;
+    expect(stuckBefore).toBeGreaterThanOrEqual(1);
+    // The module's gauge is on /metrics (its own timeout is the configured one, so only the series is checked here).
+    expect((await call<string>(app.url, 'GET', '/metrics')).text).toMatch(/toko_orders_stuck\{module="order",state="pending"[^}]*\} \d+/);
+
+    await recovery.runOnce();
+    const after = await call<{ items: Record<string, unknown>[] }>(app.url, 'GET', '/api/v1/admin/orders?status=rejected&limit=100', { token: admin });
+    expect(after.body.items.find((o) => o.id === orderId)).toMatchObject({ status: 'rejected', lastStep: 'rejected', stockHeld: false });
+    expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 0)).items.map((o) => o.id)).not.toContain(orderId);
+
+    const customer = await registerCustomer(app.url);
+    const token = (await call(app.url, 'POST', '/api/v1/users/login', { body: { email: customer.email, password: customer.password } })).body.accessToken as string;
+    expect((await call(app.url, 'GET', '/api/v1/admin/orders', { token })).status).toBe(403);
+    expect((await call(app.url, 'GET', '/api/v1/admin/orders?stuck=maybe', { token: admin })).status).toBe(422);
   });
 });

@@ -73,13 +73,15 @@ export class OrderRecovery {
       try {
         // Release first: if we die after it, the next pass releases again (a no-op) and rejects.
         await products.releaseStock({ reservationId: order.id });
-        const rejected = await orders.transition(order.id, 'pending', { status: 'rejected', rejectionReason: 'not_completed', stockHeld: false });
+        const rejected = await orders.transition(order.id, 'pending', { status: 'rejected', rejectionReason: 'not_completed', stockHeld: false, lastStep: 'rejected' });
         if (rejected) {
           result.compensated++;
           logger.warn({ orderId: order.id }, 'stuck pending order released and rejected');
         }
       } catch (err) {
         logger.warn({ err, orderId: order.id }, 'could not compensate a pending order; will retry');
+        const why = `recovery could not release the stock: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
+        await orders.transition(order.id, 'pending', { lastError: why }).catch(() => undefined);
       }
     }
 

@@ -3,11 +3,29 @@ import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
 import { ProductId } from '../product/contract.ts';
 import { ORDER_STATUSES, OrderDto } from './contract.ts';
+import { ORDER_STEPS } from './order.entity.ts';
 import type { OrderService } from './order.service.ts';
 
 export interface OrderRuntime {
   service: OrderService;
+  /** An unfinished order idle this long is stuck (ORDER_PENDING_TIMEOUT_SECONDS). */
+  stuckAfterSeconds: number;
 }
+
+const OrderSagaDto = z
+  .object({
+    id: z.string(),
+    userId: z.string(),
+    status: z.enum(ORDER_STATUSES),
+    stockHeld: z.boolean().meta({ description: 'The product module may still hold stock for this order' }),
+    lastStep: z.enum(ORDER_STEPS),
+    lastError: z.string().nullable().meta({ description: 'Why the saga stopped at its last step, if it failed there' }),
+    rejectionReason: z.string().nullable(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    updatedAt: z.string().meta({ format: 'date-time' }),
+    idleSeconds: z.number().int().meta({ description: 'Seconds since the saga last moved' }),
+  })
+  .meta({ id: 'OrderSaga' });
 
 const route = routesFor<OrderRuntime>();
 
@@ -71,6 +89,25 @@ export const orderRoutes = [
     response: OrderDto,
     problems: [404],
     handler: ({ params, principal }, { service }) => service.get(params.id, principal!),
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/admin/orders',
+    summary: 'Orders by saga state, with the last step and error of each (admin)',
+    description: [
+      'The "why is this order stuck" view. `stuck=true` keeps the orders the recovery pass has yet to finish — pending, or cancelled with stock still held —',
+      'untouched for longer than ORDER_PENDING_TIMEOUT_SECONDS, oldest first. `lastStep` is one of: ' + ORDER_STEPS.join(', ') + '.',
+    ].join(' '),
+    tags: ['orders', 'admin'],
+    access: 'admin',
+    query: z.strictObject({
+      ...pageQuery,
+      status: z.enum(ORDER_STATUSES).optional(),
+      stuck: z.enum(['true', 'false']).optional().transform((v) => v === 'true').meta({ description: 'Only orders recovery has yet to finish, idle past the pending timeout' }),
+    }),
+    response: pageOf(OrderSagaDto).meta({ id: 'OrderSagaPage' }),
+    problems: [403],
+    handler: ({ query }, { service, stuckAfterSeconds }) => service.sagas(query, stuckAfterSeconds),
   }),
   route({
     method: 'post',

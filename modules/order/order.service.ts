@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
 import { outboxInsert, outboxValues, type EventRecorder } from '../../src/kit/events.ts';
 import type { Sql } from '../../src/kit/sql.ts';
-import { AppError, ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
+import { ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
 import type { Page } from '../../src/kit/pagination.ts';
-import { OutOfStock, ProductNotFound, type ProductPort, type Reservation } from '../product/contract.ts';
+import { OutOfStock, ProductNotFound, ReservationClosed, type ProductPort, type Reservation } from '../product/contract.ts';
 import { UserNotFound, type UserPort } from '../user/contract.ts';
 import { OrderNotFound, type OrderDto } from './contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
@@ -67,6 +67,8 @@ interface OrderRow {
   currency: string;
   rejection_reason: string | null;
   stock_held: boolean;
+  last_step: Order['lastStep'];
+  last_error: string | null;
   created_at: string | Date;
   updated_at: string | Date;
 }
@@ -80,6 +82,8 @@ const fromRow = (r: OrderRow): Order => ({
   currency: r.currency.trim(),
   rejectionReason: r.rejection_reason,
   stockHeld: r.stock_held,
+  lastStep: r.last_step,
+  lastError: r.last_error,
   createdAt: new Date(r.created_at),
   updatedAt: new Date(r.updated_at),
 });
@@ -91,6 +95,8 @@ const CHANGEABLE: Partial<Record<keyof Order, string>> = {
   total: '"total"',
   rejectionReason: '"rejection_reason"',
   stockHeld: '"stock_held"',
+  lastStep: '"last_step"',
+  lastError: '"last_error"',
 };
 
 /** `"a" = $3, "b" = $4, "updated_at" = $5` and its values, parameters from `$first`. */
@@ -107,6 +113,27 @@ function setClause(change: Partial<Order>, updatedAt: Date, first: number): { sq
   parts.push(`"updated_at" = $${first + values.length - 1}`);
   return { sql: parts.join(', '), values };
 }
+
+/** Orders the recovery pass has yet to finish (matches the partial index `orders_unfinished_index`). */
+const UNFINISHED = `"status" = 'pending' or ("status" = 'cancelled' and "stock_held")`;
+
+/** An order as the staff's saga view shows it. */
+export interface OrderSaga {
+  id: string;
+  userId: string;
+  status: Order['status'];
+  stockHeld: boolean;
+  lastStep: Order['lastStep'];
+  lastError: string | null;
+  rejectionReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Seconds since the saga last moved. */
+  idleSeconds: number;
+}
+
+/** An error as staff may read it: its message, never a stack, at most 500 characters. */
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);
 
 export class OrderService {
   /** `toko_orders_total{outcome,reason}`: orders leaving `pending` or `confirmed`, counted where the change commits. */
@@ -176,6 +203,8 @@ export class OrderService {
       currency: this.d.currency,
       rejectionReason: null,
       stockHeld: true,
+      lastStep: 'placed',
+      lastError: null,
       createdAt: now,
       updatedAt: now,
     };
@@ -211,7 +240,7 @@ export class OrderService {
     const entry = this.d.events.entry('order.confirmed', toOrderDto(order));
     const rows = await this.d.sql.query(
       `with "changed" as (
-         update "orders"."orders" set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4
+         update "orders"."orders" set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4, "last_step" = 'confirmed', "last_error" = null
          where "id" = $1 and "status" = 'pending' returning "id")
        ${outboxInsert('orders', 5, '"changed"')} returning "id"`,
       [order.id, JSON.stringify(order.lines), order.total, order.updatedAt, ...outboxValues(entry)],
@@ -225,19 +254,20 @@ export class OrderService {
 
   private async failedReservation(orderId: string, err: unknown): Promise<Error> {
     if (err instanceof OutOfStock) {
-      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'out_of_stock', stockHeld: false });
+      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'out_of_stock', stockHeld: false, lastStep: 'rejected' });
       this.d.logger.info({ orderId }, 'order rejected: out of stock');
       return new OrderOutOfStock(err.message, { orderId, items: err.extras.items });
     }
     if (err instanceof ProductNotFound) {
-      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'product_unavailable', stockHeld: false });
+      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'product_unavailable', stockHeld: false, lastStep: 'rejected' });
       return new OrderRejected('A product was removed while ordering', { orderId, ids: err.extras.ids });
     }
-    if (err instanceof AppError && err.status === 409) {
+    if (err instanceof ReservationClosed) {
       // The reservation was closed: the recovery pass already gave this order up.
       return new OrderRejected('The order could not be completed in time and was released', { orderId });
     }
     this.d.logger.warn({ err, orderId }, 'stock reservation failed; order left pending for recovery');
+    await this.transition(orderId, 'pending', { lastStep: 'reserve_failed', lastError: errorText(err) }).catch(() => undefined);
     return new ServiceUnavailable('The catalogue is not available right now; the order was not placed', { orderId, retryAfterSeconds: 5 });
   }
 
@@ -300,10 +330,58 @@ export class OrderService {
     return { items: orders.map(toOrderDto), total, skip: q.skip, limit: q.limit };
   }
 
+  /**
+   * Orders by saga state, for staff: each with its last step and error.
+   * `stuck` keeps those the recovery pass has yet to finish — pending, or
+   * cancelled with stock still held — untouched for `stuckAfterSeconds`;
+   * oldest first.
+   */
+  async sagas(q: { skip: number; limit: number; status?: Order['status']; stuck?: boolean }, stuckAfterSeconds: number): Promise<Page<OrderSaga>> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (q.status) where.push(`"status" = $${values.push(q.status)}`);
+    if (q.stuck) where.push(`(${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $${values.push(stuckAfterSeconds)})`);
+    const filter = where.length ? `where ${where.join(' and ')}` : '';
+    const rows = await this.d.sql.query<OrderRow & { total_count: string }>(
+      `select *, count(*) over () as "total_count" from "orders"."orders" ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
+      [...values, q.limit, q.skip],
+    );
+    const total = rows[0] ? Number(rows[0].total_count) : q.skip > 0 ? Number((await this.d.sql.query<{ n: string }>(`select count(*) as n from "orders"."orders" ${filter}`, values))[0]!.n) : 0;
+    const now = Date.now();
+    return {
+      items: rows.map(fromRow).map((o) => ({
+        id: o.id,
+        userId: o.userId,
+        status: o.status,
+        stockHeld: o.stockHeld,
+        lastStep: o.lastStep,
+        lastError: o.lastError,
+        rejectionReason: o.rejectionReason,
+        createdAt: o.createdAt.toISOString(),
+        updatedAt: o.updatedAt.toISOString(),
+        idleSeconds: Math.max(0, Math.floor((now - o.updatedAt.getTime()) / 1000)),
+      })),
+      total,
+      skip: q.skip,
+      limit: q.limit,
+    };
+  }
+
+  /** How many orders recovery has yet to finish, untouched for `afterSeconds`: pending ones, and cancelled ones still holding stock. */
+  async stuckCounts(afterSeconds: number): Promise<{ pending: number; stockHeld: number }> {
+    const [row] = await this.d.sql.query<{ pending: string; held: string }>(
+      `select count(*) filter (where "status" = 'pending') as "pending", count(*) filter (where "status" = 'cancelled') as "held"
+       from "orders"."orders" where (${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $1)`,
+      [afterSeconds],
+      'orders.stuckCounts',
+    );
+    return { pending: Number(row?.pending ?? 0), stockHeld: Number(row?.held ?? 0) };
+  }
+
   /** Cancels a confirmed order and gives its stock back; a failed give-back is retried by the recovery pass. */
   async cancel(id: string, principal: Principal): Promise<OrderDto> {
     const order = await this.visible(id, principal);
-    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled' }, 'order.cancelled') : null;
+    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled', lastStep: 'cancelled' }, 'order.cancelled') : null;
     if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { status: order.status });
     this.d.logger.info({ orderId: id }, 'order cancelled');
     return toOrderDto((await this.releaseStock(cancelled)) ?? cancelled);
@@ -315,8 +393,9 @@ export class OrderService {
       await this.d.products.releaseStock({ reservationId: order.id });
     } catch (err) {
       this.d.logger.warn({ err, orderId: order.id }, 'stock release failed; the recovery pass will retry');
+      await this.transition(order.id, order.status, { lastStep: 'release_failed', lastError: errorText(err) }).catch(() => undefined);
       return null;
     }
-    return this.transition(order.id, order.status, { stockHeld: false });
+    return this.transition(order.id, order.status, { stockHeld: false, lastStep: 'released', lastError: null });
   }
 }

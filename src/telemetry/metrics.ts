@@ -4,7 +4,7 @@ import { Counter as PromCounter, Gauge, type Registry } from 'prom-client';
 import type { ModuleName } from '../config.ts';
 import type { EventHandler } from '../kit/events.ts';
 import { SpanKind, contextFrom, inSpan } from '../kit/tracing.ts';
-import type { Counter, Meter } from '../kit/meter.ts';
+import type { Counter, GaugeSpec, Meter } from '../kit/meter.ts';
 import type { ModuleDatabase } from '../kit/module.ts';
 
 /**
@@ -18,6 +18,19 @@ export function registryMeter(registry: Registry, module: string): Meter {
       const labelNames = ['module', ...spec.labelNames];
       const metric = (registry.getSingleMetric(spec.name) as PromCounter<string> | undefined) ?? new PromCounter({ ...spec, labelNames, registers: [registry] });
       return { inc: (labels, by = 1) => metric.inc({ module, ...labels }, by) };
+    },
+    gauge<L extends string>(spec: GaugeSpec<L>): void {
+      if (registry.getSingleMetric(spec.name)) return;
+      new Gauge({
+        name: spec.name,
+        help: spec.help,
+        labelNames: ['module', ...spec.labelNames],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const { labels, value } of await spec.collect().catch(() => [])) this.set({ module, ...labels }, value);
+        },
+      });
     },
   };
 }
