@@ -61,6 +61,11 @@ function checkTopology(file: string) {
       expect(c.serviceKey, `${file}: ${name} needs SERVICE_KEY`).toBeDefined();
     }
   }
+  // Secrets have no default a deployment could keep by accident: compose refuses to start without them.
+  const text = readFileSync(path.join(ROOT, file), 'utf8');
+  expect(text, `${file}: no stock password`).not.toMatch(/change-me/i);
+  for (const [, name] of text.matchAll(/\$\{([A-Z_]*(?:PASSWORD|KEY|SECRET)[A-Z_]*)(?::-|-)/g)) expect.fail(`${file}: ${name} has a default`);
+  for (const name of ['ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD']) expect(text, `${file}: ${name} is required`).toMatch(new RegExp(`\\$\\{${name}:\\?`));
   // Redis holds the events on their way: it must keep them across a restart and never evict one.
   const redis = compose.services.redis!;
   const args = Array.isArray(redis.command) ? redis.command.join(' ') : (redis.command ?? '');
