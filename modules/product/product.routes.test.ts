@@ -118,4 +118,14 @@ describe('admin writes', () => {
     expect((await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1 }, { token: customer })).status).toBe(403);
     expect((await http.get<Product>(`/api/v1/products/${p.id}`)).body.stock).toBe(7);
   });
+
+  it('answers 422 with the bound, not 500, when stock would pass what a product can hold, and keeps the stock', async () => {
+    const p = await create({ name: 'Beras', price: 100, stock: 0, category: 'rumah' });
+    for (let i = 0; i < 2; i++) expect((await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1e9 }, { token: admin })).status).toBe(200);
+    const third = await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1e9 }, { token: admin });
+    expect(third.status).toBe(422);
+    expect(third.body.errors).toEqual([{ path: 'delta', message: 'At most 147483647 can be added: stock cannot exceed 2147483647' }]);
+    expect((await http.get<Product>(`/api/v1/products/${p.id}`)).body.stock).toBe(2e9);
+    expect((await http.post<Product>(`/api/v1/products/${p.id}/stock`, { delta: 147_483_647 }, { token: admin })).body.stock).toBe(2_147_483_647);
+  });
 });

@@ -126,7 +126,7 @@ export const productRoutes = [
     method: 'post',
     path: '/api/v1/products/:id/stock',
     summary: 'Restock or correct stock atomically (admin)',
-    description: 'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero.',
+    description: 'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero, and 422 (naming how much can still be added) instead of going past 2,147,483,647.',
     tags: ['products'],
     access: 'admin',
     params: idParams,

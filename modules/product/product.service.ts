@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { Page } from '../../src/kit/pagination.ts';
+import { ValidationFailed } from '../../src/kit/errors.ts';
 import { ReadCache } from '../../src/kit/read-cache.ts';
 import { ProductNotFound, type ProductPrice, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import { DEMO_CATALOGUE } from './seed/demo-catalogue.ts';
-import type { NewProduct, ProductPatch, ProductQuery, ProductRecord, ProductStore } from './stores/store.ts';
+import { MAX_STOCK, type NewProduct, type ProductPatch, type ProductQuery, type ProductRecord, type ProductStore } from './stores/store.ts';
 
 export interface ProductDto {
   id: string;
@@ -136,6 +137,10 @@ export class ProductService {
     if (change.ok) return this.dto(change.product);
     if (change.reason === 'not_found') throw this.notFound(id);
     const current = await this.store.get(id);
+    if (change.reason === 'too_much') {
+      const room = MAX_STOCK - (current?.stock ?? 0);
+      throw new ValidationFailed(`Stock cannot exceed ${MAX_STOCK}`, { errors: [{ path: 'delta', message: `At most ${room} can be added: stock cannot exceed ${MAX_STOCK}` }] });
+    }
     throw new StockConflict('Stock cannot go below zero', { productId: id, stock: current?.stock ?? 0, delta });
   }
 

@@ -7,6 +7,7 @@ import {
   explain,
   normaliseLines,
   sortOrder,
+  MAX_STOCK,
   type NewProduct,
   type ProductPatch,
   type ProductQuery,
@@ -122,12 +123,13 @@ export class MongoProductStore implements ProductStore {
     const _id = oid(id);
     if (!_id) return { ok: false, reason: 'not_found' };
     const doc = await this.products().findOneAndUpdate(
-      { _id, stock: { $gte: -delta } },
+      { _id, stock: { $gte: -delta, $lte: MAX_STOCK - delta } },
       { $inc: { stock: delta }, $set: { updatedAt: new Date() } },
       { returnDocument: 'after' },
     );
     if (doc) return { ok: true, product: toRecord(doc) };
-    return { ok: false, reason: (await this.get(id)) ? 'insufficient' : 'not_found' };
+    const current = await this.get(id);
+    return { ok: false, reason: !current ? 'not_found' : current.stock + delta < 0 ? 'insufficient' : 'too_much' };
   }
 
   async reserve(reservationId: string, input: StockLine[]): Promise<Reservation> {

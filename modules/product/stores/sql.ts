@@ -8,6 +8,7 @@ import { ProductEntity } from '../product.entity.ts';
 import {
   normaliseLines,
   sortOrder,
+  MAX_STOCK,
   explain,
   type NewProduct,
   type ProductPatch,
@@ -103,11 +104,12 @@ export class SqlProductStore implements ProductStore {
   async adjustStock(id: string, delta: number): Promise<StockChange> {
     const rows = await this.em().execute<Row[]>(
       `update "products"."products" set "stock" = "stock" + ?, "updated_at" = now()
-       where "id" = ? and "stock" + ? >= 0 returning *`,
+       where "id" = ? and "stock"::bigint + ?::bigint between 0 and ${MAX_STOCK} returning *`,
       [delta, id, delta],
     );
     if (rows[0]) return { ok: true, product: fromRow(rows[0]) };
-    return { ok: false, reason: (await this.get(id)) ? 'insufficient' : 'not_found' };
+    const current = await this.get(id);
+    return { ok: false, reason: !current ? 'not_found' : current.stock + delta < 0 ? 'insufficient' : 'too_much' };
   }
 
   /** One statement (products.reserve_stock, a committed migration): claim the id, take every line or none, record what was taken. */

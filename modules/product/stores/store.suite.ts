@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OutOfStock, ProductNotFound, ReservationClosed } from '../contract.ts';
-import type { NewProduct, ProductStore } from './store.ts';
+import { MAX_STOCK, type NewProduct, type ProductStore } from './store.ts';
 
 /**
  * The behaviour every ProductStore promises, run against each implementation
@@ -81,6 +81,14 @@ export function productStoreSuite(store: () => ProductStore) {
       expect((await store().get(p.id))!.stock).toBe(0);
       expect(await store().adjustStock(p.id, 5)).toMatchObject({ ok: true, product: { stock: 5 } });
       expect(await store().adjustStock('0123456789abcdef01234567', 1)).toEqual({ ok: false, reason: 'not_found' });
+    });
+
+    it('never holds more than MAX_STOCK, whichever store', async () => {
+      const p = await store().create(product({ stock: 10 }));
+      expect(await store().adjustStock(p.id, MAX_STOCK)).toEqual({ ok: false, reason: 'too_much' });
+      expect(await store().adjustStock(p.id, MAX_STOCK - 10)).toMatchObject({ ok: true, product: { stock: MAX_STOCK } });
+      expect(await store().adjustStock(p.id, 1)).toEqual({ ok: false, reason: 'too_much' });
+      expect((await store().get(p.id))!.stock).toBe(MAX_STOCK);
     });
 
     it('reserves every line or none, naming each short product', async () => {

@@ -38,7 +38,10 @@ export interface ProductQuery {
   sort: ProductSort;
 }
 
-export type StockChange = { ok: true; product: ProductRecord } | { ok: false; reason: 'not_found' | 'insufficient' };
+/** The most stock one product can hold (PostgreSQL's integer column); both stores keep to it. */
+export const MAX_STOCK = 2_147_483_647;
+
+export type StockChange = { ok: true; product: ProductRecord } | { ok: false; reason: 'not_found' | 'insufficient' | 'too_much' };
 
 /**
  * Where products live. Two implementations, one behaviour, one test suite
