@@ -45,6 +45,7 @@ describe('loadConfig', () => {
     [{ BCRYPT_COST: '3' }, 'BCRYPT_COST: expected a whole number from 4 to 15'],
     [{ ADMIN_EMAIL: 'boss@toko.test' }, 'ADMIN_PASSWORD: expected to be set together'],
     [{ ADMIN_EMAIL: 'boss@toko.test', ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD: expected at least 8 characters'],
+    [{ ADMIN_EMAIL: 'boss@toko.test', ADMIN_PASSWORD: 'é'.repeat(37) }, 'ADMIN_PASSWORD: expected at most 72 bytes'],
     [{ JWT_PRIVATE_KEY: 'not a pem' }, 'JWT_PRIVATE_KEY: expected a PEM private key'],
     [{ BODY_LIMIT: 'huge' }, 'BODY_LIMIT: expected a size like 100kb or 1mb'],
   ])('refuses %j naming the variable', (env, message) => {

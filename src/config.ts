@@ -1,6 +1,7 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { MAX_PASSWORD_BYTES, fitsBcrypt } from './kit/auth.ts';
 
 /** Every module toko knows, in start-up order. */
 export const MODULE_NAMES = ['user', 'product', 'order', 'notification'] as const;
@@ -227,7 +228,7 @@ const envSchema = z
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
     LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
     ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
-    ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').optional()),
+    ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional()),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {

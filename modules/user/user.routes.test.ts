@@ -81,6 +81,15 @@ describe('POST /api/v1/users/register', () => {
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([{ path: 'password', message: 'Must be at most 72 bytes' }]);
   });
+
+  it('does not let a longer password log in to an account whose password is its first 72 bytes', async () => {
+    const u = newUser({ password: 'k'.repeat(72) });
+    expect((await http.post('/api/v1/users/register', u)).status).toBe(201);
+    expect((await http.post('/api/v1/users/login', { email: u.email, password: u.password })).status).toBe(200);
+    const longer = await http.post('/api/v1/users/login', { email: u.email, password: `${u.password}-and-anything` });
+    expect(longer.status).toBe(422);
+    expect(longer.body.errors).toEqual([{ path: 'password', message: 'Must be at most 72 bytes' }]);
+  });
 });
 
 describe('POST /api/v1/users/login', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { TokenIssuer } from '../../src/kit/auth.ts';
+import { MAX_PASSWORD_BYTES, fitsBcrypt, type TokenIssuer } from '../../src/kit/auth.ts';
 import { Unauthorized } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
@@ -24,8 +24,7 @@ const email = z
 const password = z
   .string()
   .min(8, 'Must be at least 8 characters')
-  // bcrypt reads only the first 72 bytes; longer passwords would be silently cut.
-  .refine((v) => Buffer.byteLength(v, 'utf8') <= 72, 'Must be at most 72 bytes')
+  .refine(fitsBcrypt, `Must be at most ${MAX_PASSWORD_BYTES} bytes`)
   .meta({ example: 'rahasia-sekali' });
 
 export const RegisterBody = z
@@ -43,7 +42,8 @@ export const RegisterBody = z
 export const LoginBody = z
   .strictObject({
     email,
-    password: z.string().min(1, 'Must not be empty').max(1024).meta({ example: 'rahasia-sekali' }),
+    // The same bound as at registration: a longer password cannot be anyone's, and bcrypt would ignore its tail.
+    password: z.string().min(1, 'Must not be empty').refine(fitsBcrypt, `Must be at most ${MAX_PASSWORD_BYTES} bytes`).meta({ example: 'rahasia-sekali' }),
   })
   .meta({ id: 'LoginRequest', example: { email: 'siti@example.co.id', password: 'rahasia-sekali' } });
 

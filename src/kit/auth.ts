@@ -53,3 +53,12 @@ export function ownerScope(principal: Principal, requested: string | undefined, 
   if (requested && requested !== principal.userId) throw new Forbidden(`Only administrators may list other users’ ${what}`);
   return principal.userId;
 }
+
+/**
+ * bcrypt reads only the first 72 bytes of a password. Rather than cut longer
+ * ones silently (so that any suffix would log in), every place that takes a
+ * password refuses more: registration, login, ADMIN_PASSWORD.
+ */
+export const MAX_PASSWORD_BYTES = 72;
+
+export const fitsBcrypt = (password: string): boolean => Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
