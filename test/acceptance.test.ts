@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SplitTopology } from '../src/split/topology.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
@@ -125,6 +126,25 @@ describe.each([
     expect(short.body.items).toEqual([{ productId: product.id, requested: 2, available: 1 }]);
     expect((await http.get('/api/v1/products?category[$ne]=x')).status).toBe(422);
     expect(await stockOf(product.id)).toBe(1);
+  });
+
+  it.skipIf(skip)('answers methods it does not serve (TRACE, PROPFIND) with a 405 problem document, never a 5xx', async () => {
+    for (const method of ['TRACE', 'PROPFIND']) {
+      for (const path of ['/api/v1/products', '/health']) {
+        // fetch refuses TRACE itself; node:http sends any method.
+        const res = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+          const req = request(`${t.url}${path}`, { method }, (r) => {
+            let body = '';
+            r.setEncoding('utf8').on('data', (c: string) => (body += c));
+            r.on('end', () => resolve({ status: r.statusCode!, type: String(r.headers['content-type']), body }));
+          });
+          req.on('error', reject).end();
+        });
+        expect(res.status, `${method} ${path}`).toBe(405);
+        expect(res.type, `${method} ${path}`).toContain('application/problem+json');
+        expect(JSON.parse(res.body), `${method} ${path}`).toMatchObject({ status: 405, code: 'HTTP.METHOD_NOT_ALLOWED' });
+      }
+    }
   });
 
   it.skipIf(skip || name !== 'split behind the gateway')('keeps /internal off the gateway', async () => {
