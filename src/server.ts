@@ -109,6 +109,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
 
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart, embedded: opts.embedded });
+  // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
+  registerPoolMetrics(metrics.registry, databases);
   const eventing = await createEventing(config, databases, logger);
   const ports: Ports = {};
   const modules = await buildModules({
@@ -172,7 +174,6 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
 
   // Pools first: collected in this order, the gauges read the pools before the outbox gauges' own queries take a connection.
-  registerPoolMetrics(metrics.registry, databases);
   registerOutboxMetrics(metrics.registry, eventing.relays);
   registerBreakerMetrics(metrics.registry, remotes.breakers);
   registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
