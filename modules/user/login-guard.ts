@@ -2,50 +2,72 @@ import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import { TooManyRequests } from '../../src/kit/errors.ts';
 
 export interface LoginGuardOptions {
-  /** Failed logins allowed for one e-mail within the window. */
+  /** Failed logins allowed for one e-mail from one client address within the window. */
   maxFailuresPerEmail: number;
-  /** Failed logins allowed from one client address within the window. */
+  /** Failed logins allowed from one client address, whatever the e-mails, within the window. */
   maxFailuresPerClient: number;
+  /** Failed logins allowed for one e-mail from every address together within the window: slows a guesser spread over many addresses. */
+  maxFailuresPerEmailAnywhere: number;
   windowSeconds: number;
 }
 
 /**
- * Slows password guessing: after N failed logins for one e-mail, or M from
- * one client, within the window, login answers 429 with Retry-After until
- * the window has passed. Attempts are counted when they start, not when they
- * fail; a successful login clears that e-mail's count.
+ * Slows password guessing without letting anyone lock anyone else out:
+ * - one e-mail from one address: `maxFailuresPerEmail` tries, counted when
+ *   they start (a burst of concurrent guesses gets no more), a success gives
+ *   them back; so the owner, from another address, still logs in;
+ * - one address over any e-mails: `maxFailuresPerClient` failures (only
+ *   failures: forty colleagues behind one NAT logging in at once are fine);
+ * - one e-mail from everywhere: `maxFailuresPerEmailAnywhere` failures, a
+ *   slower limit for guessing spread over many addresses.
+ * Past any of them, login answers 429 with Retry-After.
  */
 export class LoginGuard {
-  private readonly byEmail: RateLimiterMemory;
-  private readonly byClient: RateLimiterMemory;
+  private readonly tries: RateLimiterMemory;
+  private readonly clientFailures: RateLimiterMemory;
+  private readonly emailFailures: RateLimiterMemory;
   private readonly o: LoginGuardOptions;
 
   constructor(opts: LoginGuardOptions) {
     this.o = { ...opts };
-    if (this.o.maxFailuresPerEmail < 1 || this.o.maxFailuresPerClient < 1) throw new Error('failure limits must be at least 1');
+    if (this.o.maxFailuresPerEmail < 1 || this.o.maxFailuresPerClient < 1 || this.o.maxFailuresPerEmailAnywhere < 1) throw new Error('failure limits must be at least 1');
     if (this.o.windowSeconds < 1) throw new Error('windowSeconds must be at least 1');
-    this.byEmail = new RateLimiterMemory({ keyPrefix: 'login-email', points: this.o.maxFailuresPerEmail, duration: this.o.windowSeconds });
-    this.byClient = new RateLimiterMemory({ keyPrefix: 'login-client', points: this.o.maxFailuresPerClient, duration: this.o.windowSeconds });
+    const duration = this.o.windowSeconds;
+    this.tries = new RateLimiterMemory({ keyPrefix: 'login-email-client', points: this.o.maxFailuresPerEmail, duration });
+    this.clientFailures = new RateLimiterMemory({ keyPrefix: 'login-client', points: this.o.maxFailuresPerClient, duration });
+    this.emailFailures = new RateLimiterMemory({ keyPrefix: 'login-email', points: this.o.maxFailuresPerEmailAnywhere, duration });
   }
 
   /**
-   * Takes one attempt from the e-mail's and the client's allowance before the
-   * password is even checked, so a burst of concurrent guesses cannot all get
-   * through while the first ones are still hashing. Throws TooManyRequests
-   * when either allowance is used up. A successful login gives its attempt back.
+   * Before the password is checked: refuses when the address or the e-mail
+   * has used up its failures, then takes one try from this e-mail's allowance
+   * at this address. Throws TooManyRequests.
    */
   async attempt(email: string, client: string): Promise<void> {
-    const taken = await Promise.allSettled([this.byEmail.consume(email), this.byClient.consume(client)]);
-    const refused = taken.flatMap((t) => (t.status === 'rejected' ? [t.reason as unknown] : []));
-    if (refused.length === 0) return;
-    const failure = refused.find((r) => r instanceof Error);
-    if (failure) throw failure;
-    const waitMs = Math.max(...refused.map((r) => (r as RateLimiterRes).msBeforeNext));
-    throw new TooManyRequests('Too many failed logins; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
+    const spent = await Promise.all([this.clientFailures.get(client), this.emailFailures.get(email)]);
+    const over = spent.filter((r, i): r is RateLimiterRes => r !== null && r.consumedPoints >= [this.o.maxFailuresPerClient, this.o.maxFailuresPerEmailAnywhere][i]!);
+    if (over.length) throw this.refusal(Math.max(...over.map((r) => r.msBeforeNext)));
+    try {
+      await this.tries.consume(key(email, client));
+    } catch (err) {
+      if (err instanceof Error) throw err;
+      throw this.refusal((err as RateLimiterRes).msBeforeNext);
+    }
   }
 
-  /** The attempt was right: the e-mail starts afresh, and the client gets its attempt back. */
+  /** The password was wrong: the address and the e-mail each count a failure (the try stays spent). */
+  async failed(email: string, client: string): Promise<void> {
+    await Promise.all([this.clientFailures.penalty(client, 1), this.emailFailures.penalty(email, 1)]);
+  }
+
+  /** The password was right: this e-mail starts afresh at this address. */
   async succeeded(email: string, client: string): Promise<void> {
-    await Promise.all([this.byEmail.delete(email), this.byClient.reward(client, 1)]);
+    await this.tries.delete(key(email, client));
+  }
+
+  private refusal(waitMs: number): TooManyRequests {
+    return new TooManyRequests('Too many failed logins; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
   }
 }
+
+const key = (email: string, client: string) => `${email}\u0000${client}`;

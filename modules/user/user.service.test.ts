@@ -35,7 +35,7 @@ function service(passwords: PasswordHasher) {
     ...sqlDatabase(app.server, 'user'),
     passwords,
     tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
-    guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, windowSeconds: 60 }),
+    guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, maxFailuresPerEmailAnywhere: 100, windowSeconds: 60 }),
     events: createEventRecorder({ module: 'user', schema: 'users', events: userContract.events, wake: () => undefined }),
     logger: pino({ level: 'silent' }),
   });
@@ -66,35 +66,57 @@ describe('UserService.login', () => {
 });
 
 describe('LoginGuard', () => {
-  it('blocks an e-mail after its failures, leaves others alone, and clears on success', async () => {
-    const guard = new LoginGuard({ maxFailuresPerEmail: 2, maxFailuresPerClient: 10, windowSeconds: 60 });
-    await guard.attempt('a@x.co', 'c'); // failed
-    await guard.attempt('a@x.co', 'c'); // failed
+  const limits = { maxFailuresPerEmail: 2, maxFailuresPerClient: 10, maxFailuresPerEmailAnywhere: 100, windowSeconds: 60 };
+  /** One wrong password, as the service reports it. */
+  const fail = async (guard: LoginGuard, email: string, client: string) => {
+    await guard.attempt(email, client);
+    await guard.failed(email, client);
+  };
+
+  it('blocks an e-mail at the address that failed, leaves other e-mails alone, and clears on success', async () => {
+    const guard = new LoginGuard(limits);
+    await fail(guard, 'a@x.co', 'c');
+    await fail(guard, 'a@x.co', 'c');
     await expect(guard.attempt('a@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
     await expect(guard.attempt('b@x.co', 'c')).resolves.toBeUndefined();
     await guard.succeeded('a@x.co', 'c');
     await expect(guard.attempt('a@x.co', 'c')).resolves.toBeUndefined();
   });
 
-  it('counts attempts as they start, so a concurrent burst gets no more tries than the allowance', async () => {
-    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 100, windowSeconds: 60 });
+  it('lets the owner log in from another address while a guesser is locked out (nobody can lock anyone out)', async () => {
+    const guard = new LoginGuard(limits);
+    for (let i = 0; i < 2; i++) await fail(guard, 'admin@x.co', 'attacker');
+    await expect(guard.attempt('admin@x.co', 'attacker')).rejects.toBeInstanceOf(TooManyRequests);
+    await expect(guard.attempt('admin@x.co', 'owner')).resolves.toBeUndefined();
+  });
+
+  it('still slows guessing one e-mail from many addresses, with a limit across all of them', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmailAnywhere: 6 });
+    for (let i = 0; i < 6; i++) await fail(guard, 'spread@x.co', `10.0.0.${i}`);
+    await expect(guard.attempt('spread@x.co', '10.0.9.9')).rejects.toBeInstanceOf(TooManyRequests);
+  });
+
+  it('counts tries as they start, so a concurrent burst on one e-mail from one address gets no more than the allowance', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 5, maxFailuresPerClient: 100 });
     const burst = await Promise.allSettled(Array.from({ length: 30 }, () => guard.attempt('burst@x.co', 'c')));
     expect(burst.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
     expect(burst.filter((r) => r.status === 'rejected' && r.reason instanceof TooManyRequests)).toHaveLength(25);
   });
 
-  it('gives a successful login its attempt back on the client', async () => {
-    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 2, windowSeconds: 60 });
-    for (const e of ['1@x.co', '2@x.co', '3@x.co']) {
-      await guard.attempt(e, 'office');
-      await guard.succeeded(e, 'office');
-    }
-    await expect(guard.attempt('4@x.co', 'office')).resolves.toBeUndefined();
+  it('never counts a successful login against the address: forty colleagues behind one NAT log in at once', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerClient: 2 });
+    const logins = await Promise.allSettled(
+      Array.from({ length: 40 }, async (_, i) => {
+        await guard.attempt(`${i}@x.co`, 'office');
+        await guard.succeeded(`${i}@x.co`, 'office');
+      }),
+    );
+    expect(logins.filter((r) => r.status === 'rejected')).toEqual([]);
   });
 
-  it('blocks a client that fails across many e-mails, with a Retry-After within the window', async () => {
-    const guard = new LoginGuard({ maxFailuresPerEmail: 5, maxFailuresPerClient: 3, windowSeconds: 30 });
-    for (const e of ['1@x.co', '2@x.co', '3@x.co']) await guard.attempt(e, '10.0.0.9');
+  it('blocks an address that fails across many e-mails, with a Retry-After within the window', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 5, maxFailuresPerClient: 3, windowSeconds: 30 });
+    for (const e of ['1@x.co', '2@x.co', '3@x.co']) await fail(guard, e, '10.0.0.9');
     const err = await guard.attempt('4@x.co', '10.0.0.9').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TooManyRequests);
     const retry = Number((err as TooManyRequests).headers['Retry-After']);
@@ -104,6 +126,6 @@ describe('LoginGuard', () => {
   });
 
   it('refuses options that make no sense', () => {
-    expect(() => new LoginGuard({ maxFailuresPerEmail: 0, maxFailuresPerClient: 1, windowSeconds: 1 })).toThrow('at least 1');
+    expect(() => new LoginGuard({ ...limits, maxFailuresPerEmail: 0 })).toThrow('at least 1');
   });
 });

@@ -148,7 +148,10 @@ export class UserService {
     // An unknown e-mail costs one bcrypt comparison too.
     const hash = user?.passwordHash ?? this.d.passwords.dummy;
     const matches = await this.d.passwords.verify(input.password, hash);
-    if (!user || !matches || !user.isActive) throw new InvalidCredentials('E-mail or password is wrong');
+    if (!user || !matches || !user.isActive) {
+      await this.d.guard.failed(input.email, client);
+      throw new InvalidCredentials('E-mail or password is wrong');
+    }
     await this.d.guard.succeeded(input.email, client);
     return this.d.tokens.issue({ id: user.id, role: user.role });
   }
