@@ -13,7 +13,7 @@ import { NotificationNotFound, type NotificationDto } from './contract.ts';
 import { NotificationEntity, type Notification } from './notification.entity.ts';
 import { orderCancelled } from './templates/order-cancelled.ts';
 import { orderConfirmed } from './templates/order-confirmed.ts';
-import { INTL_LOCALE, type Locale, type Rendered } from './templates/template.ts';
+import { INTL_LOCALE, greetingName, type Locale, type Rendered } from './templates/template.ts';
 import { welcome } from './templates/welcome.ts';
 import type { MailTransport } from './transports/transport.ts';
 import type { Sql } from '../../src/kit/sql.ts';
@@ -85,7 +85,7 @@ export class NotificationService {
         this.handle(e, delivery, 'welcome', async () => {
           const p = payload(userContract.events['user.registered'].payload, e);
           const user = await recipient(p.userId);
-          return { userId: user.id, recipient: user.email, rendered: welcome[t]({ fullName: user.fullName, username: user.username }) };
+          return { userId: user.id, recipient: user.email, rendered: welcome[t]({ fullName: greetingName(user.fullName, user.username), username: user.username }) };
         }),
       'order.confirmed': (e, delivery) =>
         this.handle(e, delivery, 'order-confirmed', async () => {
@@ -95,7 +95,7 @@ export class NotificationService {
           return {
             userId: user.id,
             recipient: user.email,
-            rendered: orderConfirmed[t]({ fullName: user.fullName, orderId: order.id, items, total: this.money(order.total, order.currency) }),
+            rendered: orderConfirmed[t]({ fullName: greetingName(user.fullName, user.username), orderId: order.id, items, total: this.money(order.total, order.currency) }),
           };
         }),
       'order.cancelled': (e, delivery) =>
@@ -105,7 +105,7 @@ export class NotificationService {
           return {
             userId: user.id,
             recipient: user.email,
-            rendered: orderCancelled[t]({ fullName: user.fullName, orderId: order.id, total: this.money(order.total, order.currency) }),
+            rendered: orderCancelled[t]({ fullName: greetingName(user.fullName, user.username), orderId: order.id, total: this.money(order.total, order.currency) }),
           };
         }),
     };

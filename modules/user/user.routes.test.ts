@@ -82,6 +82,18 @@ describe('POST /api/v1/users/register', () => {
     expect(res.body.errors).toEqual([{ path: 'password', message: 'Must be at most 72 bytes' }]);
   });
 
+  it('refuses names that would put line breaks, bidi tricks or links into a mail to someone else, and keeps real names', async () => {
+    const phishing = ['Budi\n\nYour account is suspended. Verify at https://evil.example/login', 'Siti\u202Egnp.exe', 'Ani www.hadiah-toko.example', 'Rudi\u2028PS: reply with your PIN'];
+    for (const fullName of phishing) {
+      const res = await http.post('/api/v1/users/register', newUser({ fullName }));
+      expect(res.status, JSON.stringify(fullName)).toBe(422);
+      expect((res.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['fullName']);
+    }
+    for (const fullName of ['Siti Nur’aini', 'José da Silva-Putri', 'I Gusti Ngurah Rai', '김민지']) {
+      expect((await http.post('/api/v1/users/register', newUser({ fullName }))).status, fullName).toBe(201);
+    }
+  });
+
   it('does not let a longer password log in to an account whose password is its first 72 bytes', async () => {
     const u = newUser({ password: 'k'.repeat(72) });
     expect((await http.post('/api/v1/users/register', u)).status).toBe(201);

@@ -3,6 +3,7 @@ import { MAX_PASSWORD_BYTES, fitsBcrypt, type TokenIssuer } from '../../src/kit/
 import { Unauthorized } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
+import { CONTROL_OR_FORMAT, looksLikeLink } from '../../src/kit/values.ts';
 import { UserDto, UserNotFound } from './contract.ts';
 import type { UserService } from './user.service.ts';
 
@@ -35,7 +36,15 @@ export const RegisterBody = z
       .regex(/^[a-z0-9_.-]{3,32}$/, 'Must be 3-32 characters of a-z, 0-9, _ . -')
       .meta({ example: 'siti_rahma' }),
     password,
-    fullName: z.string().trim().min(1, 'Must not be empty').max(200).meta({ example: 'Siti Rahmawati' }),
+    fullName: z
+      .string()
+      .trim()
+      .min(1, 'Must not be empty')
+      .max(200)
+      // It is written into mails to the address given: no line breaks, no bidi tricks, no links that would read as the shop's own.
+      .refine((v) => !CONTROL_OR_FORMAT.test(v), 'Must not contain control or formatting characters')
+      .refine((v) => !looksLikeLink(v), 'Must not contain a web address')
+      .meta({ example: 'Siti Rahmawati' }),
   })
   .meta({ id: 'RegisterRequest', example: { email: 'siti@example.co.id', username: 'siti_rahma', password: 'rahasia-sekali', fullName: 'Siti Rahmawati' } });
 
