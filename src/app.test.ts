@@ -96,6 +96,19 @@ describe('problem documents', () => {
     expect(q.body.errors).toEqual([{ path: 'category', message: 'Must not contain NUL characters' }]);
   });
 
+  it('refuses lone UTF-16 surrogates anywhere in a JSON body with 422, and the log line carries neither SQL nor the e-mail', async () => {
+    const u = newUser();
+    const raw = JSON.stringify({ ...u, fullName: 'x' }).replace('"fullName":"x"', '"fullName":"\\ud800"');
+    const res = await call(app.url, 'POST', '/api/v1/users/register', { raw, headers: { 'content-type': 'application/json', 'x-request-id': 'lone-surrogate' } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: 'fullName', message: 'Must be valid Unicode text (no lone surrogates)' }]);
+    const nested = await call(app.url, 'POST', '/api/v1/users/login', { raw: '{"email":"a@b.co","password":"\\udfff-pw"}', headers: { 'content-type': 'application/json' } });
+    expect(nested.status).toBe(422);
+    const lines = app.logs.filter((l) => l.requestId === 'lone-surrogate');
+    expect(lines.map((l) => l.status)).toEqual([422]);
+    expect(JSON.stringify(lines)).not.toMatch(new RegExp(`insert|select|${u.email.replace('.', '\\.')}`, 'i'));
+  });
+
   it('answers a deeply nested body (1,000 levels, under this app’s 2 kB limit) with a 4xx, not a crash', async () => {
     const res = await call(app.url, 'POST', '/api/v1/users/register', { raw: `${'['.repeat(1000)}${']'.repeat(1000)}`, headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(422);
