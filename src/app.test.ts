@@ -125,6 +125,30 @@ describe('problem documents', () => {
   });
 });
 
+describe('security headers', () => {
+  it('sends helmet’s headers on every answer — JSON, problem, page — with a CSP that lets JSON load nothing and the docs only this origin', async () => {
+    const answers = {
+      json: await http.get('/health'),
+      problem: await http.get('/nowhere'),
+      refused: await http.post('/api/v1/users/login', { email: 'x' }),
+      docs: await call(app.url, 'GET', '/docs'),
+      redoc: await call(app.url, 'GET', '/redoc'),
+    };
+    for (const [name, res] of Object.entries(answers)) {
+      expect(res.headers.get('x-content-type-options'), name).toBe('nosniff');
+      expect(res.headers.get('x-frame-options'), name).toBe('DENY');
+      expect(res.headers.get('referrer-policy'), name).toBe('no-referrer');
+      expect(res.headers.get('content-security-policy'), name).toContain("frame-ancestors 'none'");
+    }
+    expect(answers.json.headers.get('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
+    expect(answers.problem.headers.get('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
+    const page = answers.docs.headers.get('content-security-policy')!;
+    expect(page).toContain("script-src 'self'");
+    expect(page).not.toMatch(/script-src[^;]*unsafe/);
+    expect(answers.redoc.headers.get('content-security-policy')).toBe(page);
+  });
+});
+
 describe('CORS', () => {
   it('echoes an allowed origin with credentials and says nothing to others', async () => {
     const ok = await http.get('/health', { headers: { origin: 'https://shop.example' } });

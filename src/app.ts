@@ -6,6 +6,7 @@ import { jsonBody } from './http/body.ts';
 import { corsAllowList } from './http/cors.ts';
 import { DOC_ROUTES, mountDocs } from './http/docs.ts';
 import { requestEnvelope } from './http/envelope.ts';
+import { securityHeaders } from './http/security-headers.ts';
 import { METRICS_ROUTE, mountMetrics, type Metrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import { QUEUES_ROUTE } from './http/queues-route.ts';
@@ -47,6 +48,7 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   // A span per request only when tracing is on: off, the middleware is not even mounted.
   if (tracingEnabled()) app.use(traceRequests());
   app.use(requestEnvelope({ logger: o.logger, metrics: o.metrics }));
+  app.use(securityHeaders());
   // With no allowed origin there is nothing for CORS to say: the middleware is not mounted.
   if (o.corsOrigins.length > 0) app.use(corsAllowList({ origins: o.corsOrigins }));
   for (const m of o.extraMiddleware ?? []) app.use(m);
