@@ -195,6 +195,7 @@ const envSchema = z
     SEED_DEMO: optionalBool,
     PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
     USER_CACHE_TTL_MS: int(0, 60_000, 1000),
+    ACCOUNT_CHECK_TTL_MS: int(0, 59_000, 30_000),
     ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
     ORDER_MAX_LINES: int(1, 100, 50),
     ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
@@ -283,6 +284,8 @@ export interface Config {
   /** How long GET /products/:id may be answered from this process's memory (0: never). */
   productCacheTtlMs: number;
   /** How long a user read by id may be answered from the user module's memory (0: never). */
+  /** How long a process trusts what it learnt of an account (active? which role?) before asking again: the most a deactivation or role change takes to reach every service. */
+  accountCheckTtlMs: number;
   userCacheTtlMs: number;
   /** Base URLs of modules served by other processes. */
   serviceUrls: Partial<Record<ModuleName, string>>;
@@ -393,6 +396,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),
     productCacheTtlMs: e.PRODUCT_CACHE_TTL_MS,
     userCacheTtlMs: e.USER_CACHE_TTL_MS,
+    accountCheckTtlMs: e.ACCOUNT_CHECK_TTL_MS,
     orders: {
       maxQuantity: e.ORDER_MAX_QUANTITY,
       maxLines: e.ORDER_MAX_LINES,

@@ -8,11 +8,12 @@ import { createApp } from './app.ts';
 import { loadSigningKeys } from './auth/keys.ts';
 import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
 import { createRemoteVerifier } from './auth/remote-jwks.ts';
-import { createTokenIssuer, createTokenVerifier, type TokenVerifier } from './auth/tokens.ts';
+import { accountChecked, createTokenVerifier, createTokenIssuer, type TokenVerifier } from './auth/tokens.ts';
 import type { TokenIssuer } from './kit/auth.ts';
 import { createRemotes, registerBreakerMetrics } from './remotes.ts';
 import { serveContract } from '../adapters/http/contract-server.ts';
 import { serviceName, type Config, type ModuleName } from './config.ts';
+import { UserNotFound } from '../modules/user/contract.ts';
 import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
@@ -98,7 +99,7 @@ function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier;
 
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
   const hosted = config.modules;
-  const { verify, tokens } = tokenServices(config, logger);
+  const { verify: verifySignature, tokens } = tokenServices(config, logger);
   const remotes = createRemotes(config, logger);
 
   let passwords: PasswordPool | undefined;
@@ -128,6 +129,20 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     meter: (module) => registryMeter(metrics.registry, module),
     mailTransport: opts.mailTransport,
   });
+  // Every token is also checked against its account (active? which role?), through the user module wherever it runs.
+  const users = ports.user ?? remotes.port('user');
+  const verify = users
+    ? accountChecked(
+        verifySignature,
+        (id) =>
+          users.getUser({ id }).then(
+            (u) => ({ isActive: u.isActive, role: u.role }),
+            (err: unknown) => (err instanceof UserNotFound ? undefined : Promise.reject(err)),
+          ),
+        config.accountCheckTtlMs,
+      )
+    : verifySignature;
+  if (!users) logger.warn('no user module here or at USER_SERVICE_URL: tokens are trusted until they expire, deactivations and role changes are not seen');
   const problems = routingProblems(EVENT_ROUTES, EVENT_DEFINITIONS, new Map([...modules].map(([name, m]) => [name, m.handlers])));
   if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
   if (eventing.bus.kind === 'in-process') {

@@ -25,6 +25,7 @@ interface Topology {
 }
 
 const COMMON = {
+  ACCOUNT_CHECK_TTL_MS: '300',
   ADMIN_EMAIL: ADMIN.email,
   ADMIN_PASSWORD: ADMIN.password,
   BCRYPT_COST: '4',
@@ -126,6 +127,25 @@ describe.each([
     expect(short.body.items).toEqual([{ productId: product.id, requested: 2, available: 1 }]);
     expect((await http.get('/api/v1/products?category[$ne]=x')).status).toBe(422);
     expect(await stockOf(product.id)).toBe(1);
+  });
+
+  it.skipIf(skip)('stops honouring a deactivated customer’s token on every service, the order service included', async () => {
+    const c = await customer();
+    const product = (await http.post<Product>('/api/v1/products', { name: 'Kopi', price: 100, stock: 5, category: 'kopi' }, { token: admin })).body;
+    const place = () => http.post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token: c.token });
+    expect((await place()).status).toBe(201);
+    expect((await http.send('PATCH', `/api/v1/users/${c.id}`, { body: { isActive: false }, token: admin })).status).toBe(200);
+    // Each service learns it within ACCOUNT_CHECK_TTL_MS (300 ms here); until then the order service's own customer check refuses the order (403).
+    for (const probe of [() => http.get('/api/v1/notifications', { token: c.token }), place]) {
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 401; i++) {
+        status = (await probe()).status;
+        expect([200, 401, 403]).toContain(status);
+        if (status !== 401) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(401);
+    }
+    expect(await stockOf(product.id)).toBe(4);
   });
 
   it.skipIf(skip)('answers methods it does not serve (TRACE, PROPFIND) with a 405 problem document, never a 5xx', async () => {

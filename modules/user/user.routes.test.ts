@@ -27,7 +27,7 @@ async function login(email: string, password: string): Promise<string> {
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 beforeAll(async () => {
-  app = await startTestApp({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_CLIENT: '1000' });
+  app = await startTestApp({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_CLIENT: '1000', ACCOUNT_CHECK_TTL_MS: '300' });
 });
 afterAll(() => app?.close());
 
@@ -284,5 +284,55 @@ describe('logs', () => {
   it('name the request on lines the module writes, not only on the request line', async () => {
     await http.post('/api/v1/users/register', newUser(), { headers: { 'x-request-id': 'reg-trace-1' } });
     expect(app.logs).toContainEqual(expect.objectContaining({ msg: 'user registered', module: 'user', requestId: 'reg-trace-1' }));
+  });
+});
+
+describe('taking access back (PATCH /api/v1/users/:id)', () => {
+  /** Polls until the answer to `probe` has the wanted status; the account check lets a change take up to ACCOUNT_CHECK_TTL_MS (300 ms here). */
+  const eventually = async (probe: () => Promise<{ status: number }>, status: number) => {
+    for (let i = 0; i < 50; i++) {
+      if ((await probe()).status === status) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await probe()).status).toBe(status);
+  };
+
+  it('deactivates a user: their live tokens stop working and they cannot log in, until reactivated', async () => {
+    const admin = await login(ADMIN.email, ADMIN.password);
+    const u = await register();
+    const token = await login(u.email, u.password);
+    expect((await http.get('/api/v1/users/me', { token })).status).toBe(200);
+
+    const off = await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { isActive: false }, token: admin });
+    expect(off.status).toBe(200);
+    expect(off.body).toMatchObject({ id: u.id, isActive: false });
+    await eventually(() => http.get('/api/v1/users/me', { token }), 401);
+    expect((await http.post('/api/v1/users/login', { email: u.email, password: u.password })).status).toBe(401);
+
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { isActive: true }, token: admin })).status).toBe(200);
+    await eventually(() => http.get('/api/v1/users/me', { token }), 200);
+  });
+
+  it('demotes an admin: their admin rights end with their role, on tokens issued before', async () => {
+    const admin = await login(ADMIN.email, ADMIN.password);
+    const u = await register();
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: admin })).body).toMatchObject({ role: 'admin' });
+    const second = await login(u.email, u.password);
+    expect((await http.get('/api/v1/users?limit=1', { token: second })).status).toBe(200);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'customer' }, token: admin })).status).toBe(200);
+    await eventually(() => http.get('/api/v1/users?limit=1', { token: second }), 403);
+  });
+
+  it('is for admins only, never on one’s own account, and says what is wrong with the rest', async () => {
+    const admin = await login(ADMIN.email, ADMIN.password);
+    const me = (await http.get('/api/v1/users/me', { token: admin })).body.id as string;
+    const u = await register();
+    const customer = await login(u.email, u.password);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: customer })).status).toBe(403);
+    expect((await http.send('PATCH', `/api/v1/users/${me}`, { body: { isActive: false }, token: admin })).status).toBe(422);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: {}, token: admin })).status).toBe(422);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'owner' }, token: admin })).status).toBe(422);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { passwordHash: 'x', isActive: true }, token: admin })).status).toBe(422);
+    expect((await http.send('PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', { body: { isActive: false }, token: admin })).status).toBe(404);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_PASSWORD_BYTES, fitsBcrypt, type TokenIssuer } from '../../src/kit/auth.ts';
+import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../src/kit/auth.ts';
 import { Unauthorized } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
@@ -154,6 +154,23 @@ export const userRoutes = [
       }
       return service.get(params.id);
     },
+  }),
+  route({
+    method: 'patch',
+    path: '/api/v1/users/:id',
+    summary: 'Deactivate or reactivate a user, or change their role (admin)',
+    description:
+      'Not on your own account (422). A deactivated user cannot log in, and their tokens, like a demoted admin’s admin rights, stop working on every service within ACCOUNT_CHECK_TTL_MS (30 s by default).',
+    tags: ['users'],
+    access: 'admin',
+    params: idParams,
+    body: z
+      .strictObject({ isActive: z.boolean().optional(), role: z.enum(ROLES).optional() })
+      .refine((b) => b.isActive !== undefined || b.role !== undefined, 'Give isActive, role or both')
+      .meta({ id: 'UserAccessChange', example: { isActive: false } }),
+    response: UserDto,
+    problems: [404],
+    handler: ({ params, body, principal }, { service }) => service.setAccess(params.id, body, principal!.userId),
   }),
   route({
     method: 'get',

@@ -10,6 +10,7 @@ import type { LoginGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../src/kit/values.ts';
+import { ValidationFailed } from '../../src/kit/errors.ts';
 import { ReadCache } from '../../src/kit/read-cache.ts';
 import type { Sql } from '../../src/kit/sql.ts';
 
@@ -187,6 +188,26 @@ export class UserService {
       ? Number(rows[0].total)
       : Number((await this.d.sql.query<{ n: string }>(`select count(*) as "n" from "users"."users"`, [], 'users.count'))[0]?.n ?? 0);
     return { items: rows.map(fromRow), total, skip: page.skip, limit: page.limit };
+  }
+
+  /**
+   * An admin takes access back or hands it out: deactivates or reactivates a
+   * user, changes a role. Not on one's own account (an admin cannot lock the
+   * shop out by mistake). Every process stops honouring the user's old
+   * tokens, or their old role, within ACCOUNT_CHECK_TTL_MS.
+   */
+  async setAccess(id: string, change: { isActive?: boolean; role?: UserDto['role'] }, actorId: string): Promise<UserDto> {
+    if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
+    if (id === actorId) throw new ValidationFailed('You cannot change your own access', { errors: [{ path: 'id', message: 'Must be another user’s id' }] });
+    const rows = await this.d.sql.query<UserRow>(
+      `update "users"."users" set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now() where "id" = $1 returning ${COLUMNS}`,
+      [id, change.isActive ?? null, change.role ?? null],
+    );
+    if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
+    this.byId.forget([id]);
+    const user = fromRow(rows[0]);
+    this.d.logger.info({ userId: id, isActive: user.isActive, role: user.role, by: actorId }, 'user access changed');
+    return user;
   }
 
   /** Creates the configured admin, or makes sure the existing account is an active admin with that password. Idempotent. */

@@ -89,3 +89,37 @@ export function verifyWith(token: string, key: string | KeyObject, opts: { issue
   if (!claims.success) throw new Unauthorized('The access token is not valid');
   return claims.data;
 }
+
+/** What the account check needs of a user: whether it may still act, and as what. */
+export type AccountLookup = (userId: string) => Promise<{ isActive: boolean; role: AccessClaims['role'] } | undefined>;
+
+/**
+ * A verifier that also asks whether the token's account may still act: a
+ * deactivated (or deleted) user's tokens are refused, and a changed role
+ * replaces the token's. Answers are kept for `ttlMs` per user, so a change
+ * reaches every process within that time (ACCOUNT_CHECK_TTL_MS, under 60 s)
+ * at the cost of one user lookup per user per interval.
+ */
+export function accountChecked(verify: TokenVerifier, lookup: AccountLookup, ttlMs: number): TokenVerifier {
+  const accounts = new LRUCache<string, { isActive: boolean; role: AccessClaims['role'] } | false>({ max: 50_000, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
+  const loading = new Map<string, Promise<{ isActive: boolean; role: AccessClaims['role'] } | false>>();
+  const accountOf = (id: string) => {
+    const known = accounts.get(id);
+    if (known !== undefined) return Promise.resolve(known);
+    let load = loading.get(id);
+    if (!load) {
+      load = lookup(id)
+        .then((a) => a ?? false)
+        .then((a) => (ttlMs > 0 && accounts.set(id, a), a))
+        .finally(() => loading.delete(id));
+      loading.set(id, load);
+    }
+    return load;
+  };
+  return async (token) => {
+    const claims = await verify(token);
+    const account = await accountOf(claims.sub);
+    if (!account || !account.isActive) throw new Unauthorized('This account is no longer active');
+    return account.role === claims.role ? claims : { ...claims, role: account.role };
+  };
+}
