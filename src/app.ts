@@ -26,6 +26,7 @@ export interface AppOptions {
   corsOrigins: string[];
   bodyLimit: string;
   trustProxy: boolean;
+  trustedProxyHops: number;
   version: string;
   /** Mounted after CORS and before body parsing (Bull Board parses its own bodies). */
   extraMiddleware?: Middleware[];
@@ -35,7 +36,8 @@ export interface AppOptions {
 
 /** The Koa app: middleware in a fixed order, then the routes. No I/O happens here. */
 export function createApp(o: AppOptions): { app: Koa; router: Router } {
-  const app = new Koa({ proxy: o.trustProxy });
+  // Only the entries our own proxies added count: a client's own X-Forwarded-For, to the left of them, is never believed.
+  const app = new Koa({ proxy: o.trustProxy, maxIpsCount: o.trustedProxyHops });
   // Koa would print errors to stderr; the problem middleware already logs what matters.
   app.silent = true;
   const router = new Router();

@@ -206,6 +206,7 @@ const envSchema = z
     CORS_ORIGINS: originList,
     BODY_LIMIT: z.preprocess(blankIsUnset, z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb').default('100kb')),
     TRUST_PROXY: bool(false),
+    TRUSTED_PROXY_HOPS: int(1, 10, 1),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
     HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000, 10_000),
     HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
@@ -304,6 +305,8 @@ export interface Config {
   corsOrigins: string[];
   bodyLimit: string;
   trustProxy: boolean;
+  /** With trustProxy: how many proxies stand in front; the client address is the one the outermost of them saw (counted from the right of X-Forwarded-For). */
+  trustedProxyHops: number;
   shutdownTimeoutMs: number;
   /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
   tracing?: { endpoint: string; serviceName?: string };
@@ -408,6 +411,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: e.CORS_ORIGINS,
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
     trustProxy: e.TRUST_PROXY,
+    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     http: { headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS) },
     jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },

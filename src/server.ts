@@ -206,6 +206,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     corsOrigins: config.corsOrigins,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
+    trustedProxyHops: config.trustedProxyHops,
     version: pkg.version,
     // Bull Board (and its UI's dependencies) is loaded only where BullMQ is in use.
     extraMiddleware: bullmq ? [(await import('./http/queues-board.ts')).queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],

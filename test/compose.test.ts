@@ -97,6 +97,12 @@ describe('docker-compose.split.yml', () => {
     expect(gateway.volumes?.[0]).toMatch(/^\.\/deploy\/nginx\/toko\.conf\.template:/);
     expect(existsSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'))).toBe(true);
     const template = readFileSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'), 'utf8');
+    // The gateway hands on the address it saw, never one a client wrote (the services trust exactly this one hop).
+    expect(template).toMatch(/proxy_set_header X-Forwarded-For \$remote_addr;/);
+    expect(template).not.toMatch(/proxy_add_x_forwarded_for/);
+    for (const service of Object.values(compose.services).filter((s) => s.environment?.TRUST_PROXY === 'true')) {
+      expect(service.environment?.TRUSTED_PROXY_HOPS ?? '1').toBe('1');
+    }
     for (const variable of new Set([...template.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]!))) {
       expect(gateway.environment, `gateway sets ${variable}`).toHaveProperty(variable);
     }
