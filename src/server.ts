@@ -194,7 +194,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
   const info = {
     eventBus: eventing.bus.kind,
-    queuesDashboard: bullmq ? QUEUES_PATH : 'off: BullMQ is not in use (set REDIS_URL to use it)',
+    queuesDashboard: bullmq ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token` : 'off: BullMQ is not in use (set REDIS_URL to use it)',
   };
   for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000 } });
   const { app, router } = createApp({
@@ -209,7 +209,15 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     trustedProxyHops: config.trustedProxyHops,
     version: pkg.version,
     // Bull Board (and its UI's dependencies) is loaded only where BullMQ is in use.
-    extraMiddleware: bullmq ? [(await import('./http/queues-board.ts')).queuesBoard({ queues: bullmq.allQueues(), verify, admin: config.admin })] : [],
+    extraMiddleware: bullmq
+      ? [
+          (await import('./http/queues-board.ts')).queuesBoard({
+            queues: bullmq.allQueues(),
+            verify,
+            signIn: users ? (email, password, client) => users.signIn({ email, password, client }) : undefined,
+          }),
+        ]
+      : [],
     afterBodyMiddleware: internal,
   });
 
@@ -226,7 +234,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000) }, 'toko is listening');
+  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000), ...(bullmq ? { queues: info.queuesDashboard } : {}) }, 'toko is listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

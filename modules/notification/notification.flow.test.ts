@@ -51,6 +51,7 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
         ADMIN_PASSWORD: ADMIN.password,
         EVENT_MAX_ATTEMPTS: '5',
         EVENT_BACKOFF_MS: '20',
+        LOGIN_MAX_FAILURES: '5',
         OUTBOX_POLL_MS: '50',
       },
       { mailTransport: transport },
@@ -195,6 +196,35 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
       expect((await http.get('/admin/queues', { headers: { authorization: basic(ADMIN.email, ADMIN.password) } })).status).toBe(200);
       const queues = await http.get<{ queues: { name: string }[] }>('/admin/queues/api/queues', { token: admin });
       expect(queues.body.queues.map((q) => q.name).some((q) => q.endsWith('-notification'))).toBe(true);
+
+      // Any admin account signs in, checked against the user store; a customer's right password is 403.
+      const second = newUser();
+      const reg = await http.post('/api/v1/users/register', second);
+      expect((await http.send('PATCH', `/api/v1/users/${reg.body.id as string}`, { body: { role: 'admin' }, token: admin })).status).toBe(200);
+      expect((await http.get('/admin/queues', { headers: { authorization: basic(second.email, second.password) } })).status).toBe(200);
+      expect((await http.get('/admin/queues', { headers: { authorization: basic(c.email, c.password) } })).status).toBe(403);
+      // The listening line says how to sign in.
+      expect(app.logs.find((l) => l.msg === 'toko is listening')?.queues).toMatch(/any admin account/);
+
+      // Cross-site changes with cached basic credentials are refused: a foreign Origin, or a form body.
+      const creds = { authorization: basic(ADMIN.email, ADMIN.password) };
+      const retry = `/admin/queues/api/queues/${prefix}-notification/retry/failed`;
+      expect((await http.send('PUT', retry, { headers: { ...creds, origin: 'https://evil.example' } })).status).toBe(403);
+      expect((await http.send('POST', `/admin/queues/api/queues/${prefix}-notification/add`, { raw: 'name=x', headers: { ...creds, 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(403);
+      expect((await http.send('PUT', retry, { headers: { ...creds, origin: app.url } })).status).not.toBe(403);
+
+      // Basic auth is no password oracle: wrong guesses are throttled like login (LOGIN_MAX_FAILURES, 5 here), and then even the right password is refused.
+      const target = await customer();
+      expect((await http.send('PATCH', `/api/v1/users/${target.id}`, { body: { role: 'admin' }, token: admin })).status).toBe(200);
+      const guesses = [];
+      for (let i = 0; i < 8; i++) guesses.push((await http.get('/admin/queues', { headers: { authorization: basic(target.email, `guess-${i}-wrong`) } })).status);
+      expect(guesses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+      expect(guesses.slice(5)).toEqual([429, 429, 429]);
+      const right = await http.get('/admin/queues', { headers: { authorization: basic(target.email, target.password) } });
+      expect(right.status).toBe(429);
+      expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(0);
+      // The same throttle covers /login.
+      expect((await http.post('/api/v1/users/login', { email: target.email, password: target.password })).status).toBe(429);
     } else {
       expect((await http.get('/admin/queues', { token: admin })).status).toBe(404);
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES } from '../../src/kit/auth.ts';
 import { defineContract, defineEvent, type PortOf } from '../../src/kit/contract.ts';
-import { defineError } from '../../src/kit/errors.ts';
+import { TooManyRequests, defineError } from '../../src/kit/errors.ts';
 
 /** A user as other modules and the public API see it: never a hash. */
 export const UserDto = z
@@ -28,6 +28,9 @@ export const UserRegistered = z.object({
 
 export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found') {}
 
+/** The same 401 for an unknown e-mail, a wrong password and a disabled account. */
+export class InvalidCredentials extends defineError('USER.INVALID_CREDENTIALS', 401, 'Invalid credentials') {}
+
 export const userContract = defineContract({
   name: 'user',
   methods: {
@@ -35,11 +38,21 @@ export const userContract = defineContract({
     getUser: { input: z.object({ id: z.string() }), output: UserDto, idempotent: true },
     /** The profiles of the ids that exist, in no particular order; unknown ids are left out. Idempotent. */
     getUsers: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(UserDto), idempotent: true },
+    /**
+     * Checks an e-mail and password for another place that signs people in
+     * (Bull Board's basic auth), under the same throttle as login, counted for
+     * `client`. Throws InvalidCredentials, or TooManyRequests with Retry-After.
+     */
+    signIn: {
+      input: z.object({ email: z.string().max(320), password: z.string().max(1024), client: z.string().max(100) }),
+      output: z.object({ id: z.string(), role: z.enum(ROLES) }),
+      idempotent: false,
+    },
   },
   events: {
     'user.registered': defineEvent(UserRegistered, 'userId'),
   },
-  errors: [UserNotFound],
+  errors: [UserNotFound, InvalidCredentials, TooManyRequests],
 });
 
 export type UserPort = PortOf<typeof userContract>;

@@ -34,6 +34,7 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
       implementation: {
         getUser: ({ id }) => service.get(id),
         getUsers: ({ ids }) => service.getMany(ids),
+        signIn: ({ email, password, client }) => service.checkPassword({ email: email.trim().toLowerCase(), password }, client),
       },
       start: async () => {
         if (deps.admin) await service.ensureAdmin(deps.admin);

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { IssuedToken, PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import { fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } from '../../src/kit/auth.ts';
 import type { EventRecorder } from '../../src/kit/events.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
@@ -144,6 +144,13 @@ export class UserService {
    * same work; repeated failures are throttled by the guard.
    */
   async login(input: { email: string; password: string }, client: string): Promise<IssuedToken> {
+    const user = await this.checkPassword(input, client);
+    return this.d.tokens.issue({ id: user.id, role: user.role });
+  }
+
+  /** The account an e-mail and password belong to, under the login throttle; InvalidCredentials otherwise. */
+  async checkPassword(input: { email: string; password: string }, client: string): Promise<{ id: string; role: UserDto['role'] }> {
+    if (!fitsBcrypt(input.password)) throw new InvalidCredentials('E-mail or password is wrong');
     await this.d.guard.attempt(input.email, client);
     const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
     // An unknown e-mail costs one bcrypt comparison too.
@@ -154,7 +161,7 @@ export class UserService {
       throw new InvalidCredentials('E-mail or password is wrong');
     }
     await this.d.guard.succeeded(input.email, client);
-    return this.d.tokens.issue({ id: user.id, role: user.role });
+    return { id: user.id, role: user.role };
   }
 
   /**

@@ -1,21 +1,17 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
 import type { Queue } from 'bullmq';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
+import { LRUCache } from 'lru-cache';
 import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { AppError, Forbidden } from '../kit/errors.ts';
+import { InvalidCredentials } from '../../modules/user/contract.ts';
+import { AppError, Forbidden, ValidationFailed } from '../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 
-
-const same = (a: string, b: string) => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 
 /** 401 that also invites a browser to ask for basic credentials. */
 class BoardUnauthorized extends AppError {
@@ -30,23 +26,60 @@ class BoardUnauthorized extends AppError {
   }
 }
 
+/** Checks an e-mail and password against the user store, under the login throttle (the user module's `signIn`). */
+export type SignIn = (email: string, password: string, client: string) => Promise<{ role: string }>;
+
+/** Whether a request that changes something comes from elsewhere: another site's Origin, or a body a form could send. */
+function crossSite(ctx: Context): string | undefined {
+  if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return undefined;
+  const origin = ctx.get('Origin');
+  if (origin && origin !== 'null') {
+    try {
+      if (new URL(origin).host !== ctx.host) return 'a request from another site';
+    } catch {
+      return 'a request from another site';
+    }
+  } else if (origin === 'null') return 'a request from an opaque origin';
+  if (ctx.request.length && !ctx.is('application/json')) return 'a body that is not JSON';
+  return undefined;
+}
+
 /**
  * Bull Board at /admin/queues for administrators only: an admin Bearer
- * token, or HTTP basic with ADMIN_EMAIL and ADMIN_PASSWORD (so a browser can open it).
+ * token, or HTTP basic with any admin account's e-mail and password (so a
+ * browser can open it), checked by the user module under the same throttle
+ * as login. A successful basic sign-in is remembered for a minute (the board
+ * polls its API every few seconds; each check is a bcrypt comparison).
+ * Changes (retry, clean, add) are refused from other sites and with bodies a
+ * form could send: cached basic credentials must not work cross-site.
  */
-export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; admin?: { email: string; password: string } }): Middleware {
+export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; signIn?: SignIn }): Middleware {
   const adapter = new KoaAdapter();
   adapter.setBasePath(QUEUES_PATH);
   createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
   const board = adapter.registerPlugin() as unknown as Middleware;
+  const signedIn = new LRUCache<string, string>({ max: 1000, ttl: 60_000 });
 
   const gate: Middleware = async function queuesBoardAuth(ctx, next) {
+    const refusal = crossSite(ctx);
+    if (refusal) throw new Forbidden(`Bull Board does not accept ${refusal}`);
     const header = ctx.get('Authorization');
     const basic = /^Basic\s+(.+)$/i.exec(header);
     if (basic) {
-      const [email, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-      const ok = opts.admin && same((email ?? '').toLowerCase(), opts.admin.email) && same(rest.join(':'), opts.admin.password);
-      if (!ok) throw new BoardUnauthorized();
+      const key = createHash('sha256').update(basic[1]!).digest('base64url');
+      let role = signedIn.get(key);
+      if (!role) {
+        const [email, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
+        if (!opts.signIn) throw new BoardUnauthorized();
+        try {
+          role = (await opts.signIn((email ?? '').trim().toLowerCase(), rest.join(':'), ctx.ip)).role;
+        } catch (err) {
+          if (err instanceof InvalidCredentials || err instanceof ValidationFailed) throw new BoardUnauthorized();
+          throw err;
+        }
+        signedIn.set(key, role);
+      }
+      if (role !== 'admin') throw new Forbidden('Bull Board is for administrators');
     } else if (!header) {
       throw new BoardUnauthorized();
     } else {
