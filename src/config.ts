@@ -226,9 +226,11 @@ const envSchema = z
     JWT_TTL_SECONDS: int(60, 7 * 24 * 3600, 3600),
     BCRYPT_COST: int(4, 15, 12),
     PASSWORD_WORKERS: int(1, 64, Math.max(1, availableParallelism())),
+    PASSWORD_QUEUE_MAX: int(1, 100_000, 100),
     LOGIN_MAX_FAILURES: int(1, 1000, 5),
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
     LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50),
+    REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10),
     LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
     ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
     ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional()),
@@ -311,8 +313,8 @@ export interface Config {
   /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
   tracing?: { endpoint: string; serviceName?: string };
   jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
-  passwords: { cost: number; workers: number };
-  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; maxFailuresPerEmailAnywhere: number; windowSeconds: number };
+  passwords: { cost: number; workers: number; queueMax: number };
+  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; maxFailuresPerEmailAnywhere: number; maxSignUpConflictsPerClient: number; windowSeconds: number };
   admin?: { email: string; password: string };
 }
 
@@ -415,11 +417,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     http: { headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS) },
     jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },
-    passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS },
+    passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS, queueMax: e.PASSWORD_QUEUE_MAX },
     login: {
       maxFailuresPerEmail: e.LOGIN_MAX_FAILURES,
       maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
       maxFailuresPerEmailAnywhere: e.LOGIN_MAX_FAILURES_PER_EMAIL,
+      maxSignUpConflictsPerClient: e.REGISTER_MAX_CONFLICTS_PER_CLIENT,
       windowSeconds: e.LOGIN_WINDOW_SECONDS,
     },
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL.toLowerCase(), password: e.ADMIN_PASSWORD } : undefined,

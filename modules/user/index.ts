@@ -2,7 +2,7 @@ import type { PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
 import type { EventRecorder } from '../../src/kit/events.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import { userContract } from './contract.ts';
-import { LoginGuard, type LoginGuardOptions } from './login-guard.ts';
+import { LoginGuard, SignUpGuard, type LoginGuardOptions } from './login-guard.ts';
 import { userMigrations } from './migrations/index.ts';
 import { UserEntity } from './user.entity.ts';
 import { userRoutes, type UserRuntime } from './user.routes.ts';
@@ -12,7 +12,7 @@ export interface UserDeps extends SqlDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   events: EventRecorder;
-  login: LoginGuardOptions;
+  login: LoginGuardOptions & { maxSignUpConflictsPerClient: number };
   /** Created or updated at start-up when given. */
   admin?: { email: string; password: string };
   /** How long a user read by id may be served from memory (0: never). */
@@ -28,7 +28,11 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
   migrations: userMigrations,
   routes: userRoutes,
   async create(deps) {
-    const service = new UserService({ ...deps, guard: new LoginGuard(deps.login) });
+    const service = new UserService({
+      ...deps,
+      guard: new LoginGuard(deps.login),
+      signUps: new SignUpGuard({ maxConflicts: deps.login.maxSignUpConflictsPerClient, windowSeconds: deps.login.windowSeconds }),
+    });
     return {
       runtime: { service, tokens: deps.tokens },
       implementation: {

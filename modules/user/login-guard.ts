@@ -71,3 +71,29 @@ export class LoginGuard {
 }
 
 const key = (email: string, client: string) => `${email}\u0000${client}`;
+
+/**
+ * Slows finding out who has an account through registration: a 409 (e-mail
+ * or username taken) is what tells, so each address gets `maxConflicts` of
+ * them per window; past that, registration answers 429 with Retry-After for
+ * that address. Registrations that succeed never count.
+ */
+export class SignUpGuard {
+  private readonly conflicts: RateLimiterMemory;
+
+  constructor(private readonly o: { maxConflicts: number; windowSeconds: number }) {
+    if (o.maxConflicts < 1) throw new Error('maxConflicts must be at least 1');
+    this.conflicts = new RateLimiterMemory({ keyPrefix: 'signup-conflicts', points: o.maxConflicts, duration: o.windowSeconds });
+  }
+
+  async attempt(client: string): Promise<void> {
+    const spent = await this.conflicts.get(client);
+    if (spent && spent.consumedPoints >= this.o.maxConflicts) {
+      throw new TooManyRequests('Too many registrations with taken details from this address; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(spent.msBeforeNext / 1000)) });
+    }
+  }
+
+  async conflicted(client: string): Promise<void> {
+    await this.conflicts.penalty(client, 1);
+  }
+}

@@ -87,7 +87,7 @@ export const userRoutes = [
     status: 201,
     response: UserDto,
     problems: [409],
-    handler: ({ body }, { service }) => service.register(body),
+    handler: ({ body, ip }, { service }) => service.register(body, ip),
   }),
   route({
     method: 'post',

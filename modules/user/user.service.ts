@@ -6,7 +6,7 @@ import { fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } f
 import type { EventRecorder } from '../../src/kit/events.ts';
 import type { Page } from '../../src/kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
-import type { LoginGuard } from './login-guard.ts';
+import type { LoginGuard, SignUpGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../src/kit/values.ts';
@@ -20,6 +20,8 @@ export interface UserServiceDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   guard: LoginGuard;
+  /** Throttles registrations that hit a taken e-mail or username, per address. */
+  signUps?: SignUpGuard;
   events: EventRecorder;
   logger: Logger;
   /** How long a user read by id may be served from memory; 0 reads every time. */
@@ -96,10 +98,12 @@ export class UserService {
   }
 
   /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
-  async register(input: NewUser): Promise<UserDto> {
+  async register(input: NewUser, client = 'internal'): Promise<UserDto> {
+    await this.d.signUps?.attempt(client);
     const em = this.em();
     const clash = await em.findOne(UserEntity, { $or: [{ email: input.email }, { username: input.username }] });
     if (clash) {
+      await this.d.signUps?.conflicted(client);
       const field = clash.email === input.email ? 'email' : 'username';
       throw new UserAlreadyExists(`A user with this ${field} already exists`, { field });
     }

@@ -1,8 +1,9 @@
 import bcrypt from 'bcryptjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ServiceUnavailable } from '../kit/errors.ts';
 import { createPasswordPool } from './passwords.ts';
 
-const pool = createPasswordPool({ cost: 8, workers: 1 });
+const pool = createPasswordPool({ cost: 8, workers: 1, queueMax: 100 });
 afterAll(() => pool.close());
 
 describe('the password pool', () => {
@@ -16,5 +17,32 @@ describe('the password pool', () => {
     const real = await pool.hash('rahasia-sekali');
     expect(bcrypt.getRounds(pool.dummy)).toBe(bcrypt.getRounds(real));
     expect(bcrypt.getSalt(pool.dummy)).toHaveLength(bcrypt.getSalt(real).length);
+  });
+});
+
+describe('a burst of sign-ups', () => {
+  it('never takes every worker: a login goes ahead of queued hashes, and hashes past the queue are refused with 503 and Retry-After', async () => {
+    const burst = createPasswordPool({ cost: 10, workers: 2, queueMax: 10 });
+    try {
+      const hash = await burst.hash('warm-up-password');
+      let hashed = 0;
+      const signUps = Array.from({ length: 40 }, (_, i) => burst.hash(`password-${i}`).then(() => hashed++));
+      const outcomes = Promise.allSettled(signUps);
+      // A login arriving now waits for at most the one hash in progress, not for the queue.
+      expect(await burst.verify('warm-up-password', hash)).toBe(true);
+      const doneWhenLoginAnswered = hashed;
+      const settled = await outcomes;
+      const refused = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as ServiceUnavailable);
+      // One hashing, ten waiting: the other 29 are refused at once.
+      expect(refused).toHaveLength(29);
+      for (const err of refused) {
+        expect(err).toBeInstanceOf(ServiceUnavailable);
+        expect(err.headers['Retry-After']).toBe('2');
+      }
+      expect(hashed).toBe(11);
+      expect(doneWhenLoginAnswered).toBeLessThanOrEqual(2);
+    } finally {
+      await burst.close();
+    }
   });
 });

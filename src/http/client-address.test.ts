@@ -10,7 +10,7 @@ import { call, newUser } from '../../test/helpers/http.ts';
 describe('the client address behind a proxy', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '1', LOGIN_MAX_FAILURES_PER_CLIENT: '3', LOGIN_MAX_FAILURES: '100' });
+    app = await startTestApp({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '1', LOGIN_MAX_FAILURES_PER_CLIENT: '3', LOGIN_MAX_FAILURES: '100', REGISTER_MAX_CONFLICTS_PER_CLIENT: '3' });
   });
   afterAll(() => app?.close());
 
@@ -27,5 +27,16 @@ describe('the client address behind a proxy', () => {
     for (let i = 0; i < 4; i++) await wrongLogin('192.0.2.50, 198.51.100.8');
     // The victim's own requests arrive through the proxy as 192.0.2.50 and are not throttled.
     expect((await wrongLogin('192.0.2.50')).status).toBe(401);
+  });
+
+  it('throttles finding out who has an account through registration, per address, never counting sign-ups that succeed', async () => {
+    const register = (body: object, address: string) => call(app.url, 'POST', '/api/v1/users/register', { body, headers: { 'x-forwarded-for': address } });
+    const taken = newUser();
+    expect((await register(taken, '198.51.100.20')).status).toBe(201);
+    for (let i = 0; i < 5; i++) expect((await register(newUser(), '198.51.100.21')).status).toBe(201);
+    const probes = [];
+    for (let i = 0; i < 5; i++) probes.push((await register({ ...newUser(), email: taken.email }, '198.51.100.21')).status);
+    expect(probes).toEqual([409, 409, 409, 429, 429]);
+    expect((await register({ ...newUser(), email: taken.email }, '198.51.100.22')).status).toBe(409);
   });
 });
