@@ -97,6 +97,19 @@ function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier;
   };
 }
 
+/** The user module's remote port for account checks, or undefined (with a warning) when this process cannot call it. */
+function accountPort<P>(make: () => P | undefined, logger: Logger): P | undefined {
+  let port: P | undefined;
+  let why = 'no user module here or at USER_SERVICE_URL';
+  try {
+    port = make();
+  } catch (err) {
+    why = err instanceof Error ? err.message : String(err);
+  }
+  if (!port) logger.warn({ why }, 'tokens are trusted until they expire: deactivations and role changes are not seen here');
+  return port;
+}
+
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
   const hosted = config.modules;
   const { verify: verifySignature, tokens } = tokenServices(config, logger);
@@ -130,7 +143,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     mailTransport: opts.mailTransport,
   });
   // Every token is also checked against its account (active? which role?), through the user module wherever it runs.
-  const users = ports.user ?? remotes.port('user');
+  const users = ports.user ?? accountPort(() => remotes.port('user'), logger);
   const verify = users
     ? accountChecked(
         verifySignature,
@@ -142,7 +155,6 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
         config.accountCheckTtlMs,
       )
     : verifySignature;
-  if (!users) logger.warn('no user module here or at USER_SERVICE_URL: tokens are trusted until they expire, deactivations and role changes are not seen');
   const problems = routingProblems(EVENT_ROUTES, EVENT_DEFINITIONS, new Map([...modules].map(([name, m]) => [name, m.handlers])));
   if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
   if (eventing.bus.kind === 'in-process') {
