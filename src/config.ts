@@ -231,6 +231,7 @@ const envSchema = z
     LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
     LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50),
     REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10),
+    REGISTER_MAX_PER_CLIENT: int(1, 1_000_000, 30),
     LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
     ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
     ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional()),
@@ -314,7 +315,7 @@ export interface Config {
   tracing?: { endpoint: string; serviceName?: string };
   jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
   passwords: { cost: number; workers: number; queueMax: number };
-  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; maxFailuresPerEmailAnywhere: number; maxSignUpConflictsPerClient: number; windowSeconds: number };
+  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; maxFailuresPerEmailAnywhere: number; maxSignUpConflictsPerClient: number; maxSignUpsPerClient: number; windowSeconds: number };
   admin?: { email: string; password: string };
 }
 
@@ -423,6 +424,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
       maxFailuresPerEmailAnywhere: e.LOGIN_MAX_FAILURES_PER_EMAIL,
       maxSignUpConflictsPerClient: e.REGISTER_MAX_CONFLICTS_PER_CLIENT,
+      maxSignUpsPerClient: e.REGISTER_MAX_PER_CLIENT,
       windowSeconds: e.LOGIN_WINDOW_SECONDS,
     },
     admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL.toLowerCase(), password: e.ADMIN_PASSWORD } : undefined,

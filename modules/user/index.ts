@@ -12,7 +12,7 @@ export interface UserDeps extends SqlDeps {
   passwords: PasswordHasher;
   tokens: TokenIssuer;
   events: EventRecorder;
-  login: LoginGuardOptions & { maxSignUpConflictsPerClient: number };
+  login: LoginGuardOptions & { maxSignUpConflictsPerClient: number; maxSignUpsPerClient: number };
   /** Created or updated at start-up when given. */
   admin?: { email: string; password: string };
   /** How long a user read by id may be served from memory (0: never). */
@@ -31,7 +31,7 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
     const service = new UserService({
       ...deps,
       guard: new LoginGuard(deps.login),
-      signUps: new SignUpGuard({ maxConflicts: deps.login.maxSignUpConflictsPerClient, windowSeconds: deps.login.windowSeconds }),
+      signUps: new SignUpGuard({ maxConflicts: deps.login.maxSignUpConflictsPerClient, maxPerClient: deps.login.maxSignUpsPerClient, windowSeconds: deps.login.windowSeconds }),
     });
     return {
       runtime: { service, tokens: deps.tokens },

@@ -73,23 +73,29 @@ export class LoginGuard {
 const key = (email: string, client: string) => `${email}\u0000${client}`;
 
 /**
- * Slows finding out who has an account through registration: a 409 (e-mail
- * or username taken) is what tells, so each address gets `maxConflicts` of
- * them per window; past that, registration answers 429 with Retry-After for
- * that address. Registrations that succeed never count.
+ * Throttles registration per client address: at most `maxPerClient`
+ * registrations per window (counted as they start, so a concurrent burst gets
+ * no more), and at most `maxConflicts` answered 409 (e-mail or username
+ * taken: what tells who has an account). Past either, 429 with Retry-After.
  */
 export class SignUpGuard {
   private readonly conflicts: RateLimiterMemory;
+  private readonly registrations: RateLimiterMemory;
 
-  constructor(private readonly o: { maxConflicts: number; windowSeconds: number }) {
-    if (o.maxConflicts < 1) throw new Error('maxConflicts must be at least 1');
+  constructor(private readonly o: { maxConflicts: number; maxPerClient: number; windowSeconds: number }) {
+    if (o.maxConflicts < 1 || o.maxPerClient < 1) throw new Error('registration limits must be at least 1');
     this.conflicts = new RateLimiterMemory({ keyPrefix: 'signup-conflicts', points: o.maxConflicts, duration: o.windowSeconds });
+    this.registrations = new RateLimiterMemory({ keyPrefix: 'signup-client', points: o.maxPerClient, duration: o.windowSeconds });
   }
 
   async attempt(client: string): Promise<void> {
     const spent = await this.conflicts.get(client);
-    if (spent && spent.consumedPoints >= this.o.maxConflicts) {
-      throw new TooManyRequests('Too many registrations with taken details from this address; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(spent.msBeforeNext / 1000)) });
+    if (spent && spent.consumedPoints >= this.o.maxConflicts) throw refusal(spent.msBeforeNext, 'Too many registrations with taken details from this address; try again later');
+    try {
+      await this.registrations.consume(client);
+    } catch (err) {
+      if (err instanceof Error) throw err;
+      throw refusal((err as RateLimiterRes).msBeforeNext, 'Too many registrations from this address; try again later');
     }
   }
 
@@ -97,3 +103,5 @@ export class SignUpGuard {
     await this.conflicts.penalty(client, 1);
   }
 }
+
+const refusal = (waitMs: number, detail: string) => new TooManyRequests(detail, { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });

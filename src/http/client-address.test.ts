@@ -10,7 +10,7 @@ import { call, newUser } from '../../test/helpers/http.ts';
 describe('the client address behind a proxy', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '1', LOGIN_MAX_FAILURES_PER_CLIENT: '3', LOGIN_MAX_FAILURES: '100', REGISTER_MAX_CONFLICTS_PER_CLIENT: '3' });
+    app = await startTestApp({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '1', LOGIN_MAX_FAILURES_PER_CLIENT: '3', LOGIN_MAX_FAILURES: '100', REGISTER_MAX_CONFLICTS_PER_CLIENT: '3', REGISTER_MAX_PER_CLIENT: '10' });
   });
   afterAll(() => app?.close());
 
@@ -38,5 +38,14 @@ describe('the client address behind a proxy', () => {
     for (let i = 0; i < 5; i++) probes.push((await register({ ...newUser(), email: taken.email }, '198.51.100.21')).status);
     expect(probes).toEqual([409, 409, 409, 429, 429]);
     expect((await register({ ...newUser(), email: taken.email }, '198.51.100.22')).status).toBe(409);
+  });
+
+  it('takes at most REGISTER_MAX_PER_CLIENT sign-ups from one address, even all at once, and leaves other addresses alone', async () => {
+    const register = (address: string) => call(app.url, 'POST', '/api/v1/users/register', { body: newUser(), headers: { 'x-forwarded-for': address } });
+    const burst = await Promise.all(Array.from({ length: 14 }, () => register('198.51.100.30')));
+    const statuses = burst.map((r) => r.status).sort();
+    expect(statuses).toEqual([...Array(10).fill(201), ...Array(4).fill(429)]);
+    expect(Number(burst.find((r) => r.status === 429)!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await register('198.51.100.31')).status).toBe(201);
   });
 });
