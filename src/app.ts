@@ -27,6 +27,8 @@ export interface AppOptions {
   bodyLimit: string;
   trustProxy: boolean;
   trustedProxyHops: number;
+  /** Where /metrics is served: on the public port (false when it has a port of its own), and the bearer token that opens it to other machines. */
+  metricsAccess: { onPublicPort: boolean; token?: string };
   version: string;
   /** Mounted after CORS and before body parsing (Bull Board parses its own bodies). */
   extraMiddleware?: Middleware[];
@@ -44,7 +46,7 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
 
   let document: unknown;
   mountDocs(router, () => (document ??= buildOpenApiDocument({ routes: o.documentedRoutes, meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE], version: o.version })));
-  mountMetrics(router, o.metrics);
+  if (o.metricsAccess.onPublicPort) mountMetrics(router, o.metrics, { token: o.metricsAccess.token });
   mountRoutes(router, o.routes, o.verify);
 
   // A span per request only when tracing is on: off, the middleware is not even mounted.

@@ -126,6 +126,9 @@ const envSchema = z
     NODE_ENV: z.preprocess(blankIsUnset, z.enum(['development', 'production', 'test'], { message: 'expected development, production or test' }).default('development')),
     HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
     PORT: int(0, 65535, 3000),
+    METRICS_PORT: z.preprocess(blankIsUnset, z.coerce.number({ message: 'expected a whole number from 0 to 65535' }).int('expected a whole number from 0 to 65535').min(0, 'expected a whole number from 0 to 65535').max(65535, 'expected a whole number from 0 to 65535').optional()),
+    METRICS_HOST: optionalString,
+    METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
     LOG_LEVEL: z.preprocess(blankIsUnset, z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
     LOG_PRETTY: bool(false),
     MODULES: moduleList,
@@ -268,6 +271,12 @@ export interface Config {
   env: Env['NODE_ENV'];
   host: string;
   port: number;
+  /**
+   * Who may read /metrics: on its own listener (`port`, on `host`) and not on
+   * the public port; else on the public port for loopback peers, and for
+   * anyone with the bearer `token`.
+   */
+  metrics: { port?: number; host: string; token?: string };
   logLevel: Env['LOG_LEVEL'];
   /** Human-readable log lines, honoured only when stdout is a terminal. */
   logPretty: boolean;
@@ -350,6 +359,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     env: e.NODE_ENV,
     host: e.HOST,
     port: e.PORT,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST ?? e.HOST, token: e.METRICS_TOKEN },
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY,
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : undefined,

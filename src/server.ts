@@ -18,7 +18,7 @@ import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
-import { createMetrics } from './http/metrics.ts';
+import { createMetrics, serveMetrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
@@ -35,6 +35,8 @@ import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
 export interface RunningServer {
   url: string;
   port: number;
+  /** Where /metrics is served when it has a listener of its own (METRICS_PORT). */
+  metricsUrl?: string;
   server: Server;
   /** The mounted routes, for introspection (the OpenAPI coverage test). */
   router: Router;
@@ -219,6 +221,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     trustedProxyHops: config.trustedProxyHops,
+    metricsAccess: { onPublicPort: config.metrics.port === undefined, token: config.metrics.token },
     version: pkg.version,
     // Bull Board (and its UI's dependencies) is loaded only where BullMQ is in use.
     extraMiddleware: bullmq
@@ -245,8 +248,15 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000), ...(bullmq ? { queues: info.queuesDashboard } : {}) }, 'toko is listening');
+  const local = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  const url = `http://${local(config.host)}:${port}`;
+  let metricsUrl: string | undefined;
+  if (config.metrics.port !== undefined) {
+    const metricsServer = await serveMetrics(metrics, { port: config.metrics.port, host: config.metrics.host });
+    closer.add('metrics listener', () => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+    metricsUrl = `http://${local(config.metrics.host)}:${(metricsServer.address() as AddressInfo).port}/metrics`;
+  }
+  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000), ...(bullmq ? { queues: info.queuesDashboard } : {}), ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'toko is listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -269,5 +279,5 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       logger.flush();
     })());
 
-  return { url, port, server, router, logger, databases, modules, eventing, ports, close };
+  return { url, port, metricsUrl, server, router, logger, databases, modules, eventing, ports, close };
 }

@@ -114,8 +114,16 @@ describe('monitoring in the compose files', () => {
     ['docker-compose.split.yml', 'monitoring/prometheus/split.yml'],
   ] as const) {
     it(`${file}: the monitoring profile runs Prometheus (scraping every toko service), Grafana and Jaeger`, () => {
-      const compose = parse(read(file), { merge: true }) as { services: Record<string, { build?: unknown; profiles?: string[]; volumes?: string[] }> };
-      const toko = Object.entries(compose.services).filter(([, s]) => s.build !== undefined).map(([n]) => `${n}:3000`);
+      const compose = parse(read(file), { merge: true }) as {
+        services: Record<string, { build?: unknown; profiles?: string[]; volumes?: string[]; ports?: string[]; environment?: Record<string, string> }>;
+      };
+      // Prometheus scrapes each toko service on its METRICS_PORT, which the compose file never publishes.
+      const tokoServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
+      for (const [n, svc] of tokoServices) {
+        expect(svc.environment?.METRICS_PORT, `${n} has a metrics port`).toBeDefined();
+        expect((svc.ports ?? []).join(' '), `${n} does not publish it`).not.toContain(String(svc.environment?.METRICS_PORT));
+      }
+      const toko = tokoServices.map(([n, svc]) => `${n}:${svc.environment!.METRICS_PORT}`);
       for (const name of ['prometheus', 'grafana', 'jaeger']) expect(compose.services[name]?.profiles, `${file}: ${name}`).toEqual(['monitoring']);
       // Every mounted file or folder exists, and Prometheus gets the config of this topology.
       for (const s of ['prometheus', 'grafana']) {

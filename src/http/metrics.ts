@@ -1,5 +1,9 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
 import type { Router } from './router.ts';
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Forbidden } from '../kit/errors.ts';
 import type { MetaRoute } from './openapi.ts';
 
 export interface Metrics {
@@ -29,9 +33,46 @@ export function observeRequest(metrics: Metrics, method: string, route: string, 
 
 export const METRICS_ROUTE: MetaRoute = { method: 'get', path: '/metrics', summary: 'Prometheus metrics', contentType: 'text/plain' };
 
-export function mountMetrics(router: Router, metrics: Metrics): void {
+/** A peer on this machine: the socket's own address, never a forwarded one. */
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+const sameSecret = (given: string, token: string) => {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+};
+
+/**
+ * /metrics on the public port, for peers on this machine (a Prometheus
+ * beside the process) and for anyone presenting `METRICS_TOKEN` as a bearer
+ * token; everyone else gets 403. Not mounted at all when the metrics have
+ * their own port (METRICS_PORT).
+ */
+export function mountMetrics(router: Router, metrics: Metrics, access: { token?: string }): void {
   router.get('/metrics', async (ctx) => {
+    const local = LOOPBACK.test(ctx.req.socket.remoteAddress ?? '');
+    const bearer = /^Bearer\s+(\S+)$/i.exec(ctx.get('Authorization'))?.[1];
+    if (!local && !(access.token && bearer && sameSecret(bearer, access.token))) {
+      throw new Forbidden('/metrics answers this machine only, or a bearer METRICS_TOKEN; or serve it on METRICS_PORT');
+    }
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
+}
+
+/** /metrics alone, on a listener of its own (METRICS_PORT): for a network only Prometheus reaches. */
+export async function serveMetrics(metrics: Metrics, at: { port: number; host: string }): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+    );
+  });
+  server.listen(at.port, at.host);
+  await once(server, 'listening');
+  return server;
 }
