@@ -11,7 +11,9 @@ try {
   await openDatabases(config, logger, closer, { migrate: true });
   logger.info({ modules: config.modules }, 'migrations are up to date');
 } catch (err) {
-  logger.error({ err }, 'migration failed');
+  // One line that says what to do, as `npm start` does; the whole error only at debug level.
+  logger.debug({ err }, 'migration failed');
+  process.stderr.write(`toko: migration failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 } finally {
   await closer.run();

@@ -29,7 +29,9 @@ try {
   const inserted = await modules.get('product')!.seed!();
   logger.info({ inserted }, 'seeding done');
 } catch (err) {
-  logger.error({ err }, 'seeding failed');
+  // One line that says what to do, as `npm start` does; the whole error only at debug level.
+  logger.debug({ err }, 'seeding failed');
+  process.stderr.write(`toko: seeding failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 } finally {
   await closer.run();

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -8,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { call, newUser } from './helpers/http.ts';
 import { startTokoProcess, type TokoProcess } from './helpers/process.ts';
 
+const ROOT = path.resolve(import.meta.dirname, '..');
 const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-life-'));
 let running: TokoProcess | undefined;
 
@@ -70,6 +72,14 @@ describe('the toko process with its embedded database', () => {
     expect(me.body).toMatchObject({ email: user.email, username: user.username });
     // Migrations ran once, on the first start only.
     expect(running.lines.some((l) => l.msg === 'migrations applied')).toBe(false);
+    // `npm run seed` and `npm run migrate` beside the running server: one line saying why, no stack trace.
+    for (const [script, what] of [['src/seed.ts', 'seeding'], ['src/migrate.ts', 'migration']]) {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script!], { cwd: ROOT, env: { PATH: process.env.PATH, DATA_DIR: dataDir }, encoding: 'utf8', timeout: 60_000 });
+      expect(run.status, script).toBe(1);
+      const lines = run.stderr.trim().split('\n');
+      expect(lines, script).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^toko: ${what} failed: the data directory .* is in use by process \\d+; stop it or set another DATA_DIR$`));
+    }
     running.child.kill('SIGINT');
     expect(await running.exited).toBe(0);
     // The spans buffered at exit were flushed to the collector: the requests above, by route, as toko.
