@@ -76,23 +76,13 @@ export class BullMqEventBus implements EventBus {
     assertHandlersCover(this.o.routes, consumer, handlers);
     const connection = this.connection.duplicate();
     this.workerConnections.push(connection);
-    // Jobs start in the order they were queued; those about one subject also finish in that order in this process.
-    const lanes = new Map<string, Promise<unknown>>();
-    const inLane = (subject: string | undefined, work: () => Promise<void>): Promise<void> => {
-      if (!subject) return work();
-      const previous = lanes.get(subject) ?? Promise.resolve();
-      const run = previous.catch(() => undefined).then(work);
-      lanes.set(subject, run);
-      void run.catch(() => undefined).finally(() => lanes.get(subject) === run && lanes.delete(subject));
-      return run;
-    };
     const worker = new Worker(
       this.queueName(consumer),
       async (job: Job<EventEnvelope>) => {
         const handler = handlers[job.name];
         if (!handler) throw new Error(`${consumer} has no handler for ${job.name}`);
         const delivery = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 };
-        await inLane(job.data.subject, () => requestContext.run({ requestId: job.data.requestId ?? job.data.id }, () => handler(job.data, delivery)));
+        await requestContext.run({ requestId: job.data.requestId ?? job.data.id }, () => handler(job.data, delivery));
       },
       { connection, concurrency: this.o.concurrency, autorun: false },
     );

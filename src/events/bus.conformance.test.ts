@@ -20,13 +20,14 @@ if (!hasRedis) console.warn(`BullMQ bus conformance skipped: no Redis answers at
 const ROUTES: EventRoutes = { 'shop.opened': ['audit'], 'shop.closed': ['audit'] };
 const MAX_ATTEMPTS = 3;
 
-const makers: { name: string; skip: boolean; make: () => EventBus }[] = [
+/** `concurrency`: events a consumer handles at once (BullMQ; the in-process bus hands each event over as the publisher sends it). */
+const makers: { name: string; skip: boolean; make: (concurrency?: number) => EventBus }[] = [
   { name: 'in-process', skip: false, make: () => new InProcessEventBus(ROUTES, logger) },
   {
     name: 'BullMQ',
     skip: !hasRedis,
-    make: () =>
-      new BullMqEventBus({ redisUrl: TEST_REDIS_URL, routes: ROUTES, attempts: MAX_ATTEMPTS, backoffMs: 20, concurrency: 8, logger, prefix: `conf${randomBytes(3).toString('hex')}` }),
+    make: (concurrency = 8) =>
+      new BullMqEventBus({ redisUrl: TEST_REDIS_URL, routes: ROUTES, attempts: MAX_ATTEMPTS, backoffMs: 20, concurrency, logger, prefix: `conf${randomBytes(3).toString('hex')}` }),
   },
 ];
 
@@ -62,9 +63,9 @@ describe.each(makers)('the $name event bus', ({ make, skip }) => {
   });
 
   const handled: { event: EventEnvelope; delivery: DeliveryContext }[] = [];
-  const start = async (handlers: Record<string, EventHandler>) => {
+  const start = async (handlers: Record<string, EventHandler>, concurrency?: number) => {
     handled.length = 0;
-    bus = make();
+    bus = make(concurrency);
     bus.consume('audit', handlers);
     await bus.start();
     return bus;
@@ -83,14 +84,18 @@ describe.each(makers)('the $name event bus', ({ make, skip }) => {
     expect(handled[0]!.delivery.attempt).toBe(1);
   });
 
-  it.skipIf(skip)('handles the events of one subject in the order they were published, whatever each handler takes', async () => {
-    const b = await start({
-      'shop.opened': async (event, delivery) => {
-        await sleep(Math.random() * 8);
-        await record(event, delivery);
+  it.skipIf(skip)('handles events in the order they were published, whatever each handler takes, when handling one at a time', async () => {
+    // EVENT_CONCURRENCY=1. With more, BullMQ may run two jobs of one subject side by side (open-source BullMQ has no per-key groups).
+    const b = await start(
+      {
+        'shop.opened': async (event, delivery) => {
+          await sleep(Math.random() * 8);
+          await record(event, delivery);
+        },
+        'shop.closed': record,
       },
-      'shop.closed': record,
-    });
+      1,
+    );
     const events = Array.from({ length: 20 }, (_, step) => envelope(step % 2 ? 'shop.closed' : 'shop.opened', 'one', { id: 'one', step }));
     for (const e of events) await publishLikeTheRelay(b, e);
     await waitFor('all handled', async () => (handled.length === events.length ? true : undefined), 10_000, 10);
