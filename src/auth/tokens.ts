@@ -4,6 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../kit/auth.ts';
 import { Unauthorized } from '../kit/errors.ts';
+import { ReadCache } from '../kit/read-cache.ts';
 import type { SigningKeys } from './keys.ts';
 
 export interface TokenOptions {
@@ -101,25 +102,12 @@ export type AccountLookup = (userId: string) => Promise<{ isActive: boolean; rol
  * at the cost of one user lookup per user per interval.
  */
 export function accountChecked(verify: TokenVerifier, lookup: AccountLookup, ttlMs: number): TokenVerifier {
-  const accounts = new LRUCache<string, { isActive: boolean; role: AccessClaims['role'] } | false>({ max: 50_000, ttl: Math.max(1, ttlMs), ttlAutopurge: false });
-  const loading = new Map<string, Promise<{ isActive: boolean; role: AccessClaims['role'] } | false>>();
-  const accountOf = (id: string) => {
-    const known = accounts.get(id);
-    if (known !== undefined) return Promise.resolve(known);
-    let load = loading.get(id);
-    if (!load) {
-      load = lookup(id)
-        .then((a) => a ?? false)
-        .then((a) => (ttlMs > 0 && accounts.set(id, a), a))
-        .finally(() => loading.delete(id));
-      loading.set(id, load);
-    }
-    return load;
-  };
+  // A gone account is cached as inactive; misses that arrive together share one lookup.
+  const accounts = new ReadCache<{ isActive: boolean; role: AccessClaims['role'] }>({ ttlMs, max: 50_000 });
   return async (token) => {
     const claims = await verify(token);
-    const account = await accountOf(claims.sub);
-    if (!account || !account.isActive) throw new Unauthorized('This account is no longer active');
+    const account = await accounts.get(claims.sub, async () => (await lookup(claims.sub)) ?? { isActive: false, role: claims.role });
+    if (!account.isActive) throw new Unauthorized('This account is no longer active');
     return account.role === claims.role ? claims : { ...claims, role: account.role };
   };
 }
