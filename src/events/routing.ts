@@ -1,10 +1,10 @@
-import type { ContractDef, EventDef } from '../kit/contract.ts';
-import type { EventHandler, EventRoutes } from '../kit/events.ts';
+import type { ContractDef, EventDef, Subscription } from '../kit/contract.ts';
+import { handlerMismatch, type EventHandler, type EventRoutes } from '../kit/events.ts';
 
 /** What routing needs of a module definition. */
 export interface RoutedModule {
   contract: ContractDef;
-  consumes?: readonly { contract: ContractDef; types: readonly string[] }[];
+  consumes?: readonly Subscription[];
 }
 
 /**
@@ -39,15 +39,10 @@ export function eventDefinitions(modules: Record<string, RoutedModule>): Record<
 export function routingProblems(routes: EventRoutes, published: Record<string, EventDef>, hosted: Map<string, Record<string, EventHandler> | undefined>): string[] {
   const problems: string[] = [];
   for (const [module, handlers] of hosted) {
-    const routed = Object.entries(routes)
-      .filter(([, consumers]) => consumers.includes(module))
-      .map(([type]) => type);
-    for (const type of routed) {
-      if (!handlers?.[type]) problems.push(`module ${module} consumes ${type} but has no handler for it`);
-    }
-    for (const type of Object.keys(handlers ?? {})) {
-      if (!published[type]) problems.push(`module ${module} has a handler for ${type}, which no module publishes`);
-      else if (!routed.includes(type)) problems.push(`module ${module} has a handler for ${type} but does not list it in consumes`);
+    const { missing, extra } = handlerMismatch(routes, module, handlers);
+    for (const type of missing) problems.push(`module ${module} consumes ${type} but has no handler for it`);
+    for (const type of extra) {
+      problems.push(published[type] ? `module ${module} has a handler for ${type} but does not list it in consumes` : `module ${module} has a handler for ${type}, which no module publishes`);
     }
   }
   return problems;
