@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Router } from './router.ts';
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sameKey } from '../../adapters/http/service-key.ts';
 import { Forbidden } from '../kit/errors.ts';
 import type { MetaRoute } from './openapi.ts';
 
@@ -36,12 +36,6 @@ export const METRICS_ROUTE: MetaRoute = { method: 'get', path: '/metrics', summa
 /** A peer on this machine: the socket's own address, never a forwarded one. */
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
-const sameSecret = (given: string, token: string) => {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-};
-
 /**
  * /metrics on the public port, for peers on this machine (a Prometheus
  * beside the process) and for anyone presenting `METRICS_TOKEN` as a bearer
@@ -52,7 +46,7 @@ export function mountMetrics(router: Router, metrics: Metrics, access: { token?:
   router.get('/metrics', async (ctx) => {
     const local = LOOPBACK.test(ctx.req.socket.remoteAddress ?? '');
     const bearer = /^Bearer\s+(\S+)$/i.exec(ctx.get('Authorization'))?.[1];
-    if (!local && !(access.token && bearer && sameSecret(bearer, access.token))) {
+    if (!local && !(access.token && bearer && sameKey(bearer, access.token))) {
       throw new Forbidden('/metrics answers this machine only, or a bearer METRICS_TOKEN; or serve it on METRICS_PORT');
     }
     ctx.type = metrics.registry.contentType;
