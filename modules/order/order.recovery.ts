@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ProductPort } from '../product/contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
-import type { OrderService } from './order.service.ts';
+import { errorText, type OrderService } from './order.service.ts';
 
 export interface RecoveryOptions {
   /** A pending order older than this did not complete (no request takes this long). */
@@ -80,8 +80,7 @@ export class OrderRecovery {
         }
       } catch (err) {
         logger.warn({ err, orderId: order.id }, 'could not compensate a pending order; will retry');
-        const why = `recovery could not release the stock: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
-        await orders.transition(order.id, 'pending', { lastError: why }).catch(() => undefined);
+        await orders.transition(order.id, 'pending', { lastError: errorText(err, 'recovery could not release the stock: ') }).catch(() => undefined);
       }
     }
 

@@ -133,7 +133,7 @@ export interface OrderSaga {
 }
 
 /** An error as staff may read it: its message, never a stack, at most 500 characters. */
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 500);
+export const errorText = (err: unknown, context = '') => `${context}${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
 
 export class OrderService {
   /** `toko_orders_total{outcome,reason}`: orders leaving `pending` or `confirmed`, counted where the change commits. */
