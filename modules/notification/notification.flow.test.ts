@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { api, newUser } from '../../test/helpers/http.ts';
-import { redisAnswers, TEST_REDIS_URL, waitFor } from '../../test/helpers/wait.ts';
+import { dropQueueKeys, redisAnswers, TEST_REDIS_URL, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
 import type { MailTransport, OutgoingMail } from './transports/transport.ts';
 
 const ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
@@ -39,7 +39,7 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
   let admin: string;
   const transport = new ScriptedTransport();
   const http = api(() => app.url);
-  const prefix = `t${randomBytes(4).toString('hex')}`;
+  const prefix = testQueuePrefix();
 
   beforeAll(async () => {
     if (skip) return;
@@ -58,7 +58,11 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
     );
     admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
   });
-  afterAll(() => app?.close());
+  afterAll(async () => {
+    await app?.close();
+    // The suite's queues go with it: npm test leaves nothing in the developer's Redis.
+    if (!skip) await dropQueueKeys(prefix);
+  });
 
   async function customer(overrides: Parameters<typeof newUser>[0] = {}) {
     const u = newUser(overrides);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN_ENV, api, createProduct, newUser } from '../../test/helpers/http.ts';
 import { startSplitRig } from '../../test/helpers/split.ts';
-import { TEST_REDIS_URL, freePorts, redisAnswers, waitFor } from '../../test/helpers/wait.ts';
+import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
 import { startTracing, type Tracing } from './tracing.ts';
 
 const exporter = new InMemorySpanExporter();
@@ -19,6 +19,7 @@ let shop: TestApp;
 const http = api(() => shop.url);
 const SERVICE_KEY = randomBytes(16).toString('hex');
 const viaRedis = await redisAnswers();
+const queuePrefix = testQueuePrefix();
 
 beforeAll(async () => {
   tracing = startTracing({ serviceName: 'toko-test', version: 'test', exporter });
@@ -29,7 +30,7 @@ beforeAll(async () => {
     ...TEST_ADMIN_ENV,
     PRODUCT_SERVICE_URL: `http://127.0.0.1:${productPort}`,
     SERVICE_KEY,
-    ...(viaRedis ? { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: `t${randomBytes(3).toString('hex')}` } : {}),
+    ...(viaRedis ? { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix } : {}),
   });
   catalogue = await startTestApp({ MODULES: 'product', SERVICE_KEY, USER_SERVICE_URL: shop.url, PORT: String(productPort) });
 }, 60_000);
@@ -38,6 +39,7 @@ afterAll(async () => {
   await shop?.close();
   await catalogue?.close();
   await tracing?.shutdown();
+  if (viaRedis) await dropQueueKeys(queuePrefix);
 });
 
 const spans = () => exporter.getFinishedSpans();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -17,6 +18,23 @@ export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6
 
 /** Whether a Redis answers at TEST_REDIS_URL; suites that need one are skipped with a notice when not. */
 export const redisAnswers = () => redisAnswersAt(TEST_REDIS_URL);
+
+/** A QUEUE_PREFIX of one suite's own, so its BullMQ keys can be told apart and removed (dropQueueKeys). */
+export const testQueuePrefix = () => `tt${randomBytes(4).toString('hex')}`;
+
+/** Deletes every BullMQ key of the queues named `<prefix>-*` (what a suite's app left in Redis); returns how many there were. */
+export async function dropQueueKeys(prefix: string, url = TEST_REDIS_URL): Promise<number> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let removed = 0;
+    for await (const keys of r.scanStream({ match: `bull:${prefix}-*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) removed += await r.del(...keys);
+    }
+    return removed;
+  } finally {
+    r.disconnect();
+  }
+}
 
 export async function redisAnswersAt(url: string): Promise<boolean> {
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
