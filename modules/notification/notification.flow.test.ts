@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import { api, newUser } from '../../test/helpers/http.ts';
+import { api, loadsFromOutside, newUser } from '../../test/helpers/http.ts';
 import { dropQueueKeys, redisAnswers, TEST_REDIS_URL, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
 import type { MailTransport, OutgoingMail } from './transports/transport.ts';
 
@@ -197,6 +197,16 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
       const page = await http.get('/admin/queues', { token: admin });
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toContain('text/html');
+      // The page and its scripts and styles load nothing from outside (Bull Board links Google Fonts unless stripped).
+      const html = String(page.text);
+      expect(loadsFromOutside(html)).toEqual([]);
+      const assets = [...html.matchAll(/(?:src|href)="(static\/[^"]+)"/g)].map((m) => m[1]!);
+      expect(assets.length).toBeGreaterThan(1);
+      for (const asset of assets) {
+        const res = await http.get(`/admin/queues/${asset}`, { token: admin });
+        expect({ asset, status: res.status }).toEqual({ asset, status: 200 });
+        expect(loadsFromOutside(String(res.text)), asset).toEqual([]);
+      }
       expect((await http.get('/admin/queues', { headers: { authorization: basic(ADMIN.email, ADMIN.password) } })).status).toBe(200);
       const queues = await http.get<{ queues: { name: string }[] }>('/admin/queues/api/queues', { token: admin });
       expect(queues.body.queues.map((q) => q.name).some((q) => q.endsWith('-notification'))).toBe(true);

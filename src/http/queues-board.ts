@@ -26,6 +26,14 @@ class BoardUnauthorized extends AppError {
   }
 }
 
+/** Bull Board's page links Google Fonts; without the link it uses the system's sans-serif and loads nothing from outside. */
+const OUTSIDE_STYLESHEET = /<link[^>]+href="https?:\/\/[^"]*"[^>]*rel="stylesheet"[^>]*>\s*/g;
+
+const localOnly: Middleware = async (ctx, next) => {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.response.is('html')) ctx.body = ctx.body.replace(OUTSIDE_STYLESHEET, '');
+};
+
 /** Checks an e-mail and password against the user store, under the login throttle (the user module's `signIn`). */
 export type SignIn = (email: string, password: string, client: string) => Promise<{ role: string }>;
 
@@ -88,7 +96,7 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
     }
     await next();
   };
-  const guarded = compose([gate, board]);
+  const guarded = compose([gate, localOnly, board]);
   return async function queues(ctx, next) {
     if (ctx.path === QUEUES_PATH || ctx.path.startsWith(`${QUEUES_PATH}/`)) return guarded(ctx, next);
     return next();

@@ -76,3 +76,9 @@ export async function registerCustomer(base: string): Promise<{ id: string; emai
   if (res.status !== 201) throw new Error(`register answered ${res.status}: ${res.text}`);
   return { id: res.body.id as string, email: u.email, password: u.password };
 }
+
+/** What a page or asset would load from another origin: `src` URLs, stylesheet links, CSS url()/@import (plain links to follow are fine). */
+export function loadsFromOutside(text: string): string[] {
+  const outside = /(?:\bsrc\s*[:=]\s*["']|<link[^>]+href=["']|url\(\s*["']?|@import\s+["'])(https?:)?\/\/[^"')\s]+/g;
+  return [...text.matchAll(outside)].map((m) => m[0]);
+}
