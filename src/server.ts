@@ -210,7 +210,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     eventBus: eventing.bus.kind,
     queuesDashboard: bullmq ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token` : 'off: BullMQ is not in use (set REDIS_URL to use it)',
   };
-  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000 } });
+  const peers = Object.fromEntries(Object.entries(config.serviceUrls).filter((e): e is [string, string] => e[1] !== undefined && !hosted.includes(e[0] as ModuleName)));
+  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } });
   const { app, router } = createApp({
     logger,
     metrics,

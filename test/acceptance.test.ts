@@ -167,6 +167,12 @@ describe.each([
     }
   });
 
+  it.skipIf(skip)('tells the readiness of every module in one answer (the gateway\'s /health/ready when split)', async () => {
+    const res = await http.get(name === 'one process' ? '/health/system' : '/health/ready');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } });
+  });
+
   it.skipIf(skip || name !== 'split behind the gateway')('keeps /internal off the gateway', async () => {
     const res = await http.post('/internal/v1/product/getProducts', { ids: [] });
     expect(res.status).toBe(404);
@@ -176,6 +182,13 @@ describe.each([
     const c = await customer();
     const product = (await http.post<Product>('/api/v1/products', { name: 'Tahan banting', price: 100, stock: 10, category: 'uji' }, { token: admin })).body;
     await t.split!.stop('product');
+    // The gateway's readiness names the module that is gone, whichever service it asked.
+    for (let i = 0; i < 4; i++) {
+      const ready = await http.get<{ failing: string[]; modules: Record<string, string> }>('/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.failing).toContain('product');
+      expect(ready.body.modules).toMatchObject({ product: 'failing', user: 'ok' });
+    }
     const place = async () => {
       const started = performance.now();
       const res = await http.post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token: c.token });

@@ -89,6 +89,10 @@ describe('docker-compose.split.yml', () => {
     expect(configs.size).toBe(4);
     // The services share one key: each one's internal calls must be accepted by the others.
     expect(new Set([...configs.values()].map((c) => c.serviceKey)).size).toBe(1);
+    // Each knows where every other module runs, so whichever one the gateway asks can tell the whole deployment's readiness.
+    for (const [name, c] of configs) {
+      expect(Object.keys(c.serviceUrls).sort(), `${name}'s service URLs`).toEqual(MODULE_NAMES.filter((m) => !c.modules.includes(m)).sort());
+    }
   });
 
   it('routes the gateway to the service hosting each module, with the template the split tests use', () => {

@@ -11,6 +11,8 @@ export interface HealthRuntime {
   /** Facts about this process shown with readiness (event bus in use, whether Bull Board is on and why not). */
   info: Record<string, string>;
   timeoutMs: number;
+  /** The other services of a split deployment (`<M>_SERVICE_URL`), by the module each hosts, for `/health/system`. */
+  peers: Record<string, string>;
 }
 
 const route = routesFor<HealthRuntime>();
@@ -24,6 +26,33 @@ function withTimeout(check: HealthCheck, ms: number): Promise<void> {
     }),
   ]).finally(() => clearTimeout(timer));
 }
+
+/** Runs every check of this process at once: each one's outcome, and the names of those that failed. */
+async function runChecks(rt: HealthRuntime) {
+  const names = Object.keys(rt.checks);
+  const results = await Promise.allSettled(names.map((n) => withTimeout(rt.checks[n]!, rt.timeoutMs)));
+  const checks: Record<string, string> = {};
+  const failed: string[] = [];
+  results.forEach((r, i) => {
+    const name = names[i]!;
+    checks[name] = r.status === 'fulfilled' ? 'ok' : 'failing';
+    if (r.status === 'rejected') failed.push(name);
+  });
+  return { checks, failed };
+}
+
+/** Whether another service says it is ready (its own `/health/ready`); silence counts as not ready. */
+async function peerReady(url: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/health/ready', url), { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+const SERVICE_STATES = ['ok', 'failing'] as const;
 
 export const healthRoutes = [
   route({
@@ -45,17 +74,35 @@ export const healthRoutes = [
     problems: [503],
     response: z.object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')), info: z.record(z.string(), z.string()) }),
     handler: async (_input, rt) => {
-      const names = Object.keys(rt.checks);
-      const results = await Promise.allSettled(names.map((n) => withTimeout(rt.checks[n]!, rt.timeoutMs)));
-      const checks: Record<string, string> = {};
-      const failed: string[] = [];
-      results.forEach((r, i) => {
-        const name = names[i]!;
-        checks[name] = r.status === 'fulfilled' ? 'ok' : 'failing';
-        if (r.status === 'rejected') failed.push(name);
-      });
+      const { checks, failed } = await runChecks(rt);
       if (failed.length > 0) throw new ServiceUnavailable(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
       return { status: 'ok', checks, info: rt.info };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/health/system',
+    summary: 'Readiness of the whole deployment: every module, wherever it runs',
+    description: [
+      "This process's modules are ready when its own checks pass; a module another service hosts is ready when that service's `/health/ready` answers 200",
+      'within the health timeout. Answers 503 naming the modules that are not. In one process it is `/health/ready` by module; behind the split gateway it is',
+      "the gateway's `/health/ready`.",
+    ].join(' '),
+    tags: ['health'],
+    access: 'public',
+    problems: [503],
+    response: z
+      .object({ status: z.literal('ok'), modules: z.record(z.string(), z.enum(SERVICE_STATES)) })
+      .meta({ example: { status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } } }),
+    handler: async (_input, rt) => {
+      const peers = Object.entries(rt.peers);
+      const [own, ...others] = await Promise.all([runChecks(rt), ...peers.map(([, url]) => peerReady(url, rt.timeoutMs))]);
+      const modules: Record<string, (typeof SERVICE_STATES)[number]> = {};
+      for (const m of rt.modules) modules[m] = own.failed.length === 0 ? 'ok' : 'failing';
+      peers.forEach(([m], i) => (modules[m] = others[i] ? 'ok' : 'failing'));
+      const failing = Object.keys(modules).filter((m) => modules[m] !== 'ok');
+      if (failing.length > 0) throw new ServiceUnavailable(`Not ready: ${failing.join(', ')}`, { modules, failing });
+      return { status: 'ok', modules };
     },
   }),
 ];

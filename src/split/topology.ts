@@ -15,6 +15,28 @@ const SERVICES: ModuleName[] = ['user', 'product', 'order', 'notification'];
 const SPLIT_POOL = 4;
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as Logger;
 
+/** Variables the launcher sets for each service itself (or, for METRICS_PORT, that four services could not share). */
+const PER_SERVICE = new Set(['MODULES', 'HOST', 'PORT', 'METRICS_PORT', 'METRICS_HOST', ...SERVICES.map((s) => `${s.toUpperCase()}_SERVICE_URL`)]);
+/** The launcher's own settings: where the split's files go, and its ports. */
+const LAUNCHER_INPUT = new Set(['DATA_DIR', 'GATEWAY_PORT', 'SPLIT_BASE_PORT']);
+
+/**
+ * What `npm run split` hands every service from its own environment: all of
+ * it (OTEL_*, CORS_ORIGINS, REMOTE_OPTIONS, PRODUCT_MONGODB_URL...) except
+ * what the launcher decides per service, and npm's own `npm_*` variables.
+ * `dropped` names the variables set but not passed on, so the launcher can say so.
+ */
+export function passedOn(env: NodeJS.ProcessEnv): { env: Record<string, string>; dropped: string[] } {
+  const passed: Record<string, string> = {};
+  const dropped: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || name.startsWith('npm_') || LAUNCHER_INPUT.has(name)) continue;
+    if (PER_SERVICE.has(name)) dropped.push(name);
+    else passed[name] = value;
+  }
+  return { env: passed, dropped: dropped.sort() };
+}
+
 export interface SplitOptions {
   /** Where each service keeps its embedded database and the gateway its files. */
   dataDir: string;
@@ -41,6 +63,8 @@ export interface SplitOptions {
 
 export interface SplitTopology {
   gatewayUrl: string;
+  /** The services, in the order they start. */
+  services: ModuleName[];
   serviceUrl(name: ModuleName): string;
   /** Stops one service (SIGTERM, waits for exit). */
   stop(name: ModuleName): Promise<void>;
@@ -184,6 +208,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
 
   return {
     gatewayUrl: `http://127.0.0.1:${opts.gatewayPort}`,
+    services: [...SERVICES],
     serviceUrl: (name) => urls[name],
     stop: (name) => stopChild(name),
     kill: (name) => stopChild(name, 'SIGKILL'),

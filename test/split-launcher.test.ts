@@ -1,0 +1,112 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { passedOn } from '../src/split/topology.ts';
+import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const canRun = has('nginx') && (await redisAnswers());
+if (!canRun) console.warn('split launcher test skipped: nginx and a Redis at TEST_REDIS_URL are needed');
+
+describe('what the split launcher passes on to the services', () => {
+  it('is the whole environment but what it sets per service and npm\'s own variables', () => {
+    const { env, dropped } = passedOn({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_SERVICE_NAME: 'toko',
+      PRODUCT_MONGODB_URL: 'mongodb://mongo/products',
+      CORS_ORIGINS: 'https://shop.example',
+      REMOTE_OPTIONS: '{"product":{"timeoutMs":500}}',
+      LOG_LEVEL: 'debug',
+      PORT: '3000',
+      MODULES: 'user',
+      ORDER_SERVICE_URL: 'http://elsewhere',
+      METRICS_PORT: '9464',
+      npm_lifecycle_event: 'split',
+    });
+    expect(env).toEqual({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_SERVICE_NAME: 'toko',
+      PRODUCT_MONGODB_URL: 'mongodb://mongo/products',
+      CORS_ORIGINS: 'https://shop.example',
+      REMOTE_OPTIONS: '{"product":{"timeoutMs":500}}',
+      LOG_LEVEL: 'debug',
+    });
+    expect(dropped).toEqual(['METRICS_PORT', 'MODULES', 'ORDER_SERVICE_URL', 'PORT']);
+  });
+});
+
+/** A base port whose next four ports are free (the launcher puts the services there). */
+async function freeBlock(): Promise<number> {
+  const listen = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer().once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const free = await Promise.all([1, 2, 3, 4].map((i) => listen(base + i)));
+    if (free.every(Boolean)) return base;
+  }
+}
+
+describe.skipIf(!canRun)('npm run split', () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-split-'));
+  const prefix = testQueuePrefix();
+  afterAll(async () => {
+    rmSync(dataDir, { recursive: true, force: true });
+    await dropQueueKeys(prefix);
+  });
+
+  it('prints every service\'s address, passes the whole environment on, and the gateway tells every service\'s readiness', async () => {
+    const [gatewayPort] = await freePorts(1);
+    const base = await freeBlock();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/split/main.ts'], {
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        GATEWAY_PORT: String(gatewayPort),
+        SPLIT_BASE_PORT: String(base),
+        REDIS_URL: TEST_REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        CORS_ORIGINS: 'https://shop.example',
+        SEED_DEMO: 'false',
+        LOG_LEVEL: 'warn',
+        BCRYPT_COST: '4',
+        // Set per service by the launcher: this one is named in a warning and not passed on.
+        PORT: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor('the launcher to print the gateway', async () => (out.includes('toko split: gateway') ? true : undefined), 90_000, 200);
+      const printed: Record<string, string> = Object.fromEntries([...out.matchAll(/^toko split: (user|product|order|notification)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+      expect(printed).toEqual({
+        user: `http://127.0.0.1:${base + 1}`,
+        product: `http://127.0.0.1:${base + 2}`,
+        order: `http://127.0.0.1:${base + 3}`,
+        notification: `http://127.0.0.1:${base + 4}`,
+      });
+      expect(out).toMatch(/"dropped":\["PORT"\]/);
+      // CORS_ORIGINS reached the services (the old launcher passed on only a fixed list of prefixes).
+      for (const url of Object.values(printed)) {
+        const res = await fetch(`${url}/health`, { headers: { origin: 'https://shop.example' } });
+        expect(res.headers.get('access-control-allow-origin'), url).toBe('https://shop.example');
+      }
+      const ready = await fetch(`http://127.0.0.1:${gatewayPort}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } });
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+    }
+  }, 150_000);
+});
