@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
+import { randomInt, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.ts';
@@ -6,7 +9,8 @@ import { startTestApp, type TestApp } from './helpers/app.ts';
 /**
  * Runs requests.http the way the VS Code REST Client does: file variables
  * (`@name = value`, resolved when used), named requests (`# @name x`) and
- * values taken from their responses (`{{x.response.body.$.path}}`).
+ * values taken from their responses (`{{x.response.body.$.path}}`) and the
+ * system variables it uses (`{{$guid}}`, `{{$randomInt min max}}`).
  */
 interface HttpRequest {
   title: string;
@@ -70,46 +74,78 @@ function jsonPath(value: unknown, p: string): unknown {
 
 let app: TestApp;
 beforeAll(async () => {
-  app = await startTestApp({ ADMIN_EMAIL: 'admin@toko.local', ADMIN_PASSWORD: 'change-me-please' });
+  app = await startTestApp({ ADMIN_EMAIL: 'admin@toko.local', ADMIN_PASSWORD: 'change-me-please', SEED_DEMO: 'true' });
 }, 60_000);
 afterAll(() => app?.close());
 
+/** Runs requests.http once; the responses by request name and each request's method and path. */
+async function walk(requests: HttpRequest[], variables: Map<string, string>) {
+  const responses = new Map<string, unknown>();
+  const resolve = (text: string, depth = 0): string =>
+    text.replace(/\{\{\s*([^}]+?)\s*\}\}/g, (_, ref: string) => {
+      if (ref === '$guid') return randomUUID();
+      const int = /^\$randomInt\s+(\d+)\s+(\d+)$/.exec(ref);
+      if (int) return String(randomInt(Number(int[1]), Number(int[2])));
+      const fromResponse = /^(\w+)\.response\.body\.(\$.*)$/.exec(ref);
+      if (fromResponse) {
+        const v = jsonPath(responses.get(fromResponse[1]!), fromResponse[2]!);
+        if (v === undefined) throw new Error(`${ref} has no value (was the request run and did it answer?)`);
+        return String(v);
+      }
+      const v = variables.get(ref);
+      if (v === undefined || depth > 5) throw new Error(`unknown variable ${ref}`);
+      return resolve(v, depth + 1);
+    });
+
+  const seen: string[] = [];
+  for (const r of requests) {
+    const res = await fetch(resolve(r.url), {
+      method: r.method,
+      headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, resolve(v)])),
+      body: r.body === undefined ? undefined : resolve(r.body),
+    });
+    const text = await res.text();
+    expect({ request: r.title, status: res.status, ok: res.ok }, text.slice(0, 300)).toMatchObject({ ok: true });
+    if (r.name) responses.set(r.name, JSON.parse(text));
+    seen.push(`${r.method} ${new URL(resolve(r.url)).pathname}`);
+  }
+  return { responses, seen };
+}
+
 describe('requests.http', () => {
-  it('walks the whole flow against a fresh toko, every request answered with success', async () => {
+  it('walks the whole flow, every request answered with success, and again on the same toko', async () => {
     const { variables, requests } = parseHttpFile(readFileSync(path.resolve(import.meta.dirname, '..', 'requests.http'), 'utf8'));
     variables.set('baseUrl', app.url);
-    const responses = new Map<string, unknown>();
-    const resolve = (text: string, depth = 0): string =>
-      text.replace(/\{\{\s*([^}]+?)\s*\}\}/g, (_, ref: string) => {
-        const fromResponse = /^(\w+)\.response\.body\.(\$.*)$/.exec(ref);
-        if (fromResponse) {
-          const v = jsonPath(responses.get(fromResponse[1]!), fromResponse[2]!);
-          if (v === undefined) throw new Error(`${ref} has no value (was the request run and did it answer?)`);
-          return String(v);
-        }
-        const v = variables.get(ref);
-        if (v === undefined || depth > 5) throw new Error(`unknown variable ${ref}`);
-        return resolve(v, depth + 1);
-      });
-
-    const seen: string[] = [];
-    for (const r of requests) {
-      const res = await fetch(resolve(r.url), {
-        method: r.method,
-        headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, resolve(v)])),
-        body: r.body === undefined ? undefined : resolve(r.body),
-      });
-      const text = await res.text();
-      expect({ request: r.title, status: res.status, ok: res.ok }, text.slice(0, 300)).toMatchObject({ ok: true });
-      if (r.name) responses.set(r.name, JSON.parse(text));
-      seen.push(`${r.method} ${new URL(resolve(r.url)).pathname}`);
-    }
+    const first = await walk(requests, variables);
     console.info(`requests.http: ${requests.length} requests, all answered 2xx`);
     // The walk touches every module and ends with the order cancelled.
     for (const prefix of ['/api/v1/users', '/api/v1/products', '/api/v1/orders', '/api/v1/notifications']) {
-      expect(seen.some((s) => s.includes(prefix)), prefix).toBe(true);
+      expect(first.seen.some((s) => s.includes(prefix)), prefix).toBe(true);
     }
-    const order = responses.get('order') as { status: string };
-    expect(order.status).toBe('confirmed');
+    expect((first.responses.get('order') as { status: string }).status).toBe('confirmed');
+    // A second run (no 409 for a taken e-mail, no 422 for a reused Idempotency-Key) places a new order for a new customer.
+    const second = await walk(requests, variables);
+    const ids = (name: string) => [first, second].map((w) => (w.responses.get(name) as { id: string }).id);
+    for (const name of ['register', 'product', 'order']) expect(new Set(ids(name)).size, name).toBe(2);
+  });
+});
+
+describe('the README walk-through', () => {
+  it('runs in a shell against toko, every curl answered with success, twice', async () => {
+    const readme = readFileSync(path.resolve(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### A walk through the API'));
+    const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    expect(script).toContain('curl');
+    // As written, against this test's toko; any answer that is not 2xx stops the script.
+    const run = [
+      'set -euo pipefail',
+      `curl() { command curl --fail-with-body "$@"; }`,
+      script.replaceAll('localhost:3000', new URL(app.url).host),
+      'echo "walk-through done: order $ORDER"',
+    ].join('\n');
+    for (let i = 0; i < 2; i++) {
+      const { stdout } = await promisify(execFile)('bash', ['-c', run], { timeout: 30_000 });
+      expect(stdout).toMatch(/walk-through done: order [0-9a-f-]{36}/);
+    }
   });
 });
