@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { api, newUser } from './helpers/http.ts';
 import { waitFor } from './helpers/wait.ts';
+import { QUEUES_ROUTE_LABEL } from '../src/http/route-label.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -65,6 +66,17 @@ describe('the Grafana dashboard', () => {
     expect(missing).toEqual([]);
   });
 
+  it('splits the route panels by method and leaves Bull Board and the metrics scrapes out of them', () => {
+    const byRoute = dashboard.panels.filter((p) => (p.targets ?? []).some((t) => /\bby \([^)]*\broute\b/.test(t.expr)));
+    expect(byRoute.map((p) => p.title)).toEqual(expect.arrayContaining(['Request rate by route', 'Latency p99 by route']));
+    for (const p of byRoute) {
+      for (const t of p.targets!) {
+        expect(t.expr, p.title).toMatch(/\bby \([^)]*\bmethod\b[^)]*\)/);
+        expect(t.expr, p.title).toContain(`route!~"${QUEUES_ROUTE_LABEL.replace('*', '.*')}|/metrics"`);
+      }
+    }
+  });
+
   it('has a title and a description for every panel (the README explains each)', () => {
     const readme = read('README.md');
     for (const p of dashboard.panels) {
@@ -108,6 +120,36 @@ describe('the Grafana dashboard', () => {
   });
 });
 
+interface AlertRule {
+  alert: string;
+  expr: string;
+  for: string;
+  labels: { severity: string };
+  annotations: { summary: string; description: string };
+}
+const alerts = (parse(read('monitoring/prometheus/alerts.yml')) as { groups: { name: string; rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
+
+describe('the Prometheus alert rules', () => {
+  it('cover dead events, the outbox age, an open breaker, the 5xx rate and p99, each with a severity and a summary', () => {
+    const reads = (name: string) => alerts.filter((a) => metricNames(a.expr).includes(name)).map((a) => a.alert);
+    for (const metric of ['toko_outbox_events', 'toko_outbox_oldest_pending_age_seconds', 'toko_circuit_breaker_state', 'http_request_duration_seconds_count', 'http_request_duration_seconds_bucket']) {
+      expect(reads(metric), metric).not.toEqual([]);
+    }
+    expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
+    for (const a of alerts) {
+      expect(a.for, a.alert).toMatch(/^\d+[smh]$/);
+      expect(['page', 'warn'], a.alert).toContain(a.labels.severity);
+      expect(a.annotations.summary, a.alert).toBeTruthy();
+    }
+  });
+
+  it('read only metrics a running toko process exports', async () => {
+    const have = exported((await http.get('/metrics')).text);
+    const missing = alerts.flatMap((a) => metricNames(a.expr).filter((n) => !have.has(n)).map((n) => `${a.alert}: ${n}`));
+    expect(missing).toEqual([]);
+  });
+});
+
 describe('monitoring in the compose files', () => {
   for (const [file, config] of [
     ['docker-compose.yml', 'monitoring/prometheus/single.yml'],
@@ -130,6 +172,10 @@ describe('monitoring in the compose files', () => {
         for (const v of compose.services[s]!.volumes!) expect(existsSync(path.join(ROOT, v.split(':')[0]!)), v).toBe(true);
       }
       expect(compose.services.prometheus!.volumes![0]).toContain(config);
+      // The rule files Prometheus is told to load are mounted where it looks.
+      const rules = (parse(read(config)) as { rule_files?: string[] }).rule_files ?? [];
+      expect(rules).toEqual(['/etc/prometheus/alerts.yml']);
+      expect(compose.services.prometheus!.volumes).toContain('./monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro');
       const prom = parse(read(config)) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
       const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
       expect(targets.sort()).toEqual(toko.sort());

@@ -208,6 +208,10 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
         expect(loadsFromOutside(String(res.text)), asset).toEqual([]);
       }
       expect((await http.get('/admin/queues', { headers: { authorization: basic(ADMIN.email, ADMIN.password) } })).status).toBe(200);
+      // Bull Board's own traffic (page, scripts, API) is one route label, never `/` or unmatched.
+      const routes = [...(await http.get('/metrics')).text.matchAll(/^http_request_duration_seconds_count\{[^}]*route="([^"]*)"/gm)].map((m) => m[1]);
+      expect(routes).toContain('/admin/queues/*');
+      expect(routes).not.toContain('/');
       const queues = await http.get<{ queues: { name: string }[] }>('/admin/queues/api/queues', { token: admin });
       expect(queues.body.queues.map((q) => q.name).some((q) => q.endsWith('-notification'))).toBe(true);
 

@@ -1,7 +1,18 @@
 import type { Context } from 'koa';
+import { QUEUES_PATH } from './queues-route.ts';
 
-/** The route template a request matched (`/api/v1/users/:id`), never the raw path, so labels stay bounded. */
+/** Every request to Bull Board (its page, scripts, polling API): one label, which the route panels leave out. */
+export const QUEUES_ROUTE_LABEL = `${QUEUES_PATH}/*`;
+
+/**
+ * The route template a request matched (`/api/v1/users/:id`), never the raw
+ * path, so labels stay bounded. Bull Board is a Koa app of its own whose
+ * router would label its requests `/` or leave them unmatched: they all get
+ * QUEUES_ROUTE_LABEL instead.
+ */
 export function routeLabel(ctx: Context): string {
+  const path = ctx.path;
+  if (path.startsWith(QUEUES_PATH) && (path.length === QUEUES_PATH.length || path.charCodeAt(QUEUES_PATH.length) === 47)) return QUEUES_ROUTE_LABEL;
   const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
   return typeof matched === 'string' ? matched : 'unmatched';
 }
