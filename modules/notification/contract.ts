@@ -22,10 +22,28 @@ export const NotificationDto = z
     createdAt: z.string(),
     updatedAt: z.string(),
   })
-  .meta({ id: 'Notification' });
+  .meta({
+    id: 'Notification',
+    example: {
+      id: '0193a1b2-0000-7000-8000-00000000000a',
+      eventId: '0193a1b2-0000-7000-8000-0000000000e1',
+      userId: '0193a1b2-0000-7000-8000-000000000001',
+      channel: 'email',
+      template: 'order-confirmed',
+      recipient: 'siti@example.co.id',
+      subject: 'Pesanan Anda dikonfirmasi',
+      body: 'Halo Siti Rahmawati, pesanan Anda sebesar Rp 170.000 sudah dikonfirmasi.',
+      status: 'sent',
+      attempts: 1,
+      lastError: null,
+      sentAt: '2026-12-03T08:16:01.000Z',
+      createdAt: '2026-12-03T08:16:00.000Z',
+      updatedAt: '2026-12-03T08:16:01.000Z',
+    },
+  });
 export type NotificationDto = z.infer<typeof NotificationDto>;
 
-export class NotificationNotFound extends defineError('NOTIFICATION.NOT_FOUND', 404, 'Notification not found') {}
+export class NotificationNotFound extends defineError('NOTIFICATION.NOT_FOUND', 404, 'Notification not found', z.object({ id: z.string().meta({ description: 'The id asked for' }) }).meta({ example: { id: '0193a1b2-0000-7000-8000-00000000000a' } })) {}
 
 /** The notification module is driven by events; it offers other modules nothing to call yet. */
 export const notificationContract = defineContract({

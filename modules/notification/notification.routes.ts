@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { Forbidden } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
-import { NOTIFICATION_STATUSES, NotificationDto } from './contract.ts';
+import { NOTIFICATION_STATUSES, NotificationDto, NotificationNotFound } from './contract.ts';
 import type { NotificationService } from './notification.service.ts';
 
 export interface NotificationRuntime {
@@ -13,24 +14,26 @@ const route = routesFor<NotificationRuntime>();
 export const notificationRoutes = [
   route({
     method: 'get',
+    operationId: 'listNotifications',
     path: '/api/v1/notifications',
     summary: 'Your notifications, newest first (admins: everyone’s, filterable)',
     tags: ['notifications'],
     access: 'user',
     query: z.strictObject({ ...pageQuery, status: z.enum(NOTIFICATION_STATUSES).optional(), userId: z.string().max(64).optional() }),
     response: pageOf(NotificationDto).meta({ id: 'NotificationPage' }),
-    problems: [403],
+    problems: [Forbidden],
     handler: ({ query, principal }, { service }) => service.list(principal!, query),
   }),
   route({
     method: 'get',
+    operationId: 'getNotification',
     path: '/api/v1/notifications/:id',
     summary: 'One notification, whole (yours, or any for an admin)',
     tags: ['notifications'],
     access: 'user',
     params: z.strictObject({ id: z.string() }),
     response: NotificationDto,
-    problems: [404],
+    problems: [NotificationNotFound],
     handler: ({ params, principal }, { service }) => service.get(params.id, principal!),
   }),
 ];

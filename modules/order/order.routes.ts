@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { Forbidden, ServiceUnavailable } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
 import { ProductId } from '../product/contract.ts';
-import { ORDER_STATUSES, OrderDto } from './contract.ts';
+import { ORDER_STATUSES, OrderDto, OrderNotFound } from './contract.ts';
+import { CustomerInactive, IdempotencyInFlight, IdempotencyKeyReused, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
 import { ORDER_STEPS } from './order.entity.ts';
 import type { OrderService } from './order.service.ts';
 
@@ -25,7 +27,21 @@ const OrderSagaDto = z
     updatedAt: z.string().meta({ format: 'date-time' }),
     idleSeconds: z.number().int().meta({ description: 'Seconds since the saga last moved' }),
   })
-  .meta({ id: 'OrderSaga' });
+  .meta({
+    id: 'OrderSaga',
+    example: {
+      id: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b',
+      userId: '0193a1b2-0000-7000-8000-000000000001',
+      status: 'pending',
+      stockHeld: true,
+      lastStep: ORDER_STEPS[1],
+      lastError: 'The product service cannot be reached right now',
+      rejectionReason: null,
+      createdAt: '2026-12-03T08:16:00.000Z',
+      updatedAt: '2026-12-03T08:16:02.000Z',
+      idleSeconds: 640,
+    },
+  });
 
 const route = routesFor<OrderRuntime>();
 
@@ -44,6 +60,7 @@ const idParams = z.strictObject({ id: z.string() });
 export const orderRoutes = [
   route({
     method: 'post',
+    operationId: 'placeOrder',
     path: '/api/v1/orders',
     summary: 'Place an order',
     description: [
@@ -64,22 +81,24 @@ export const orderRoutes = [
     }),
     status: 201,
     response: OrderDto,
-    problems: [403, 409, 503],
+    problems: [CustomerInactive, OrderOutOfStock, OrderRejected, IdempotencyInFlight, IdempotencyKeyReused, ServiceUnavailable],
     handler: ({ body, headers, principal }, { service }) => service.place(principal!.userId, body.items, headers['idempotency-key']),
   }),
   route({
     method: 'get',
+    operationId: 'listOrders',
     path: '/api/v1/orders',
     summary: 'Your orders, newest first (admins: everyone’s, filterable by user)',
     tags: ['orders'],
     access: 'user',
     query: z.strictObject({ ...pageQuery, status: z.enum(ORDER_STATUSES).optional(), userId: z.string().max(64).optional() }),
     response: pageOf(OrderDto).meta({ id: 'OrderPage' }),
-    problems: [403],
+    problems: [Forbidden],
     handler: ({ query, principal }, { service }) => service.list(principal!, query),
   }),
   route({
     method: 'get',
+    operationId: 'getOrder',
     path: '/api/v1/orders/:id',
     summary: 'One order (yours, or any for an admin)',
     description: 'Someone else’s order answers 404, exactly like an order that does not exist.',
@@ -87,11 +106,12 @@ export const orderRoutes = [
     access: 'user',
     params: idParams,
     response: OrderDto,
-    problems: [404],
+    problems: [OrderNotFound],
     handler: ({ params, principal }, { service }) => service.get(params.id, principal!),
   }),
   route({
     method: 'get',
+    operationId: 'listOrderSagas',
     path: '/api/v1/admin/orders',
     summary: 'Orders by saga state, with the last step and error of each (admin)',
     description: [
@@ -106,18 +126,19 @@ export const orderRoutes = [
       stuck: z.enum(['true', 'false']).optional().transform((v) => v === 'true').meta({ description: 'Only orders recovery has yet to finish, idle past the pending timeout' }),
     }),
     response: pageOf(OrderSagaDto).meta({ id: 'OrderSagaPage' }),
-    problems: [403],
+    problems: [Forbidden],
     handler: ({ query }, { service, stuckAfterSeconds }) => service.sagas(query, stuckAfterSeconds),
   }),
   route({
     method: 'post',
+    operationId: 'cancelOrder',
     path: '/api/v1/orders/:id/cancel',
     summary: 'Cancel a confirmed order and give its stock back',
     tags: ['orders'],
     access: 'user',
     params: idParams,
     response: OrderDto,
-    problems: [404, 409],
+    problems: [OrderNotFound, OrderNotCancellable],
     handler: ({ params, principal }, { service }) => service.cancel(params.id, principal!),
   }),
 ];

@@ -382,7 +382,7 @@ export class OrderService {
   async cancel(id: string, principal: Principal): Promise<OrderDto> {
     const order = await this.visible(id, principal);
     const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled', lastStep: 'cancelled' }, 'order.cancelled') : null;
-    if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { status: order.status });
+    if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { orderStatus: order.status });
     this.d.logger.info({ orderId: id }, 'order cancelled');
     return toOrderDto((await this.releaseStock(cancelled)) ?? cancelled);
   }

@@ -36,9 +36,22 @@ export const Reservation = z.object({ reservationId: z.string(), lines: z.array(
 export type Reservation = z.infer<typeof Reservation>;
 
 /** 409; `items` names each short product with what was asked and what is available. */
-export class OutOfStock extends defineError('PRODUCT.OUT_OF_STOCK', 409, 'Out of stock') {}
+export const ShortLines = z
+  .array(z.object({ productId: z.string(), requested: z.number().int(), available: z.number().int() }))
+  .meta({ description: 'Each short product: what was asked and what is in stock' });
+export class OutOfStock extends defineError(
+  'PRODUCT.OUT_OF_STOCK',
+  409,
+  'Out of stock',
+  z.object({ items: ShortLines }).meta({ example: { items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }] } }),
+) {}
 /** 404; `ids` lists the product ids that do not exist. */
-export class ProductNotFound extends defineError('PRODUCT.NOT_FOUND', 404, 'Product not found') {}
+export class ProductNotFound extends defineError(
+  'PRODUCT.NOT_FOUND',
+  404,
+  'Product not found',
+  z.object({ ids: z.array(z.string()).meta({ description: 'The product ids that do not exist' }) }).meta({ example: { ids: ['64d3a0000000000000000009'] } }),
+) {}
 /** 409; the reservation id was released before (or instead of) being reserved, so it can never reserve. */
 export class ReservationClosed extends defineError('PRODUCT.RESERVATION_CLOSED', 409, 'Reservation closed') {}
 

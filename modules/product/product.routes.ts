@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
+import { ProductNotFound } from './contract.ts';
+import { StockConflict } from './product.errors.ts';
 import type { ProductService } from './product.service.ts';
 import { PRODUCT_SORTS } from './stores/store.ts';
 
@@ -14,12 +16,12 @@ const route = routesFor<ProductRuntime>();
 const price = z.number().int('Must be a whole number of minor units').min(0).max(1e13).meta({ example: 1500000 });
 const name = z.string().trim().min(1, 'Must not be empty').max(200).meta({ example: 'Kopi Gayo Arabika 250 g' });
 const description = z.string().trim().max(5000).meta({ example: 'Biji kopi arabika dari dataran tinggi Gayo.' });
-const category = z
+const categoryName = z
   .string()
   .trim()
   .toLowerCase()
-  .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'Must be 1-64 characters of a-z, 0-9 and -')
-  .meta({ example: 'makanan-minuman' });
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'Must be 1-64 characters of a-z, 0-9 and -');
+const category = categoryName.meta({ example: 'makanan-minuman' });
 const imageUrl = z.url({ protocol: /^https?$/, message: 'Must be an http(s) URL' }).max(2048).nullable().meta({ example: 'https://cdn.example/kopi.jpg' });
 
 export const ProductDto = z
@@ -35,7 +37,21 @@ export const ProductDto = z
     createdAt: z.string().meta({ format: 'date-time' }),
     updatedAt: z.string().meta({ format: 'date-time' }),
   })
-  .meta({ id: 'Product' });
+  .meta({
+    id: 'Product',
+    example: {
+      id: '64d3a0000000000000000001',
+      name: 'Kopi Gayo Arabika 250 g',
+      description: 'Biji kopi arabika dari dataran tinggi Gayo.',
+      price: 8_500_000,
+      currency: 'IDR',
+      stock: 40,
+      category: 'makanan-minuman',
+      imageUrl: null,
+      createdAt: '2026-12-01T02:00:00.000Z',
+      updatedAt: '2026-12-03T08:16:00.000Z',
+    },
+  });
 
 export const NewProductBody = z
   .strictObject({ name, description: description.default(''), price, stock: z.number().int().min(0).max(1e9).default(0), category, imageUrl: imageUrl.default(null) })
@@ -61,6 +77,7 @@ export const LIST_LIMIT = 100;
 export const productRoutes = [
   route({
     method: 'get',
+    operationId: 'listProducts',
     path: '/api/v1/products',
     summary: 'Browse the catalogue',
     description: `Filter by category, search the name (case-insensitive), sort; \`limit\` at most ${LIST_LIMIT}.`,
@@ -68,7 +85,8 @@ export const productRoutes = [
     access: 'public',
     query: z.strictObject({
       ...pageQuery,
-      category: category.optional(),
+      // No example here: Swagger UI would pre-fill the filter with it.
+      category: categoryName.optional().meta({ description: 'Only this category (e.g. makanan-minuman)' }),
       q: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive part of the name' }),
       sort: z.enum(PRODUCT_SORTS).default('-createdAt').meta({ description: 'Field to sort by; a leading - sorts descending' }),
     }),
@@ -77,17 +95,19 @@ export const productRoutes = [
   }),
   route({
     method: 'get',
+    operationId: 'getProduct',
     path: '/api/v1/products/:id',
     summary: 'One product',
     tags: ['products'],
     access: 'public',
     params: idParams,
     response: ProductDto,
-    problems: [404],
+    problems: [ProductNotFound],
     handler: ({ params }, { service }) => service.get(params.id),
   }),
   route({
     method: 'post',
+    operationId: 'createProduct',
     path: '/api/v1/products',
     summary: 'Add a product (admin)',
     tags: ['products'],
@@ -99,6 +119,7 @@ export const productRoutes = [
   }),
   route({
     method: 'patch',
+    operationId: 'updateProduct',
     path: '/api/v1/products/:id',
     summary: 'Change a product (admin)',
     tags: ['products'],
@@ -106,11 +127,12 @@ export const productRoutes = [
     params: idParams,
     body: ProductPatchBody,
     response: ProductDto,
-    problems: [404],
+    problems: [ProductNotFound],
     handler: ({ params, body }, { service }) => service.update(params.id, body),
   }),
   route({
     method: 'delete',
+    operationId: 'deleteProduct',
     path: '/api/v1/products/:id',
     summary: 'Remove a product (admin)',
     description: 'Orders keep their own snapshot of the product, so they are not affected.',
@@ -119,11 +141,12 @@ export const productRoutes = [
     params: idParams,
     status: 204,
     response: z.void(),
-    problems: [404],
+    problems: [ProductNotFound],
     handler: ({ params }, { service }) => service.remove(params.id),
   }),
   route({
     method: 'post',
+    operationId: 'adjustStock',
     path: '/api/v1/products/:id/stock',
     summary: 'Restock or correct stock atomically (admin)',
     description: 'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero, and 422 (naming how much can still be added) instead of going past 2,147,483,647.',
@@ -132,7 +155,7 @@ export const productRoutes = [
     params: idParams,
     body: StockBody,
     response: ProductDto,
-    problems: [404, 409],
+    problems: [ProductNotFound, StockConflict],
     handler: ({ params, body }, { service }) => service.adjustStock(params.id, body.delta),
   }),
 ];

@@ -16,7 +16,20 @@ export const UserDto = z
     createdAt: z.string().meta({ format: 'date-time' }),
     updatedAt: z.string().meta({ format: 'date-time' }),
   })
-  .meta({ id: 'User' });
+  .meta({
+    id: 'User',
+    example: {
+      id: '0193a1b2-0000-7000-8000-000000000001',
+      email: 'siti@example.co.id',
+      username: 'siti_rahma',
+      fullName: 'Siti Rahmawati',
+      role: 'customer',
+      isActive: true,
+      isVerified: false,
+      createdAt: '2026-12-03T08:15:00.000Z',
+      updatedAt: '2026-12-03T08:15:00.000Z',
+    },
+  });
 export type UserDto = z.infer<typeof UserDto>;
 
 export const UserRegistered = z.object({
@@ -26,7 +39,7 @@ export const UserRegistered = z.object({
   fullName: z.string(),
 });
 
-export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found') {}
+export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found', z.object({ id: z.string().meta({ description: 'The id asked for' }) }).meta({ example: { id: '0193a1b2-0000-7000-8000-000000000001' } })) {}
 
 /** The same 401 for an unknown e-mail, a wrong password and a disabled account. */
 export class InvalidCredentials extends defineError('USER.INVALID_CREDENTIALS', 401, 'Invalid credentials') {}

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../src/kit/auth.ts';
-import { Unauthorized } from '../../src/kit/errors.ts';
+import { ServiceUnavailable, TooManyRequests, Unauthorized } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
 import { CONTROL_OR_FORMAT, looksLikeLink } from '../../src/kit/values.ts';
-import { UserDto, UserNotFound } from './contract.ts';
+import { InvalidCredentials, UserDto, UserNotFound } from './contract.ts';
+import { UserAlreadyExists } from './user.errors.ts';
 import type { UserService } from './user.service.ts';
 
 export interface UserRuntime {
@@ -58,7 +59,7 @@ export const LoginBody = z
 
 const TokenResponse = z
   .object({ accessToken: z.string(), tokenType: z.literal('bearer'), expiresIn: z.number().int().meta({ description: 'Seconds' }) })
-  .meta({ id: 'TokenResponse' });
+  .meta({ id: 'TokenResponse', example: { accessToken: 'eyJhbGciOiJSUzI1NiIsImtpZCI6InRva28tMSJ9.eyJzdWIiOiIwMTkzYTFiMiJ9.c2lnbmF0dXJl', tokenType: 'bearer', expiresIn: 900 } });
 
 const VerifyResponse = z
   .object({
@@ -69,7 +70,8 @@ const VerifyResponse = z
       exp: z.number(),
       iss: z.string(),
       aud: z.union([z.string(), z.array(z.string())]),
-    }),
+    })
+      .meta({ example: { sub: '0193a1b2-0000-7000-8000-000000000001', role: 'customer', iat: 1796285700, exp: 1796286600, iss: 'toko', aud: 'toko-api' } }),
     user: UserDto,
   })
   .meta({ id: 'VerifyResponse' });
@@ -79,6 +81,7 @@ const idParams = z.strictObject({ id: z.string() });
 export const userRoutes = [
   route({
     method: 'post',
+    operationId: 'registerUser',
     path: '/api/v1/users/register',
     summary: 'Register a customer account',
     tags: ['users'],
@@ -86,11 +89,12 @@ export const userRoutes = [
     body: RegisterBody,
     status: 201,
     response: UserDto,
-    problems: [409],
+    problems: [UserAlreadyExists, TooManyRequests, ServiceUnavailable],
     handler: ({ body, ip }, { service }) => service.register(body, ip),
   }),
   route({
     method: 'post',
+    operationId: 'logIn',
     path: '/api/v1/users/login',
     summary: 'Exchange e-mail and password for an access token',
     description: 'The same 401 for an unknown e-mail and a wrong password. Repeated failures answer 429 with Retry-After.',
@@ -98,21 +102,23 @@ export const userRoutes = [
     access: 'public',
     body: LoginBody,
     response: TokenResponse,
-    problems: [401, 429],
+    problems: [InvalidCredentials, TooManyRequests, ServiceUnavailable],
     handler: async ({ body, ip }, { service }) => ({ ...(await service.login(body, ip)), tokenType: 'bearer' as const }),
   }),
   route({
     method: 'get',
+    operationId: 'getMe',
     path: '/api/v1/users/me',
     summary: 'The caller’s own profile',
     tags: ['users'],
     access: 'user',
     response: UserDto,
-    problems: [404],
+    problems: [UserNotFound],
     handler: ({ principal }, { service }) => service.get(principal!.userId),
   }),
   route({
     method: 'post',
+    operationId: 'verifyToken',
     path: '/api/v1/users/verify',
     summary: 'Check a bearer token: its claims and its user',
     tags: ['users'],
@@ -130,6 +136,7 @@ export const userRoutes = [
   }),
   route({
     method: 'get',
+    operationId: 'listUsers',
     path: '/api/v1/users',
     summary: 'List users (admin)',
     tags: ['users'],
@@ -140,6 +147,7 @@ export const userRoutes = [
   }),
   route({
     method: 'get',
+    operationId: 'getUser',
     path: '/api/v1/users/:id',
     summary: 'One user (yourself, or anyone for an admin)',
     description: 'Another user’s id answers 404, exactly like an id that does not exist.',
@@ -147,7 +155,7 @@ export const userRoutes = [
     access: 'user',
     params: idParams,
     response: UserDto,
-    problems: [404],
+    problems: [UserNotFound],
     handler: ({ params, principal }, { service }) => {
       if (principal!.role !== 'admin' && principal!.userId !== params.id) {
         throw new UserNotFound(`No user with id ${params.id}`, { id: params.id });
@@ -157,6 +165,7 @@ export const userRoutes = [
   }),
   route({
     method: 'patch',
+    operationId: 'updateUser',
     path: '/api/v1/users/:id',
     summary: 'Deactivate or reactivate a user, or change their role (admin)',
     description:
@@ -169,16 +178,19 @@ export const userRoutes = [
       .refine((b) => b.isActive !== undefined || b.role !== undefined, 'Give isActive, role or both')
       .meta({ id: 'UserAccessChange', example: { isActive: false } }),
     response: UserDto,
-    problems: [404],
+    problems: [UserNotFound],
     handler: ({ params, body, principal }, { service }) => service.setAccess(params.id, body, principal!.userId),
   }),
   route({
     method: 'get',
+    operationId: 'getJwks',
     path: '/.well-known/jwks.json',
     summary: 'Public keys that verify toko access tokens',
     tags: ['users'],
     access: 'public',
-    response: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({ id: 'Jwks' }),
+    response: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())) })
+      .meta({ id: 'Jwks', example: { keys: [{ kty: 'RSA', kid: 'toko-1', use: 'sig', alg: 'RS256', n: '0vx7agoebGcQSuuPiLJXZpt…', e: 'AQAB' }] } }),
     handler: async (_input, { tokens }) => tokens.jwks(),
   }),
 ];

@@ -24,7 +24,21 @@ const OutboxEvent = z
     lastError: z.string().nullable(),
     deliveredAt: z.string().nullable(),
   })
-  .meta({ id: 'OutboxEvent' });
+  .meta({
+    id: 'OutboxEvent',
+    example: {
+      id: '0193a1b2-0000-7000-8000-0000000000e1',
+      type: 'order.confirmed',
+      version: 1,
+      payload: { id: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b', status: 'confirmed' },
+      requestId: 'a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607',
+      occurredAt: '2026-12-03T08:16:00.000Z',
+      status: 'dead',
+      attempts: 20,
+      lastError: 'connect ECONNREFUSED (SMTP)',
+      deliveredAt: null,
+    },
+  });
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString());
 
@@ -44,9 +58,11 @@ const toDto = (r: OutboxRow) => ({
 /** Admin routes over one module's outbox: list by status, replay one dead event, replay all dead events. */
 export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime>[] {
   const base = `/api/v1/admin/events/${module}`;
+  const Module = module.charAt(0).toUpperCase() + module.slice(1);
   return [
     route({
       method: 'get',
+      operationId: `list${Module}OutboxEvents`,
       path: base,
       summary: `Events in the ${module} module's outbox (admin)`,
       description: '`status=dead` lists events given up after their last attempt, with the last error.',
@@ -61,14 +77,15 @@ export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime
     }),
     route({
       method: 'post',
+      operationId: `replay${Module}DeadEvent`,
       path: `${base}/:id/replay`,
       summary: `Deliver one dead ${module} event again (admin)`,
       description: 'Safe: every handler is idempotent.',
       tags: ['admin'],
       access: 'admin',
       params: z.strictObject({ id: z.string() }),
-      response: z.object({ replayed: z.number().int() }),
-      problems: [404],
+      response: z.object({ replayed: z.number().int().meta({ description: 'Events delivered again', example: 1 }) }),
+      problems: [NotFound],
       handler: async ({ params }, { relay }) => {
         const replayed = isUuid(params.id) ? await relay.replay(params.id) : 0;
         if (!replayed) throw new NotFound(`No dead event with id ${params.id}`);
@@ -77,11 +94,12 @@ export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime
     }),
     route({
       method: 'post',
+      operationId: `replay${Module}DeadEvents`,
       path: `${base}/replay`,
       summary: `Deliver every dead ${module} event again (admin)`,
       tags: ['admin'],
       access: 'admin',
-      response: z.object({ replayed: z.number().int() }),
+      response: z.object({ replayed: z.number().int().meta({ description: 'Events delivered again', example: 1 }) }),
       handler: async (_input, { relay }) => ({ replayed: await relay.replay() }),
     }),
   ];

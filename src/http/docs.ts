@@ -45,9 +45,9 @@ const REDOC_HTML = `<!doctype html>
 <script src="/docs/assets/redoc.standalone.js"></script></body></html>`;
 
 export const DOC_ROUTES: MetaRoute[] = [
-  { method: 'get', path: '/openapi.json', summary: 'This OpenAPI 3.1 document', contentType: 'application/json' },
-  { method: 'get', path: '/docs', summary: 'Swagger UI', contentType: 'text/html' },
-  { method: 'get', path: '/redoc', summary: 'Redoc', contentType: 'text/html' },
+  { method: 'get', path: '/openapi.json', operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', contentType: 'application/json' },
+  { method: 'get', path: '/docs', operationId: 'getSwaggerUi', summary: 'Swagger UI', contentType: 'text/html' },
+  { method: 'get', path: '/redoc', operationId: 'getRedoc', summary: 'Redoc', contentType: 'text/html' },
 ];
 
 /** `/openapi.json`, `/docs` (Swagger UI) and `/redoc`, assets read once and kept in memory. */

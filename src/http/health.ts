@@ -1,8 +1,23 @@
 import { z } from 'zod';
-import { ServiceUnavailable } from '../kit/errors.ts';
+import { defineError } from '../kit/errors.ts';
 import { routesFor } from '../kit/route.ts';
 
 export type HealthCheck = () => Promise<void>;
+
+/** 503 from the readiness routes: `failing` names the checks (or, for /health/system, the modules) that are not ready. */
+export class NotReady extends defineError(
+  'HEALTH.NOT_READY',
+  503,
+  'Not ready',
+  z
+    .object({
+      failing: z.array(z.string()),
+      checks: z.record(z.string(), z.enum(['ok', 'failing'])).optional().meta({ description: 'Every check of this process (GET /health/ready)' }),
+      info: z.record(z.string(), z.string()).optional(),
+      modules: z.record(z.string(), z.enum(['ok', 'failing'])).optional().meta({ description: 'Every module (GET /health/system)' }),
+    })
+    .meta({ example: { failing: ['product'], modules: { user: 'ok', product: 'failing', order: 'ok', notification: 'ok' } } }),
+) {}
 
 export interface HealthRuntime {
   modules: string[];
@@ -57,30 +72,35 @@ const SERVICE_STATES = ['ok', 'failing'] as const;
 export const healthRoutes = [
   route({
     method: 'get',
+    operationId: 'getLiveness',
     path: '/health',
     summary: 'Liveness: the process is up',
     tags: ['health'],
     access: 'public',
-    response: z.object({ status: z.literal('ok'), modules: z.array(z.string()) }),
+    response: z.object({ status: z.literal('ok'), modules: z.array(z.string()) }).meta({ example: { status: 'ok', modules: ['user', 'product', 'order', 'notification'] } }),
     handler: async (_input, rt) => ({ status: 'ok', modules: rt.modules }),
   }),
   route({
     method: 'get',
+    operationId: 'getReadiness',
     path: '/health/ready',
     summary: "Readiness: every hosted module's dependencies answer",
     description: 'Answers 503 naming each check that failed.',
     tags: ['health'],
     access: 'public',
-    problems: [503],
-    response: z.object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')), info: z.record(z.string(), z.string()) }),
+    problems: [NotReady],
+    response: z
+      .object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')), info: z.record(z.string(), z.string()) })
+      .meta({ example: { status: 'ok', checks: { 'user.database': 'ok', 'order.database': 'ok', 'events.redis': 'ok' }, info: { eventBus: 'bullmq' } } }),
     handler: async (_input, rt) => {
       const { checks, failed } = await runChecks(rt);
-      if (failed.length > 0) throw new ServiceUnavailable(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
+      if (failed.length > 0) throw new NotReady(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
       return { status: 'ok', checks, info: rt.info };
     },
   }),
   route({
     method: 'get',
+    operationId: 'getSystemReadiness',
     path: '/health/system',
     summary: 'Readiness of the whole deployment: every module, wherever it runs',
     description: [
@@ -90,7 +110,7 @@ export const healthRoutes = [
     ].join(' '),
     tags: ['health'],
     access: 'public',
-    problems: [503],
+    problems: [NotReady],
     response: z
       .object({ status: z.literal('ok'), modules: z.record(z.string(), z.enum(SERVICE_STATES)) })
       .meta({ example: { status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } } }),
@@ -101,7 +121,7 @@ export const healthRoutes = [
       for (const m of rt.modules) modules[m] = own.failed.length === 0 ? 'ok' : 'failing';
       peers.forEach(([m], i) => (modules[m] = others[i] ? 'ok' : 'failing'));
       const failing = Object.keys(modules).filter((m) => modules[m] !== 'ok');
-      if (failing.length > 0) throw new ServiceUnavailable(`Not ready: ${failing.join(', ')}`, { modules, failing });
+      if (failing.length > 0) throw new NotReady(`Not ready: ${failing.join(', ')}`, { modules, failing });
       return { status: 'ok', modules };
     },
   }),

@@ -31,7 +31,14 @@ export function observeRequest(metrics: Metrics, method: string, route: string, 
   metrics.httpDuration.observe({ method, route, status: String(status) }, seconds);
 }
 
-export const METRICS_ROUTE: MetaRoute = { method: 'get', path: '/metrics', summary: 'Prometheus metrics', contentType: 'text/plain' };
+export const METRICS_ROUTE: MetaRoute = {
+  method: 'get',
+  path: '/metrics',
+  operationId: 'getMetrics',
+  summary: 'Prometheus metrics (this machine, or METRICS_TOKEN; not mounted here when METRICS_PORT is set)',
+  contentType: 'text/plain',
+  security: [{}, { metricsToken: [] }],
+};
 
 /** A peer on this machine: the socket's own address, never a forwarded one. */
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;

@@ -5,7 +5,12 @@
  * the problem document's `type`, and an HTTP status. One middleware maps them
  * to `application/problem+json`; nothing else rewrites statuses.
  */
+import { z } from 'zod';
+
 export type ErrorExtras = Record<string, unknown>;
+
+/** The extension fields a problem code carries beside the standard ones, with an example (`.meta({ example })`), for the API document. */
+export type ExtrasSchema = z.ZodObject;
 
 export interface AppErrorInit {
   code: string;
@@ -34,20 +39,26 @@ export class AppError extends Error {
   }
 }
 
-/** The shape every typed error class shares, so transports can rebuild one from a problem document. */
+/** The shape every typed error class shares, so transports can rebuild one from a problem document and the API document can describe it. */
 export interface ErrorClass<E extends AppError = AppError> {
   new (detail: string, extras?: ErrorExtras): E;
   readonly code: string;
   readonly status: number;
+  readonly title: string;
+  /** Extension fields of its problem documents, when it has any. */
+  readonly extras?: ExtrasSchema;
 }
 
 /**
  * Declares a typed error class: `export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found') {}`.
+ * `extras` declares the extension fields its problem documents carry (`{ field }`, `{ orderId, items }`).
  */
-export function defineError(code: string, status: number, title: string) {
+export function defineError(code: string, status: number, title: string, extras?: ExtrasSchema) {
   return class extends AppError {
     static readonly code = code;
     static readonly status = status;
+    static readonly title = title;
+    static readonly extras = extras;
     constructor(detail: string = title, extras?: ErrorExtras) {
       super({ code, status, title, detail, extras });
     }
@@ -62,6 +73,10 @@ export interface FieldError {
 export class ValidationFailed extends AppError {
   static readonly code = 'REQUEST.VALIDATION_FAILED';
   static readonly status = 422;
+  static readonly title = 'Validation failed';
+  static readonly extras = z
+    .object({ errors: z.array(z.object({ path: z.string(), message: z.string() })).meta({ description: 'One entry per bad field; `path` is dotted (`items.0.quantity`)' }) })
+    .meta({ example: { errors: [{ path: 'email', message: 'Must be an e-mail address' }] } });
   readonly errors: FieldError[];
   constructor(detail: string = 'The request is not valid', extras?: ErrorExtras) {
     const errors = (extras?.errors as FieldError[] | undefined) ?? [];
@@ -73,6 +88,7 @@ export class ValidationFailed extends AppError {
 export class Unauthorized extends AppError {
   static readonly code = 'AUTH.UNAUTHORIZED';
   static readonly status = 401;
+  static readonly title = 'Unauthorized';
   constructor(detail: string = 'A valid bearer token is required', extras?: ErrorExtras) {
     super({
       code: Unauthorized.code,
@@ -101,6 +117,10 @@ function retryAfter(extras: ErrorExtras | undefined, fallback: number) {
 export class TooManyRequests extends AppError {
   static readonly code = 'REQUEST.TOO_MANY';
   static readonly status = 429;
+  static readonly title = 'Too many requests';
+  static readonly extras = z
+    .object({ retryAfterSeconds: z.number().int().min(1).meta({ description: 'Also the Retry-After header' }) })
+    .meta({ example: { retryAfterSeconds: 30 } });
   constructor(detail: string = 'Too many requests', extras?: ErrorExtras) {
     super({ code: TooManyRequests.code, status: 429, title: 'Too many requests', detail, ...retryAfter(extras, 1) });
   }
@@ -110,6 +130,14 @@ export class TooManyRequests extends AppError {
 export class ServiceUnavailable extends AppError {
   static readonly code = 'SERVICE.UNAVAILABLE';
   static readonly status = 503;
+  static readonly title = 'Service unavailable';
+  static readonly extras = z
+    .object({
+      retryAfterSeconds: z.number().int().min(1).meta({ description: 'Also the Retry-After header' }),
+      service: z.string().optional().meta({ description: 'The service that could not be reached' }),
+      orderId: z.string().optional().meta({ description: 'The order that was not placed (it is released by the recovery pass)' }),
+    })
+    .meta({ example: { retryAfterSeconds: 5, service: 'product' } });
   constructor(detail: string = 'A service this request needs is not available', extras?: ErrorExtras) {
     super({ code: ServiceUnavailable.code, status: 503, title: 'Service unavailable', detail, ...retryAfter(extras, 5) });
   }

@@ -18,9 +18,9 @@ export const pageQuery = {
 export function pageOf<T extends z.ZodType>(item: T) {
   return z.object({
     items: z.array(item),
-    total: z.number().int(),
-    skip: z.number().int(),
-    limit: z.number().int(),
+    total: z.number().int().meta({ description: 'Items matching, over all pages', example: 1 }),
+    skip: z.number().int().meta({ example: 0 }),
+    limit: z.number().int().meta({ example: DEFAULT_PAGE_SIZE }),
   });
 }
 

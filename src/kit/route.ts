@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Principal } from './auth.ts';
+import type { ErrorClass } from './errors.ts';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 export type Access = 'public' | 'user' | 'admin';
@@ -25,6 +26,8 @@ export interface RouteInput<P, Q, B, H = Record<string, unknown>> {
  */
 export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObject = AnyObject, B extends z.ZodType = z.ZodType, H extends AnyObject = AnyObject> {
   method: HttpMethod;
+  /** Unique across the API, in camelCase (`placeOrder`): generated clients name their methods after it. */
+  operationId: string;
   /** Koa-style path: `/api/v1/users/:id`. */
   path: string;
   summary: string;
@@ -39,8 +42,12 @@ export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObjec
   /** Success status; 200 unless given. */
   status?: number;
   response: z.ZodType;
-  /** Problem statuses this route can answer with, for the docs (401/403/422 are added from `access` and schemas). */
-  problems?: number[];
+  /**
+   * The errors this route can answer with, for the docs: each becomes an
+   * example of its status's problem response, with its extension fields.
+   * Refusals the kernel gives (401, 403, 400/413/415/422 on input) are added from `access` and the schemas.
+   */
+  problems?: ErrorClass[];
   handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>, z.output<H>>, runtime: R): Promise<unknown>;
 }
 
