@@ -22,7 +22,8 @@ import { createMetrics, serveMetrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
-import { ALL_MODULE_ROUTES, EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, PRODUCERS } from './registry.ts';
+import { documentedRoutes } from './api-document.ts';
+import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
 import { routingProblems } from './events/routing.ts';
 import type { MailTransport } from '../modules/notification/transports/transport.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
@@ -217,7 +218,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     metrics,
     verify,
     routes,
-    documentedRoutes: [...healthRoutes, ...ALL_MODULE_ROUTES, ...PRODUCERS.flatMap((m) => adminEventRoutes(m))],
+    documentedRoutes: documentedRoutes(),
     corsOrigins: config.corsOrigins,
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
