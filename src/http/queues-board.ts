@@ -29,9 +29,17 @@ class BoardUnauthorized extends AppError {
 /** Bull Board's page links Google Fonts; without the link it uses the system's sans-serif and loads nothing from outside. */
 const OUTSIDE_STYLESHEET = /<link[^>]+href="https?:\/\/[^"]*"[^>]*rel="stylesheet"[^>]*>\s*/g;
 
-const localOnly: Middleware = async (ctx, next) => {
+/**
+ * The page as a browser should get it: no Google Fonts link, and an absolute
+ * `<base href>` without credentials. Opened as `https://admin:pw@host/admin/queues`,
+ * the relative base would carry the credentials into every API URL the page
+ * builds, which fetch() refuses: the board would hang on "Loading".
+ */
+const pageForBrowsers: Middleware = async (ctx, next) => {
   await next();
-  if (typeof ctx.body === 'string' && ctx.response.is('html')) ctx.body = ctx.body.replace(OUTSIDE_STYLESHEET, '');
+  if (typeof ctx.body === 'string' && ctx.response.is('html')) {
+    ctx.body = ctx.body.replace(OUTSIDE_STYLESHEET, '').replace(/<base href="(\/[^"]*)"/, (_, p: string) => `<base href="${ctx.protocol}://${ctx.host}${p}"`);
+  }
 };
 
 /** Checks an e-mail and password against the user store, under the login throttle (the user module's `signIn`). */
@@ -96,7 +104,7 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
     }
     await next();
   };
-  const guarded = compose([gate, localOnly, board]);
+  const guarded = compose([gate, pageForBrowsers, board]);
   return async function queues(ctx, next) {
     if (ctx.path === QUEUES_PATH || ctx.path.startsWith(`${QUEUES_PATH}/`)) return guarded(ctx, next);
     return next();
