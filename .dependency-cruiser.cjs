@@ -41,6 +41,13 @@ module.exports = {
       to: { path: ['^modules/', '^adapters/', '^src/(?!kit/)'] },
     },
     {
+      name: 'kernel-reaches-modules-through-their-front-door',
+      comment: 'The kernel (src/) uses a module only through its index.ts (the definition) and contract.ts (its port, events and errors).',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^modules/[^/]+/', pathNot: '^modules/[^/]+/(index|contract)\\.ts$' },
+    },
+    {
       name: 'nobody-imports-main',
       severity: 'error',
       from: {},

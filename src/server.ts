@@ -25,7 +25,7 @@ import { createLogger } from './logger.ts';
 import { documentedRoutes } from './api-document.ts';
 import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
 import { routingProblems } from './events/routing.ts';
-import type { MailTransport } from '../modules/notification/transports/transport.ts';
+import type { MailTransport } from '../modules/notification/index.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
 import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registryMeter } from './telemetry/metrics.ts';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { inProcessPort } from '../adapters/inprocess/port.ts';
-import type { MailTransport } from '../modules/notification/transports/transport.ts';
+import type { MailTransport } from '../modules/notification/index.ts';
 import type { orderContract } from '../modules/order/contract.ts';
 import type { productContract } from '../modules/product/contract.ts';
 import type { userContract } from '../modules/user/contract.ts';

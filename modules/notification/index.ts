@@ -11,6 +11,8 @@ import type { Locale } from './templates/template.ts';
 import { LogTransport } from './transports/log.ts';
 import type { MailTransport } from './transports/transport.ts';
 
+export type { MailTransport };
+
 export interface NotificationDeps extends SqlDeps {
   users: UserPort;
   locale: Locale;

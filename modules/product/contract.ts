@@ -35,6 +35,36 @@ export type ReservedLine = z.infer<typeof ReservedLine>;
 export const Reservation = z.object({ reservationId: z.string(), lines: z.array(ReservedLine) });
 export type Reservation = z.infer<typeof Reservation>;
 
+/** A product as the public API shows it. Money in integer minor units of `currency`. */
+export const ProductDto = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    description: z.string(),
+    price: z.number().int(),
+    currency: z.string(),
+    stock: z.number().int(),
+    category: z.string(),
+    imageUrl: z.string().nullable(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    updatedAt: z.string().meta({ format: 'date-time' }),
+  })
+  .meta({
+    id: 'Product',
+    example: {
+      id: '64d3a0000000000000000001',
+      name: 'Kopi Gayo Arabika 250 g',
+      description: 'Biji kopi arabika dari dataran tinggi Gayo.',
+      price: 8_500_000,
+      currency: 'IDR',
+      stock: 40,
+      category: 'makanan-minuman',
+      imageUrl: null,
+      createdAt: '2026-12-01T02:00:00.000Z',
+      updatedAt: '2026-12-03T08:16:00.000Z',
+    },
+  });
+
 /** 409; `items` names each short product with what was asked and what is available. */
 export const ShortLines = z
   .array(z.object({ productId: z.string(), requested: z.number().int(), available: z.number().int() }))

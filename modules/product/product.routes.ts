@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
-import { ProductNotFound } from './contract.ts';
+import { ProductDto, ProductNotFound } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import type { ProductService } from './product.service.ts';
 import { PRODUCT_SORTS } from './stores/store.ts';
@@ -24,34 +24,6 @@ const categoryName = z
 const category = categoryName.meta({ example: 'makanan-minuman' });
 const imageUrl = z.url({ protocol: /^https?$/, message: 'Must be an http(s) URL' }).max(2048).nullable().meta({ example: 'https://cdn.example/kopi.jpg' });
 
-export const ProductDto = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    description: z.string(),
-    price: z.number().int(),
-    currency: z.string(),
-    stock: z.number().int(),
-    category: z.string(),
-    imageUrl: z.string().nullable(),
-    createdAt: z.string().meta({ format: 'date-time' }),
-    updatedAt: z.string().meta({ format: 'date-time' }),
-  })
-  .meta({
-    id: 'Product',
-    example: {
-      id: '64d3a0000000000000000001',
-      name: 'Kopi Gayo Arabika 250 g',
-      description: 'Biji kopi arabika dari dataran tinggi Gayo.',
-      price: 8_500_000,
-      currency: 'IDR',
-      stock: 40,
-      category: 'makanan-minuman',
-      imageUrl: null,
-      createdAt: '2026-12-01T02:00:00.000Z',
-      updatedAt: '2026-12-03T08:16:00.000Z',
-    },
-  });
 
 export const NewProductBody = z
   .strictObject({ name, description: description.default(''), price, stock: z.number().int().min(0).max(1e9).default(0), category, imageUrl: imageUrl.default(null) })

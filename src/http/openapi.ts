@@ -1,10 +1,10 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { PROBLEM_TYPE_PREFIX } from './problem.ts';
 import {
   Forbidden,
   MalformedJson,
   PayloadTooLarge,
+  PROBLEM_TYPE_PREFIX,
   Unauthorized,
   UnsupportedMediaType,
   ValidationFailed,

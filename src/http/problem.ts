@@ -2,9 +2,9 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { moduleOf, routeLabel } from './route-label.ts';
 import { isStoreOutage } from '../db/outage.ts';
-import { AppError, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../kit/errors.ts';
+import { AppError, PROBLEM_TYPE_PREFIX, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../kit/errors.ts';
 
-export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
+export { PROBLEM_TYPE_PREFIX };
 
 export interface ProblemDocument {
   type: string;

@@ -7,6 +7,9 @@
  */
 import { z } from 'zod';
 
+/** A problem document's `type` is this followed by its code: `urn:toko:problem:USER.NOT_FOUND`. */
+export const PROBLEM_TYPE_PREFIX = 'urn:toko:problem:';
+
 export type ErrorExtras = Record<string, unknown>;
 
 /** The extension fields a problem code carries beside the standard ones, with an example (`.meta({ example })`), for the API document. */
