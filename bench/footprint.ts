@@ -7,6 +7,7 @@ import { idleRss, launch, stopTree, treeRss, waitHttp } from './procs.ts';
 import { table } from './report.ts';
 import { freshPgDatabase, json, seedUsers } from './targets.ts';
 import { load } from './wrk.ts';
+import { MODULE_NAMES } from '../src/registry.ts';
 
 export interface FootprintOptions {
   adminUrl: string;
@@ -27,7 +28,6 @@ export interface FootprintRow {
   processes: { name: string; mib: number }[];
 }
 
-const MODULES = ['user', 'product', 'order', 'notification'];
 
 /** Mixed reads and orders for a few seconds: what "after a load run" means here. */
 async function exercise(url: string): Promise<void> {
@@ -125,7 +125,7 @@ export async function benchFootprint(o: FootprintOptions): Promise<{ rows: Footp
           BCRYPT_COST: '10',
           QUEUE_PREFIX: `fp${randomBytes(3).toString('hex')}`,
         },
-        ready: MODULES.map((m) => `${g}/health/${m}`),
+        ready: MODULE_NAMES.map((m) => `${g}/health/${m}`),
         url: g,
       })),
     );

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { startSplit } from '../src/split/topology.ts';
 import { freePorts } from '../test/helpers/wait.ts';
+import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
 import type { CeilingOptions } from './order-ceiling.ts';
 import { ROOT } from './procs.ts';
 import { LOAD_COLUMNS, ratio, table } from './report.ts';
@@ -90,7 +91,7 @@ async function shopAt(target: Target): Promise<Shop> {
  * that every confirmed order got exactly one notification.
  */
 export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }> {
-  const [tokoPort, embeddedPort, gw, a, b, c, d] = await freePorts(7);
+  const [tokoPort, embeddedPort, gw, ...servicePorts] = await freePorts(3 + MODULE_NAMES.length);
   const tokoDb = await freshPgDatabase(o.adminUrl, 'toko_bench');
   const ceilingDb = await freshPgDatabase(o.adminUrl, 'ceiling_bench');
   const splitDir = mkdtempSync(path.join(tmpdir(), 'toko-bench-split-'));
@@ -111,7 +112,7 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
         dataDir: splitDir,
         gatewayPort: gw!,
         basePort: 0,
-        ports: { user: a!, product: b!, order: c!, notification: d! },
+        ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, servicePorts[i]!])) as Record<ModuleName, number>,
         redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
         env,
         command: TOKO_COMMAND[1],

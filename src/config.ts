@@ -3,9 +3,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { MAX_PASSWORD_BYTES, fitsBcrypt } from './kit/auth.ts';
 
-/** Every module toko knows, in start-up order. */
-export const MODULE_NAMES = ['user', 'product', 'order', 'notification'] as const;
-export type ModuleName = (typeof MODULE_NAMES)[number];
+import { MODULE_NAMES, type ModuleName } from './registry.ts';
+
+export { MODULE_NAMES, type ModuleName };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -121,6 +121,13 @@ const originList = z.preprocess(
     }),
 );
 
+/** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
+export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
+
+function perModule<S extends z.ZodType>(suffix: string, schema: S): Record<string, S> {
+  return Object.fromEntries(MODULE_NAMES.map((m) => [moduleVariable(m, suffix), schema]));
+}
+
 const envSchema = z
   .object({
     NODE_ENV: z.preprocess(blankIsUnset, z.enum(['development', 'production', 'test'], { message: 'expected development, production or test' }).default('development')),
@@ -136,14 +143,9 @@ const envSchema = z
     XDG_CACHE_HOME: optionalString,
     EMBEDDED_TEMPLATE_DIR: optionalString,
     DATABASE_URL: postgresUrl,
-    USER_DATABASE_URL: postgresUrl,
-    PRODUCT_DATABASE_URL: postgresUrl,
-    ORDER_DATABASE_URL: postgresUrl,
-    NOTIFICATION_DATABASE_URL: postgresUrl,
-    USER_SERVICE_URL: httpUrl,
-    PRODUCT_SERVICE_URL: httpUrl,
-    ORDER_SERVICE_URL: httpUrl,
-    NOTIFICATION_SERVICE_URL: httpUrl,
+    // Per module, named after it: where its data lives (`<M>_DATABASE_URL`) and, when another process hosts it, where that is (`<M>_SERVICE_URL`).
+    ...perModule('DATABASE_URL', postgresUrl),
+    ...perModule('SERVICE_URL', httpUrl),
     SERVICE_KEY: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
     HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 2000),
     STORE_TIMEOUT_MS: int(100, 120_000, 2000),
@@ -348,13 +350,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
   }
   const e = parsed.data;
-  const perModule: Record<ModuleName, string | undefined> = {
-    user: e.USER_DATABASE_URL,
-    product: e.PRODUCT_DATABASE_URL,
-    order: e.ORDER_DATABASE_URL,
-    notification: e.NOTIFICATION_DATABASE_URL,
-  };
-  const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, perModule[m] ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
+  const own = (m: ModuleName, suffix: string) => (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
+  const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, own(m, 'DATABASE_URL') ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
   return {
     env: e.NODE_ENV,
     host: e.HOST,
@@ -371,14 +368,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: e.DB_POOL_MAX,
     storeTimeoutMs: e.STORE_TIMEOUT_MS,
     productMongoUrl: e.PRODUCT_MONGODB_URL,
-    serviceUrls: Object.fromEntries(
-      [
-        ['user', e.USER_SERVICE_URL],
-        ['product', e.PRODUCT_SERVICE_URL],
-        ['order', e.ORDER_SERVICE_URL],
-        ['notification', e.NOTIFICATION_SERVICE_URL],
-      ].filter(([name, url]) => url && !e.MODULES.includes(name as ModuleName)),
-    ),
+    serviceUrls: Object.fromEntries(MODULE_NAMES.filter((m) => own(m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [m, own(m, 'SERVICE_URL')!])),
     serviceKey: e.SERVICE_KEY,
     remoteTuning: Object.fromEntries(
       MODULE_NAMES.map((m) => [

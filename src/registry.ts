@@ -2,17 +2,64 @@ import { notificationModule } from '../modules/notification/index.ts';
 import { orderModule } from '../modules/order/index.ts';
 import { productModule } from '../modules/product/index.ts';
 import { userModule } from '../modules/user/index.ts';
-import type { ModuleName } from './config.ts';
 import { eventDefinitions, eventRoutes } from './events/routing.ts';
 import type { AnyRouteDef } from './kit/route.ts';
 
-/** Every module definition this build contains, by name. */
+/**
+ * The one list of the modules this build contains, by name. Everything that
+ * needs to know the modules reads it: the configuration (MODULES,
+ * `<M>_DATABASE_URL`, `<M>_SERVICE_URL`), the start order, the split
+ * launcher, the documented routes, the event routes, the test rigs.
+ */
 export const MODULE_DEFINITIONS = {
   user: userModule,
   product: productModule,
   order: orderModule,
   notification: notificationModule,
-} as const satisfies Record<ModuleName, unknown>;
+} as const;
+
+export type ModuleName = keyof typeof MODULE_DEFINITIONS;
+
+/** The module that issues and publishes the tokens every other module verifies: a service of its own starts before the rest. */
+export const TOKEN_ISSUER: ModuleName = 'user';
+
+/**
+ * Modules in an order where each comes after every module it `requires`
+ * (Kahn's algorithm, ties in list order). Throws on an unknown or circular requirement.
+ */
+export function startOrder(definitions: Record<string, { requires: readonly string[] }>): string[] {
+  const names = Object.keys(definitions);
+  for (const [name, def] of Object.entries(definitions)) {
+    const unknown = def.requires.filter((r) => !names.includes(r));
+    if (unknown.length > 0) throw new Error(`module ${name} requires ${unknown.join(', ')}, which this build does not contain`);
+  }
+  const order: string[] = [];
+  while (order.length < names.length) {
+    const next = names.find((n) => !order.includes(n) && definitions[n]!.requires.every((r) => order.includes(r)));
+    if (!next) throw new Error(`modules require each other in a circle: ${names.filter((n) => !order.includes(n)).join(', ')}`);
+    order.push(next);
+  }
+  return order;
+}
+
+/**
+ * Modules grouped into waves that can start side by side, each wave after
+ * the ones holding everything its modules require (and the token issuer, whose
+ * keys every other service fetches).
+ */
+export function startWaves(definitions: Record<string, { requires: readonly string[] }>, tokenIssuer: string): string[][] {
+  const level = new Map<string, number>();
+  for (const name of startOrder(definitions)) {
+    const needs = [...definitions[name]!.requires, ...(name === tokenIssuer || !(tokenIssuer in definitions) ? [] : [tokenIssuer])];
+    level.set(name, Math.max(0, ...needs.map((r) => level.get(r)! + 1)));
+  }
+  const waves: string[][] = [];
+  for (const [name, l] of level) (waves[l] ??= []).push(name);
+  return waves.filter(Boolean);
+}
+
+/** Every module toko knows, in start order. */
+export const MODULE_NAMES = startOrder(MODULE_DEFINITIONS) as ModuleName[];
 
 /** All public routes of all modules, hosted here or not: the OpenAPI document shows the whole API. */
 export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap((m) => m.routes as AnyRouteDef[]);

@@ -5,12 +5,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { ModuleName } from '../config.ts';
+import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, startWaves, type ModuleName } from '../registry.ts';
 import { EmbeddedPostgres } from '../db/embedded-postgres.ts';
 
 /** The repository root: two levels up from the sources, three from their compiled copy in dist/. */
 const ROOT = path.resolve(import.meta.dirname, ...(import.meta.url.endsWith('.ts') ? ['..', '..'] : ['..', '..', '..']));
-const SERVICES: ModuleName[] = ['user', 'product', 'order', 'notification'];
+/** One service per module, from the registry; started in waves (./registry.ts startWaves). */
+const SERVICES: ModuleName[] = [...MODULE_NAMES];
+const WAVES = startWaves(MODULE_DEFINITIONS, TOKEN_ISSUER) as ModuleName[][];
 /** Connections each service's pool keeps to the shared embedded database (one session serves them all). */
 const SPLIT_POOL = 4;
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as Logger;
@@ -41,7 +43,7 @@ export interface SplitOptions {
   /** Where each service keeps its embedded database and the gateway its files. */
   dataDir: string;
   gatewayPort: number;
-  /** Service ports are basePort+1 .. basePort+4, unless `ports` names them. */
+  /** Service ports are basePort+1, +2, ... in module order, unless `ports` names them. */
   basePort: number;
   ports?: Record<ModuleName, number>;
   redisUrl: string;
@@ -190,9 +192,8 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
   };
 
   try {
-    // The user service first: the others fetch its public keys.
-    await launch('user');
-    await Promise.all(SERVICES.filter((s) => s !== 'user').map(launch));
+    // Each wave once the services it needs answer (the token issuer first: the others fetch its public keys).
+    for (const wave of WAVES) await Promise.all(wave.map(launch));
     mkdirSync(path.join(opts.dataDir, 'gateway'), { recursive: true });
     const conf = path.join(opts.dataDir, 'gateway', 'nginx.conf');
     writeFileSync(conf, renderGatewayConfig({ dataDir: opts.dataDir, gatewayPort: opts.gatewayPort, ports }));

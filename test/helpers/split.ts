@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { MODULE_NAMES, type ModuleName } from '../../src/registry.ts';
 import { startSplit, type SplitTopology } from '../../src/split/topology.ts';
 import { freshDatabase, type TestDatabase } from './app.ts';
 import { RedisServer } from './redis-server.ts';
@@ -23,7 +24,7 @@ export interface SplitRig {
  * TEST_DATABASE_URL names a server, and `env` for every service.
  */
 export async function startSplitRig(env: Record<string, string>, opts: { persistentRedis?: boolean } = {}): Promise<SplitRig> {
-  const [gateway, redisPort, ...services] = await freePorts(6);
+  const [gateway, redisPort, ...services] = await freePorts(2 + MODULE_NAMES.length);
   const redisDir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
   const redis = new RedisServer(redisPort!, opts.persistentRedis === false ? {} : { dir: redisDir });
   await redis.start();
@@ -32,7 +33,7 @@ export async function startSplitRig(env: Record<string, string>, opts: { persist
     dataDir: db.dataDir,
     gatewayPort: gateway!,
     basePort: 0,
-    ports: { user: services[0]!, product: services[1]!, order: services[2]!, notification: services[3]! },
+    ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, services[i]!])) as Record<ModuleName, number>,
     redisUrl: redis.url,
     env: {
       ...(db.url ? { DATABASE_URL: db.url } : {}),
