@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { MAX_PASSWORD_BYTES, fitsBcrypt } from './kit/auth.ts';
 
-import { MODULE_NAMES, type ModuleName } from './registry.ts';
+import { MODULE_DEFINITIONS, MODULE_NAMES, type ModuleName } from './registry.ts';
 
 export { MODULE_NAMES, type ModuleName };
 
@@ -124,9 +124,12 @@ const originList = z.preprocess(
 /** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
 export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
 
-function perModule<S extends z.ZodType>(suffix: string, schema: S): Record<string, S> {
-  return Object.fromEntries(MODULE_NAMES.map((m) => [moduleVariable(m, suffix), schema]));
+function perModule<S extends z.ZodType>(suffix: string, schema: S, modules: readonly ModuleName[] = MODULE_NAMES): Record<string, S> {
+  return Object.fromEntries(modules.map((m) => [moduleVariable(m, suffix), schema]));
 }
+
+/** Modules that can keep their data in MongoDB instead (they declare `mongoEntities`). */
+const MONGO_CAPABLE = MODULE_NAMES.filter((m) => 'mongoEntities' in MODULE_DEFINITIONS[m]);
 
 const envSchema = z
   .object({
@@ -171,7 +174,8 @@ const envSchema = z
           return out;
         }),
     ),
-    PRODUCT_MONGODB_URL: mongoUrl,
+    // `<M>_MONGODB_URL`, for a module that can live in MongoDB.
+    ...perModule('MONGODB_URL', mongoUrl, MONGO_CAPABLE),
     REDIS_URL: z.preprocess(
       blankIsUnset,
       z
@@ -291,8 +295,8 @@ export interface Config {
   dbPoolMax: number;
   /** The longest a request waits to reach a database (connect, a free pooled connection, MongoDB's server selection). */
   storeTimeoutMs: number;
-  /** When set, products live in MongoDB instead of SQL. */
-  productMongoUrl?: string;
+  /** Modules whose data lives in MongoDB instead of SQL (`<M>_MONGODB_URL`). */
+  mongoUrls: Partial<Record<ModuleName, string>>;
   currency: string;
   /** Load the demo catalogue on an empty catalogue at start-up. */
   seedDemo: boolean;
@@ -367,7 +371,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
     storeTimeoutMs: e.STORE_TIMEOUT_MS,
-    productMongoUrl: e.PRODUCT_MONGODB_URL,
+    mongoUrls: Object.fromEntries(MONGO_CAPABLE.filter((m) => own(m, 'MONGODB_URL')).map((m) => [m, own(m, 'MONGODB_URL')!])),
     serviceUrls: Object.fromEntries(MODULE_NAMES.filter((m) => own(m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [m, own(m, 'SERVICE_URL')!])),
     serviceKey: e.SERVICE_KEY,
     remoteTuning: Object.fromEntries(
@@ -399,7 +403,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     currency: e.SHOP_CURRENCY,
     // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
-    seedDemo: e.SEED_DEMO ?? (!e.PRODUCT_MONGODB_URL && !databaseUrls.product),
+    seedDemo: e.SEED_DEMO ?? (!own('product', 'MONGODB_URL') && !databaseUrls.product),
     productCacheTtlMs: e.PRODUCT_CACHE_TTL_MS,
     userCacheTtlMs: e.USER_CACHE_TTL_MS,
     accountCheckTtlMs: e.ACCOUNT_CHECK_TTL_MS,

@@ -167,6 +167,13 @@ describe.each([
     }
   });
 
+  it.skipIf(skip)('serves every admin view wherever its module runs (the gateway routes what the module definitions declare)', async () => {
+    for (const path of ['/api/v1/admin/orders?stuck=true', '/api/v1/admin/events/order?status=dead', '/api/v1/admin/events/user?status=dead', '/api/v1/users?limit=1']) {
+      const res = await http.get(path, { token: admin });
+      expect({ path, status: res.status }).toEqual({ path, status: 200 });
+    }
+  });
+
   it.skipIf(skip)('tells the readiness of every module in one answer (the gateway\'s /health/ready when split)', async () => {
     const res = await http.get(name === 'one process' ? '/health/system' : '/health/ready');
     expect(res.status).toBe(200);

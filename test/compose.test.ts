@@ -43,7 +43,7 @@ function checkTopology(file: string) {
   for (const [name, c] of configs) {
     for (const m of c.modules) {
       // Its data lives in a database that compose runs (never the embedded one).
-      const url = m === 'product' && c.productMongoUrl ? c.productMongoUrl : c.databaseUrls[m];
+      const url = c.mongoUrls[m] ?? c.databaseUrls[m];
       expect(url, `${file}: ${name} needs a database for ${m}`).toBeDefined();
       expect(names, `${file}: ${name}'s ${m} database host`).toContain(hostOf(url!));
       // Every module it calls (and the user service, for tokens) is hosted here or reachable at a service that hosts it.
@@ -79,7 +79,7 @@ describe('docker-compose.yml', () => {
   it('runs every module in one process on PostgreSQL, MongoDB and Redis, all defined in the file', () => {
     const { configs } = checkTopology('docker-compose.yml');
     expect([...configs.keys()]).toEqual(['app']);
-    expect(configs.get('app')).toMatchObject({ productMongoUrl: expect.stringMatching(/^mongodb:/), redisUrl: expect.stringMatching(/^redis:/) });
+    expect(configs.get('app')).toMatchObject({ mongoUrls: { product: expect.stringMatching(/^mongodb:/) }, redisUrl: expect.stringMatching(/^redis:/) });
   });
 });
 

@@ -30,6 +30,12 @@ export const notificationModule = defineModule<NotificationDeps, NotificationRun
   entities: [NotificationEntity],
   migrations: notificationMigrations,
   routes: notificationRoutes,
+  deploy: {
+    env: {
+      ADMIN_EMAIL: '${ADMIN_EMAIL:-admin@toko.local}',
+      ADMIN_PASSWORD: '${ADMIN_PASSWORD:?set ADMIN_PASSWORD (8 to 72 bytes) for the first administrator}',
+    },
+  },
   async create(deps) {
     const transport =
       deps.transportOverride ??

@@ -26,6 +26,7 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   mongoEntities: [ProductDocumentSchema],
   migrations: productMigrations,
   routes: productRoutes,
+  deploy: { store: 'mongo', env: { SEED_DEMO: '"true"' } },
   async create(deps) {
     // The MongoDB store (and its driver) is loaded only when products live there.
     const store =

@@ -27,6 +27,14 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
   entities: [UserEntity],
   migrations: userMigrations,
   routes: userRoutes,
+  // The first administrator is made at start-up; the signing keys live on its volume.
+  deploy: {
+    env: {
+      ADMIN_EMAIL: '${ADMIN_EMAIL:-admin@toko.local}',
+      ADMIN_PASSWORD: '${ADMIN_PASSWORD:?set ADMIN_PASSWORD (8 to 72 bytes) for the first administrator}',
+    },
+    volumes: ['user-data:/data'],
+  },
   async create(deps) {
     const service = new UserService({
       ...deps,

@@ -11,7 +11,7 @@ import { sqlOf } from './sql.ts';
 /**
  * Opens one MikroORM per hosted module: on its own server when a URL is
  * configured, otherwise on the embedded PGlite (started once, shared, one
- * schema per module); products on MongoDB when PRODUCT_MONGODB_URL is set.
+ * schema per module); a module on MongoDB when its <M>_MONGODB_URL is set (product can).
  * Registers every clean-up step with `closer`.
  */
 export async function openDatabases(

@@ -8,7 +8,8 @@ export const EMBEDDED_POOL_PER_MODULE = 4;
 
 /** Where a module's data lives under this configuration. */
 export function placeOf(config: Config, name: ModuleName): { kind: 'mongo'; url: string } | { kind: 'sql'; url: string | undefined } {
-  if (name === 'product' && config.productMongoUrl) return { kind: 'mongo', url: config.productMongoUrl };
+  const mongo = config.mongoUrls[name];
+  if (mongo) return { kind: 'mongo', url: mongo };
   return { kind: 'sql', url: config.databaseUrls[name] };
 }
 

@@ -57,7 +57,18 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   mongoEntities?: EntitySchema<any, any>[];
   routes: AnyRouteDef<R>[];
+  /** How the split compose file runs this module's service (`npm run generate` writes it from these). */
+  deploy?: ModuleDeployment;
   create(deps: D): Promise<ModuleInstance<R, C>>;
+}
+
+export interface ModuleDeployment {
+  /** Its data in a PostgreSQL server of its own (the default), or in MongoDB (`<M>_MONGODB_URL`; needs `mongoEntities`). */
+  store?: 'postgres' | 'mongo';
+  /** More environment for its service, as compose writes it (`${ADMIN_PASSWORD:?...}` for a secret without default). */
+  env?: Record<string, string>;
+  /** Named volumes its service mounts, `name:/path`. */
+  volumes?: string[];
 }
 
 export function defineModule<D extends BaseDeps, R, C extends ContractDef>(
