@@ -1,21 +1,32 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
+import { productModule } from '../modules/product/index.ts';
 
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order', 'notification'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR', seedDemo: true });
+    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order', 'notification'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR' });
     expect(c.databaseUrls.user).toBeUndefined();
     expect(c.passwords.cost).toBe(12);
-    expect(c.admin).toBeUndefined();
+    expect(c.settings.user.ADMIN_EMAIL).toBeUndefined();
+    expect(c.settings.user.LOGIN_MAX_FAILURES).toBe(5);
+    expect(c.settings.order).toMatchObject({ ORDER_MAX_QUANTITY: 100, ORDER_PENDING_TIMEOUT_SECONDS: 60 });
+    expect(c.settings.notification).toMatchObject({ NOTIFY_LOCALE: 'id', NOTIFY_TRANSPORT: 'log' });
   });
 
-  it('seeds the demo catalogue only for the embedded product store, unless told', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgres://a@db/shop' }).seedDemo).toBe(false);
-    expect(loadConfig({ PRODUCT_MONGODB_URL: 'mongodb://m/shop' }).seedDemo).toBe(false);
-    expect(loadConfig({ DATABASE_URL: 'postgres://a@db/shop', SEED_DEMO: 'true' }).seedDemo).toBe(true);
-    expect(loadConfig({ SEED_DEMO: 'false' }).seedDemo).toBe(false);
+  it('reads each module\'s own variables with its settings schema, and the module wires them', () => {
+    const wired = (env: Record<string, string>) => {
+      const c = loadConfig(env);
+      const kernel = { base: {}, settings: c.settings.product, currency: c.currency, embedded: !c.databaseUrls.product && !c.mongoUrls.product, database: () => ({ kind: 'sql' }) };
+      return productModule.wire(kernel as unknown as Parameters<typeof productModule.wire>[0]);
+    };
+    // The demo catalogue only for the embedded product store, unless told.
+    expect(wired({}).seedDemo).toBe(true);
+    expect(wired({ DATABASE_URL: 'postgres://a@db/shop' }).seedDemo).toBe(false);
+    expect(wired({ PRODUCT_MONGODB_URL: 'mongodb://m/shop' }).seedDemo).toBe(false);
+    expect(wired({ DATABASE_URL: 'postgres://a@db/shop', SEED_DEMO: 'true' }).seedDemo).toBe(true);
+    expect(wired({ SEED_DEMO: 'false', PRODUCT_CACHE_TTL_MS: '0' })).toMatchObject({ seedDemo: false, cacheTtlMs: 0 });
   });
 
   it('tunes each remote module on its own over the defaults', () => {

@@ -1,38 +1,12 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { MAX_PASSWORD_BYTES, fitsBcrypt } from './kit/auth.ts';
-
+import { blankIsUnset, bool, int, optionalString } from './kit/env.ts';
 import { MODULE_DEFINITIONS, MODULE_NAMES, type ModuleName } from './registry.ts';
 
 export { MODULE_NAMES, type ModuleName };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-const blankIsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-
-const int = (min: number, max: number, fallback: number) =>
-  z.preprocess(
-    blankIsUnset,
-    z
-      .string()
-      .regex(/^-?\d+$/, `expected a whole number from ${min} to ${max}`)
-      .transform(Number)
-      .pipe(z.number().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`))
-      .optional()
-      .transform((v) => v ?? fallback),
-  );
-
-const bool = (fallback: boolean) =>
-  z.preprocess(
-    blankIsUnset,
-    z
-      .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
-      .optional()
-      .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1')),
-  );
-
-const optionalString = z.preprocess(blankIsUnset, z.string().optional());
 
 const postgresUrl = z.preprocess(
   blankIsUnset,
@@ -65,14 +39,6 @@ const currency = z.preprocess(
     .string()
     .refine((v) => Intl.supportedValuesOf('currency').includes(v), 'expected an ISO 4217 currency code such as IDR')
     .default('IDR'),
-);
-
-const optionalBool = z.preprocess(
-  blankIsUnset,
-  z
-    .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
-    .optional()
-    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1')),
 );
 
 const pem = (kind: 'PRIVATE' | 'PUBLIC') =>
@@ -190,26 +156,8 @@ const envSchema = z
     OUTBOX_POLL_MS: int(10, 600_000, 1000),
     OUTBOX_LEASE_SECONDS: int(1, 3600, 30),
     OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168),
-    NOTIFY_LOCALE: z.preprocess(blankIsUnset, z.enum(['id', 'en'], { message: 'expected id or en' }).default('id')),
-    NOTIFY_TRANSPORT: z.preprocess(blankIsUnset, z.enum(['log', 'smtp'], { message: 'expected log or smtp' }).default('log')),
-    SMTP_URL: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .refine((v) => /^smtps?:\/\/.+/.test(v) && URL.canParse(v), 'expected an smtp:// or smtps:// URL')
-        .optional(),
-    ),
-    SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
     SHOP_CURRENCY: currency,
-    SEED_DEMO: optionalBool,
-    PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
-    USER_CACHE_TTL_MS: int(0, 60_000, 1000),
     ACCOUNT_CHECK_TTL_MS: int(0, 59_000, 30_000),
-    ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
-    ORDER_MAX_LINES: int(1, 100, 50),
-    ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
-    ORDER_PENDING_TIMEOUT_SECONDS: int(1, 86_400, 60),
-    ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30),
     DB_POOL_MAX: int(1, 100, 10),
     MIGRATE_ON_START: bool(true),
     CORS_ORIGINS: originList,
@@ -236,26 +184,11 @@ const envSchema = z
     BCRYPT_COST: int(4, 15, 12),
     PASSWORD_WORKERS: int(1, 64, Math.max(1, availableParallelism())),
     PASSWORD_QUEUE_MAX: int(1, 100_000, 100),
-    LOGIN_MAX_FAILURES: int(1, 1000, 5),
-    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
-    LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50),
-    REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10),
-    REGISTER_MAX_PER_CLIENT: int(1, 1_000_000, 30),
-    LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
-    ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
-    ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional()),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {
       const missing = env.JWT_PRIVATE_KEY ? 'JWT_PUBLIC_KEY' : 'JWT_PRIVATE_KEY';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other JWT key' });
-    }
-    if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL) {
-      ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'expected to be set when NOTIFY_TRANSPORT is smtp' });
-    }
-    if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
-      const missing = env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other ADMIN_ variable' });
     }
   });
 
@@ -271,7 +204,18 @@ export interface RemoteTuning {
 }
 
 /** Every variable the configuration reads (the README documents each). */
-export const ENV_VARIABLES = Object.keys(envSchema.shape);
+export const ENV_VARIABLES = [...Object.keys(envSchema.shape), ...MODULE_NAMES.flatMap((m) => settingsVariables(m))];
+
+/** The variables a module's settings read (its schema's keys). */
+function settingsVariables(m: ModuleName): string[] {
+  const schema = MODULE_DEFINITIONS[m].settings as { shape?: Record<string, unknown> } | undefined;
+  return Object.keys(schema?.shape ?? {});
+}
+
+// A variable means one thing: a module may not declare one the kernel or another module reads.
+for (const [name, count] of Object.entries(ENV_VARIABLES.reduce<Record<string, number>>((n, v) => ((n[v] = (n[v] ?? 0) + 1), n), {}))) {
+  if (count > 1) throw new Error(`${name} is declared by more than one module (or by a module and the kernel)`);
+}
 
 export interface Config {
   env: Env['NODE_ENV'];
@@ -298,14 +242,8 @@ export interface Config {
   /** Modules whose data lives in MongoDB instead of SQL (`<M>_MONGODB_URL`). */
   mongoUrls: Partial<Record<ModuleName, string>>;
   currency: string;
-  /** Load the demo catalogue on an empty catalogue at start-up. */
-  seedDemo: boolean;
-  /** How long GET /products/:id may be answered from this process's memory (0: never). */
-  productCacheTtlMs: number;
-  /** How long a user read by id may be answered from the user module's memory (0: never). */
   /** How long a process trusts what it learnt of an account (active? which role?) before asking again: the most a deactivation or role change takes to reach every service. */
   accountCheckTtlMs: number;
-  userCacheTtlMs: number;
   /** Base URLs of modules served by other processes. */
   serviceUrls: Partial<Record<ModuleName, string>>;
   /** Shared key that internal (service-to-service) calls carry; required to serve or call them. */
@@ -317,8 +255,6 @@ export interface Config {
   events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; leaseSeconds: number; retentionHours: number };
   /** Slow clients: all headers within headersTimeoutMs, the whole request within requestTimeoutMs, or 408 and the socket is closed. */
   http: { headersTimeoutMs: number; requestTimeoutMs: number };
-  notify: { locale: 'id' | 'en'; transport: { kind: 'log' } | { kind: 'smtp'; url: string; from: string } };
-  orders: { maxQuantity: number; maxLines: number; idempotencyTtlSeconds: number; pendingTimeoutSeconds: number; recoveryIntervalSeconds: number };
   migrateOnStart: boolean;
   corsOrigins: string[];
   bodyLimit: string;
@@ -330,9 +266,12 @@ export interface Config {
   tracing?: { endpoint: string; serviceName?: string };
   jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
   passwords: { cost: number; workers: number; queueMax: number };
-  login: { maxFailuresPerEmail: number; maxFailuresPerClient: number; maxFailuresPerEmailAnywhere: number; maxSignUpConflictsPerClient: number; maxSignUpsPerClient: number; windowSeconds: number };
-  admin?: { email: string; password: string };
+  /** Each module's own variables, as its `settings` schema read them. */
+  settings: ModuleSettingsOf;
 }
+
+/** What each module's settings schema reads. */
+export type ModuleSettingsOf = { [K in ModuleName]: (typeof MODULE_DEFINITIONS)[K] extends { settings?: infer S } ? (S extends z.ZodType ? z.output<S> : Record<string, never>) : Record<string, never> };
 
 /** `toko` for the whole monolith, `toko-<modules>` for a process hosting some of them: the `service` label and log field. */
 export function serviceName(config: Pick<Config, 'modules'>): string {
@@ -349,11 +288,14 @@ export class ConfigError extends Error {
  */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(source);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`);
+  const modules = MODULE_NAMES.map((m) => [m, MODULE_DEFINITIONS[m].settings?.safeParse(source)] as const);
+  const issues = [...(parsed.error?.issues ?? []), ...modules.flatMap(([, r]) => r?.error?.issues ?? [])];
+  if (!parsed.success || issues.length > 0) {
+    const problems = issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
   }
   const e = parsed.data;
+  const settings = Object.fromEntries(modules.map(([m, r]) => [m, r?.data ?? {}])) as ModuleSettingsOf;
   const own = (m: ModuleName, suffix: string) => (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
   const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, own(m, 'DATABASE_URL') ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
   return {
@@ -397,23 +339,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       leaseSeconds: e.OUTBOX_LEASE_SECONDS,
       retentionHours: e.OUTBOX_RETENTION_HOURS,
     },
-    notify: {
-      locale: e.NOTIFY_LOCALE,
-      transport: e.NOTIFY_TRANSPORT === 'smtp' && e.SMTP_URL ? { kind: 'smtp', url: e.SMTP_URL, from: e.SMTP_FROM } : { kind: 'log' },
-    },
     currency: e.SHOP_CURRENCY,
-    // The demo catalogue is for the one-command embedded start; a real database starts empty unless asked.
-    seedDemo: e.SEED_DEMO ?? (!own('product', 'MONGODB_URL') && !databaseUrls.product),
-    productCacheTtlMs: e.PRODUCT_CACHE_TTL_MS,
-    userCacheTtlMs: e.USER_CACHE_TTL_MS,
     accountCheckTtlMs: e.ACCOUNT_CHECK_TTL_MS,
-    orders: {
-      maxQuantity: e.ORDER_MAX_QUANTITY,
-      maxLines: e.ORDER_MAX_LINES,
-      idempotencyTtlSeconds: e.ORDER_IDEMPOTENCY_TTL_SECONDS,
-      pendingTimeoutSeconds: e.ORDER_PENDING_TIMEOUT_SECONDS,
-      recoveryIntervalSeconds: e.ORDER_RECOVERY_INTERVAL_SECONDS,
-    },
     migrateOnStart: e.MIGRATE_ON_START,
     corsOrigins: e.CORS_ORIGINS,
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
@@ -423,15 +350,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     http: { headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS) },
     jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },
     passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS, queueMax: e.PASSWORD_QUEUE_MAX },
-    login: {
-      maxFailuresPerEmail: e.LOGIN_MAX_FAILURES,
-      maxFailuresPerClient: e.LOGIN_MAX_FAILURES_PER_CLIENT,
-      maxFailuresPerEmailAnywhere: e.LOGIN_MAX_FAILURES_PER_EMAIL,
-      maxSignUpConflictsPerClient: e.REGISTER_MAX_CONFLICTS_PER_CLIENT,
-      maxSignUpsPerClient: e.REGISTER_MAX_PER_CLIENT,
-      windowSeconds: e.LOGIN_WINDOW_SECONDS,
-    },
-    admin: e.ADMIN_EMAIL && e.ADMIN_PASSWORD ? { email: e.ADMIN_EMAIL.toLowerCase(), password: e.ADMIN_PASSWORD } : undefined,
+    settings,
   };
 }
 

@@ -6,7 +6,9 @@ import { noopMeter } from './kit/meter.ts';
 import { buildModules } from './wiring.ts';
 
 /** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */
-const config = { ...loadConfigOrExit(), modules: ['product' as const], seedDemo: false };
+const loaded = loadConfigOrExit();
+// Only the product module, and no start-up seeding: this script seeds, and says how many it added.
+const config = { ...loaded, modules: ['product' as const], settings: { ...loaded.settings, product: { ...loaded.settings.product, SEED_DEMO: false } } };
 const logger = createLogger({ level: config.logLevel });
 const closer = new Closer(logger);
 try {
@@ -15,7 +17,7 @@ try {
     config,
     logger,
     databases,
-    ports: {},
+    ports: new Map(),
     tokens: { issue: () => ({ accessToken: '', expiresIn: 0 }), jwks: () => ({ keys: [] }) },
     passwords: () => {
       throw new Error('seeding needs no passwords');

@@ -13,7 +13,8 @@ import type { TokenIssuer } from './kit/auth.ts';
 import { createRemotes, registerBreakerMetrics } from './remotes.ts';
 import { serveContract } from '../adapters/http/contract-server.ts';
 import { serviceName, type Config, type ModuleName } from './config.ts';
-import { UserNotFound } from '../modules/user/contract.ts';
+import { UserNotFound, type userContract } from '../modules/user/contract.ts';
+import type { PortOf } from './kit/contract.ts';
 import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
@@ -23,9 +24,8 @@ import type { BoundRoute } from './http/routes.ts';
 import type { ModuleDatabase } from './kit/module.ts';
 import { createLogger } from './logger.ts';
 import { documentedRoutes } from './api-document.ts';
-import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS } from './registry.ts';
+import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, TOKEN_ISSUER } from './registry.ts';
 import { routingProblems } from './events/routing.ts';
-import type { MailTransport } from '../modules/notification/index.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
 import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registryMeter } from './telemetry/metrics.ts';
@@ -54,8 +54,8 @@ export interface RunningServer {
 /** The composition root: decides what this process hosts, wires it, and listens. */
 export interface StartOptions {
   logger?: Logger;
-  /** Replaces the notification module's mail transport (tests that need one failing on purpose). */
-  mailTransport?: MailTransport;
+  /** What tests replace, per module: `{ notification: { transport } }` (a mail transport failing on purpose). */
+  overrides?: Partial<Record<ModuleName, Record<string, unknown>>>;
   /** The embedded database, being started by the caller already (the process entry starts it while the rest loads). */
   embedded?: Promise<EmbeddedPostgres | undefined>;
 }
@@ -80,7 +80,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
  */
 function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier; tokens: TokenIssuer } {
   const jwt = { issuer: config.jwt.issuer, audience: config.jwt.audience };
-  if (config.modules.includes('user')) {
+  if (config.modules.includes(TOKEN_ISSUER)) {
     const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
     return {
       verify: createTokenVerifier({ publicKey: keys.publicKey, ...jwt }),
@@ -118,35 +118,36 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const { verify: verifySignature, tokens } = tokenServices(config, logger);
   const remotes = createRemotes(config, logger);
 
+  // Made when a hosted module first asks for it (the user module does), and closed with the process.
   let passwords: PasswordPool | undefined;
-  if (hosted.includes('user')) {
-    passwords = createPasswordPool(config.passwords);
-    closer.add('password pool', () => passwords!.close());
-  }
+  const passwordPool = () => {
+    if (!passwords) {
+      passwords = createPasswordPool(config.passwords);
+      closer.add('password pool', () => passwords!.close());
+    }
+    return passwords;
+  };
 
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart, embedded: opts.embedded });
   // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
   registerPoolMetrics(metrics.registry, databases);
   const eventing = await createEventing(config, databases, logger);
-  const ports: Ports = {};
+  const ports: Ports = new Map();
   const modules = await buildModules({
     config,
     logger,
     databases,
     ports,
     tokens,
-    passwords: () => {
-      if (!passwords) throw new Error('the password pool exists only where the user module is hosted');
-      return passwords;
-    },
+    passwords: passwordPool,
     recorder: eventing.recorder,
     remote: remotes.port,
     meter: (module) => registryMeter(metrics.registry, module),
-    mailTransport: opts.mailTransport,
+    overrides: opts.overrides,
   });
   // Every token is also checked against its account (active? which role?), through the user module wherever it runs.
-  const users = ports.user ?? accountPort(() => remotes.port('user'), logger);
+  const users = (ports.get('user') ?? accountPort(() => remotes.port('user'), logger)) as PortOf<typeof userContract> | undefined;
   const verify = users
     ? accountChecked(
         verifySignature,

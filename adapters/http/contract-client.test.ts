@@ -62,7 +62,7 @@ function productPortSuite(port: () => ProductPort) {
 }
 
 describe('the product contract in process', () => {
-  productPortSuite(() => app.server.ports.product!);
+  productPortSuite(() => app.server.ports.get('product') as ProductPort);
 });
 
 describe('the product contract over HTTP', () => {
@@ -95,7 +95,7 @@ describe('the product contract over HTTP', () => {
 });
 
 describe.each([
-  ['in process', (): { users: UserPort; orders: OrderPort } => ({ users: app.server.ports.user!, orders: app.server.ports.order! })],
+  ['in process', (): { users: UserPort; orders: OrderPort } => ({ users: app.server.ports.get('user') as UserPort, orders: app.server.ports.get('order') as OrderPort })],
   ['over HTTP', (): { users: UserPort; orders: OrderPort } => ({ users: httpPort(userContract, options(app.url)).port, orders: httpPort(orderContract, options(app.url)).port })],
 ])('the user and order contracts %s', (_how, make) => {
   it('return public profiles, leave unknown ids out, and throw the typed not-found errors', async () => {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { blankIsUnset, oneOf } from '../../src/kit/env.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import { subscribe } from '../../src/kit/contract.ts';
 import { orderContract } from '../order/contract.ts';
@@ -21,7 +23,24 @@ export interface NotificationDeps extends SqlDeps {
   transportOverride?: MailTransport;
 }
 
-export const notificationModule = defineModule<NotificationDeps, NotificationRuntime, typeof notificationContract>({
+const notificationSettings = z
+  .object({
+    NOTIFY_LOCALE: oneOf(['id', 'en'], 'id'),
+    NOTIFY_TRANSPORT: oneOf(['log', 'smtp'], 'log'),
+    SMTP_URL: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .refine((v) => /^smtps?:\/\/.+/.test(v) && URL.canParse(v), 'expected an smtp:// or smtps:// URL')
+        .optional(),
+    ),
+    SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL) ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'expected to be set when NOTIFY_TRANSPORT is smtp' });
+  });
+
+export const notificationModule = defineModule<NotificationDeps, NotificationRuntime, typeof notificationContract, typeof notificationSettings>({
   name: 'notification',
   schema: 'notifications',
   contract: notificationContract,
@@ -36,6 +55,16 @@ export const notificationModule = defineModule<NotificationDeps, NotificationRun
       ADMIN_PASSWORD: '${ADMIN_PASSWORD:?set ADMIN_PASSWORD (8 to 72 bytes) for the first administrator}',
     },
   },
+  settings: notificationSettings,
+  wire: (k) => ({
+    ...k.base,
+    ...k.sql(),
+    users: k.port(userContract),
+    locale: k.settings.NOTIFY_LOCALE,
+    transport:
+      k.settings.NOTIFY_TRANSPORT === 'smtp' && k.settings.SMTP_URL ? { kind: 'smtp', url: k.settings.SMTP_URL, from: k.settings.SMTP_FROM } : { kind: 'log' },
+    transportOverride: k.overrides.transport as MailTransport | undefined,
+  }),
   async create(deps) {
     const transport =
       deps.transportOverride ??

@@ -54,7 +54,7 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
         LOGIN_MAX_FAILURES: '5',
         OUTBOX_POLL_MS: '50',
       },
-      { mailTransport: transport },
+      { overrides: { notification: { transport } } },
     );
     admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
   });

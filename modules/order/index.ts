@@ -1,7 +1,9 @@
+import { z } from 'zod';
+import { int } from '../../src/kit/env.ts';
 import type { EventRecorder } from '../../src/kit/events.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
-import type { ProductPort } from '../product/contract.ts';
-import type { UserPort } from '../user/contract.ts';
+import { productContract, type ProductPort } from '../product/contract.ts';
+import { userContract, type UserPort } from '../user/contract.ts';
 import { orderContract } from './contract.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { orderMigrations } from './migrations/index.ts';
@@ -26,7 +28,15 @@ export interface OrderDeps extends SqlDeps {
   settings: OrderSettings;
 }
 
-export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: OrderRecovery }, typeof orderContract>({
+const orderSettings = z.object({
+  ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
+  ORDER_MAX_LINES: int(1, 100, 50),
+  ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
+  ORDER_PENDING_TIMEOUT_SECONDS: int(1, 86_400, 60),
+  ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30),
+});
+
+export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: OrderRecovery }, typeof orderContract, typeof orderSettings>({
   name: 'order',
   schema: 'orders',
   contract: orderContract,
@@ -34,6 +44,22 @@ export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: Or
   entities: [OrderEntity],
   migrations: orderMigrations,
   routes: orderRoutes,
+  settings: orderSettings,
+  wire: (k) => ({
+    ...k.base,
+    ...k.sql(),
+    users: k.port(userContract),
+    products: k.port(productContract),
+    events: k.events(),
+    currency: k.currency,
+    settings: {
+      maxQuantity: k.settings.ORDER_MAX_QUANTITY,
+      maxLines: k.settings.ORDER_MAX_LINES,
+      idempotencyTtlSeconds: k.settings.ORDER_IDEMPOTENCY_TTL_SECONDS,
+      pendingTimeoutSeconds: k.settings.ORDER_PENDING_TIMEOUT_SECONDS,
+      recoveryIntervalSeconds: k.settings.ORDER_RECOVERY_INTERVAL_SECONDS,
+    },
+  }),
   async create(deps) {
     const idempotency = new IdempotencyStore(deps.sql, { ttlSeconds: deps.settings.idempotencyTtlSeconds, waitMs: 10_000, pollMs: 25 });
     const service = new OrderService({ ...deps, idempotency, limits: deps.settings });

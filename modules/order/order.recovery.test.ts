@@ -4,6 +4,7 @@ import { ServiceUnavailable } from '../../src/kit/errors.ts';
 import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN, TEST_ADMIN_ENV, call, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';
+import type { UserPort } from '../user/contract.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
 import { orderContract } from './contract.ts';
 import { IdempotencyStore } from './idempotency.ts';
@@ -29,7 +30,7 @@ function build(products: ProductPort) {
   const orders = new OrderService({
     orm,
     sql,
-    users: app.server.ports.user!,
+    users: app.server.ports.get('user') as UserPort,
     products,
     idempotency,
     events: createEventRecorder({ module: 'order', schema: 'orders', events: orderContract.events, wake: () => undefined }),
@@ -46,7 +47,7 @@ function build(products: ProductPort) {
 }
 
 async function setup(stock: number) {
-  const real = app.server.ports.product!;
+  const real = app.server.ports.get('product') as ProductPort;
   const productId = await createProduct(app.url, { stock, price: 100 });
   const customer = await registerCustomer(app.url);
   const stockOf = async () => (await real.getProducts({ ids: [productId] }))[0]!.stock;

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { int, optionalBool } from '../../src/kit/env.ts';
 import { defineModule, type BaseDeps, type ModuleDatabase } from '../../src/kit/module.ts';
 import { OutOfStock, ProductNotFound, ReservationClosed, productContract } from './contract.ts';
 import { productMigrations } from './migrations/index.ts';
@@ -17,7 +19,12 @@ export interface ProductDeps extends BaseDeps {
   cacheTtlMs: number;
 }
 
-export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract>({
+const productSettings = z.object({
+  PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
+  SEED_DEMO: optionalBool,
+});
+
+export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract, typeof productSettings>({
   name: 'product',
   schema: 'products',
   contract: productContract,
@@ -27,6 +34,15 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   migrations: productMigrations,
   routes: productRoutes,
   deploy: { store: 'mongo', env: { SEED_DEMO: '"true"' } },
+  settings: productSettings,
+  wire: (k) => ({
+    ...k.base,
+    database: k.database(),
+    currency: k.currency,
+    // The demo catalogue is for the one-command embedded start; a database server starts empty unless asked.
+    seedDemo: k.settings.SEED_DEMO ?? k.embedded,
+    cacheTtlMs: k.settings.PRODUCT_CACHE_TTL_MS,
+  }),
   async create(deps) {
     // The MongoDB store (and its driver) is loaded only when products live there.
     const store =

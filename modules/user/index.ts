@@ -1,4 +1,6 @@
-import type { PasswordHasher, TokenIssuer } from '../../src/kit/auth.ts';
+import { z } from 'zod';
+import { MAX_PASSWORD_BYTES, fitsBcrypt, type PasswordHasher, type TokenIssuer } from '../../src/kit/auth.ts';
+import { blankIsUnset, int, optionalString } from '../../src/kit/env.ts';
 import type { EventRecorder } from '../../src/kit/events.ts';
 import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
 import { userContract } from './contract.ts';
@@ -19,7 +21,28 @@ export interface UserDeps extends SqlDeps {
   cacheTtlMs: number;
 }
 
-export const userModule = defineModule<UserDeps, UserRuntime, typeof userContract>({
+/** The user module's own variables. */
+const userSettings = z
+  .object({
+    LOGIN_MAX_FAILURES: int(1, 1000, 5),
+    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
+    LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50),
+    REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10),
+    REGISTER_MAX_PER_CLIENT: int(1, 1_000_000, 30),
+    LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
+    USER_CACHE_TTL_MS: int(0, 60_000, 1000),
+    ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
+    ADMIN_PASSWORD: optionalString.pipe(
+      z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional(),
+    ),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
+      ctx.addIssue({ code: 'custom', path: [env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL'], message: 'expected to be set together with the other ADMIN_ variable' });
+    }
+  });
+
+export const userModule = defineModule<UserDeps, UserRuntime, typeof userContract, typeof userSettings>({
   name: 'user',
   schema: 'users',
   contract: userContract,
@@ -35,6 +58,24 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
     },
     volumes: ['user-data:/data'],
   },
+  settings: userSettings,
+  wire: (k) => ({
+    ...k.base,
+    ...k.sql(),
+    passwords: k.passwords(),
+    tokens: k.tokens,
+    events: k.events(),
+    login: {
+      maxFailuresPerEmail: k.settings.LOGIN_MAX_FAILURES,
+      maxFailuresPerClient: k.settings.LOGIN_MAX_FAILURES_PER_CLIENT,
+      maxFailuresPerEmailAnywhere: k.settings.LOGIN_MAX_FAILURES_PER_EMAIL,
+      maxSignUpConflictsPerClient: k.settings.REGISTER_MAX_CONFLICTS_PER_CLIENT,
+      maxSignUpsPerClient: k.settings.REGISTER_MAX_PER_CLIENT,
+      windowSeconds: k.settings.LOGIN_WINDOW_SECONDS,
+    },
+    admin: k.settings.ADMIN_EMAIL && k.settings.ADMIN_PASSWORD ? { email: k.settings.ADMIN_EMAIL.toLowerCase(), password: k.settings.ADMIN_PASSWORD } : undefined,
+    cacheTtlMs: k.settings.USER_CACHE_TTL_MS,
+  }),
   async create(deps) {
     const service = new UserService({
       ...deps,

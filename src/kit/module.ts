@@ -1,12 +1,14 @@
 import type { EntitySchema } from '@mikro-orm/core';
+import type { z } from 'zod';
+import type { PasswordHasher, TokenIssuer } from './auth.ts';
 import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Meter } from './meter.ts';
 import type { ModuleMigrations } from './migrations.ts';
 import type { Sql } from './sql.ts';
-import type { ContractDef, ImplementationOf, Subscription } from './contract.ts';
-import type { EventHandler } from './events.ts';
+import type { ContractDef, ImplementationOf, PortOf, Subscription } from './contract.ts';
+import type { EventHandler, EventRecorder } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
 
 /** What the kernel gives every module it hosts; a module adds its own needs on top. */
@@ -41,7 +43,39 @@ export interface ModuleInstance<R, C extends ContractDef> {
   handlers?: Record<string, EventHandler>;
 }
 
-export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> {
+/** A module's own environment variables: a zod object keyed by variable name, validated with the rest of the configuration. */
+export type ModuleSettings = z.ZodType<Record<string, unknown>, Record<string, unknown>> & { shape?: Record<string, z.ZodType> };
+
+/**
+ * What the kernel offers a module it hosts; the module's `wire` takes what
+ * it needs from here and hands it to `create`. Nothing else reaches a module.
+ */
+export interface ModuleKernel<S = Record<string, unknown>> {
+  /** Logger and meter, labelled with the module's name. */
+  base: BaseDeps;
+  /** Its settings, as its `settings` schema read them. */
+  settings: S;
+  /** The shop's single currency (SHOP_CURRENCY). */
+  currency: string;
+  /** Whether its data lives in the embedded database (no server URL was given). */
+  embedded: boolean;
+  /** Its PostgreSQL schema through MikroORM and plain SQL; throws when it lives in MongoDB. */
+  sql(): { orm: MikroORM; sql: Sql };
+  /** Its database, whichever kind. */
+  database(): ModuleDatabase;
+  /** The port of a module it `requires`: in process when hosted here, over HTTP at that module's `<M>_SERVICE_URL` otherwise. */
+  port<K extends ContractDef>(contract: K): PortOf<K>;
+  /** Its outbox: events it records commit with its own writes. */
+  events(): EventRecorder;
+  /** The process's password-hashing pool. */
+  passwords(): PasswordHasher;
+  /** Signs access tokens (the token issuer only). */
+  tokens: TokenIssuer;
+  /** What a test replaced for this module (the notification module's mail transport...). */
+  overrides: Record<string, unknown>;
+}
+
+export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef, S extends ModuleSettings = ModuleSettings> {
   name: C['name'];
   /** PostgreSQL schema that holds every table of this module and nothing else. */
   schema: string;
@@ -59,6 +93,10 @@ export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef> 
   routes: AnyRouteDef<R>[];
   /** How the split compose file runs this module's service (`npm run generate` writes it from these). */
   deploy?: ModuleDeployment;
+  /** Its own environment variables (names must not clash with the kernel's or another module's). */
+  settings?: S;
+  /** Takes what it needs from the kernel: the one place a module is wired. */
+  wire(kernel: ModuleKernel<z.output<S>>): D;
   create(deps: D): Promise<ModuleInstance<R, C>>;
 }
 
@@ -71,9 +109,9 @@ export interface ModuleDeployment {
   volumes?: string[];
 }
 
-export function defineModule<D extends BaseDeps, R, C extends ContractDef>(
-  definition: ModuleDefinition<D, R, C>,
-): ModuleDefinition<D, R, C> {
+export function defineModule<D extends BaseDeps, R, C extends ContractDef, S extends ModuleSettings = ModuleSettings>(
+  definition: ModuleDefinition<D, R, C, S>,
+): ModuleDefinition<D, R, C, S> {
   if (!/^[a-z][a-z0-9_]*$/.test(definition.schema)) {
     throw new Error(`module ${definition.name}: schema must be a lower-case SQL identifier`);
   }
