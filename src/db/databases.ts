@@ -5,6 +5,7 @@ import type { Config, ModuleName } from '../config.ts';
 import { MODULE_DEFINITIONS } from '../registry.ts';
 import type { EmbeddedPostgres } from './embedded-postgres.ts';
 import { EMBEDDED_POOL_PER_MODULE, embeddedDatabaseFor, placeOf } from './placement.ts';
+import { withEventTables } from './event-tables.ts';
 import { migrateModule, openModuleOrm } from './orm.ts';
 import { sqlOf } from './sql.ts';
 
@@ -51,7 +52,14 @@ export async function openDatabases(
     closer.add(`${name} database`, () => orm.close(true));
     databases.set(name, { kind: 'sql', orm, sql: sqlOf(orm) });
     if (opts.migrate) {
-      const applied = await migrateModule(orm, MODULE_DEFINITIONS[name]);
+      const def = MODULE_DEFINITIONS[name];
+      const migrations = withEventTables({
+        schema: def.schema,
+        migrations: def.migrations,
+        publishes: Object.keys(def.contract.events).length > 0,
+        consumes: (('consumes' in def && def.consumes) || []).length > 0,
+      });
+      const applied = await migrateModule(orm, { schema: def.schema, migrations });
       if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');
     }
   }
