@@ -12,6 +12,7 @@ import { NotificationService } from './notification.service.ts';
 import type { Locale } from './templates/template.ts';
 import { LogTransport } from './transports/log.ts';
 import type { MailTransport } from './transports/transport.ts';
+import { SCHEMA } from './schema.ts';
 
 export type { MailTransport };
 
@@ -42,7 +43,7 @@ const notificationSettings = z
 
 export const notificationModule = defineModule<NotificationDeps, NotificationRuntime, typeof notificationContract, typeof notificationSettings>({
   name: 'notification',
-  schema: 'notifications',
+  schema: SCHEMA,
   contract: notificationContract,
   requires: ['user'],
   consumes: [subscribe(userContract, ['user.registered']), subscribe(orderContract, ['order.confirmed', 'order.cancelled'])],

@@ -19,6 +19,7 @@ import type { MailTransport } from './transports/transport.ts';
 import type { Sql } from '../../src/kit/sql.ts';
 import { isUuid } from '../../src/kit/values.ts';
 import type { Counter, Meter } from '../../src/kit/meter.ts';
+import { table } from './schema.ts';
 
 export interface NotificationServiceDeps {
   orm: MikroORM;
@@ -121,7 +122,7 @@ export class NotificationService {
    */
   private async handle(event: EventEnvelope, delivery: DeliveryContext, template: string, prepare: () => Promise<Prepared>): Promise<void> {
     const known = await this.d.sql.query<{ status: Notification['status'] }>(
-      `select "status" from "notifications"."notifications" where "event_id" = $1 and "template" = $2`,
+      `select "status" from ${table('notifications')} where "event_id" = $1 and "template" = $2`,
       [event.id, template],
       'notifications.known',
     );
@@ -146,8 +147,8 @@ export class NotificationService {
   private async record(values: unknown[], status: Notification['status'], lastError: string | null): Promise<string | undefined> {
     const rows = await this.d.sql.query<{ id: string }>(
       `with "inbox" as (
-         insert into "notifications"."inbox" ("event_id", "handler") values ($2, $4) on conflict do nothing returning "event_id")
-       insert into "notifications"."notifications"
+         insert into ${table('inbox')} ("event_id", "handler") values ($2, $4) on conflict do nothing returning "event_id")
+       insert into ${table('notifications')}
          ("id", "event_id", "user_id", "channel", "template", "recipient", "subject", "body", "status", "attempts", "last_error", "sent_at", "created_at", "updated_at")
        values ($1, $2, $3, 'email', $4, $5, $6, $7, $8::varchar, 1, $9, case when $8::varchar = 'sent' then now() end, now(), now())
        on conflict ("event_id", "template") do update set "status" = excluded."status", "attempts" = "notifications"."attempts" + 1,

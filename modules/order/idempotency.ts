@@ -3,6 +3,7 @@ import { AppError } from '../../src/kit/errors.ts';
 import type { Sql } from '../../src/kit/sql.ts';
 import { jsonColumn } from '../../src/kit/values.ts';
 import { IdempotencyInFlight, IdempotencyKeyReused } from './order.errors.ts';
+import { table } from './schema.ts';
 
 export interface IdempotencyOptions {
   ttlSeconds: number;
@@ -58,7 +59,7 @@ export class IdempotencyStore {
   /** Takes the key, or a key whose lifetime is over, in one statement; false when someone holds it. */
   private async claim(userId: string, key: string, requestHash: string): Promise<boolean> {
     const rows = await this.sql.query(
-      `insert into "orders"."idempotency_keys" ("user_id", "key", "request_hash", "state", "expires_at")
+      `insert into ${table('idempotency_keys')} ("user_id", "key", "request_hash", "state", "expires_at")
        values ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4))
        on conflict ("user_id", "key") do update set "request_hash" = excluded."request_hash", "state" = 'in_flight', "response_status" = null,
          "response_body" = null, "created_at" = now(), "expires_at" = excluded."expires_at"
@@ -72,7 +73,7 @@ export class IdempotencyStore {
 
   private async read(userId: string, key: string): Promise<Row | undefined> {
     const rows = await this.sql.query<Row>(
-      `select "request_hash", "state", "response_status", "response_body", "expires_at" from "orders"."idempotency_keys" where "user_id" = $1 and "key" = $2`,
+      `select "request_hash", "state", "response_status", "response_body", "expires_at" from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`,
       [userId, key],
       'idempotency.read',
     );
@@ -95,7 +96,7 @@ export class IdempotencyStore {
   private async execute<T>(userId: string, key: string, work: () => Promise<T>): Promise<T> {
     const finish = (status: number, body: unknown) =>
       this.sql.query(
-        `update "orders"."idempotency_keys" set "state" = 'done', "response_status" = $1, "response_body" = $2::jsonb where "user_id" = $3 and "key" = $4`,
+        `update ${table('idempotency_keys')} set "state" = 'done', "response_status" = $1, "response_body" = $2::jsonb where "user_id" = $3 and "key" = $4`,
         [status, JSON.stringify(body), userId, key],
         'idempotency.finish',
       );
@@ -107,7 +108,7 @@ export class IdempotencyStore {
         const problem: StoredProblem = { code: err.code, title: err.title, detail: err.message, extras: err.extras };
         await finish(err.status, problem);
       } else {
-        await this.sql.query(`delete from "orders"."idempotency_keys" where "user_id" = $1 and "key" = $2`, [userId, key]);
+        await this.sql.query(`delete from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`, [userId, key]);
       }
       throw err;
     }
@@ -124,7 +125,7 @@ export class IdempotencyStore {
 
   /** Deletes keys past their lifetime; returns how many. */
   async prune(): Promise<number> {
-    const rows = await this.sql.query(`delete from "orders"."idempotency_keys" where "expires_at" <= now() returning "key"`);
+    const rows = await this.sql.query(`delete from ${table('idempotency_keys')} where "expires_at" <= now() returning "key"`);
     return rows.length;
   }
 }

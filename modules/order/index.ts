@@ -11,6 +11,7 @@ import { OrderEntity } from './order.entity.ts';
 import { OrderRecovery } from './order.recovery.ts';
 import { orderRoutes, type OrderRuntime } from './order.routes.ts';
 import { OrderService } from './order.service.ts';
+import { SCHEMA } from './schema.ts';
 
 export interface OrderSettings {
   maxQuantity: number;
@@ -38,7 +39,7 @@ const orderSettings = z.object({
 
 export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: OrderRecovery }, typeof orderContract, typeof orderSettings>({
   name: 'order',
-  schema: 'orders',
+  schema: SCHEMA,
   contract: orderContract,
   requires: ['user', 'product'],
   entities: [OrderEntity],

@@ -15,6 +15,7 @@ import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
 import { isUuid, jsonColumn } from '../../src/kit/values.ts';
 import type { Counter, Meter } from '../../src/kit/meter.ts';
+import { table } from './schema.ts';
 
 export interface OrderLimits {
   /** Most units of one product in one order. */
@@ -210,7 +211,7 @@ export class OrderService {
     };
     // One autocommitted insert: the order exists, pending, before any stock is taken for it (recovery finds it if we die).
     await this.d.sql.query(
-      `insert into "orders"."orders" ("id", "user_id", "status", "lines", "total", "currency", "rejection_reason", "stock_held", "created_at", "updated_at")
+      `insert into ${table('orders')} ("id", "user_id", "status", "lines", "total", "currency", "rejection_reason", "stock_held", "created_at", "updated_at")
        values ($1, $2, 'pending', $3::jsonb, $4, $5, null, true, $6, $6)`,
       [order.id, userId, JSON.stringify(pendingLines), order.total, order.currency, now],
       'orders.insertPending',
@@ -240,7 +241,7 @@ export class OrderService {
     const entry = this.d.events.entry('order.confirmed', toOrderDto(order));
     const rows = await this.d.sql.query(
       `with "changed" as (
-         update "orders"."orders" set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4, "last_step" = 'confirmed', "last_error" = null
+         update ${table('orders')} set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4, "last_step" = 'confirmed', "last_error" = null
          where "id" = $1 and "status" = 'pending' returning "id")
        ${outboxInsert('orders', 5, '"changed"')} returning "id"`,
       [order.id, JSON.stringify(order.lines), order.total, order.updatedAt, ...outboxValues(entry)],
@@ -277,7 +278,7 @@ export class OrderService {
    */
   async transition(id: string, from: Order['status'], change: Partial<Order>, event?: 'order.confirmed' | 'order.cancelled'): Promise<Order | null> {
     const set = setClause(change, new Date(), 3);
-    const update = `update "orders"."orders" set ${set.sql} where "id" = $1 and "status" = $2 returning *`;
+    const update = `update ${table('orders')} set ${set.sql} where "id" = $1 and "status" = $2 returning *`;
     const values = [id, from, ...set.values];
     const order = event
       ? await this.d.sql.transaction(async (tx) => {
@@ -343,10 +344,10 @@ export class OrderService {
     if (q.stuck) where.push(`(${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $${values.push(stuckAfterSeconds)})`);
     const filter = where.length ? `where ${where.join(' and ')}` : '';
     const rows = await this.d.sql.query<OrderRow & { total_count: string }>(
-      `select *, count(*) over () as "total_count" from "orders"."orders" ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
+      `select *, count(*) over () as "total_count" from ${table('orders')} ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
       [...values, q.limit, q.skip],
     );
-    const total = rows[0] ? Number(rows[0].total_count) : q.skip > 0 ? Number((await this.d.sql.query<{ n: string }>(`select count(*) as n from "orders"."orders" ${filter}`, values))[0]!.n) : 0;
+    const total = rows[0] ? Number(rows[0].total_count) : q.skip > 0 ? Number((await this.d.sql.query<{ n: string }>(`select count(*) as n from ${table('orders')} ${filter}`, values))[0]!.n) : 0;
     const now = Date.now();
     return {
       items: rows.map(fromRow).map((o) => ({
@@ -371,7 +372,7 @@ export class OrderService {
   async stuckCounts(afterSeconds: number): Promise<{ pending: number; stockHeld: number }> {
     const [row] = await this.d.sql.query<{ pending: string; held: string }>(
       `select count(*) filter (where "status" = 'pending') as "pending", count(*) filter (where "status" = 'cancelled') as "held"
-       from "orders"."orders" where (${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $1)`,
+       from ${table('orders')} where (${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $1)`,
       [afterSeconds],
       'orders.stuckCounts',
     );

@@ -8,6 +8,7 @@ import { ProductEntity } from './product.entity.ts';
 import { productRoutes, type ProductRuntime } from './product.routes.ts';
 import { ProductService } from './product.service.ts';
 import { SqlProductStore } from './stores/sql.ts';
+import { SCHEMA } from './schema.ts';
 
 export interface ProductDeps extends BaseDeps {
   database: ModuleDatabase;
@@ -26,7 +27,7 @@ const productSettings = z.object({
 
 export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract, typeof productSettings>({
   name: 'product',
-  schema: 'products',
+  schema: SCHEMA,
   contract: productContract,
   requires: [],
   entities: [ProductEntity],

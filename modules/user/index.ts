@@ -9,6 +9,7 @@ import { userMigrations } from './migrations/index.ts';
 import { UserEntity } from './user.entity.ts';
 import { userRoutes, type UserRuntime } from './user.routes.ts';
 import { UserService } from './user.service.ts';
+import { SCHEMA } from './schema.ts';
 
 export interface UserDeps extends SqlDeps {
   passwords: PasswordHasher;
@@ -44,7 +45,7 @@ const userSettings = z
 
 export const userModule = defineModule<UserDeps, UserRuntime, typeof userContract, typeof userSettings>({
   name: 'user',
-  schema: 'users',
+  schema: SCHEMA,
   contract: userContract,
   requires: [],
   entities: [UserEntity],

@@ -13,6 +13,7 @@ import { isUuid } from '../../src/kit/values.ts';
 import { ValidationFailed } from '../../src/kit/errors.ts';
 import { ReadCache } from '../../src/kit/read-cache.ts';
 import type { Sql } from '../../src/kit/sql.ts';
+import { table } from './schema.ts';
 
 export interface UserServiceDeps {
   orm: MikroORM;
@@ -175,7 +176,7 @@ export class UserService {
   async get(id: string): Promise<UserDto> {
     if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
     return this.byId.get(id, async () => {
-      const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = $1`, [id], 'users.get');
+      const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from ${table('users')} where "id" = $1`, [id], 'users.get');
       if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
       return fromRow(rows[0]);
     });
@@ -184,20 +185,20 @@ export class UserService {
   async getMany(ids: string[]): Promise<UserDto[]> {
     const valid = [...new Set(ids.filter((id) => isUuid(id)))];
     if (valid.length === 0) return [];
-    const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from "users"."users" where "id" = any($1::uuid[])`, [valid], 'users.getMany');
+    const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from ${table('users')} where "id" = any($1::uuid[])`, [valid], 'users.getMany');
     return rows.map(fromRow);
   }
 
   /** Oldest first; the total comes with the page (a window count), or from a count when the page is past the end. */
   async list(page: { skip: number; limit: number }): Promise<Page<UserDto>> {
     const rows = await this.d.sql.query<UserRow & { total: string }>(
-      `select ${COLUMNS}, count(*) over () as "total" from "users"."users" order by "created_at", "id" limit $1 offset $2`,
+      `select ${COLUMNS}, count(*) over () as "total" from ${table('users')} order by "created_at", "id" limit $1 offset $2`,
       [page.limit, page.skip],
       'users.list',
     );
     const total = rows[0]
       ? Number(rows[0].total)
-      : Number((await this.d.sql.query<{ n: string }>(`select count(*) as "n" from "users"."users"`, [], 'users.count'))[0]?.n ?? 0);
+      : Number((await this.d.sql.query<{ n: string }>(`select count(*) as "n" from ${table('users')}`, [], 'users.count'))[0]?.n ?? 0);
     return { items: rows.map(fromRow), total, skip: page.skip, limit: page.limit };
   }
 
@@ -211,7 +212,7 @@ export class UserService {
     if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
     if (id === actorId) throw new ValidationFailed('You cannot change your own access', { errors: [{ path: 'id', message: 'Must be another user’s id' }] });
     const rows = await this.d.sql.query<UserRow>(
-      `update "users"."users" set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now() where "id" = $1 returning ${COLUMNS}`,
+      `update ${table('users')} set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now() where "id" = $1 returning ${COLUMNS}`,
       [id, change.isActive ?? null, change.role ?? null],
     );
     if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });

@@ -17,6 +17,7 @@ import {
   type ProductStore,
   type StockChange,
 } from './store.ts';
+import { table } from '../schema.ts';
 
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -61,7 +62,7 @@ export class SqlProductStore implements ProductStore {
     let inserted = 0;
     for (const p of products) {
       const rows = await this.em().execute(
-        `insert into "products"."products" ("id", "name", "description", "price", "stock", "category", "image_url", "created_at", "updated_at")
+        `insert into ${table('products')} ("id", "name", "description", "price", "stock", "category", "image_url", "created_at", "updated_at")
          values (?, ?, ?, ?, ?, ?, ?, now(), now()) on conflict ("id") do nothing returning "id"`,
         [p.id, p.name, p.description, p.price, p.stock, p.category, p.imageUrl],
       );
@@ -71,12 +72,12 @@ export class SqlProductStore implements ProductStore {
   }
 
   async get(id: string): Promise<ProductRecord | null> {
-    const rows = await this.sql.query<Row>(`select ${COLUMNS} from "products"."products" where "id" = $1`, [id], 'products.get');
+    const rows = await this.sql.query<Row>(`select ${COLUMNS} from ${table('products')} where "id" = $1`, [id], 'products.get');
     return rows[0] ? fromRow(rows[0]) : null;
   }
 
   async getMany(ids: string[]): Promise<ProductRecord[]> {
-    const rows = await this.sql.query<Row>(`select ${COLUMNS} from "products"."products" where "id" = any($1::varchar[])`, [ids], 'products.getMany');
+    const rows = await this.sql.query<Row>(`select ${COLUMNS} from ${table('products')} where "id" = any($1::varchar[])`, [ids], 'products.getMany');
     return rows.map(fromRow);
   }
 
@@ -103,7 +104,7 @@ export class SqlProductStore implements ProductStore {
 
   async adjustStock(id: string, delta: number): Promise<StockChange> {
     const rows = await this.em().execute<Row[]>(
-      `update "products"."products" set "stock" = "stock" + ?, "updated_at" = now()
+      `update ${table('products')} set "stock" = "stock" + ?, "updated_at" = now()
        where "id" = ? and "stock"::bigint + ?::bigint between 0 and ${MAX_STOCK} returning *`,
       [delta, id, delta],
     );
@@ -117,7 +118,7 @@ export class SqlProductStore implements ProductStore {
     const lines = normaliseLines(input);
     try {
       const rows = await this.sql.query<{ lines: Omit<ReservedLine, 'currency'>[] | string }>(
-        `select "products"."reserve_stock"($1, $2::varchar[], $3::int[]) as "lines"`,
+        `select ${table('reserve_stock')}($1, $2::varchar[], $3::int[]) as "lines"`,
         [reservationId, lines.map((l) => l.productId), lines.map((l) => l.quantity)],
         'products.reserve',
       );
@@ -143,20 +144,20 @@ export class SqlProductStore implements ProductStore {
     return this.orm.em.fork().transactional(async (em) => {
       // Releasing an unknown id leaves a tombstone, so a reserve that arrives later cannot take stock.
       const tombstone = await em.execute(
-        `insert into "products"."reservations" ("id", "status") values (?, 'released') on conflict ("id") do nothing returning "id"`,
+        `insert into ${table('reservations')} ("id", "status") values (?, 'released') on conflict ("id") do nothing returning "id"`,
         [reservationId],
       );
       if (tombstone.length > 0) return false;
       const rows = await em.execute<{ status: string; lines: ReservedLine[] | string }[]>(
-        `select "status", "lines" from "products"."reservations" where "id" = ? for update`,
+        `select "status", "lines" from ${table('reservations')} where "id" = ? for update`,
         [reservationId],
       );
       const row = rows[0];
       if (!row || row.status === 'released') return false;
       for (const line of jsonColumn<ReservedLine[]>(row.lines)) {
-        await em.execute(`update "products"."products" set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [line.quantity, line.productId]);
+        await em.execute(`update ${table('products')} set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [line.quantity, line.productId]);
       }
-      await em.execute(`update "products"."reservations" set "status" = 'released', "updated_at" = now() where "id" = ?`, [reservationId]);
+      await em.execute(`update ${table('reservations')} set "status" = 'released', "updated_at" = now() where "id" = ?`, [reservationId]);
       return true;
     });
   }
