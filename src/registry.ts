@@ -1,7 +1,3 @@
-import { notificationModule } from '../modules/notification/index.ts';
-import { orderModule } from '../modules/order/index.ts';
-import { productModule } from '../modules/product/index.ts';
-import { userModule } from '../modules/user/index.ts';
 import { eventDefinitions, eventRoutes } from './events/routing.ts';
 import type { AnyRouteDef } from './kit/route.ts';
 
@@ -9,13 +5,14 @@ import type { AnyRouteDef } from './kit/route.ts';
  * The one list of the modules this build contains, by name. Everything that
  * needs to know the modules reads it: the configuration (MODULES,
  * `<M>_DATABASE_URL`, `<M>_SERVICE_URL`), the start order, the split
- * launcher, the documented routes, the event routes, the test rigs.
+ * launcher, the documented routes, the event routes, the test rigs, and the
+ * files `npm run generate` writes. A module is its folder plus one line here.
  */
 export const MODULE_DEFINITIONS = {
-  user: userModule,
-  product: productModule,
-  order: orderModule,
-  notification: notificationModule,
+  user: (await import('../modules/user/index.ts')).userModule,
+  product: (await import('../modules/product/index.ts')).productModule,
+  order: (await import('../modules/order/index.ts')).orderModule,
+  notification: (await import('../modules/notification/index.ts')).notificationModule,
 } as const;
 
 export type ModuleName = keyof typeof MODULE_DEFINITIONS;
