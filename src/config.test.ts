@@ -2,11 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { productModule } from '../modules/product/index.ts';
+import { MODULE_NAMES } from './registry.ts';
 
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, modules: ['user', 'product', 'order', 'notification'], migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR' });
+    expect(c).toMatchObject({ port: 3000, modules: MODULE_NAMES, migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR' });
     expect(c.databaseUrls.user).toBeUndefined();
     expect(c.passwords.cost).toBe(12);
     expect(c.settings.user.ADMIN_EMAIL).toBeUndefined();
@@ -44,7 +45,7 @@ describe('loadConfig', () => {
   it.each([
     [{ PORT: 'abc' }, 'PORT: expected a whole number from 0 to 65535'],
     [{ PORT: '70000' }, 'PORT: expected a whole number from 0 to 65535'],
-    [{ MODULES: 'user,payments' }, 'MODULES: expected a comma-separated list of user, product, order, notification'],
+    [{ MODULES: 'user,payments' }, `MODULES: expected a comma-separated list of ${MODULE_NAMES.join(', ')}`],
     [{ NOTIFY_TRANSPORT: 'smtp' }, 'SMTP_URL: expected to be set when NOTIFY_TRANSPORT is smtp'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL: expected a redis:// connection URL'],
     [{ NOTIFY_LOCALE: 'fr' }, 'NOTIFY_LOCALE: expected id or en'],

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { passedOn } from '../src/split/topology.ts';
 import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+import { MODULE_NAMES } from '../src/registry.ts';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const canRun = has('nginx') && (await redisAnswers());
@@ -48,7 +49,7 @@ async function freeBlock(): Promise<number> {
     });
   for (;;) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all([1, 2, 3, 4].map((i) => listen(base + i)));
+    const free = await Promise.all(MODULE_NAMES.map((_, i) => listen(base + i + 1)));
     if (free.every(Boolean)) return base;
   }
 }
@@ -86,13 +87,9 @@ describe.skipIf(!canRun)('npm run split', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await waitFor('the launcher to print the gateway', async () => (out.includes('toko split: gateway') ? true : undefined), 90_000, 200);
-      const printed: Record<string, string> = Object.fromEntries([...out.matchAll(/^toko split: (user|product|order|notification)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-      expect(printed).toEqual({
-        user: `http://127.0.0.1:${base + 1}`,
-        product: `http://127.0.0.1:${base + 2}`,
-        order: `http://127.0.0.1:${base + 3}`,
-        notification: `http://127.0.0.1:${base + 4}`,
-      });
+      const printed: Record<string, string> = Object.fromEntries([...out.matchAll(/^toko split: ([a-z]+)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+      // One service per module of the registry, on the ports after SPLIT_BASE_PORT in start order.
+      expect(printed).toEqual(Object.fromEntries(MODULE_NAMES.map((m, i) => [m, `http://127.0.0.1:${base + i + 1}`])));
       expect(out).toMatch(/"dropped":\["PORT"\]/);
       // CORS_ORIGINS reached the services (the old launcher passed on only a fixed list of prefixes).
       for (const url of Object.values(printed)) {
@@ -101,7 +98,7 @@ describe.skipIf(!canRun)('npm run split', () => {
       }
       const ready = await fetch(`http://127.0.0.1:${gatewayPort}/health/ready`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } });
+      expect(await ready.json()).toEqual({ status: 'ok', modules: Object.fromEntries(MODULE_NAMES.map((m) => [m, 'ok'])) });
     } finally {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');

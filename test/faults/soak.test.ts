@@ -3,6 +3,7 @@ import { freshDatabase, type TestDatabase } from '../helpers/app.ts';
 import { call } from '../helpers/http.ts';
 import { startTokoProcess, type TokoProcess } from '../helpers/process.ts';
 import { FAST_RECOVERY, Shop, established, openFiles, report, rssMiB, sample } from './harness.ts';
+import { MODULE_NAMES } from '../../src/registry.ts';
 
 /**
  * Mixed traffic against one process for SOAK_SECONDS (default 120), memory
@@ -36,7 +37,7 @@ const outbox = async () => {
 const pools = async () => {
   const text = (await call(toko.url, 'GET', '/metrics')).text;
   return Object.fromEntries(
-    ['user', 'product', 'order', 'notification'].map((m) => [
+    MODULE_NAMES.map((m) => [
       m,
       Object.fromEntries(['used', 'free', 'pending'].map((state) => [state, sample(text, 'toko_db_pool_connections', { module: m, state })])),
     ]),
