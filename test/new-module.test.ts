@@ -1,12 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ADMIN, TEST_ADMIN_ENV, api, createProduct, registerCustomer } from './helpers/http.ts';
-import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+import { TEST_REDIS_URL, dropQueueKeys, freePortBlock, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
 
 /**
  * Adding a module takes its folder and one line in src/registry.ts. In a
@@ -118,7 +117,7 @@ describe('a module added with its folder and one line in the registry', () => {
 
   it.skipIf(!canSplit)('runs as a service of its own behind the gateway, events over BullMQ', async () => {
     const [gateway] = await freePorts(1);
-    const base = await freeBlock(6);
+    const base = await freePortBlock(6);
     const prefix = testQueuePrefix();
     const split = await start(
       'src/split/main.ts',
@@ -138,15 +137,3 @@ describe('a module added with its folder and one line in the registry', () => {
   }, 180_000);
 });
 
-/** A base port whose next `n` ports are free (the launcher puts the services there). */
-async function freeBlock(n: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer().once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await Promise.all(Array.from({ length: n }, (_, i) => free(base + i + 1)))).every(Boolean)) return base;
-  }
-}

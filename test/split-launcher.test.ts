@@ -1,12 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { passedOn } from '../src/split/topology.ts';
-import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+import { TEST_REDIS_URL, dropQueueKeys, freePortBlock, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
 import { MODULE_NAMES } from '../src/registry.ts';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -40,20 +39,6 @@ describe('what the split launcher passes on to the services', () => {
   });
 });
 
-/** A base port whose next four ports are free (the launcher puts the services there). */
-async function freeBlock(): Promise<number> {
-  const listen = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer().once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(MODULE_NAMES.map((_, i) => listen(base + i + 1)));
-    if (free.every(Boolean)) return base;
-  }
-}
-
 describe.skipIf(!canRun)('npm run split', () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-split-'));
   const prefix = testQueuePrefix();
@@ -64,7 +49,7 @@ describe.skipIf(!canRun)('npm run split', () => {
 
   it('prints every service\'s address, passes the whole environment on, and the gateway tells every service\'s readiness', async () => {
     const [gatewayPort] = await freePorts(1);
-    const base = await freeBlock();
+    const base = await freePortBlock(MODULE_NAMES.length);
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/split/main.ts'], {
       env: {
         PATH: process.env.PATH,

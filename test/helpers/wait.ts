@@ -65,3 +65,16 @@ export async function freePorts(n: number): Promise<number[]> {
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
 }
+
+/** A base port whose next `n` ports are free (the split launcher puts its services at base+1, base+2...). */
+export async function freePortBlock(n: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer().once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    if ((await Promise.all(Array.from({ length: n }, (_, i) => free(base + i + 1)))).every(Boolean)) return base;
+  }
+}
