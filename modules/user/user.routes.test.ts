@@ -83,15 +83,39 @@ describe('POST /api/v1/users/register', () => {
   });
 
   it('refuses names that would put line breaks, bidi tricks or links into a mail to someone else, and keeps real names', async () => {
-    const phishing = ['Budi\n\nYour account is suspended. Verify at https://evil.example/login', 'Siti\u202Egnp.exe', 'Ani www.hadiah-toko.example', 'Rudi\u2028PS: reply with your PIN'];
+    const phishing = [
+      'Budi\n\nYour account is suspended. Verify at https://evil.example/login',
+      'Siti\u202Egnp.exe',
+      'Ani www.hadiah-toko.example',
+      'Rudi\u2028PS: reply with your PIN',
+      // Bare domains (any top-level domain) and e-mail addresses read as the shop's own just as well.
+      'Akun diblokir! Verifikasi di toko-verify.com segera',
+      'Hadiah menanti: toko-hadiah.xyz',
+      'Balas ke cs@toko-support.id',
+    ];
     for (const fullName of phishing) {
       const res = await http.post('/api/v1/users/register', newUser({ fullName }));
       expect(res.status, JSON.stringify(fullName)).toBe(422);
       expect((res.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['fullName']);
     }
-    for (const fullName of ['Siti Nur’aini', 'José da Silva-Putri', 'I Gusti Ngurah Rai', '김민지']) {
+    for (const fullName of ['Siti Nur’aini', 'José da Silva-Putri', 'I Gusti Ngurah Rai', '김민지', 'Ir. H. Joko S.Kom']) {
       expect((await http.post('/api/v1/users/register', newUser({ fullName }))).status, fullName).toBe(201);
     }
+  });
+
+  it('refuses a username that is a domain', async () => {
+    for (const username of ['toko-verify.com', 'cs.toko.id', 'hadiah.xyz']) {
+      const res = await http.post('/api/v1/users/register', newUser({ username }));
+      expect(res.status, username).toBe(422);
+      expect(res.body.errors).toEqual([{ path: 'username', message: 'Must not be a web address or domain' }]);
+    }
+    expect((await http.post('/api/v1/users/register', newUser({ username: `siti.rahma${Date.now() % 100000}` }))).status).toBe(201);
+  });
+
+  it('bounds a name before any pattern reads it: 100,000 letters are one 422 for its length', async () => {
+    const res = await http.post('/api/v1/users/register', newUser({ fullName: 'a'.repeat(100_000) }));
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: 'fullName', message: expect.stringMatching(/200/) }]);
   });
 
   it('does not let a longer password log in to an account whose password is its first 72 bytes', async () => {

@@ -3,7 +3,7 @@ import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../s
 import { ServiceUnavailable, TooManyRequests, Unauthorized } from '../../src/kit/errors.ts';
 import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
 import { routesFor } from '../../src/kit/route.ts';
-import { CONTROL_OR_FORMAT, looksLikeLink } from '../../src/kit/values.ts';
+import { CONTROL_OR_FORMAT, carriesAddress } from '../../src/kit/values.ts';
 import { InvalidCredentials, UserDto, UserNotFound } from './contract.ts';
 import { UserAlreadyExists } from './user.errors.ts';
 import type { UserService } from './user.service.ts';
@@ -34,17 +34,21 @@ export const RegisterBody = z
     email,
     username: z
       .string()
+      .max(32, { error: 'Must be 3-32 characters of a-z, 0-9, _ . -', abort: true })
       .regex(/^[a-z0-9_.-]{3,32}$/, 'Must be 3-32 characters of a-z, 0-9, _ . -')
+      // Shown to other people beside what the shop says: a username that is a domain reads as the shop's own address.
+      .refine((v) => !carriesAddress(v), 'Must not be a web address or domain')
       .meta({ example: 'siti_rahma' }),
     password,
     fullName: z
       .string()
       .trim()
+      // Bounded before any pattern reads it (abort: the checks below never see a longer one).
+      .max(200, { abort: true })
       .min(1, 'Must not be empty')
-      .max(200)
-      // It is written into mails to the address given: no line breaks, no bidi tricks, no links that would read as the shop's own.
+      // It is written into mails to the address given: no line breaks, no bidi tricks, no address that would read as the shop's own.
       .refine((v) => !CONTROL_OR_FORMAT.test(v), 'Must not contain control or formatting characters')
-      .refine((v) => !looksLikeLink(v), 'Must not contain a web address')
+      .refine((v) => !carriesAddress(v), 'Must not contain a web address, a domain or an e-mail address')
       .meta({ example: 'Siti Rahmawati' }),
   })
   .meta({ id: 'RegisterRequest', example: { email: 'siti@example.co.id', username: 'siti_rahma', password: 'rahasia-sekali', fullName: 'Siti Rahmawati' } });
