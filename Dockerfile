@@ -5,6 +5,7 @@ COPY package.json package-lock.json ./
 # Lifecycle scripts (prepare compiles and makes the embedded database's template) need the sources: build below.
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY kit ./kit
 COPY src ./src
 COPY modules ./modules
 COPY adapters ./adapters

@@ -5,7 +5,7 @@ import { healthRoutes } from './http/health.ts';
 import { METRICS_ROUTE } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import { QUEUES_ROUTE } from './http/queues-route.ts';
-import type { AnyRouteDef } from './kit/route.ts';
+import type { AnyRouteDef } from '../kit/route.ts';
 import { ALL_MODULE_ROUTES, PRODUCERS } from './registry.ts';
 
 /** Every public route of every module, wherever it is hosted: what `/openapi.json` documents in every process. */

@@ -1,7 +1,7 @@
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from './auth/tokens.ts';
-import type { AnyRouteDef } from './kit/route.ts';
+import type { AnyRouteDef } from '../kit/route.ts';
 import { jsonBody } from './http/body.ts';
 import { corsAllowList } from './http/cors.ts';
 import { DOC_ROUTES, mountDocs } from './http/docs.ts';
@@ -11,7 +11,7 @@ import { METRICS_ROUTE, mountMetrics, type Metrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import { QUEUES_ROUTE } from './http/queues-route.ts';
 import { traceRequests } from './http/tracing.ts';
-import { tracingEnabled } from './kit/tracing.ts';
+import { tracingEnabled } from '../kit/tracing.ts';
 import { mountRoutes, type BoundRoute } from './http/routes.ts';
 import { Router } from './http/router.ts';
 

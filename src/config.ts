@@ -1,7 +1,7 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { blankIsUnset, bool, int, optionalString } from './kit/env.ts';
+import { blankIsUnset, bool, int, optionalString } from '../kit/env.ts';
 import { MODULE_DEFINITIONS, MODULE_NAMES, type ModuleName } from './registry.ts';
 
 export { MODULE_NAMES, type ModuleName };

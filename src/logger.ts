@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
-import { currentRequestId } from './kit/request-context.ts';
-import { currentTraceIds } from './kit/tracing.ts';
+import { currentRequestId } from '../kit/request-context.ts';
+import { currentTraceIds } from '../kit/tracing.ts';
 
 /** Paths that must never reach a log line, whatever a caller passes in. */
 const REDACT = [

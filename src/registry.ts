@@ -1,5 +1,5 @@
 import { eventDefinitions, eventRoutes } from './events/routing.ts';
-import type { AnyRouteDef } from './kit/route.ts';
+import type { AnyRouteDef } from '../kit/route.ts';
 
 /**
  * The one list of the modules this build contains, by name. Everything that

@@ -2,7 +2,7 @@ import { Closer } from './closer.ts';
 import { loadConfigOrExit } from './config.ts';
 import { openDatabases } from './db/databases.ts';
 import { createLogger } from './logger.ts';
-import { noopMeter } from './kit/meter.ts';
+import { noopMeter } from '../kit/meter.ts';
 import { buildModules } from './wiring.ts';
 
 /** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */

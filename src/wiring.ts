@@ -2,11 +2,11 @@ import type { Logger } from 'pino';
 import { inProcessPort } from '../adapters/inprocess/port.ts';
 import type { PasswordPool } from './auth/passwords.ts';
 import type { Config, ModuleName } from './config.ts';
-import type { ContractDef, PortOf } from './kit/contract.ts';
-import type { TokenIssuer } from './kit/auth.ts';
-import type { EventRecorder } from './kit/events.ts';
-import type { Meter } from './kit/meter.ts';
-import type { ModuleDatabase, ModuleInstance, ModuleKernel } from './kit/module.ts';
+import type { ContractDef, PortOf } from '../kit/contract.ts';
+import type { TokenIssuer } from '../kit/auth.ts';
+import type { EventRecorder } from '../kit/events.ts';
+import type { Meter } from '../kit/meter.ts';
+import type { ModuleDatabase, ModuleInstance, ModuleKernel } from '../kit/module.ts';
 import { MODULE_DEFINITIONS } from './registry.ts';
 
 /** The ports of the modules this process hosts, by module name, as they are built. */

@@ -25,7 +25,7 @@ const ENTRY = "  payment: (await import('../modules/payment/index.ts')).paymentM
 
 beforeAll(() => {
   copy = mkdtempSync(path.join(tmpdir(), 'toko-new-module-'));
-  for (const entry of ['src', 'modules', 'adapters', 'scripts', 'deploy', 'client', 'monitoring', 'package.json', 'tsconfig.json', 'docker-compose.split.yml']) {
+  for (const entry of ['kit', 'src', 'modules', 'adapters', 'scripts', 'deploy', 'client', 'monitoring', 'package.json', 'tsconfig.json', 'docker-compose.split.yml']) {
     cpSync(path.join(ROOT, entry), path.join(copy, entry), { recursive: true });
   }
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));

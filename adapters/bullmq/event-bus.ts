@@ -1,8 +1,8 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../src/kit/events.ts';
-import { requestContext } from '../../src/kit/request-context.ts';
+import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../kit/events.ts';
+import { requestContext } from '../../kit/request-context.ts';
 
 export interface BullMqEventBusOptions {
   redisUrl: string;

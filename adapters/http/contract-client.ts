@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import CircuitBreaker from 'opossum';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import type { ContractDef, PortOf } from '../../src/kit/contract.ts';
-import { AppError, BadGateway, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../src/kit/errors.ts';
-import { currentRequestId } from '../../src/kit/request-context.ts';
-import { SpanKind, inSpan, traceHeaders, type Span } from '../../src/kit/tracing.ts';
-import { parseOrThrow } from '../../src/kit/validation.ts';
+import type { ContractDef, PortOf } from '../../kit/contract.ts';
+import { AppError, BadGateway, ServiceUnavailable, ValidationFailed, type ErrorClass } from '../../kit/errors.ts';
+import { currentRequestId } from '../../kit/request-context.ts';
+import { SpanKind, inSpan, traceHeaders, type Span } from '../../kit/tracing.ts';
+import { parseOrThrow } from '../../kit/validation.ts';
 import { INTERNAL_PREFIX } from './contract-server.ts';
 import { SERVICE_KEY_HEADER } from './service-key.ts';
 

@@ -1,8 +1,8 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
-import type { ContractDef, ImplementationOf } from '../../src/kit/contract.ts';
-import { Unauthorized } from '../../src/kit/errors.ts';
-import { parseOrThrow } from '../../src/kit/validation.ts';
+import type { ContractDef, ImplementationOf } from '../../kit/contract.ts';
+import { Unauthorized } from '../../kit/errors.ts';
+import { parseOrThrow } from '../../kit/validation.ts';
 import { SERVICE_KEY_HEADER, sameKey } from './service-key.ts';
 
 export const INTERNAL_PREFIX = '/internal/v1';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../src/kit/events.ts';
-import { requestContext } from '../../src/kit/request-context.ts';
+import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../kit/events.ts';
+import { requestContext } from '../../kit/request-context.ts';
 
 /**
  * Delivers each event straight to the handlers of the consumer modules

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineContract } from '../../src/kit/contract.ts';
-import { defineError, ValidationFailed } from '../../src/kit/errors.ts';
+import { defineContract } from '../../kit/contract.ts';
+import { defineError, ValidationFailed } from '../../kit/errors.ts';
 import { inProcessPort } from './port.ts';
 
 class ThingNotFound extends defineError('THING.NOT_FOUND', 404, 'Thing not found') {}

@@ -1,5 +1,5 @@
-import type { ContractDef, ImplementationOf, PortOf } from '../../src/kit/contract.ts';
-import { parseOrThrow } from '../../src/kit/validation.ts';
+import type { ContractDef, ImplementationOf, PortOf } from '../../kit/contract.ts';
+import { parseOrThrow } from '../../kit/validation.ts';
 
 /**
  * A contract's port as a direct call into the implementation. Input and

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineContract, type PortOf } from '../../src/kit/contract.ts';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineContract, type PortOf } from '../../kit/contract.ts';
+import { defineError } from '../../kit/errors.ts';
 
 export const NOTIFICATION_STATUSES = ['pending', 'sent', 'failed'] as const;
 

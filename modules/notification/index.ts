@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { blankIsUnset, oneOf } from '../../src/kit/env.ts';
-import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
-import { subscribe } from '../../src/kit/contract.ts';
+import { blankIsUnset, oneOf } from '../../kit/env.ts';
+import { defineModule, type SqlDeps } from '../../kit/module.ts';
+import { subscribe } from '../../kit/contract.ts';
 import { orderContract } from '../order/contract.ts';
 import { userContract, type UserPort } from '../user/contract.ts';
 import { notificationContract } from './contract.ts';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Forbidden } from '../../src/kit/errors.ts';
-import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
-import { routesFor } from '../../src/kit/route.ts';
+import { Forbidden } from '../../kit/errors.ts';
+import { pageOf, pageQuery } from '../../kit/pagination.ts';
+import { routesFor } from '../../kit/route.ts';
 import { NOTIFICATION_STATUSES, NotificationDto, NotificationNotFound } from './contract.ts';
 import type { NotificationService } from './notification.service.ts';
 

@@ -3,10 +3,10 @@ import type { FilterQuery } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
-import type { DeliveryContext, EventEnvelope, EventHandler } from '../../src/kit/events.ts';
-import { formatMoney } from '../../src/kit/money.ts';
-import type { Page } from '../../src/kit/pagination.ts';
+import { canSee, ownerScope, type Principal } from '../../kit/auth.ts';
+import type { DeliveryContext, EventEnvelope, EventHandler } from '../../kit/events.ts';
+import { formatMoney } from '../../kit/money.ts';
+import type { Page } from '../../kit/pagination.ts';
 import { orderContract, type OrderDto } from '../order/contract.ts';
 import { userContract, type UserPort } from '../user/contract.ts';
 import { NotificationNotFound, type NotificationDto } from './contract.ts';
@@ -16,9 +16,9 @@ import { orderConfirmed } from './templates/order-confirmed.ts';
 import { INTL_LOCALE, greetingName, type Locale, type Rendered } from './templates/template.ts';
 import { welcome } from './templates/welcome.ts';
 import type { MailTransport } from './transports/transport.ts';
-import type { Sql } from '../../src/kit/sql.ts';
-import { isUuid } from '../../src/kit/values.ts';
-import type { Counter, Meter } from '../../src/kit/meter.ts';
+import type { Sql } from '../../kit/sql.ts';
+import { isUuid } from '../../kit/values.ts';
+import type { Counter, Meter } from '../../kit/meter.ts';
 import { table } from './schema.ts';
 
 export interface NotificationServiceDeps {

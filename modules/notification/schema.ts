@@ -1,4 +1,4 @@
-import { inSchema } from '../../src/kit/sql.ts';
+import { inSchema } from '../../kit/sql.ts';
 
 /** The PostgreSQL schema that holds every table of the notification module: named here only. */
 export const SCHEMA = 'notifications';

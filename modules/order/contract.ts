@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineContract, defineEvent, type PortOf } from '../../src/kit/contract.ts';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineContract, defineEvent, type PortOf } from '../../kit/contract.ts';
+import { defineError } from '../../kit/errors.ts';
 
 export const ORDER_STATUSES = ['pending', 'confirmed', 'rejected', 'cancelled'] as const;
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError } from '../../src/kit/errors.ts';
-import type { Sql } from '../../src/kit/sql.ts';
-import { jsonColumn } from '../../src/kit/values.ts';
+import { AppError } from '../../kit/errors.ts';
+import type { Sql } from '../../kit/sql.ts';
+import { jsonColumn } from '../../kit/values.ts';
 import { IdempotencyInFlight, IdempotencyKeyReused } from './order.errors.ts';
 import { table } from './schema.ts';
 

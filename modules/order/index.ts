@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { int } from '../../src/kit/env.ts';
-import type { EventRecorder } from '../../src/kit/events.ts';
-import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
+import { int } from '../../kit/env.ts';
+import type { EventRecorder } from '../../kit/events.ts';
+import { defineModule, type SqlDeps } from '../../kit/module.ts';
 import { productContract, type ProductPort } from '../product/contract.ts';
 import { userContract, type UserPort } from '../user/contract.ts';
 import { orderContract } from './contract.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineError } from '../../kit/errors.ts';
 import { ShortLines } from '../product/contract.ts';
 import { ORDER_STATUSES } from './contract.ts';
 

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceUnavailable } from '../../src/kit/errors.ts';
+import { ServiceUnavailable } from '../../kit/errors.ts';
 import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN, TEST_ADMIN_ENV, call, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Forbidden, ServiceUnavailable } from '../../src/kit/errors.ts';
-import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
-import { routesFor } from '../../src/kit/route.ts';
+import { Forbidden, ServiceUnavailable } from '../../kit/errors.ts';
+import { pageOf, pageQuery } from '../../kit/pagination.ts';
+import { routesFor } from '../../kit/route.ts';
 import { ProductId } from '../product/contract.ts';
 import { ORDER_STATUSES, OrderDto, OrderNotFound } from './contract.ts';
 import { CustomerInactive, IdempotencyInFlight, IdempotencyKeyReused, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';

@@ -2,19 +2,19 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { canSee, ownerScope, type Principal } from '../../src/kit/auth.ts';
-import { outboxInsert, outboxValues, type EventRecorder } from '../../src/kit/events.ts';
-import type { Sql } from '../../src/kit/sql.ts';
-import { ServiceUnavailable, ValidationFailed, type FieldError } from '../../src/kit/errors.ts';
-import type { Page } from '../../src/kit/pagination.ts';
+import { canSee, ownerScope, type Principal } from '../../kit/auth.ts';
+import { outboxInsert, outboxValues, type EventRecorder } from '../../kit/events.ts';
+import type { Sql } from '../../kit/sql.ts';
+import { ServiceUnavailable, ValidationFailed, type FieldError } from '../../kit/errors.ts';
+import type { Page } from '../../kit/pagination.ts';
 import { OutOfStock, ProductNotFound, ReservationClosed, type ProductPort, type Reservation } from '../product/contract.ts';
 import { UserNotFound, type UserPort } from '../user/contract.ts';
 import { OrderNotFound, type OrderDto } from './contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
-import { isUuid, jsonColumn } from '../../src/kit/values.ts';
-import type { Counter, Meter } from '../../src/kit/meter.ts';
+import { isUuid, jsonColumn } from '../../kit/values.ts';
+import type { Counter, Meter } from '../../kit/meter.ts';
 import { table } from './schema.ts';
 
 export interface OrderLimits {

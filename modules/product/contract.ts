@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineContract, type PortOf } from '../../src/kit/contract.ts';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineContract, type PortOf } from '../../kit/contract.ts';
+import { defineError } from '../../kit/errors.ts';
 
 /** Product ids are 24-hex ObjectId strings, whichever store holds them. */
 export const ProductId = z.string().regex(/^[0-9a-f]{24}$/, 'Must be a product id (24 hex characters)');

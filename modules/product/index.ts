@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { int, optionalBool } from '../../src/kit/env.ts';
-import { defineModule, type BaseDeps, type ModuleDatabase } from '../../src/kit/module.ts';
+import { int, optionalBool } from '../../kit/env.ts';
+import { defineModule, type BaseDeps, type ModuleDatabase } from '../../kit/module.ts';
 import { OutOfStock, ProductNotFound, ReservationClosed, productContract } from './contract.ts';
 import { productMigrations } from './migrations/index.ts';
 import { ProductDocumentSchema } from './product.document.ts';

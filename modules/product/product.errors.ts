@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineError } from '../../kit/errors.ts';
 
 /** 409: a stock adjustment would take stock below zero; names the product, its stock and the refused delta. */
 export class StockConflict extends defineError(

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
-import { routesFor } from '../../src/kit/route.ts';
+import { pageOf, pageQuery } from '../../kit/pagination.ts';
+import { routesFor } from '../../kit/route.ts';
 import { ProductDto, ProductNotFound } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import type { ProductService } from './product.service.ts';

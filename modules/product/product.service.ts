@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Page } from '../../src/kit/pagination.ts';
-import { ValidationFailed } from '../../src/kit/errors.ts';
-import { ReadCache } from '../../src/kit/read-cache.ts';
+import type { Page } from '../../kit/pagination.ts';
+import { ValidationFailed } from '../../kit/errors.ts';
+import { ReadCache } from '../../kit/read-cache.ts';
 import { ProductNotFound, type ProductPrice, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import { DEMO_CATALOGUE } from './seed/demo-catalogue.ts';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { ROLES } from '../../src/kit/auth.ts';
-import { defineContract, defineEvent, type PortOf } from '../../src/kit/contract.ts';
-import { TooManyRequests, defineError } from '../../src/kit/errors.ts';
+import { ROLES } from '../../kit/auth.ts';
+import { defineContract, defineEvent, type PortOf } from '../../kit/contract.ts';
+import { TooManyRequests, defineError } from '../../kit/errors.ts';
 
 /** A user as other modules and the public API see it: never a hash. */
 export const UserDto = z

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { MAX_PASSWORD_BYTES, fitsBcrypt, type PasswordHasher, type TokenIssuer } from '../../src/kit/auth.ts';
-import { blankIsUnset, int, optionalString } from '../../src/kit/env.ts';
-import type { EventRecorder } from '../../src/kit/events.ts';
-import { defineModule, type SqlDeps } from '../../src/kit/module.ts';
+import { MAX_PASSWORD_BYTES, fitsBcrypt, type PasswordHasher, type TokenIssuer } from '../../kit/auth.ts';
+import { blankIsUnset, int, optionalString } from '../../kit/env.ts';
+import type { EventRecorder } from '../../kit/events.ts';
+import { defineModule, type SqlDeps } from '../../kit/module.ts';
 import { userContract } from './contract.ts';
 import { LoginGuard, SignUpGuard, type LoginGuardOptions } from './login-guard.ts';
 import { userMigrations } from './migrations/index.ts';

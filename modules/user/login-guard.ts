@@ -1,5 +1,5 @@
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
-import { TooManyRequests } from '../../src/kit/errors.ts';
+import { TooManyRequests } from '../../kit/errors.ts';
 
 export interface LoginGuardOptions {
   /** Failed logins allowed for one e-mail from one client address within the window. */

@@ -1,5 +1,5 @@
 import { EntitySchema } from '@mikro-orm/core';
-import type { Role } from '../../src/kit/auth.ts';
+import type { Role } from '../../kit/auth.ts';
 
 export interface User {
   id: string;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineError } from '../../src/kit/errors.ts';
+import { defineError } from '../../kit/errors.ts';
 
 /** 409; `field` names which of email or username is taken. */
 export class UserAlreadyExists extends defineError(

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../src/kit/auth.ts';
-import { ServiceUnavailable, TooManyRequests, Unauthorized } from '../../src/kit/errors.ts';
-import { pageOf, pageQuery } from '../../src/kit/pagination.ts';
-import { routesFor } from '../../src/kit/route.ts';
-import { CONTROL_OR_FORMAT, carriesAddress } from '../../src/kit/values.ts';
+import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../kit/auth.ts';
+import { ServiceUnavailable, TooManyRequests, Unauthorized } from '../../kit/errors.ts';
+import { pageOf, pageQuery } from '../../kit/pagination.ts';
+import { routesFor } from '../../kit/route.ts';
+import { CONTROL_OR_FORMAT, carriesAddress } from '../../kit/values.ts';
 import { InvalidCredentials, UserDto, UserNotFound } from './contract.ts';
 import { UserAlreadyExists } from './user.errors.ts';
 import type { UserService } from './user.service.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import type { PasswordHasher } from '../../src/kit/auth.ts';
-import { TooManyRequests } from '../../src/kit/errors.ts';
+import type { PasswordHasher } from '../../kit/auth.ts';
+import { TooManyRequests } from '../../kit/errors.ts';
 import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';

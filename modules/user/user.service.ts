@@ -2,17 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } from '../../src/kit/auth.ts';
-import type { EventRecorder } from '../../src/kit/events.ts';
-import type { Page } from '../../src/kit/pagination.ts';
+import { fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } from '../../kit/auth.ts';
+import type { EventRecorder } from '../../kit/events.ts';
+import type { Page } from '../../kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
 import type { LoginGuard, SignUpGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
-import { isUuid } from '../../src/kit/values.ts';
-import { ValidationFailed } from '../../src/kit/errors.ts';
-import { ReadCache } from '../../src/kit/read-cache.ts';
-import type { Sql } from '../../src/kit/sql.ts';
+import { isUuid } from '../../kit/values.ts';
+import { ValidationFailed } from '../../kit/errors.ts';
+import { ReadCache } from '../../kit/read-cache.ts';
+import type { Sql } from '../../kit/sql.ts';
 import { table } from './schema.ts';
 
 export interface UserServiceDeps {

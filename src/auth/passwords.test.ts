@@ -1,6 +1,6 @@
 import bcrypt from 'bcryptjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServiceUnavailable } from '../kit/errors.ts';
+import { ServiceUnavailable } from '../../kit/errors.ts';
 import { createPasswordPool } from './passwords.ts';
 
 const pool = createPasswordPool({ cost: 8, workers: 1, queueMax: 100 });

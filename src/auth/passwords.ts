@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina';
-import type { PasswordHasher } from '../kit/auth.ts';
-import { ServiceUnavailable } from '../kit/errors.ts';
+import type { PasswordHasher } from '../../kit/auth.ts';
+import { ServiceUnavailable } from '../../kit/errors.ts';
 
 export interface PasswordPoolOptions {
   cost: number;

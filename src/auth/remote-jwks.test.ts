@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Unauthorized } from '../kit/errors.ts';
+import { Unauthorized } from '../../kit/errors.ts';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
 import { createRemoteVerifier } from './remote-jwks.ts';

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
-import { ServiceUnavailable, Unauthorized } from '../kit/errors.ts';
+import { ServiceUnavailable, Unauthorized } from '../../kit/errors.ts';
 import { remembered, verifyWith, type TokenVerifier } from './tokens.ts';
 
 /**

@@ -2,9 +2,9 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../kit/auth.ts';
-import { Unauthorized } from '../kit/errors.ts';
-import { ReadCache } from '../kit/read-cache.ts';
+import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../../kit/auth.ts';
+import { Unauthorized } from '../../kit/errors.ts';
+import { ReadCache } from '../../kit/read-cache.ts';
 import type { SigningKeys } from './keys.ts';
 
 export interface TokenOptions {

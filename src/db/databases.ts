@@ -1,4 +1,4 @@
-import type { ModuleDatabase } from '../kit/module.ts';
+import type { ModuleDatabase } from '../../kit/module.ts';
 import type { Logger } from 'pino';
 import type { Closer } from '../closer.ts';
 import type { Config, ModuleName } from '../config.ts';

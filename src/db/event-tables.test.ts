@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { migrations } from '../kit/migrations.ts';
+import { migrations } from '../../kit/migrations.ts';
 import { withEventTables } from './event-tables.ts';
 
 const own = migrations({ Migration20270101000000_payments: async () => ({ Migration20270101000000_payments: class {} }) });

@@ -1,6 +1,6 @@
 import type { MigrationObject } from '@mikro-orm/core';
-import { inboxTableSql, outboxTableSql, outboxTraceColumnSql } from '../kit/events.ts';
-import type { ModuleMigrations } from '../kit/migrations.ts';
+import { inboxTableSql, outboxTableSql, outboxTraceColumnSql } from '../../kit/events.ts';
+import type { ModuleMigrations } from '../../kit/migrations.ts';
 
 interface TableMigration {
   up: (schema: string) => string[];

@@ -1,6 +1,6 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { BaseDeps, ModuleDefinition } from '../kit/module.ts';
+import type { BaseDeps, ModuleDefinition } from '../../kit/module.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModule = ModuleDefinition<BaseDeps, any, any>;

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Sql, SqlTx } from '../kit/sql.ts';
+import type { Sql, SqlTx } from '../../kit/sql.ts';
 
 interface PgClient {
   query(config: { text: string; values?: readonly unknown[]; name?: string }): Promise<{ rows: unknown[] }>;

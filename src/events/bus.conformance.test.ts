@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BullMqEventBus } from '../../adapters/bullmq/event-bus.ts';
 import { InProcessEventBus } from '../../adapters/inprocess/event-bus.ts';
 import { TEST_REDIS_URL, redisAnswers, waitFor } from '../../test/helpers/wait.ts';
-import type { DeliveryContext, EventBus, EventEnvelope, EventHandler, EventRoutes } from '../kit/events.ts';
+import type { DeliveryContext, EventBus, EventEnvelope, EventHandler, EventRoutes } from '../../kit/events.ts';
 
 /**
  * What every event bus promises, run against both: the in-process bus and

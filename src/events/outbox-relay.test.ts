@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import type { EventBus, EventEnvelope } from '../../kit/events.ts';
 import { userContract } from '../../modules/user/contract.ts';
 import { OutboxRelay } from './outbox-relay.ts';
 

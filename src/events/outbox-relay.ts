@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { EventDef } from '../kit/contract.ts';
-import type { EventBus, EventEnvelope } from '../kit/events.ts';
+import type { EventDef } from '../../kit/contract.ts';
+import type { EventBus, EventEnvelope } from '../../kit/events.ts';
 import { subjectOf } from './routing.ts';
-import type { Sql } from '../kit/sql.ts';
-import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../kit/tracing.ts';
-import { jsonColumn } from '../kit/values.ts';
+import type { Sql } from '../../kit/sql.ts';
+import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../../kit/tracing.ts';
+import { jsonColumn } from '../../kit/values.ts';
 
 export interface OutboxRelayOptions {
   module: string;

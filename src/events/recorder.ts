@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
-import type { EventDef } from '../kit/contract.ts';
-import { outboxInsert, outboxValues, type EventRecorder, type OutboxEntry } from '../kit/events.ts';
-import { currentRequestId } from '../kit/request-context.ts';
-import type { SqlTx } from '../kit/sql.ts';
-import { currentTraceparent } from '../kit/tracing.ts';
+import type { EventDef } from '../../kit/contract.ts';
+import { outboxInsert, outboxValues, type EventRecorder, type OutboxEntry } from '../../kit/events.ts';
+import { currentRequestId } from '../../kit/request-context.ts';
+import type { SqlTx } from '../../kit/sql.ts';
+import { currentTraceparent } from '../../kit/tracing.ts';
 
 /**
  * A module's EventRecorder: the envelope is built here (id, version,

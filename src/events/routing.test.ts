@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineContract, defineEvent, subscribe, type ContractDef } from '../kit/contract.ts';
-import type { EventHandler } from '../kit/events.ts';
+import { defineContract, defineEvent, subscribe, type ContractDef } from '../../kit/contract.ts';
+import type { EventHandler } from '../../kit/events.ts';
 import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS } from '../registry.ts';
 import { eventDefinitions, eventRoutes, routingProblems, subjectOf } from './routing.ts';
 

@@ -1,5 +1,5 @@
-import type { ContractDef, EventDef, Subscription } from '../kit/contract.ts';
-import { handlerMismatch, type EventHandler, type EventRoutes } from '../kit/events.ts';
+import type { ContractDef, EventDef, Subscription } from '../../kit/contract.ts';
+import { handlerMismatch, type EventHandler, type EventRoutes } from '../../kit/events.ts';
 
 /** What routing needs of a module definition. */
 export interface RoutedModule {

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { NotFound } from '../kit/errors.ts';
-import { pageOf, pageQuery } from '../kit/pagination.ts';
-import { routesFor, type AnyRouteDef } from '../kit/route.ts';
+import { NotFound } from '../../kit/errors.ts';
+import { pageOf, pageQuery } from '../../kit/pagination.ts';
+import { routesFor, type AnyRouteDef } from '../../kit/route.ts';
 import type { OutboxRelay, OutboxRow } from '../events/outbox-relay.ts';
-import { isUuid, jsonColumn } from '../kit/values.ts';
+import { isUuid, jsonColumn } from '../../kit/values.ts';
 
 export interface AdminEventsRuntime {
   relay: OutboxRelay;

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
-import type { Principal } from '../kit/auth.ts';
-import { Forbidden, Unauthorized } from '../kit/errors.ts';
-import type { Access } from '../kit/route.ts';
+import type { Principal } from '../../kit/auth.ts';
+import { Forbidden, Unauthorized } from '../../kit/errors.ts';
+import type { Access } from '../../kit/route.ts';
 import type { TokenVerifier } from '../auth/tokens.ts';
 
 /** Reads `Authorization: Bearer <token>` and verifies it locally; no call to the user module. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Router } from './router.ts';
-import { NotFound } from '../kit/errors.ts';
+import { NotFound } from '../../kit/errors.ts';
 import type { MetaRoute } from './openapi.ts';
 
 const require = createRequire(import.meta.url);

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { requestContext } from '../kit/request-context.ts';
+import { requestContext } from '../../kit/request-context.ts';
 import { observeRequest, type Metrics } from './metrics.ts';
 import { answerWithProblem, unanswered } from './problem.ts';
 import { requestIdFrom } from './request-id.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineError } from '../kit/errors.ts';
-import { routesFor } from '../kit/route.ts';
+import { defineError } from '../../kit/errors.ts';
+import { routesFor } from '../../kit/route.ts';
 
 export type HealthCheck = () => Promise<void>;
 

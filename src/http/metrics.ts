@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Router } from './router.ts';
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sameKey } from '../../adapters/http/service-key.ts';
-import { Forbidden } from '../kit/errors.ts';
+import { Forbidden } from '../../kit/errors.ts';
 import type { MetaRoute } from './openapi.ts';
 
 export interface Metrics {

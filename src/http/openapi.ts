@@ -9,8 +9,8 @@ import {
   UnsupportedMediaType,
   ValidationFailed,
   type ErrorClass,
-} from '../kit/errors.ts';
-import type { AnyRouteDef } from '../kit/route.ts';
+} from '../../kit/errors.ts';
+import type { AnyRouteDef } from '../../kit/route.ts';
 
 /** A kernel route that is not JSON (metrics, docs pages): documented by hand. */
 export interface MetaRoute {

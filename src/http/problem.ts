@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { moduleOf, routeLabel } from './route-label.ts';
 import { isStoreOutage } from '../db/outage.ts';
-import { AppError, PROBLEM_TYPE_PREFIX, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../kit/errors.ts';
+import { AppError, PROBLEM_TYPE_PREFIX, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../../kit/errors.ts';
 
 export { PROBLEM_TYPE_PREFIX };
 

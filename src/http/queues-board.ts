@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { InvalidCredentials } from '../../modules/user/contract.ts';
-import { AppError, Forbidden, ValidationFailed } from '../kit/errors.ts';
+import { AppError, Forbidden, ValidationFailed } from '../../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 

@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { currentTraceIds } from '../kit/tracing.ts';
+import { currentTraceIds } from '../../kit/tracing.ts';
 
 export interface RequestLine {
   requestId: string;

@@ -1,6 +1,6 @@
 import FindMyWay from 'find-my-way';
 import type { Context, Middleware, Next } from 'koa';
-import { MethodNotAllowed } from '../kit/errors.ts';
+import { MethodNotAllowed } from '../../kit/errors.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const METHODS: Method[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];

@@ -1,9 +1,9 @@
 import type { Router } from './router.ts';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type { AnyRouteDef } from '../kit/route.ts';
-import { UnsupportedMediaType, ValidationFailed, type FieldError } from '../kit/errors.ts';
-import { fieldErrors } from '../kit/validation.ts';
+import type { AnyRouteDef } from '../../kit/route.ts';
+import { UnsupportedMediaType, ValidationFailed, type FieldError } from '../../kit/errors.ts';
+import { fieldErrors } from '../../kit/validation.ts';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { authorize } from './auth.ts';
 

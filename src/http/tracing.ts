@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { SpanKind, contextFrom, inSpan, markFailed } from '../kit/tracing.ts';
+import { SpanKind, contextFrom, inSpan, markFailed } from '../../kit/tracing.ts';
 import { routeLabel } from './route-label.ts';
 
 /**

@@ -2,10 +2,10 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Queue } from 'bullmq';
 import { Counter as PromCounter, Gauge, type Registry } from 'prom-client';
 import type { ModuleName } from '../config.ts';
-import type { EventHandler } from '../kit/events.ts';
-import { SpanKind, contextFrom, inSpan } from '../kit/tracing.ts';
-import type { Counter, GaugeSpec, Meter } from '../kit/meter.ts';
-import type { ModuleDatabase } from '../kit/module.ts';
+import type { EventHandler } from '../../kit/events.ts';
+import { SpanKind, contextFrom, inSpan } from '../../kit/tracing.ts';
+import type { Counter, GaugeSpec, Meter } from '../../kit/meter.ts';
+import type { ModuleDatabase } from '../../kit/module.ts';
 
 /**
  * A module's Meter over the process registry: every counter gets a `module`

@@ -4,7 +4,7 @@ import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import { enableTracing } from '../kit/tracing.ts';
+import { enableTracing } from '../../kit/tracing.ts';
 
 export interface TracingOptions {
   serviceName: string;
@@ -25,7 +25,7 @@ export interface Tracing {
  * AsyncLocalStorage context, and the `pg` driver instrumentation (one span
  * per database query, whichever module runs it). toko's own spans (HTTP in,
  * internal contract calls, outbox publish, event handling) come from
- * src/kit/tracing.ts. Call it once, before the server starts; without it
+ * kit/tracing.ts. Call it once, before the server starts; without it
  * tracing stays off and costs nothing.
  */
 export function startTracing(opts: TracingOptions): Tracing {

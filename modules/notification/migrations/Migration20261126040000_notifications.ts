@@ -1,5 +1,5 @@
 import { Migration } from '@mikro-orm/migrations';
-import { inboxTableSql } from '../../../src/kit/events.ts';
+import { inboxTableSql } from '../../../kit/events.ts';
 
 export class Migration20261126040000_notifications extends Migration {
   override async up(): Promise<void> {

@@ -1,4 +1,4 @@
-import { CONTROL_OR_FORMAT, carriesAddress } from '../../../src/kit/values.ts';
+import { CONTROL_OR_FORMAT, carriesAddress } from '../../../kit/values.ts';
 
 export const LOCALES = ['id', 'en'] as const;
 export type Locale = (typeof LOCALES)[number];

@@ -1,4 +1,4 @@
-import { migrations } from '../../../src/kit/migrations.ts';
+import { migrations } from '../../../kit/migrations.ts';
 
 /** Every committed migration of the order module, oldest first. The kernel adds its outbox tables (src/db/event-tables.ts). */
 export const orderMigrations = migrations({

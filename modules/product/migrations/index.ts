@@ -1,4 +1,4 @@
-import { migrations } from '../../../src/kit/migrations.ts';
+import { migrations } from '../../../kit/migrations.ts';
 
 /** Every committed migration of the product module's SQL store, oldest first. */
 export const productMigrations = migrations({

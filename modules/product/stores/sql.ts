@@ -2,8 +2,8 @@ import { ObjectId } from 'bson';
 import type { FilterQuery, QueryOrderMap } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { ReservationClosed, type Reservation, type ReservedLine, type StockLine } from '../contract.ts';
-import { sqlState, type Sql } from '../../../src/kit/sql.ts';
-import { jsonColumn } from '../../../src/kit/values.ts';
+import { sqlState, type Sql } from '../../../kit/sql.ts';
+import { jsonColumn } from '../../../kit/values.ts';
 import { ProductEntity } from '../product.entity.ts';
 import {
   normaliseLines,
