@@ -7,7 +7,7 @@ module.exports = {
   forbidden: [
     {
       name: 'module-only-through-contract',
-      comment: 'A module may use another module only through that module\'s contract.ts.',
+      comment: "A module may use another module only through that module's contract.ts.",
       severity: 'error',
       from: { path: '^modules/([^/]+)/' },
       to: { path: '^modules/[^/]+/', pathNot: ['^modules/$1/', '^modules/[^/]+/contract\\.ts$'] },
@@ -21,7 +21,8 @@ module.exports = {
     },
     {
       name: 'modules-never-import-the-kernel',
-      comment: 'Modules build with the kit (kit/) and other modules\' contracts; the kernel (src/) wires them and is never imported by them.',
+      comment:
+        "Modules build with the kit (kit/) and other modules' contracts; the kernel (src/) wires them and is never imported by them.",
       severity: 'error',
       from: { path: '^modules/' },
       to: { path: '^src/' },
@@ -42,7 +43,8 @@ module.exports = {
     },
     {
       name: 'kernel-reaches-modules-through-their-front-door',
-      comment: 'The kernel (src/) uses a module only through its index.ts (the definition) and contract.ts (its port, events and errors).',
+      comment:
+        'The kernel (src/) uses a module only through its index.ts (the definition) and contract.ts (its port, events and errors).',
       severity: 'error',
       from: { path: '^src/' },
       to: { path: '^modules/[^/]+/', pathNot: '^modules/[^/]+/(index|contract)\\.ts$' },

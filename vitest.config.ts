@@ -2,7 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['kit/**/*.test.ts', 'src/**/*.test.ts', 'modules/**/*.test.ts', 'adapters/**/*.test.ts', 'test/**/*.test.ts'],
+    include: [
+      'kit/**/*.test.ts',
+      'src/**/*.test.ts',
+      'modules/**/*.test.ts',
+      'adapters/**/*.test.ts',
+      'test/**/*.test.ts',
+    ],
     // The fault and abuse suite runs on its own: npm run test:faults.
     exclude: ['test/faults/**', 'node_modules/**'],
     pool: 'forks',

@@ -28,7 +28,6 @@ export interface FootprintRow {
   processes: { name: string; mib: number }[];
 }
 
-
 /** Mixed reads and orders for a few seconds: what "after a load run" means here. */
 async function exercise(url: string): Promise<void> {
   const users = await seedUsers(url, 2);
@@ -36,7 +35,12 @@ async function exercise(url: string): Promise<void> {
   const id = products.body.items[0]!.id;
   await json(`${url}/api/v1/products/${id}/stock`, { token: users.adminToken, body: { delta: 1_000_000 } });
   await load({ url: `${url}/api/v1/products?limit=20`, connections: 64, seconds: 3 });
-  await load({ url: `${url}/api/v1/users/me`, headers: { authorization: `Bearer ${users.customerToken}` }, connections: 64, seconds: 3 });
+  await load({
+    url: `${url}/api/v1/users/me`,
+    headers: { authorization: `Bearer ${users.customerToken}` },
+    connections: 64,
+    seconds: 3,
+  });
   await load({
     url: `${url}/api/v1/orders`,
     method: 'POST',
@@ -47,7 +51,10 @@ async function exercise(url: string): Promise<void> {
   });
 }
 
-async function measure(topology: FootprintRow['topology'], run: (dataDir: string) => { cmd: string[]; env: Record<string, string>; ready: string[]; url: string }): Promise<FootprintRow> {
+async function measure(
+  topology: FootprintRow['topology'],
+  run: (dataDir: string) => { cmd: string[]; env: Record<string, string>; ready: string[]; url: string },
+): Promise<FootprintRow> {
   const dataDir = mkdtempSync(path.join(tmpdir(), `toko-footprint-${topology}-`));
   try {
     const once = async (withLoad: boolean) => {
@@ -71,7 +78,15 @@ async function measure(topology: FootprintRow['topology'], run: (dataDir: string
     };
     const first = await once(false);
     const again = await once(true);
-    return { topology, firstStartMs: first.ms, restartMs: again.ms, rssFirstStart: first.rss, rssRestart: again.rss, rssAfterLoad: again.after, processes: again.processes };
+    return {
+      topology,
+      firstStartMs: first.ms,
+      restartMs: again.ms,
+      rssFirstStart: first.rss,
+      rssRestart: again.rss,
+      rssAfterLoad: again.after,
+      processes: again.processes,
+    };
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -98,13 +113,34 @@ export async function benchFootprint(o: FootprintOptions): Promise<{ rows: Footp
     print([r.topology, r.firstStartMs, r.restartMs, r.rssFirstStart, r.rssRestart, r.rssAfterLoad]);
   };
   const [port] = await freePorts(1);
-  const base = { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', ADMIN_EMAIL: 'bench-admin@example.com', ADMIN_PASSWORD: 'bench-admin-password', BCRYPT_COST: '10' };
+  const base = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    NODE_ENV: 'production',
+    ADMIN_EMAIL: 'bench-admin@example.com',
+    ADMIN_PASSWORD: 'bench-admin-password',
+    BCRYPT_COST: '10',
+  };
   const url = `http://127.0.0.1:${port}`;
-  emit(await measure('embedded', (dataDir) => ({ cmd: ['npm', 'start'], env: { ...base, DATA_DIR: dataDir }, ready: [`${url}/health/ready`], url })));
+  emit(
+    await measure('embedded', (dataDir) => ({
+      cmd: ['npm', 'start'],
+      env: { ...base, DATA_DIR: dataDir },
+      ready: [`${url}/health/ready`],
+      url,
+    })),
+  );
 
   const db = await freshPgDatabase(o.adminUrl, 'toko_footprint');
   try {
-    emit(await measure('postgres', (dataDir) => ({ cmd: ['npm', 'start'], env: { ...base, DATA_DIR: dataDir, DATABASE_URL: db.url, SEED_DEMO: 'true' }, ready: [`${url}/health/ready`], url })));
+    emit(
+      await measure('postgres', (dataDir) => ({
+        cmd: ['npm', 'start'],
+        env: { ...base, DATA_DIR: dataDir, DATABASE_URL: db.url, SEED_DEMO: 'true' },
+        ready: [`${url}/health/ready`],
+        url,
+      })),
+    );
   } finally {
     await db.drop();
   }

@@ -27,12 +27,18 @@ const CATALOGUE = 36;
 async function setup(pool: pg.Pool): Promise<void> {
   await pool.query(`drop schema if exists bench_ceiling cascade`);
   await pool.query(`create schema bench_ceiling`);
-  await pool.query(`create table bench_ceiling.products (id varchar(24) primary key, name varchar(200) not null, price bigint not null, stock integer not null)`);
-  await pool.query(`create table bench_ceiling.orders (id uuid primary key, user_id varchar(64) not null, status varchar(16) not null, lines jsonb not null, total bigint not null, created_at timestamptz not null default now())`);
+  await pool.query(
+    `create table bench_ceiling.products (id varchar(24) primary key, name varchar(200) not null, price bigint not null, stock integer not null)`,
+  );
+  await pool.query(
+    `create table bench_ceiling.orders (id uuid primary key, user_id varchar(64) not null, status varchar(16) not null, lines jsonb not null, total bigint not null, created_at timestamptz not null default now())`,
+  );
   await pool.query(
     `create table bench_ceiling.outbox (id uuid primary key, type varchar(100) not null, payload jsonb not null, status varchar(16) not null default 'pending', occurred_at timestamptz not null default now())`,
   );
-  await pool.query(`insert into bench_ceiling.products select lpad(to_hex(g), 24, '0'), 'Product ' || g, 1500000, 50000000 from generate_series(1, ${CATALOGUE}) g`);
+  await pool.query(
+    `insert into bench_ceiling.products select lpad(to_hex(g), 24, '0'), 'Product ' || g, 1500000, 50000000 from generate_series(1, ${CATALOGUE}) g`,
+  );
 }
 
 function choose(o: CeilingOptions): string[] {
@@ -49,15 +55,24 @@ async function order(client: pg.PoolClient, o: CeilingOptions): Promise<void> {
   try {
     const lines = [];
     for (const id of ids) {
-      const r = await client.query<{ name: string; price: string }>('update bench_ceiling.products set stock = stock - $2 where id = $1 and stock >= $2 returning name, price', [id, 1]);
+      const r = await client.query<{ name: string; price: string }>(
+        'update bench_ceiling.products set stock = stock - $2 where id = $1 and stock >= $2 returning name, price',
+        [id, 1],
+      );
       if (!r.rows[0]) throw new Error('out of stock');
       lines.push({ productId: id, quantity: 1, name: r.rows[0].name, unitPrice: Number(r.rows[0].price) });
     }
     const id = randomUUID();
     const total = lines.reduce((s, l) => s + l.unitPrice * l.quantity, 0);
     const body = JSON.stringify(lines);
-    await client.query(`insert into bench_ceiling.orders (id, user_id, status, lines, total) values ($1, $2, 'confirmed', $3, $4)`, [id, 'bench', body, total]);
-    await client.query(`insert into bench_ceiling.outbox (id, type, payload) values ($1, 'order.confirmed', $2)`, [randomUUID(), JSON.stringify({ id, lines, total })]);
+    await client.query(
+      `insert into bench_ceiling.orders (id, user_id, status, lines, total) values ($1, $2, 'confirmed', $3, $4)`,
+      [id, 'bench', body, total],
+    );
+    await client.query(`insert into bench_ceiling.outbox (id, type, payload) values ($1, 'order.confirmed', $2)`, [
+      randomUUID(),
+      JSON.stringify({ id, lines, total }),
+    ]);
     await client.query('commit');
   } catch (err) {
     await client.query('rollback');
@@ -65,7 +80,9 @@ async function order(client: pg.PoolClient, o: CeilingOptions): Promise<void> {
   }
 }
 
-export async function runCeiling(o: CeilingOptions): Promise<{ rps: number; p50: number; p99: number; orders: number; errors: number }> {
+export async function runCeiling(
+  o: CeilingOptions,
+): Promise<{ rps: number; p50: number; p99: number; orders: number; errors: number }> {
   const pool = new pg.Pool({ connectionString: o.databaseUrl, max: o.connections });
   await setup(pool);
   const latencies: number[] = [];
@@ -94,7 +111,8 @@ export async function runCeiling(o: CeilingOptions): Promise<{ rps: number; p50:
   await pool.query(`drop schema if exists bench_ceiling cascade`);
   await pool.end();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100;
+  const at = (q: number) =>
+    Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100;
   return { rps: Math.round(latencies.length / elapsed), p50: at(0.5), p99: at(0.99), orders: latencies.length, errors };
 }
 

@@ -11,7 +11,17 @@ import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
 import type { CeilingOptions } from './order-ceiling.ts';
 import { ROOT } from './procs.ts';
 import { LOAD_COLUMNS, ratio, table } from './report.ts';
-import { freshPgDatabase, json, seedProducts, seedUsers, startToko, TOKO_COMMAND, tokoEnv, type Target, type Users } from './targets.ts';
+import {
+  freshPgDatabase,
+  json,
+  seedProducts,
+  seedUsers,
+  startToko,
+  TOKO_COMMAND,
+  tokoEnv,
+  type Target,
+  type Users,
+} from './targets.ts';
 import { load, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface OrderOptions {
@@ -49,7 +59,12 @@ const SCENARIOS = [
 
 function ceiling(o: CeilingOptions): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'bench/order-ceiling.ts', JSON.stringify(o)], { cwd: ROOT }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout.trim().split('\n').at(-1)!))));
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'bench/order-ceiling.ts', JSON.stringify(o)],
+      { cwd: ROOT },
+      (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout.trim().split('\n').at(-1)!))),
+    );
   });
 }
 
@@ -59,9 +74,15 @@ async function drain(shop: Shop): Promise<{ ms?: number; gap: number }> {
   let gap = 0;
   for (;;) {
     const [pending, confirmed, sent] = await Promise.all([
-      json<{ total: number }>(`${shop.target.url}/api/v1/admin/events/order?status=pending&limit=1`, { token: shop.users.adminToken }),
-      json<{ total: number }>(`${shop.target.url}/api/v1/orders?status=confirmed&limit=1`, { token: shop.users.customerToken }),
-      json<{ total: number }>(`${shop.target.url}/api/v1/notifications?status=sent&limit=1`, { token: shop.users.customerToken }),
+      json<{ total: number }>(`${shop.target.url}/api/v1/admin/events/order?status=pending&limit=1`, {
+        token: shop.users.adminToken,
+      }),
+      json<{ total: number }>(`${shop.target.url}/api/v1/orders?status=confirmed&limit=1`, {
+        token: shop.users.customerToken,
+      }),
+      json<{ total: number }>(`${shop.target.url}/api/v1/notifications?status=sent&limit=1`, {
+        token: shop.users.customerToken,
+      }),
     ]);
     gap = sent.body.total - 1 - confirmed.body.total;
     if (pending.body.total === 0 && gap === 0) return { ms: Math.round(performance.now() - started), gap };
@@ -76,7 +97,10 @@ async function shopAt(target: Target): Promise<Shop> {
   // Three hot products for the 3-line scenario: the same three in every order.
   const more = [];
   for (let i = 0; i < 2; i++) {
-    const p = await json<{ id: string }>(`${target.url}/api/v1/products`, { token: users.adminToken, body: { name: `Bench hot ${i}`, price: 1_000_000, stock: 50_000_000, category: 'bench' } });
+    const p = await json<{ id: string }>(`${target.url}/api/v1/products`, {
+      token: users.adminToken,
+      body: { name: `Bench hot ${i}`, price: 1_000_000, stock: 50_000_000, category: 'bench' },
+    });
     more.push(p.body.id);
   }
   return { target, users, hot, catalogue: [hot, ...more, ...catalogue] };
@@ -116,7 +140,10 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
         redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
         env,
         command: TOKO_COMMAND[1],
-        embedded: { templateDir: process.env.EMBEDDED_TEMPLATE_DIR ?? path.join(homedir(), '.cache', 'toko'), logger: pino({ level: 'warn' }) },
+        embedded: {
+          templateDir: process.env.EMBEDDED_TEMPLATE_DIR ?? path.join(homedir(), '.cache', 'toko'),
+          logger: pino({ level: 'warn' }),
+        },
       });
       stops.push(() => topology.close());
       shops.split = await shopAt({ name: 'split', url: topology.gatewayUrl, stop: () => topology.close() });
@@ -134,8 +161,23 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
     const rows: OrderRow[] = [];
     for (const s of SCENARIOS) {
       for (const connections of o.connections) {
-        const c0 = await ceiling({ databaseUrl: ceilingDb.url, connections, seconds: o.seconds, lines: s.lines, spread: s.spread });
-        const base: OrderRow = { scenario: s.name, target: 'ceiling', connections, rps: c0.rps, p50: c0.p50, p99: c0.p99, errors: c0.errors, non2xx: 0 };
+        const c0 = await ceiling({
+          databaseUrl: ceilingDb.url,
+          connections,
+          seconds: o.seconds,
+          lines: s.lines,
+          spread: s.spread,
+        });
+        const base: OrderRow = {
+          scenario: s.name,
+          target: 'ceiling',
+          connections,
+          rps: c0.rps,
+          p50: c0.p50,
+          p99: c0.p99,
+          errors: c0.errors,
+          non2xx: 0,
+        };
         rows.push(base);
         print([s.name, connections, 'bare SQL', base.rps, base.p50, base.p99, base.errors, 0, undefined, 100]);
         for (const [target, shop] of Object.entries(shops) as [TargetName, Shop][]) {
@@ -146,7 +188,10 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: `Bearer ${shop.users.customerToken}` },
             ...(s.spread
-              ? { ids, bodyLua: `'{"items":[' .. table.concat((function() local t = {} for i, id in ipairs(pick(${s.lines})) do t[i] = '{"productId":"' .. id .. '","quantity":1}' end return t end)(), ',') .. ']}'` }
+              ? {
+                  ids,
+                  bodyLua: `'{"items":[' .. table.concat((function() local t = {} for i, id in ipairs(pick(${s.lines})) do t[i] = '{"productId":"' .. id .. '","quantity":1}' end return t end)(), ',') .. ']}'`,
+                }
               : { body: `{"items":[${lines}]}` }),
             connections,
           };
@@ -155,9 +200,27 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
           await drain(shop);
           const r = await load({ ...spec, seconds: o.seconds });
           const drained = await drain(shop);
-          const row: OrderRow = { scenario: s.name, target, connections, ...r, drainMs: drained.ms, notificationGap: drained.gap };
+          const row: OrderRow = {
+            scenario: s.name,
+            target,
+            connections,
+            ...r,
+            drainMs: drained.ms,
+            notificationGap: drained.gap,
+          };
           rows.push(row);
-          print([s.name, connections, target, row.rps, row.p50, row.p99, row.errors, row.non2xx, row.drainMs ?? 'stuck', ratio(row.rps * 100, base.rps)]);
+          print([
+            s.name,
+            connections,
+            target,
+            row.rps,
+            row.p50,
+            row.p99,
+            row.errors,
+            row.non2xx,
+            row.drainMs ?? 'stuck',
+            ratio(row.rps * 100, base.rps),
+          ]);
         }
       }
     }

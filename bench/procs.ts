@@ -22,7 +22,12 @@ export async function waitHttp(url: string, ms = 60_000, child?: ChildProcess, i
 }
 
 /** A child with only PATH plus `env` in its environment; stderr goes to ours, stdout is dropped unless asked for. */
-export function launch(command: string, args: string[], env: Record<string, string>, opts: { stdout?: 'ignore' | 'inherit'; cwd?: string } = {}): ChildProcess {
+export function launch(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { stdout?: 'ignore' | 'inherit'; cwd?: string } = {},
+): ChildProcess {
   return spawn(command, args, {
     cwd: opts.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },

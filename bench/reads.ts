@@ -1,6 +1,16 @@
 import { freePorts } from '../test/helpers/wait.ts';
 import { LOAD_COLUMNS, median, ratio, table } from './report.ts';
-import { ensurePeerPackages, freshPgDatabase, seedProducts, seedUsers, startCeiling, startPeer, startToko, type Target, type Users } from './targets.ts';
+import {
+  ensurePeerPackages,
+  freshPgDatabase,
+  seedProducts,
+  seedUsers,
+  startCeiling,
+  startPeer,
+  startToko,
+  type Target,
+  type Users,
+} from './targets.ts';
 import { load, type LoadResult, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface ReadOptions {
@@ -37,15 +47,35 @@ export interface ReadRatios {
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-function scenarios(t: Partial<Record<TargetName, Target>>, users: Partial<Record<TargetName, Users>>, products: Partial<Record<TargetName, string>>): Scenario[] {
+function scenarios(
+  t: Partial<Record<TargetName, Target>>,
+  users: Partial<Record<TargetName, Users>>,
+  products: Partial<Record<TargetName, string>>,
+): Scenario[] {
   const url = (name: TargetName, p: string) => ({ url: `${t[name]!.url}${p}` });
   const tokos: TargetName[] = ['toko', 'toko-embedded'];
-  const each = (names: TargetName[], f: (n: TargetName) => Omit<LoadSpec, 'connections' | 'seconds'>) => Object.fromEntries(names.filter((n) => t[n]).map((n) => [n, f(n)]));
+  const each = (names: TargetName[], f: (n: TargetName) => Omit<LoadSpec, 'connections' | 'seconds'>) =>
+    Object.fromEntries(names.filter((n) => t[n]).map((n) => [n, f(n)]));
   return [
     { name: 'GET /health', spec: each(['ceiling', 'peer', ...tokos], (n) => url(n, '/health')) },
-    { name: 'GET /users/:id', spec: each(['peer', ...tokos], (n) => ({ ...url(n, `/api/v1/users/${users[n]!.customerId}`), headers: bearer(users[n]!.customerToken) })) },
-    { name: 'GET /users/me', spec: each(tokos, (n) => ({ ...url(n, '/api/v1/users/me'), headers: bearer(users[n]!.customerToken) })) },
-    { name: 'GET /users?limit=50', spec: each(['peer', ...tokos], (n) => ({ ...url(n, '/api/v1/users?limit=50'), headers: bearer(users[n]!.adminToken) })) },
+    {
+      name: 'GET /users/:id',
+      spec: each(['peer', ...tokos], (n) => ({
+        ...url(n, `/api/v1/users/${users[n]!.customerId}`),
+        headers: bearer(users[n]!.customerToken),
+      })),
+    },
+    {
+      name: 'GET /users/me',
+      spec: each(tokos, (n) => ({ ...url(n, '/api/v1/users/me'), headers: bearer(users[n]!.customerToken) })),
+    },
+    {
+      name: 'GET /users?limit=50',
+      spec: each(['peer', ...tokos], (n) => ({
+        ...url(n, '/api/v1/users?limit=50'),
+        headers: bearer(users[n]!.adminToken),
+      })),
+    },
     { name: 'GET /products/:id', spec: each(tokos, (n) => url(n, `/api/v1/products/${products[n]}`)) },
     { name: 'GET /products?limit=20', spec: each(tokos, (n) => url(n, '/api/v1/products?limit=20')) },
   ];
@@ -71,22 +101,30 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
     const users: Partial<Record<TargetName, Users>> = {};
     const products: Partial<Record<TargetName, string>> = {};
     for (const n of ['peer', 'toko', 'toko-embedded'] as const) users[n] = await seedUsers(targets[n]!.url, 60);
-    for (const n of ['toko', 'toko-embedded'] as const) products[n] = (await seedProducts(targets[n]!.url, users[n]!.adminToken)).hot;
+    for (const n of ['toko', 'toko-embedded'] as const)
+      products[n] = (await seedProducts(targets[n]!.url, users[n]!.adminToken)).hot;
 
-    const print = table(`reads: ${o.connections} connections, ${o.seconds} s per run, median of ${o.rounds} rounds (targets take turns)`, [
-      { name: 'scenario', width: 24, left: true },
-      { name: 'target', width: 14, left: true },
-      { name: 'req/s', width: 8 },
-      ...LOAD_COLUMNS,
-    ]);
+    const print = table(
+      `reads: ${o.connections} connections, ${o.seconds} s per run, median of ${o.rounds} rounds (targets take turns)`,
+      [
+        { name: 'scenario', width: 24, left: true },
+        { name: 'target', width: 14, left: true },
+        { name: 'req/s', width: 8 },
+        ...LOAD_COLUMNS,
+      ],
+    );
     const rows: ReadRow[] = [];
     for (const s of scenarios(targets, users, products)) {
       const runs = new Map<TargetName, LoadResult[]>();
       // A second of warm-up per target (JIT, pools, caches), not counted.
-      for (const spec of Object.values(s.spec) as LoadSpec[]) await load({ ...spec, connections: o.connections, seconds: 1 });
+      for (const spec of Object.values(s.spec) as LoadSpec[])
+        await load({ ...spec, connections: o.connections, seconds: 1 });
       for (let r = 0; r < o.rounds; r++) {
         for (const [name, spec] of Object.entries(s.spec) as [TargetName, LoadSpec][]) {
-          runs.set(name, [...(runs.get(name) ?? []), await load({ ...spec, connections: o.connections, seconds: o.seconds })]);
+          runs.set(name, [
+            ...(runs.get(name) ?? []),
+            await load({ ...spec, connections: o.connections, seconds: o.seconds }),
+          ]);
         }
       }
       for (const [target, results] of runs) {

@@ -34,7 +34,13 @@ ensureWrk();
 if (withSplit && sections.some((s) => s !== 'reads')) ensureCommand('nginx', ['-v'], 'nginx-light');
 const result: Record<string, unknown> = {
   date: new Date().toISOString(),
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), freeGiB: Math.round(freemem() / 2 ** 30), node: process.version },
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    freeGiB: Math.round(freemem() / 2 ** 30),
+    node: process.version,
+  },
   secondsPerRun: seconds,
   loadGenerator: 'wrk -t1',
 };

@@ -17,7 +17,10 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-export const json = async <T = Record<string, unknown>>(url: string, init: { method?: string; token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> => {
+export const json = async <T = Record<string, unknown>>(
+  url: string,
+  init: { method?: string; token?: string; body?: unknown } = {},
+): Promise<{ status: number; body: T }> => {
   const res = await fetch(url, {
     method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
     headers: { 'content-type': 'application/json', ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
@@ -28,7 +31,10 @@ export const json = async <T = Record<string, unknown>>(url: string, init: { met
 };
 
 /** A fresh database on the PostgreSQL server at `adminUrl`; dropped by the returned function. */
-export async function freshPgDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function freshPgDatabase(
+  adminUrl: string,
+  prefix: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
@@ -101,15 +107,34 @@ export async function startCeiling(port: number): Promise<Target> {
 }
 
 const PYTHON = '/usr/bin/python3';
-const PEER_PACKAGES = ['python3-fastapi', 'python3-uvicorn', 'python3-sqlalchemy', 'python3-psycopg2', 'python3-passlib', 'python3-bcrypt', 'python3-jwt', 'python3-email-validator', 'python3-uvloop', 'python3-httptools'];
+const PEER_PACKAGES = [
+  'python3-fastapi',
+  'python3-uvicorn',
+  'python3-sqlalchemy',
+  'python3-psycopg2',
+  'python3-passlib',
+  'python3-bcrypt',
+  'python3-jwt',
+  'python3-email-validator',
+  'python3-uvloop',
+  'python3-httptools',
+];
 
 /** Debian's Python packages the peer needs, installed when one is missing. */
 export function ensurePeerPackages(): void {
   try {
-    execFileSync(PYTHON, ['-c', 'import fastapi, uvicorn, sqlalchemy, psycopg2, passlib, bcrypt, jwt, email_validator, uvloop, httptools'], { stdio: 'ignore' });
+    execFileSync(
+      PYTHON,
+      ['-c', 'import fastapi, uvicorn, sqlalchemy, psycopg2, passlib, bcrypt, jwt, email_validator, uvloop, httptools'],
+      { stdio: 'ignore' },
+    );
   } catch {
     process.stdout.write(`installing the peer's packages (apt-get install ${PEER_PACKAGES.join(' ')})\n`);
-    execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${PEER_PACKAGES.join(' ')}`], { stdio: 'inherit' });
+    execFileSync(
+      'sh',
+      ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${PEER_PACKAGES.join(' ')}`],
+      { stdio: 'inherit' },
+    );
   }
 }
 
@@ -140,7 +165,16 @@ export async function seedUsers(url: string, count: number): Promise<Users> {
   for (let i = 0; i < count; i += 8) {
     const batch = Array.from({ length: Math.min(8, count - i) }, (_, j) => i + j);
     const made = await Promise.all(
-      batch.map((n) => json<{ id: string }>(`${url}/api/v1/users/register`, { body: { email: `b${tag}${n}@bench.example.com`, username: `b${tag}${n}`, password: PASSWORD, fullName: `Bench ${n}` } })),
+      batch.map((n) =>
+        json<{ id: string }>(`${url}/api/v1/users/register`, {
+          body: {
+            email: `b${tag}${n}@bench.example.com`,
+            username: `b${tag}${n}`,
+            password: PASSWORD,
+            fullName: `Bench ${n}`,
+          },
+        }),
+      ),
     );
     for (const m of made) {
       if (m.status !== 201) throw new Error(`${url}: registration answered ${m.status}`);
@@ -152,14 +186,23 @@ export async function seedUsers(url: string, count: number): Promise<Users> {
     if (r.status !== 200) throw new Error(`${url}: login answered ${r.status}`);
     return r.body.accessToken;
   };
-  return { customerId: ids[0]!, customerToken: await login(`b${tag}0@bench.example.com`, PASSWORD), adminToken: await login(ADMIN.email, ADMIN.password) };
+  return {
+    customerId: ids[0]!,
+    customerToken: await login(`b${tag}0@bench.example.com`, PASSWORD),
+    adminToken: await login(ADMIN.email, ADMIN.password),
+  };
 }
 
 /** Products for the order scenarios: one hot product with stock for any run, and the demo catalogue restocked likewise. */
 export async function seedProducts(url: string, adminToken: string): Promise<{ hot: string; catalogue: string[] }> {
-  const hot = await json<{ id: string }>(`${url}/api/v1/products`, { token: adminToken, body: { name: 'Bench hot product', price: 1_500_000, stock: 50_000_000, category: 'bench' } });
+  const hot = await json<{ id: string }>(`${url}/api/v1/products`, {
+    token: adminToken,
+    body: { name: 'Bench hot product', price: 1_500_000, stock: 50_000_000, category: 'bench' },
+  });
   if (hot.status !== 201) throw new Error(`${url}: creating a product answered ${hot.status}`);
-  const all = await json<{ items: { id: string; stock: number; category: string }[] }>(`${url}/api/v1/products?limit=100`);
+  const all = await json<{ items: { id: string; stock: number; category: string }[] }>(
+    `${url}/api/v1/products?limit=100`,
+  );
   const catalogue = all.body.items.filter((p) => p.category !== 'bench').map((p) => p.id);
   for (const id of catalogue) {
     const r = await json(`${url}/api/v1/products/${id}/stock`, { token: adminToken, body: { delta: 10_000_000 } });

@@ -44,7 +44,9 @@ export function ensureCommand(command: string, versionArgs: string[], pkg: strin
     // `wrk --version` exits 1 after printing; only a missing binary is ENOENT.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
     process.stdout.write(`installing ${command} (apt-get install ${pkg})\n`);
-    execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg}`], { stdio: 'inherit' });
+    execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg}`], {
+      stdio: 'inherit',
+    });
   }
 }
 
@@ -87,7 +89,11 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
   writeFileSync(file, script(spec));
   try {
     const out = await new Promise<string>((resolve, reject) => {
-      const c = spawn('wrk', ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--timeout', '10s', '-s', file, spec.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const c = spawn(
+        'wrk',
+        ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--timeout', '10s', '-s', file, spec.url],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       let text = '';
       c.stdout.on('data', (d: Buffer) => (text += d.toString()));
       c.on('error', reject);
@@ -95,9 +101,27 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
     });
     const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
     if (!line) throw new Error(`wrk printed no summary: ${out}`);
-    const r = JSON.parse(line.slice(8)) as { requests: number; us: number; errors: number; status: number; p50: number; p90: number; p99: number; max: number };
+    const r = JSON.parse(line.slice(8)) as {
+      requests: number;
+      us: number;
+      errors: number;
+      status: number;
+      p50: number;
+      p90: number;
+      p99: number;
+      max: number;
+    };
     const ms = (us: number) => Math.round(us / 10) / 100;
-    return { rps: Math.round(r.requests / (r.us / 1e6)), p50: ms(r.p50), p90: ms(r.p90), p99: ms(r.p99), max: ms(r.max), requests: r.requests, errors: r.errors, non2xx: r.status };
+    return {
+      rps: Math.round(r.requests / (r.us / 1e6)),
+      p50: ms(r.p50),
+      p90: ms(r.p90),
+      p99: ms(r.p99),
+      max: ms(r.max),
+      requests: r.requests,
+      errors: r.errors,
+      non2xx: r.status,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -41,7 +41,8 @@ export interface TokenIssuer {
 }
 
 /** Whether the principal may see something owned by `ownerId`: its owner, or an admin. */
-export const canSee = (principal: Principal, ownerId: string): boolean => principal.role === 'admin' || principal.userId === ownerId;
+export const canSee = (principal: Principal, ownerId: string): boolean =>
+  principal.role === 'admin' || principal.userId === ownerId;
 
 /**
  * The owner filter of a list: an admin gets what they asked for (one user,
@@ -50,7 +51,8 @@ export const canSee = (principal: Principal, ownerId: string): boolean => princi
  */
 export function ownerScope(principal: Principal, requested: string | undefined, what: string): string | undefined {
   if (principal.role === 'admin') return requested;
-  if (requested && requested !== principal.userId) throw new Forbidden(`Only administrators may list other users’ ${what}`);
+  if (requested && requested !== principal.userId)
+    throw new Forbidden(`Only administrators may list other users’ ${what}`);
   return principal.userId;
 }
 

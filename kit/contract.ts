@@ -21,7 +21,10 @@ export interface EventDef<P extends z.ZodType = z.ZodType> {
 }
 
 /** Declares an event: `defineEvent(OrderDto, 'id')`; the ordering key must be a string field of the payload. */
-export function defineEvent<P extends z.ZodObject>(payload: P, orderingKey: { [K in keyof z.output<P>]: z.output<P>[K] extends string ? K : never }[keyof z.output<P>] & string): EventDef<P> {
+export function defineEvent<P extends z.ZodObject>(
+  payload: P,
+  orderingKey: { [K in keyof z.output<P>]: z.output<P>[K] extends string ? K : never }[keyof z.output<P>] & string,
+): EventDef<P> {
   return { payload, orderingKey };
 }
 

@@ -16,7 +16,12 @@ export const int = (min: number, max: number, fallback: number) =>
       .string()
       .regex(/^-?\d+$/, `expected a whole number from ${min} to ${max}`)
       .transform(Number)
-      .pipe(z.number().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`))
+      .pipe(
+        z
+          .number()
+          .min(min, `expected a whole number from ${min} to ${max}`)
+          .max(max, `expected a whole number from ${min} to ${max}`),
+      )
       .optional()
       .transform((v) => v ?? fallback),
   );
@@ -44,4 +49,11 @@ export const optionalString = z.preprocess(blankIsUnset, z.string().optional());
 
 /** One of `values`; `fallback` when unset. */
 export const oneOf = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
-  z.preprocess(blankIsUnset, z.enum(values, { message: `expected ${values.length === 2 ? values.join(' or ') : `one of ${values.join(', ')}`}` }).default(fallback as never));
+  z.preprocess(
+    blankIsUnset,
+    z
+      .enum(values, {
+        message: `expected ${values.length === 2 ? values.join(' or ') : `one of ${values.join(', ')}`}`,
+      })
+      .default(fallback as never),
+  );

@@ -78,7 +78,11 @@ export class ValidationFailed extends AppError {
   static readonly status = 422;
   static readonly title = 'Validation failed';
   static readonly extras = z
-    .object({ errors: z.array(z.object({ path: z.string(), message: z.string() })).meta({ description: 'One entry per bad field; `path` is dotted (`items.0.quantity`)' }) })
+    .object({
+      errors: z
+        .array(z.object({ path: z.string(), message: z.string() }))
+        .meta({ description: 'One entry per bad field; `path` is dotted (`items.0.quantity`)' }),
+    })
     .meta({ example: { errors: [{ path: 'email', message: 'Must be an e-mail address' }] } });
   readonly errors: FieldError[];
   constructor(detail: string = 'The request is not valid', extras?: ErrorExtras) {
@@ -109,7 +113,11 @@ export class NotFound extends defineError('HTTP.NOT_FOUND', 404, 'Not found') {}
 export class MethodNotAllowed extends defineError('HTTP.METHOD_NOT_ALLOWED', 405, 'Method not allowed') {}
 export class MalformedJson extends defineError('REQUEST.MALFORMED_JSON', 400, 'Malformed JSON') {}
 export class PayloadTooLarge extends defineError('REQUEST.TOO_LARGE', 413, 'Payload too large') {}
-export class UnsupportedMediaType extends defineError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported media type') {}
+export class UnsupportedMediaType extends defineError(
+  'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+  415,
+  'Unsupported media type',
+) {}
 
 /** `extras.retryAfterSeconds` (whole seconds, at least 1) as both the extra and the Retry-After header. */
 function retryAfter(extras: ErrorExtras | undefined, fallback: number) {
@@ -138,11 +146,20 @@ export class ServiceUnavailable extends AppError {
     .object({
       retryAfterSeconds: z.number().int().min(1).meta({ description: 'Also the Retry-After header' }),
       service: z.string().optional().meta({ description: 'The service that could not be reached' }),
-      orderId: z.string().optional().meta({ description: 'The order that was not placed (it is released by the recovery pass)' }),
+      orderId: z
+        .string()
+        .optional()
+        .meta({ description: 'The order that was not placed (it is released by the recovery pass)' }),
     })
     .meta({ example: { retryAfterSeconds: 5, service: 'product' } });
   constructor(detail: string = 'A service this request needs is not available', extras?: ErrorExtras) {
-    super({ code: ServiceUnavailable.code, status: 503, title: 'Service unavailable', detail, ...retryAfter(extras, 5) });
+    super({
+      code: ServiceUnavailable.code,
+      status: 503,
+      title: 'Service unavailable',
+      detail,
+      ...retryAfter(extras, 5),
+    });
   }
 }
 

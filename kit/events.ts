@@ -68,7 +68,11 @@ export interface EventBus {
 export type EventRoutes = Record<string, readonly string[]>;
 
 /** The types routed to `consumer` that its handlers miss, and the handlers for types not routed to it. */
-export function handlerMismatch(routes: EventRoutes, consumer: string, handlers: Record<string, EventHandler> | undefined): { missing: string[]; extra: string[] } {
+export function handlerMismatch(
+  routes: EventRoutes,
+  consumer: string,
+  handlers: Record<string, EventHandler> | undefined,
+): { missing: string[]; extra: string[] } {
   const routed = Object.keys(routes).filter((type) => routes[type]!.includes(consumer));
   return {
     missing: routed.filter((type) => typeof handlers?.[type] !== 'function'),
@@ -77,11 +81,20 @@ export function handlerMismatch(routes: EventRoutes, consumer: string, handlers:
 }
 
 /** Refuses a consumer whose handlers do not match the types routed to it: an event it cannot handle must never count as delivered. */
-export function assertHandlersCover(routes: EventRoutes, consumer: string, handlers: Record<string, EventHandler>): void {
+export function assertHandlersCover(
+  routes: EventRoutes,
+  consumer: string,
+  handlers: Record<string, EventHandler>,
+): void {
   const { missing, extra } = handlerMismatch(routes, consumer, handlers);
   if (missing.length || extra.length) {
     throw new Error(
-      [missing.length ? `${consumer} has no handler for ${missing.join(', ')}` : '', extra.length ? `${consumer} handles ${extra.join(', ')}, which is not routed to it` : ''].filter(Boolean).join('; '),
+      [
+        missing.length ? `${consumer} has no handler for ${missing.join(', ')}` : '',
+        extra.length ? `${consumer} handles ${extra.join(', ')}, which is not routed to it` : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
     );
   }
 }

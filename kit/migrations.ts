@@ -21,7 +21,8 @@ export function migrations(files: Record<string, () => Promise<Record<string, un
       Promise.all(
         entries.map(async ([name, load]) => {
           const cls = (await load())[name];
-          if (typeof cls !== 'function') throw new Error(`migration file ${name} does not export a class named ${name}`);
+          if (typeof cls !== 'function')
+            throw new Error(`migration file ${name} does not export a class named ${name}`);
           return { name, class: cls as MigrationObject['class'] };
         }),
       ),

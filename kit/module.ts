@@ -44,7 +44,9 @@ export interface ModuleInstance<R, C extends ContractDef> {
 }
 
 /** A module's own environment variables: a zod object keyed by variable name, validated with the rest of the configuration. */
-export type ModuleSettings = z.ZodType<Record<string, unknown>, Record<string, unknown>> & { shape?: Record<string, z.ZodType> };
+export type ModuleSettings = z.ZodType<Record<string, unknown>, Record<string, unknown>> & {
+  shape?: Record<string, z.ZodType>;
+};
 
 /**
  * What the kernel offers a module it hosts; the module's `wire` takes what
@@ -75,7 +77,12 @@ export interface ModuleKernel<S = Record<string, unknown>> {
   overrides: Record<string, unknown>;
 }
 
-export interface ModuleDefinition<D extends BaseDeps, R, C extends ContractDef, S extends ModuleSettings = ModuleSettings> {
+export interface ModuleDefinition<
+  D extends BaseDeps,
+  R,
+  C extends ContractDef,
+  S extends ModuleSettings = ModuleSettings,
+> {
   name: C['name'];
   /** PostgreSQL schema that holds every table of this module and nothing else. */
   schema: string;

@@ -3,9 +3,32 @@
  * IDR with no decimals, but ISO 4217, and so toko's minor units, give it 2.)
  */
 const EXPONENTS: Record<string, number> = {
-  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
-  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
-  CLF: 4, UYW: 4,
+  BIF: 0,
+  CLP: 0,
+  DJF: 0,
+  GNF: 0,
+  ISK: 0,
+  JPY: 0,
+  KMF: 0,
+  KRW: 0,
+  PYG: 0,
+  RWF: 0,
+  UGX: 0,
+  UYI: 0,
+  VND: 0,
+  VUV: 0,
+  XAF: 0,
+  XOF: 0,
+  XPF: 0,
+  BHD: 3,
+  IQD: 3,
+  JOD: 3,
+  KWD: 3,
+  LYD: 3,
+  OMR: 3,
+  TND: 3,
+  CLF: 4,
+  UYW: 4,
 };
 
 /** Decimal places of a currency's minor unit (ISO 4217): IDR 2, JPY 0, KWD 3. */
@@ -20,7 +43,12 @@ function formatter(locale: string, currency: string, digits: number, whole: bool
   const key = `${locale} ${currency} ${whole}`;
   let f = FORMATTERS.get(key);
   if (!f) {
-    f = new Intl.NumberFormat(locale, { style: 'currency', currency, minimumFractionDigits: whole ? 0 : digits, maximumFractionDigits: digits });
+    f = new Intl.NumberFormat(locale, {
+      style: 'currency',
+      currency,
+      minimumFractionDigits: whole ? 0 : digits,
+      maximumFractionDigits: digits,
+    });
     FORMATTERS.set(key, f);
   }
   return f;
@@ -33,5 +61,7 @@ function formatter(locale: string, currency: string, digits: number, whole: bool
 export function formatMoney(minor: number, currency: string, locale: string): string {
   const digits = minorDigits(currency);
   const amount = minor / 10 ** digits;
-  return formatter(locale, currency, digits, Number.isInteger(amount)).format(amount).replace(/\u00a0/g, ' ');
+  return formatter(locale, currency, digits, Number.isInteger(amount))
+    .format(amount)
+    .replace(/\u00a0/g, ' ');
 }

@@ -24,7 +24,13 @@ export interface RouteInput<P, Q, B, H = Record<string, unknown>> {
  * responses with these schemas and builds the OpenAPI document from them.
  * `R` is what the module hands its handlers (its service, usually).
  */
-export interface RouteDef<R, P extends AnyObject = AnyObject, Q extends AnyObject = AnyObject, B extends z.ZodType = z.ZodType, H extends AnyObject = AnyObject> {
+export interface RouteDef<
+  R,
+  P extends AnyObject = AnyObject,
+  Q extends AnyObject = AnyObject,
+  B extends z.ZodType = z.ZodType,
+  H extends AnyObject = AnyObject,
+> {
   method: HttpMethod;
   /** Unique across the API, in camelCase (`placeOrder`): generated clients name their methods after it. */
   operationId: string;
@@ -56,5 +62,7 @@ export type AnyRouteDef<R = any> = RouteDef<R, any, any, any, any>;
 
 /** Returns a typed route factory for a module whose handlers receive `R`. */
 export function routesFor<R>() {
-  return <P extends AnyObject, Q extends AnyObject, B extends z.ZodType, H extends AnyObject>(def: RouteDef<R, P, Q, B, H>): AnyRouteDef<R> => def;
+  return <P extends AnyObject, Q extends AnyObject, B extends z.ZodType, H extends AnyObject>(
+    def: RouteDef<R, P, Q, B, H>,
+  ): AnyRouteDef<R> => def;
 }

@@ -15,7 +15,8 @@ export interface SqlTx {
 }
 
 /** PostgreSQL's SQLSTATE of an error thrown by a query, if it has one. */
-export const sqlState = (err: unknown): string | undefined => (err as { code?: unknown } | null)?.code as string | undefined;
+export const sqlState = (err: unknown): string | undefined =>
+  (err as { code?: unknown } | null)?.code as string | undefined;
 
 /** `"<schema>"."<name>"`: a module names its tables through this, from the one constant that holds its schema's name. */
 export const inSchema =

@@ -1,4 +1,16 @@
-import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import {
+  INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  isSpanContextValid,
+  propagation,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 
 export { SpanKind };
 export type { Span };
@@ -33,17 +45,22 @@ export interface SpanOptions {
 /** Runs `fn` inside a new active span that ends with it, marked as an error when `fn` throws. */
 export function inSpan<T>(name: string, opts: SpanOptions, fn: (span: Span) => Promise<T>): Promise<T> {
   if (!enabled) return fn(OFF);
-  return tracer().startActiveSpan(name, { kind: opts.kind, attributes: opts.attributes }, opts.parent ?? context.active(), async (span) => {
-    try {
-      return await fn(span);
-    } catch (err) {
-      span.recordException(err instanceof Error ? err : String(err));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
+  return tracer().startActiveSpan(
+    name,
+    { kind: opts.kind, attributes: opts.attributes },
+    opts.parent ?? context.active(),
+    async (span) => {
+      try {
+        return await fn(span);
+      } catch (err) {
+        span.recordException(err instanceof Error ? err : String(err));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+        throw err;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 export function markFailed(span: Span, message: string): void {
@@ -64,7 +81,9 @@ export function currentTraceparent(): string | null {
 }
 
 /** The context a caller sent (headers, or a stored traceparent); the root context when there is none. */
-export function contextFrom(carrier: Record<string, string | string[] | undefined> | string | null | undefined): Context {
+export function contextFrom(
+  carrier: Record<string, string | string[] | undefined> | string | null | undefined,
+): Context {
   if (!carrier) return ROOT_CONTEXT;
   return propagation.extract(ROOT_CONTEXT, typeof carrier === 'string' ? { traceparent: carrier } : carrier);
 }

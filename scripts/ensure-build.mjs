@@ -22,7 +22,8 @@ const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
 const changed = sources.reduce((m, s) => Math.max(m, newest(path.join(root, s))), 0);
 if (built < changed) {
   process.stderr.write('toko: compiling (tsc -p tsconfig.build.json) ...\n');
-  for (const dir of ['kit', 'src', 'modules', 'adapters']) rmSync(path.join(root, 'dist', dir), { recursive: true, force: true });
+  for (const dir of ['kit', 'src', 'modules', 'adapters'])
+    rmSync(path.join(root, 'dist', dir), { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   writeFileSync(stamp, `${new Date().toISOString()}\n`);

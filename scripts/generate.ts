@@ -14,13 +14,23 @@ import { MODULE_DEFINITIONS, MODULE_NAMES, PRODUCERS, TOKEN_ISSUER, type ModuleN
 import { CLIENT_SCHEMA, clientSchemaSource } from './generate-client.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const BANNER = '# Generated from the module registry (src/registry.ts) by `npm run generate`: edit the generator or the modules, not this file.';
+const BANNER =
+  '# Generated from the module registry (src/registry.ts) by `npm run generate`: edit the generator or the modules, not this file.';
 const upper = (m: string) => m.toUpperCase();
-const definition = (m: ModuleName) => MODULE_DEFINITIONS[m] as { requires: readonly string[]; schema: string; routes: { path: string }[]; deploy?: { store?: 'postgres' | 'mongo'; env?: Record<string, string>; volumes?: string[] } };
+const definition = (m: ModuleName) =>
+  MODULE_DEFINITIONS[m] as {
+    requires: readonly string[];
+    schema: string;
+    routes: { path: string }[];
+    deploy?: { store?: 'postgres' | 'mongo'; env?: Record<string, string>; volumes?: string[] };
+  };
 
 /** The path prefixes a module's public routes live under: each route's path up to its first parameter, none inside another. */
 export function routePrefixes(m: ModuleName): string[] {
-  const paths = [...definition(m).routes.map((r) => r.path), ...(PRODUCERS.includes(m) ? adminEventRoutes(m).map((r) => r.path) : [])];
+  const paths = [
+    ...definition(m).routes.map((r) => r.path),
+    ...(PRODUCERS.includes(m) ? adminEventRoutes(m).map((r) => r.path) : []),
+  ];
   const prefixes = [...new Set(paths.map((p) => p.split('/:')[0]!.replace(/\/+$/, '')))];
   const within = (p: string, q: string) => p !== q && (p.startsWith(`${q}/`) || p === q);
   return prefixes.filter((p) => !prefixes.some((q) => within(p, q))).sort();
@@ -34,7 +44,9 @@ export function renderGatewayTemplate(): string {
   const upstreams = MODULE_NAMES.map((m) => `upstream toko_${m} { server \${${upper(m)}_UPSTREAM}; keepalive 16; }`);
   const any = `upstream toko_any { ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; }`;
   const health = MODULE_NAMES.map((m) => `  location = /health/${m} { proxy_pass http://toko_${m}/health/ready; }`);
-  const routes = MODULE_NAMES.flatMap((m) => routePrefixes(m).map((p) => `  location ${p} { proxy_pass http://toko_${m}; }`));
+  const routes = MODULE_NAMES.flatMap((m) =>
+    routePrefixes(m).map((p) => `  location ${p} { proxy_pass http://toko_${m}; }`),
+  );
   const docs = DOC_ROUTES.map((d) => `  location = ${d.path} { proxy_pass http://toko_${TOKEN_ISSUER}; }`);
   return `# The toko gateway: routes each module's public paths to the service that
 # hosts it. Used as is by docker-compose.split.yml (the nginx image fills the
@@ -113,9 +125,14 @@ export function renderSplitCompose(): string {
     const store = def.deploy?.store ?? 'postgres';
     const env: [string, string][] = [
       ['MODULES', m],
-      ...MODULE_NAMES.filter((o) => o !== m).map((o): [string, string] => [`${upper(o)}_SERVICE_URL`, `http://${o}:3000`]),
+      ...MODULE_NAMES.filter((o) => o !== m).map((o): [string, string] => [
+        `${upper(o)}_SERVICE_URL`,
+        `http://${o}:3000`,
+      ]),
       ['METRICS_PORT', '"9464"'],
-      store === 'mongo' ? [`${upper(m)}_MONGODB_URL`, `mongodb://mongo:27017/${def.schema}`] : [`${upper(m)}_DATABASE_URL`, `postgres://toko:toko@${m}-db:5432/${def.schema}`],
+      store === 'mongo'
+        ? [`${upper(m)}_MONGODB_URL`, `mongodb://mongo:27017/${def.schema}`]
+        : [`${upper(m)}_DATABASE_URL`, `postgres://toko:toko@${m}-db:5432/${def.schema}`],
       ['REDIS_URL', 'redis://redis:6379'],
       ['OTEL_EXPORTER_OTLP_ENDPOINT', '${OTEL_EXPORTER_OTLP_ENDPOINT:-}'],
       ['SERVICE_KEY', SECRET_KEY],
@@ -123,7 +140,9 @@ export function renderSplitCompose(): string {
       ...Object.entries(def.deploy?.env ?? {}),
     ];
     const needs = [...new Set([...(m === TOKEN_ISSUER ? [] : [TOKEN_ISSUER]), ...def.requires])];
-    const dependsOn = [store === 'mongo' ? 'mongo' : `${m}-db`, 'redis', ...needs].map((d) => `      ${d}: { condition: service_healthy }`);
+    const dependsOn = [store === 'mongo' ? 'mongo' : `${m}-db`, 'redis', ...needs].map(
+      (d) => `      ${d}: { condition: service_healthy }`,
+    );
     return [
       `  ${m}:`,
       '    <<: *service',
@@ -145,7 +164,12 @@ export function renderSplitCompose(): string {
     healthcheck: { test: ["CMD-SHELL", "pg_isready -U toko -d ${db}"], <<: *healthy }
 `;
   });
-  const volumes = [...MODULE_NAMES.flatMap((m) => (definition(m).deploy?.volumes ?? []).map((v) => v.split(':')[0]!)), ...sqlModules.map((m) => `${m}-db-data`), 'mongo-data', 'redis-data'];
+  const volumes = [
+    ...MODULE_NAMES.flatMap((m) => (definition(m).deploy?.volumes ?? []).map((v) => v.split(':')[0]!)),
+    ...sqlModules.map((m) => `${m}-db-data`),
+    'mongo-data',
+    'redis-data',
+  ];
   return `# toko as ${MODULE_NAMES.length} services from one image (a different MODULES each) behind an
 # nginx gateway: a PostgreSQL per SQL-backed service, MongoDB where a module
 # keeps its data there, Redis for events. The gateway uses

@@ -9,7 +9,11 @@ import type { AnyRouteDef } from '../kit/route.ts';
 import { ALL_MODULE_ROUTES, PRODUCERS } from './registry.ts';
 
 /** Every public route of every module, wherever it is hosted: what `/openapi.json` documents in every process. */
-export const documentedRoutes = (): AnyRouteDef[] => [...healthRoutes, ...ALL_MODULE_ROUTES, ...PRODUCERS.flatMap((m) => adminEventRoutes(m))];
+export const documentedRoutes = (): AnyRouteDef[] => [
+  ...healthRoutes,
+  ...ALL_MODULE_ROUTES,
+  ...PRODUCERS.flatMap((m) => adminEventRoutes(m)),
+];
 
 /** The OpenAPI document every toko process serves at /openapi.json (and `npm run generate:client` reads). */
 export const apiDocument = (version = pkg.version) =>

@@ -8,7 +8,15 @@ import { MODULE_NAMES } from './registry.ts';
 interface OpenApiDoc {
   paths: Record<
     string,
-    Record<string, { summary?: string; tags?: string[]; requestBody?: { content: Record<string, { schema: { $ref?: string; example?: unknown }; example?: unknown }> }; responses: Record<string, { content?: Record<string, unknown> }> }>
+    Record<
+      string,
+      {
+        summary?: string;
+        tags?: string[];
+        requestBody?: { content: Record<string, { schema: { $ref?: string; example?: unknown }; example?: unknown }> };
+        responses: Record<string, { content?: Record<string, unknown> }>;
+      }
+    >
   >;
   components: { schemas: Record<string, { example?: unknown }>; securitySchemes: Record<string, unknown> };
 }
@@ -18,7 +26,11 @@ const http = api(() => app.url);
 
 beforeAll(async () => {
   // No user cache: the broken-database case below must reach the database.
-  app = await startTestApp({ BODY_LIMIT: '2kb', CORS_ORIGINS: 'https://shop.example,http://localhost:5173', USER_CACHE_TTL_MS: '0' });
+  app = await startTestApp({
+    BODY_LIMIT: '2kb',
+    CORS_ORIGINS: 'https://shop.example,http://localhost:5173',
+    USER_CACHE_TTL_MS: '0',
+  });
 });
 afterAll(() => app?.close());
 
@@ -29,7 +41,9 @@ describe('request ids', () => {
     const given = await http.get('/no/such/route', { headers: { 'x-request-id': 'trace-abc.123' } });
     expect(given.headers.get('x-request-id')).toBe('trace-abc.123');
     expect(given.body.requestId).toBe('trace-abc.123');
-    expect(app.logs).toContainEqual(expect.objectContaining({ requestId: 'trace-abc.123', status: 404, method: 'GET', msg: 'request' }));
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({ requestId: 'trace-abc.123', status: 404, method: 'GET', msg: 'request' }),
+    );
   });
 
   it('replaces an id that is not safe to log', async () => {
@@ -41,10 +55,18 @@ describe('request ids', () => {
 describe('request log', () => {
   it('writes one line per request with the route template, status and duration, never the query string', async () => {
     const id = `log-${Date.now()}`;
-    await http.get('/api/v1/users/00000000-0000-4000-8000-000000000000?secret=shh', { headers: { 'x-request-id': id } });
+    await http.get('/api/v1/users/00000000-0000-4000-8000-000000000000?secret=shh', {
+      headers: { 'x-request-id': id },
+    });
     const lines = app.logs.filter((l) => l.requestId === id && l.msg === 'request');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ service: 'toko', module: 'user', method: 'GET', route: '/api/v1/users/:id', status: 401 });
+    expect(lines[0]).toMatchObject({
+      service: 'toko',
+      module: 'user',
+      method: 'GET',
+      route: '/api/v1/users/:id',
+      status: 401,
+    });
     expect(typeof lines[0]!.ms).toBe('number');
     expect(app.logText()).not.toContain('shh');
   });
@@ -55,7 +77,12 @@ describe('problem documents', () => {
     const res = await http.get('/api/v1/nothing-here');
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
-    expect(res.body).toMatchObject({ type: 'urn:toko:problem:HTTP.NOT_FOUND', status: 404, code: 'HTTP.NOT_FOUND', instance: '/api/v1/nothing-here' });
+    expect(res.body).toMatchObject({
+      type: 'urn:toko:problem:HTTP.NOT_FOUND',
+      status: 404,
+      code: 'HTTP.NOT_FOUND',
+      instance: '/api/v1/nothing-here',
+    });
   });
 
   it('answers a wrong method with 405 and Allow', async () => {
@@ -66,7 +93,10 @@ describe('problem documents', () => {
   });
 
   it('answers malformed JSON with 400, a body past the limit with 413 and a non-JSON body with 415', async () => {
-    const malformed = await http.send('POST', '/api/v1/users/register', { raw: '{"email": ', headers: { 'content-type': 'application/json' } });
+    const malformed = await http.send('POST', '/api/v1/users/register', {
+      raw: '{"email": ',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(malformed.status).toBe(400);
     expect(malformed.body.code).toBe('REQUEST.MALFORMED_JSON');
 
@@ -74,7 +104,10 @@ describe('problem documents', () => {
     expect(big.status).toBe(413);
     expect(big.body.code).toBe('REQUEST.TOO_LARGE');
 
-    const form = await http.send('POST', '/api/v1/users/register', { raw: 'email=a@b.co', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await http.send('POST', '/api/v1/users/register', {
+      raw: 'email=a@b.co',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
     expect(form.body.code).toBe('REQUEST.UNSUPPORTED_MEDIA_TYPE');
   });
@@ -82,7 +115,9 @@ describe('problem documents', () => {
   it('answers a JSON body that is not an object with 400 or 422, never 500', async () => {
     const statuses: Record<string, number> = {};
     for (const raw of ['[1,2]', '"text"', 'null', '42']) {
-      statuses[raw] = (await http.send('POST', '/api/v1/users/register', { raw, headers: { 'content-type': 'application/json' } })).status;
+      statuses[raw] = (
+        await http.send('POST', '/api/v1/users/register', { raw, headers: { 'content-type': 'application/json' } })
+      ).status;
     }
     // Strict JSON parsing refuses scalars outright; an array parses and fails the schema.
     expect(statuses).toEqual({ '[1,2]': 422, '"text"': 400, null: 400, '42': 400 });
@@ -100,10 +135,16 @@ describe('problem documents', () => {
   it('refuses lone UTF-16 surrogates anywhere in a JSON body with 422, and the log line carries neither SQL nor the e-mail', async () => {
     const u = newUser();
     const raw = JSON.stringify({ ...u, fullName: 'x' }).replace('"fullName":"x"', '"fullName":"\\ud800"');
-    const res = await call(app.url, 'POST', '/api/v1/users/register', { raw, headers: { 'content-type': 'application/json', 'x-request-id': 'lone-surrogate' } });
+    const res = await call(app.url, 'POST', '/api/v1/users/register', {
+      raw,
+      headers: { 'content-type': 'application/json', 'x-request-id': 'lone-surrogate' },
+    });
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([{ path: 'fullName', message: 'Must be valid Unicode text (no lone surrogates)' }]);
-    const nested = await call(app.url, 'POST', '/api/v1/users/login', { raw: '{"email":"a@b.co","password":"\\udfff-pw"}', headers: { 'content-type': 'application/json' } });
+    const nested = await call(app.url, 'POST', '/api/v1/users/login', {
+      raw: '{"email":"a@b.co","password":"\\udfff-pw"}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(nested.status).toBe(422);
     const lines = app.logs.filter((l) => l.requestId === 'lone-surrogate');
     expect(lines.map((l) => l.status)).toEqual([422]);
@@ -111,7 +152,10 @@ describe('problem documents', () => {
   });
 
   it('answers a deeply nested body (1,000 levels, under this app’s 2 kB limit) with a 4xx, not a crash', async () => {
-    const res = await call(app.url, 'POST', '/api/v1/users/register', { raw: `${'['.repeat(1000)}${']'.repeat(1000)}`, headers: { 'content-type': 'application/json' } });
+    const res = await call(app.url, 'POST', '/api/v1/users/register', {
+      raw: `${'['.repeat(1000)}${']'.repeat(1000)}`,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(422);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
   });
@@ -119,7 +163,8 @@ describe('problem documents', () => {
   it('refuses a body on a route that takes none', async () => {
     const u = newUser();
     await http.post('/api/v1/users/register', u);
-    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body
+      .accessToken as string;
     const res = await http.post('/api/v1/users/verify', { extra: true }, { token });
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([{ path: 'body', message: 'This route takes no request body' }]);
@@ -161,7 +206,11 @@ describe('CORS', () => {
 
   it('answers a preflight from an allowed origin', async () => {
     const res = await http.send('OPTIONS', '/api/v1/users/login', {
-      headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      headers: {
+        origin: 'http://localhost:5173',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-methods')).toContain('POST');
@@ -186,12 +235,15 @@ describe('health, metrics and docs', () => {
     const res = await call(app.url, 'GET', '/metrics');
     expect(res.headers.get('content-type')).toContain('text/plain');
     expect(res.text).toContain('process_cpu_seconds_total');
-    expect(res.text).toMatch(/http_request_duration_seconds_count\{[^}]*method="GET",route="\/api\/v1\/users\/:id",status="401"\}/);
+    expect(res.text).toMatch(
+      /http_request_duration_seconds_count\{[^}]*method="GET",route="\/api\/v1\/users\/:id",status="401"\}/,
+    );
     expect(res.text).not.toContain('11111111-1111');
   });
 
   it('documents every mounted route in /openapi.json', async () => {
-    const doc = (await http.get<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('/openapi.json')).body;
+    const doc = (await http.get<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('/openapi.json'))
+      .body;
     expect(doc.openapi).toBe('3.1.0');
     // The docs pages' static files are how the pages load, not an operation of the API.
     const assets = 'get /docs/assets/{file}';
@@ -229,7 +281,9 @@ describe('health, metrics and docs', () => {
     expect(bodies.length).toBeGreaterThan(5);
     const schemaOf = (media: { schema: { $ref?: string; example?: unknown } }) =>
       media.schema.$ref ? doc.components.schemas[media.schema.$ref.split('/').at(-1)!]! : media.schema;
-    const withoutExample = bodies.filter((b) => b.media.example === undefined && schemaOf(b.media).example === undefined).map((b) => b.op);
+    const withoutExample = bodies
+      .filter((b) => b.media.example === undefined && schemaOf(b.media).example === undefined)
+      .map((b) => b.op);
     expect(withoutExample).toEqual([]);
   });
 
@@ -241,7 +295,8 @@ describe('health, metrics and docs', () => {
         expect(op.summary, where).toBeTruthy();
         expect(op.tags?.length, where).toBeGreaterThan(0);
         for (const [status, r] of Object.entries(op.responses)) {
-          if (Number(status) >= 400) expect(Object.keys(r.content ?? {}), `${where} ${status}`).toEqual(['application/problem+json']);
+          if (Number(status) >= 400)
+            expect(Object.keys(r.content ?? {}), `${where} ${status}`).toEqual(['application/problem+json']);
         }
       }
     }
@@ -269,7 +324,8 @@ describe('when a module database stops answering', () => {
   it('reports not ready naming the part, and hides the internals of a 500', async () => {
     const u = newUser();
     await http.post('/api/v1/users/register', u);
-    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body
+      .accessToken as string;
     await sqlOrm(app.server, 'user').close(true);
 
     const ready = await http.get('/health/ready');
@@ -278,8 +334,14 @@ describe('when a module database stops answering', () => {
 
     const res = await http.get('/api/v1/users/me', { token, headers: { 'x-request-id': 'broken-db' } });
     expect(res.status).toBe(500);
-    expect(res.body).toMatchObject({ code: 'SERVER.INTERNAL', detail: 'Something went wrong on our side', requestId: 'broken-db' });
+    expect(res.body).toMatchObject({
+      code: 'SERVER.INTERNAL',
+      detail: 'Something went wrong on our side',
+      requestId: 'broken-db',
+    });
     expect(res.text).not.toMatch(/at .*\.ts|select|knex|pool/i);
-    expect(app.logs).toContainEqual(expect.objectContaining({ requestId: 'broken-db', msg: 'unhandled error', level: 'error' }));
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({ requestId: 'broken-db', msg: 'unhandled error', level: 'error' }),
+    );
   });
 });

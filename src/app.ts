@@ -45,7 +45,15 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   const router = new Router();
 
   let document: unknown;
-  mountDocs(router, () => (document ??= buildOpenApiDocument({ routes: o.documentedRoutes, meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE], version: o.version })));
+  mountDocs(
+    router,
+    () =>
+      (document ??= buildOpenApiDocument({
+        routes: o.documentedRoutes,
+        meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE],
+        version: o.version,
+      })),
+  );
   if (o.metricsAccess.onPublicPort) mountMetrics(router, o.metrics, { token: o.metricsAccess.token });
   mountRoutes(router, o.routes, o.verify);
 

@@ -7,7 +7,14 @@ import { MODULE_NAMES } from './registry.ts';
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, modules: MODULE_NAMES, migrateOnStart: true, corsOrigins: [], bodyLimit: '100kb', currency: 'IDR' });
+    expect(c).toMatchObject({
+      port: 3000,
+      modules: MODULE_NAMES,
+      migrateOnStart: true,
+      corsOrigins: [],
+      bodyLimit: '100kb',
+      currency: 'IDR',
+    });
     expect(c.databaseUrls.user).toBeUndefined();
     expect(c.passwords.cost).toBe(12);
     expect(c.settings.user.ADMIN_EMAIL).toBeUndefined();
@@ -16,10 +23,16 @@ describe('loadConfig', () => {
     expect(c.settings.notification).toMatchObject({ NOTIFY_LOCALE: 'id', NOTIFY_TRANSPORT: 'log' });
   });
 
-  it('reads each module\'s own variables with its settings schema, and the module wires them', () => {
+  it("reads each module's own variables with its settings schema, and the module wires them", () => {
     const wired = (env: Record<string, string>) => {
       const c = loadConfig(env);
-      const kernel = { base: {}, settings: c.settings.product, currency: c.currency, embedded: !c.databaseUrls.product && !c.mongoUrls.product, database: () => ({ kind: 'sql' }) };
+      const kernel = {
+        base: {},
+        settings: c.settings.product,
+        currency: c.currency,
+        embedded: !c.databaseUrls.product && !c.mongoUrls.product,
+        database: () => ({ kind: 'sql' }),
+      };
       return productModule.wire(kernel as unknown as Parameters<typeof productModule.wire>[0]);
     };
     // The demo catalogue only for the embedded product store, unless told.
@@ -31,7 +44,10 @@ describe('loadConfig', () => {
   });
 
   it('tunes each remote module on its own over the defaults', () => {
-    const c = loadConfig({ HTTP_CLIENT_TIMEOUT_MS: '3000', REMOTE_OPTIONS: 'product.timeoutMs=800,product.retries=0,user.resetTimeoutMs=2000' });
+    const c = loadConfig({
+      HTTP_CLIENT_TIMEOUT_MS: '3000',
+      REMOTE_OPTIONS: 'product.timeoutMs=800,product.retries=0,user.resetTimeoutMs=2000',
+    });
     expect(c.remoteTuning.product).toMatchObject({ timeoutMs: 800, retries: 0, resetTimeoutMs: 10_000 });
     expect(c.remoteTuning.user).toMatchObject({ timeoutMs: 3000, retries: 2, resetTimeoutMs: 2000 });
     expect(() => loadConfig({ REMOTE_OPTIONS: 'shop.timeoutMs=1' })).toThrow('REMOTE_OPTIONS: expected entries like');
@@ -97,7 +113,13 @@ describe('README', () => {
 describe('starting a module without the modules it needs', () => {
   it('stops with a message naming what is missing', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { PATH: process.env.PATH, MODULES: 'order', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', MIGRATE_ON_START: 'false', PORT: '0' },
+      env: {
+        PATH: process.env.PATH,
+        MODULES: 'order',
+        DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+        MIGRATE_ON_START: 'false',
+        PORT: '0',
+      },
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -105,7 +127,13 @@ describe('starting a module without the modules it needs', () => {
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(/^toko: could not start: set USER_SERVICE_URL/);
     const withUser = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { PATH: process.env.PATH, MODULES: 'user,order', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', MIGRATE_ON_START: 'false', PORT: '0' },
+      env: {
+        PATH: process.env.PATH,
+        MODULES: 'user,order',
+        DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+        MIGRATE_ON_START: 'false',
+        PORT: '0',
+      },
       encoding: 'utf8',
       timeout: 30_000,
     });

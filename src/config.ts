@@ -48,7 +48,12 @@ const pem = (kind: 'PRIVATE' | 'PUBLIC') =>
       .string()
       // Environment files often carry PEMs on one line with literal \n.
       .transform((v) => v.replace(/\\n/g, '\n'))
-      .refine((v) => v.includes(`-----BEGIN ${kind} KEY-----`) || (kind === 'PRIVATE' && v.includes('-----BEGIN RSA PRIVATE KEY-----')), `expected a PEM ${kind.toLowerCase()} key`)
+      .refine(
+        (v) =>
+          v.includes(`-----BEGIN ${kind} KEY-----`) ||
+          (kind === 'PRIVATE' && v.includes('-----BEGIN RSA PRIVATE KEY-----')),
+        `expected a PEM ${kind.toLowerCase()} key`,
+      )
       .optional(),
   );
 
@@ -59,7 +64,10 @@ const moduleList = z.preprocess(
     .optional()
     .transform((v, ctx) => {
       if (v === undefined) return [...MODULE_NAMES];
-      const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+      const names = v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const unknown = names.filter((n) => !(MODULE_NAMES as readonly string[]).includes(n));
       if (names.length === 0 || unknown.length > 0) {
         ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${MODULE_NAMES.join(', ')}` });
@@ -76,10 +84,16 @@ const originList = z.preprocess(
     .optional()
     .transform((v, ctx) => {
       if (v === undefined) return [];
-      const origins = v.split(',').map((s) => s.trim()).filter(Boolean);
+      const origins = v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const o of origins) {
         if (o === '*' || !/^https?:\/\/[^/]+$/.test(o)) {
-          ctx.addIssue({ code: 'custom', message: 'expected a comma-separated list of origins like https://shop.example (no *, no path)' });
+          ctx.addIssue({
+            code: 'custom',
+            message: 'expected a comma-separated list of origins like https://shop.example (no *, no path)',
+          });
           return z.NEVER;
         }
       }
@@ -90,7 +104,11 @@ const originList = z.preprocess(
 /** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
 export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
 
-function perModule<S extends z.ZodType>(suffix: string, schema: S, modules: readonly ModuleName[] = MODULE_NAMES): Record<string, S> {
+function perModule<S extends z.ZodType>(
+  suffix: string,
+  schema: S,
+  modules: readonly ModuleName[] = MODULE_NAMES,
+): Record<string, S> {
   return Object.fromEntries(modules.map((m) => [moduleVariable(m, suffix), schema]));
 }
 
@@ -99,13 +117,29 @@ const MONGO_CAPABLE = MODULE_NAMES.filter((m) => 'mongoEntities' in MODULE_DEFIN
 
 const envSchema = z
   .object({
-    NODE_ENV: z.preprocess(blankIsUnset, z.enum(['development', 'production', 'test'], { message: 'expected development, production or test' }).default('development')),
+    NODE_ENV: z.preprocess(
+      blankIsUnset,
+      z
+        .enum(['development', 'production', 'test'], { message: 'expected development, production or test' })
+        .default('development'),
+    ),
     HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
     PORT: int(0, 65535, 3000),
-    METRICS_PORT: z.preprocess(blankIsUnset, z.coerce.number({ message: 'expected a whole number from 0 to 65535' }).int('expected a whole number from 0 to 65535').min(0, 'expected a whole number from 0 to 65535').max(65535, 'expected a whole number from 0 to 65535').optional()),
+    METRICS_PORT: z.preprocess(
+      blankIsUnset,
+      z.coerce
+        .number({ message: 'expected a whole number from 0 to 65535' })
+        .int('expected a whole number from 0 to 65535')
+        .min(0, 'expected a whole number from 0 to 65535')
+        .max(65535, 'expected a whole number from 0 to 65535')
+        .optional(),
+    ),
     METRICS_HOST: optionalString,
     METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
-    LOG_LEVEL: z.preprocess(blankIsUnset, z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info')),
+    LOG_LEVEL: z.preprocess(
+      blankIsUnset,
+      z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    ),
     LOG_PRETTY: bool(false),
     MODULES: moduleList,
     DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
@@ -129,10 +163,19 @@ const envSchema = z
         .optional()
         .transform((v, ctx) => {
           const out: Partial<Record<ModuleName, Partial<RemoteTuning>>> = {};
-          for (const part of (v ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
-            const m = /^([a-z]+)\.(timeoutMs|retries|errorThresholdPercentage|volumeThreshold|resetTimeoutMs)=(\d+)$/.exec(part);
+          for (const part of (v ?? '')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)) {
+            const m =
+              /^([a-z]+)\.(timeoutMs|retries|errorThresholdPercentage|volumeThreshold|resetTimeoutMs)=(\d+)$/.exec(
+                part,
+              );
             if (!m || !(MODULE_NAMES as readonly string[]).includes(m[1]!)) {
-              ctx.addIssue({ code: 'custom', message: 'expected entries like product.timeoutMs=2000,product.retries=1 (module.setting=number)' });
+              ctx.addIssue({
+                code: 'custom',
+                message: 'expected entries like product.timeoutMs=2000,product.retries=1 (module.setting=number)',
+              });
               return z.NEVER;
             }
             (out[m[1] as ModuleName] ??= {})[m[2] as keyof RemoteTuning] = Number(m[3]);
@@ -149,7 +192,13 @@ const envSchema = z
         .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), 'expected a redis:// connection URL')
         .optional(),
     ),
-    QUEUE_PREFIX: z.preprocess(blankIsUnset, z.string().regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -').default('toko')),
+    QUEUE_PREFIX: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -')
+        .default('toko'),
+    ),
     EVENT_MAX_ATTEMPTS: int(1, 100, 5),
     EVENT_BACKOFF_MS: int(0, 3_600_000, 1000),
     EVENT_CONCURRENCY: int(1, 100, 16),
@@ -161,7 +210,13 @@ const envSchema = z
     DB_POOL_MAX: int(1, 100, 10),
     MIGRATE_ON_START: bool(true),
     CORS_ORIGINS: originList,
-    BODY_LIMIT: z.preprocess(blankIsUnset, z.string().regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb').default('100kb')),
+    BODY_LIMIT: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb')
+        .default('100kb'),
+    ),
     TRUST_PROXY: bool(false),
     TRUSTED_PROXY_HOPS: int(1, 10, 1),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
@@ -171,11 +226,20 @@ const envSchema = z
       blankIsUnset,
       z
         .string()
-        .refine((v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v), 'expected the http(s):// base URL of an OTLP/HTTP collector, like http://localhost:4318')
+        .refine(
+          (v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v),
+          'expected the http(s):// base URL of an OTLP/HTTP collector, like http://localhost:4318',
+        )
         .transform((v) => v.replace(/\/+$/, ''))
         .optional(),
     ),
-    OTEL_SERVICE_NAME: z.preprocess(blankIsUnset, z.string().regex(/^[A-Za-z0-9._-]{1,80}$/, 'expected 1-80 letters, digits, ., _ or -').optional()),
+    OTEL_SERVICE_NAME: z.preprocess(
+      blankIsUnset,
+      z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,80}$/, 'expected 1-80 letters, digits, ., _ or -')
+        .optional(),
+    ),
     JWT_PRIVATE_KEY: pem('PRIVATE'),
     JWT_PUBLIC_KEY: pem('PUBLIC'),
     JWT_ISSUER: z.preprocess(blankIsUnset, z.string().default('toko')),
@@ -213,7 +277,9 @@ function settingsVariables(m: ModuleName): string[] {
 }
 
 // A variable means one thing: a module may not declare one the kernel or another module reads.
-for (const [name, count] of Object.entries(ENV_VARIABLES.reduce<Record<string, number>>((n, v) => ((n[v] = (n[v] ?? 0) + 1), n), {}))) {
+for (const [name, count] of Object.entries(
+  ENV_VARIABLES.reduce<Record<string, number>>((n, v) => ((n[v] = (n[v] ?? 0) + 1), n), {}),
+)) {
   if (count > 1) throw new Error(`${name} is declared by more than one module (or by a module and the kernel)`);
 }
 
@@ -252,7 +318,15 @@ export interface Config {
   remoteTuning: Record<ModuleName, RemoteTuning>;
   /** Set: events travel over BullMQ on this Redis; unset: in process. */
   redisUrl?: string;
-  events: { queuePrefix: string; maxAttempts: number; backoffMs: number; concurrency: number; pollMs: number; leaseSeconds: number; retentionHours: number };
+  events: {
+    queuePrefix: string;
+    maxAttempts: number;
+    backoffMs: number;
+    concurrency: number;
+    pollMs: number;
+    leaseSeconds: number;
+    retentionHours: number;
+  };
   /** Slow clients: all headers within headersTimeoutMs, the whole request within requestTimeoutMs, or 408 and the socket is closed. */
   http: { headersTimeoutMs: number; requestTimeoutMs: number };
   migrateOnStart: boolean;
@@ -271,7 +345,13 @@ export interface Config {
 }
 
 /** What each module's settings schema reads. */
-export type ModuleSettingsOf = { [K in ModuleName]: (typeof MODULE_DEFINITIONS)[K] extends { settings?: infer S } ? (S extends z.ZodType ? z.output<S> : Record<string, never>) : Record<string, never> };
+export type ModuleSettingsOf = {
+  [K in ModuleName]: (typeof MODULE_DEFINITIONS)[K] extends { settings?: infer S }
+    ? S extends z.ZodType
+      ? z.output<S>
+      : Record<string, never>
+    : Record<string, never>;
+};
 
 /** `toko` for the whole monolith, `toko-<modules>` for a process hosting some of them: the `service` label and log field. */
 export function serviceName(config: Pick<Config, 'modules'>): string {
@@ -296,8 +376,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const settings = Object.fromEntries(modules.map(([m, r]) => [m, r?.data ?? {}])) as ModuleSettingsOf;
-  const own = (m: ModuleName, suffix: string) => (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
-  const databaseUrls = Object.fromEntries(MODULE_NAMES.map((m) => [m, own(m, 'DATABASE_URL') ?? e.DATABASE_URL])) as Record<ModuleName, string | undefined>;
+  const own = (m: ModuleName, suffix: string) =>
+    (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
+  const databaseUrls = Object.fromEntries(
+    MODULE_NAMES.map((m) => [m, own(m, 'DATABASE_URL') ?? e.DATABASE_URL]),
+  ) as Record<ModuleName, string | undefined>;
   return {
     env: e.NODE_ENV,
     host: e.HOST,
@@ -305,16 +388,29 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST ?? e.HOST, token: e.METRICS_TOKEN },
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY,
-    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME } : undefined,
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME }
+      : undefined,
     modules: e.MODULES,
     dataDir: path.resolve(e.DATA_DIR),
     embeddedTemplateDir:
-      e.EMBEDDED_TEMPLATE_DIR === 'off' ? undefined : path.resolve(e.EMBEDDED_TEMPLATE_DIR ?? path.join(e.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'toko')),
+      e.EMBEDDED_TEMPLATE_DIR === 'off'
+        ? undefined
+        : path.resolve(
+            e.EMBEDDED_TEMPLATE_DIR ?? path.join(e.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'toko'),
+          ),
     databaseUrls,
     dbPoolMax: e.DB_POOL_MAX,
     storeTimeoutMs: e.STORE_TIMEOUT_MS,
-    mongoUrls: Object.fromEntries(MONGO_CAPABLE.filter((m) => own(m, 'MONGODB_URL')).map((m) => [m, own(m, 'MONGODB_URL')!])),
-    serviceUrls: Object.fromEntries(MODULE_NAMES.filter((m) => own(m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [m, own(m, 'SERVICE_URL')!])),
+    mongoUrls: Object.fromEntries(
+      MONGO_CAPABLE.filter((m) => own(m, 'MONGODB_URL')).map((m) => [m, own(m, 'MONGODB_URL')!]),
+    ),
+    serviceUrls: Object.fromEntries(
+      MODULE_NAMES.filter((m) => own(m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [
+        m,
+        own(m, 'SERVICE_URL')!,
+      ]),
+    ),
     serviceKey: e.SERVICE_KEY,
     remoteTuning: Object.fromEntries(
       MODULE_NAMES.map((m) => [
@@ -347,8 +443,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    http: { headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS) },
-    jwt: { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.JWT_TTL_SECONDS },
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: Math.max(e.HTTP_REQUEST_TIMEOUT_MS, e.HTTP_HEADERS_TIMEOUT_MS),
+    },
+    jwt: {
+      privateKey: e.JWT_PRIVATE_KEY,
+      publicKey: e.JWT_PUBLIC_KEY,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      ttlSeconds: e.JWT_TTL_SECONDS,
+    },
     passwords: { cost: e.BCRYPT_COST, workers: e.PASSWORD_WORKERS, queueMax: e.PASSWORD_QUEUE_MAX },
     settings,
   };

@@ -44,6 +44,9 @@ export function createLogger(opts: LoggerOptions): Logger {
         return requestId ? { requestId, ...trace } : (trace ?? {});
       },
     },
-    opts.destination ?? (opts.pretty && process.stdout.isTTY ? pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } }) : pino.destination({ sync: false })),
+    opts.destination ??
+      (opts.pretty && process.stdout.isTTY
+        ? pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } })
+        : pino.destination({ sync: false })),
   );
 }

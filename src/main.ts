@@ -8,7 +8,11 @@ import type { Tracing } from './telemetry/tracing.ts';
 const config = loadConfigOrExit();
 // The OpenTelemetry SDK is loaded only when tracing is asked for.
 const tracing: Tracing | undefined = config.tracing
-  ? (await import('./telemetry/tracing.ts')).startTracing({ serviceName: config.tracing.serviceName ?? serviceName(config), version: pkg.version, endpoint: config.tracing.endpoint })
+  ? (await import('./telemetry/tracing.ts')).startTracing({
+      serviceName: config.tracing.serviceName ?? serviceName(config),
+      version: pkg.version,
+      endpoint: config.tracing.endpoint,
+    })
   : undefined;
 const logger = createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
 
@@ -21,19 +25,20 @@ try {
   const server = await startServer(config, { logger, embedded });
   // Give back what start-up left behind, once the first requests are in (the readiness probe), not during them.
   setTimeout(collectGarbage, 2000).unref();
-  if (tracing) server.logger.info({ endpoint: config.tracing!.endpoint }, 'tracing on: spans are exported over OTLP/HTTP');
+  if (tracing)
+    server.logger.info({ endpoint: config.tracing!.endpoint }, 'tracing on: spans are exported over OTLP/HTTP');
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'signal received');
     server
       .close()
       .then(() => tracing?.shutdown())
       .then(
-      () => process.exit(0),
-      (err: unknown) => {
-        server.logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (err: unknown) => {
+          server.logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -2,13 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { ENV_VARIABLES, loadConfig } from './config.ts';
 import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, startOrder, startWaves } from './registry.ts';
 
-const defs = (requires: Record<string, string[]>) => Object.fromEntries(Object.entries(requires).map(([n, r]) => [n, { requires: r }]));
+const defs = (requires: Record<string, string[]>) =>
+  Object.fromEntries(Object.entries(requires).map(([n, r]) => [n, { requires: r }]));
 
 describe('the module registry', () => {
   it('starts every module after the modules it requires', () => {
     const at = (m: string) => MODULE_NAMES.indexOf(m as never);
-    for (const [name, def] of Object.entries(MODULE_DEFINITIONS)) for (const r of def.requires) expect(at(r), `${name} after ${r}`).toBeLessThan(at(name));
-    expect(startOrder(defs({ billing: ['ledger'], ledger: [], shop: ['billing'] }))).toEqual(['ledger', 'billing', 'shop']);
+    for (const [name, def] of Object.entries(MODULE_DEFINITIONS))
+      for (const r of def.requires) expect(at(r), `${name} after ${r}`).toBeLessThan(at(name));
+    expect(startOrder(defs({ billing: ['ledger'], ledger: [], shop: ['billing'] }))).toEqual([
+      'ledger',
+      'billing',
+      'shop',
+    ]);
   });
 
   it('refuses a requirement that is missing or circular', () => {
@@ -21,9 +27,17 @@ describe('the module registry', () => {
     expect(startWaves(defs({ user: [], a: [], b: ['a'] }), 'user')).toEqual([['user'], ['a'], ['b']]);
   });
 
-  it('names each module\'s database and service variables after it', () => {
-    for (const m of MODULE_NAMES) expect(ENV_VARIABLES).toEqual(expect.arrayContaining([`${m.toUpperCase()}_DATABASE_URL`, `${m.toUpperCase()}_SERVICE_URL`]));
-    const c = loadConfig({ MODULES: 'order', ORDER_DATABASE_URL: 'postgres://db/orders', PRODUCT_SERVICE_URL: 'http://product:3000/', ORDER_SERVICE_URL: 'http://ignored' });
+  it("names each module's database and service variables after it", () => {
+    for (const m of MODULE_NAMES)
+      expect(ENV_VARIABLES).toEqual(
+        expect.arrayContaining([`${m.toUpperCase()}_DATABASE_URL`, `${m.toUpperCase()}_SERVICE_URL`]),
+      );
+    const c = loadConfig({
+      MODULES: 'order',
+      ORDER_DATABASE_URL: 'postgres://db/orders',
+      PRODUCT_SERVICE_URL: 'http://product:3000/',
+      ORDER_SERVICE_URL: 'http://ignored',
+    });
     expect(c.databaseUrls.order).toBe('postgres://db/orders');
     expect(c.serviceUrls).toEqual({ product: 'http://product:3000' });
     expect(() => loadConfig({ USER_SERVICE_URL: 'ftp://nope' })).toThrow(/USER_SERVICE_URL: expected an http/);

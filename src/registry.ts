@@ -28,12 +28,14 @@ export function startOrder(definitions: Record<string, { requires: readonly stri
   const names = Object.keys(definitions);
   for (const [name, def] of Object.entries(definitions)) {
     const unknown = def.requires.filter((r) => !names.includes(r));
-    if (unknown.length > 0) throw new Error(`module ${name} requires ${unknown.join(', ')}, which this build does not contain`);
+    if (unknown.length > 0)
+      throw new Error(`module ${name} requires ${unknown.join(', ')}, which this build does not contain`);
   }
   const order: string[] = [];
   while (order.length < names.length) {
     const next = names.find((n) => !order.includes(n) && definitions[n]!.requires.every((r) => order.includes(r)));
-    if (!next) throw new Error(`modules require each other in a circle: ${names.filter((n) => !order.includes(n)).join(', ')}`);
+    if (!next)
+      throw new Error(`modules require each other in a circle: ${names.filter((n) => !order.includes(n)).join(', ')}`);
     order.push(next);
   }
   return order;
@@ -44,10 +46,16 @@ export function startOrder(definitions: Record<string, { requires: readonly stri
  * the ones holding everything its modules require (and the token issuer, whose
  * keys every other service fetches).
  */
-export function startWaves(definitions: Record<string, { requires: readonly string[] }>, tokenIssuer: string): string[][] {
+export function startWaves(
+  definitions: Record<string, { requires: readonly string[] }>,
+  tokenIssuer: string,
+): string[][] {
   const level = new Map<string, number>();
   for (const name of startOrder(definitions)) {
-    const needs = [...definitions[name]!.requires, ...(name === tokenIssuer || !(tokenIssuer in definitions) ? [] : [tokenIssuer])];
+    const needs = [
+      ...definitions[name]!.requires,
+      ...(name === tokenIssuer || !(tokenIssuer in definitions) ? [] : [tokenIssuer]),
+    ];
     level.set(name, Math.max(0, ...needs.map((r) => level.get(r)! + 1)));
   }
   const waves: string[][] = [];
@@ -59,7 +67,9 @@ export function startWaves(definitions: Record<string, { requires: readonly stri
 export const MODULE_NAMES = startOrder(MODULE_DEFINITIONS) as ModuleName[];
 
 /** All public routes of all modules, hosted here or not: the OpenAPI document shows the whole API. */
-export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap((m) => m.routes as AnyRouteDef[]);
+export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap(
+  (m) => m.routes as AnyRouteDef[],
+);
 
 /** Which modules consume each event type, from every module's `consumes`: the same in every process. */
 export const EVENT_ROUTES = eventRoutes(MODULE_DEFINITIONS);

@@ -21,8 +21,14 @@ export function createRemotes(config: Config, logger: Logger): Remotes {
       const url = config.serviceUrls[name];
       if (!url) return undefined;
       if (!ports.has(name)) {
-        if (!config.serviceKey) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so SERVICE_KEY must be set too (internal calls carry it)`);
-        if (!config.redisUrl) throw new Error(`${name.toUpperCase()}_SERVICE_URL is set, so REDIS_URL must be set too (events between services go over BullMQ)`);
+        if (!config.serviceKey)
+          throw new Error(
+            `${name.toUpperCase()}_SERVICE_URL is set, so SERVICE_KEY must be set too (internal calls carry it)`,
+          );
+        if (!config.redisUrl)
+          throw new Error(
+            `${name.toUpperCase()}_SERVICE_URL is set, so REDIS_URL must be set too (events between services go over BullMQ)`,
+          );
         const tuning = config.remoteTuning[name];
         const remote = httpPort(MODULE_DEFINITIONS[name].contract, {
           baseUrl: url,
@@ -30,7 +36,11 @@ export function createRemotes(config: Config, logger: Logger): Remotes {
           timeoutMs: tuning.timeoutMs,
           retries: tuning.retries,
           retryBaseMs: 100,
-          breaker: { errorThresholdPercentage: tuning.errorThresholdPercentage, volumeThreshold: tuning.volumeThreshold, resetTimeoutMs: tuning.resetTimeoutMs },
+          breaker: {
+            errorThresholdPercentage: tuning.errorThresholdPercentage,
+            volumeThreshold: tuning.volumeThreshold,
+            resetTimeoutMs: tuning.resetTimeoutMs,
+          },
           logger: logger.child({ remote: name }),
         });
         ports.set(name, remote.port);
@@ -63,7 +73,12 @@ export function registerBreakerMetrics(registry: Registry, breakers: Remotes['br
     collect() {
       for (const [remote, b] of breakers) {
         const s = b.stats;
-        for (const [outcome, n] of Object.entries({ success: s.successes, failure: s.failures, rejected: s.rejects, timeout: s.timeouts })) {
+        for (const [outcome, n] of Object.entries({
+          success: s.successes,
+          failure: s.failures,
+          rejected: s.rejects,
+          timeout: s.timeouts,
+        })) {
           this.set({ remote, outcome }, n);
         }
       }

@@ -8,7 +8,11 @@ import { buildModules } from './wiring.ts';
 /** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */
 const loaded = loadConfigOrExit();
 // Only the product module, and no start-up seeding: this script seeds, and says how many it added.
-const config = { ...loaded, modules: ['product' as const], settings: { ...loaded.settings, product: { ...loaded.settings.product, SEED_DEMO: false } } };
+const config = {
+  ...loaded,
+  modules: ['product' as const],
+  settings: { ...loaded.settings, product: { ...loaded.settings.product, SEED_DEMO: false } },
+};
 const logger = createLogger({ level: config.logLevel });
 const closer = new Closer(logger);
 try {

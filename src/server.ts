@@ -63,7 +63,8 @@ export interface StartOptions {
 export { serviceName };
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
+  const logger =
+    opts.logger ?? createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
   const closer = new Closer(logger);
   try {
     return await compose(config, logger, closer, opts);
@@ -109,7 +110,8 @@ function accountPort<P>(make: () => P | undefined, logger: Logger): P | undefine
   } catch (err) {
     why = err instanceof Error ? err.message : String(err);
   }
-  if (!port) logger.warn({ why }, 'tokens are trusted until they expire: deactivations and role changes are not seen here');
+  if (!port)
+    logger.warn({ why }, 'tokens are trusted until they expire: deactivations and role changes are not seen here');
   return port;
 }
 
@@ -129,7 +131,10 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   };
 
   const metrics = createMetrics({ service: serviceName(config) });
-  const databases = await openDatabases(config, logger, closer, { migrate: config.migrateOnStart, embedded: opts.embedded });
+  const databases = await openDatabases(config, logger, closer, {
+    migrate: config.migrateOnStart,
+    embedded: opts.embedded,
+  });
   // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
   registerPoolMetrics(metrics.registry, databases);
   const eventing = await createEventing(config, databases, logger);
@@ -147,7 +152,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     overrides: opts.overrides,
   });
   // Every token is also checked against its account (active? which role?), through the user module wherever it runs.
-  const users = (ports.get('user') ?? accountPort(() => remotes.port('user'), logger)) as PortOf<typeof userContract> | undefined;
+  const users = (ports.get('user') ?? accountPort(() => remotes.port('user'), logger)) as
+    PortOf<typeof userContract> | undefined;
   const verify = users
     ? accountChecked(
         verifySignature,
@@ -159,13 +165,20 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
         config.accountCheckTtlMs,
       )
     : verifySignature;
-  const problems = routingProblems(EVENT_ROUTES, EVENT_DEFINITIONS, new Map([...modules].map(([name, m]) => [name, m.handlers])));
+  const problems = routingProblems(
+    EVENT_ROUTES,
+    EVENT_DEFINITIONS,
+    new Map([...modules].map(([name, m]) => [name, m.handlers])),
+  );
   if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
   if (eventing.bus.kind === 'in-process') {
     for (const [type, consumers] of Object.entries(EVENT_ROUTES)) {
       const away = consumers.filter((c) => !modules.has(c as ModuleName));
       if (away.length && [...eventing.relays.keys()].some((p) => type in MODULE_DEFINITIONS[p].contract.events)) {
-        logger.warn({ type, consumers: away }, 'events of this type are kept in the outbox and retried: their consumers are not hosted here and REDIS_URL is not set');
+        logger.warn(
+          { type, consumers: away },
+          'events of this type are kept in the outbox and retried: their consumers are not hosted here and REDIS_URL is not set',
+        );
       }
     }
   }
@@ -191,10 +204,14 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
         ? async () => void (await db.orm.em.getConnection().execute('select 1'))
         : async () => void (await db.orm.em.getConnection().getDb().command({ ping: 1 }));
   }
-  for (const [name, relay] of eventing.relays) for (const r of adminEventRoutes(name)) routes.push({ def: r, runtime: { relay } });
+  for (const [name, relay] of eventing.relays)
+    for (const r of adminEventRoutes(name)) routes.push({ def: r, runtime: { relay } });
   const internal = [];
   if (config.serviceKey) {
-    for (const [name, instance] of modules) internal.push(serveContract(MODULE_DEFINITIONS[name].contract, instance.implementation, { serviceKey: config.serviceKey }));
+    for (const [name, instance] of modules)
+      internal.push(
+        serveContract(MODULE_DEFINITIONS[name].contract, instance.implementation, { serviceKey: config.serviceKey }),
+      );
   }
   for (const [name, breaker] of remotes.breakers) {
     checks[`remote.${name}`] = async () => {
@@ -210,10 +227,17 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
   const info = {
     eventBus: eventing.bus.kind,
-    queuesDashboard: bullmq ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token` : 'off: BullMQ is not in use (set REDIS_URL to use it)',
+    queuesDashboard: bullmq
+      ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token`
+      : 'off: BullMQ is not in use (set REDIS_URL to use it)',
   };
-  const peers = Object.fromEntries(Object.entries(config.serviceUrls).filter((e): e is [string, string] => e[1] !== undefined && !hosted.includes(e[0] as ModuleName)));
-  for (const r of healthRoutes) routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } });
+  const peers = Object.fromEntries(
+    Object.entries(config.serviceUrls).filter(
+      (e): e is [string, string] => e[1] !== undefined && !hosted.includes(e[0] as ModuleName),
+    ),
+  );
+  for (const r of healthRoutes)
+    routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } });
   const { app, router } = createApp({
     logger,
     metrics,
@@ -259,7 +283,16 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     closer.add('metrics listener', () => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
     metricsUrl = `http://${local(config.metrics.host)}:${(metricsServer.address() as AddressInfo).port}/metrics`;
   }
-  logger.info({ url, modules: hosted, startupMs: Math.round(process.uptime() * 1000), ...(bullmq ? { queues: info.queuesDashboard } : {}), ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'toko is listening');
+  logger.info(
+    {
+      url,
+      modules: hosted,
+      startupMs: Math.round(process.uptime() * 1000),
+      ...(bullmq ? { queues: info.queuesDashboard } : {}),
+      ...(metricsUrl ? { metrics: metricsUrl } : {}),
+    },
+    'toko is listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -53,7 +53,9 @@ function kernelFor(ctx: WiringContext, name: ModuleName): ModuleKernel {
       const needed = contract.name as ModuleName;
       const p = ctx.ports.get(needed) ?? ctx.remote(needed);
       if (!p) {
-        throw new Error(`module ${name} needs the ${needed} module: set ${needed.toUpperCase()}_SERVICE_URL, or host it here (add ${needed} to MODULES)`);
+        throw new Error(
+          `module ${name} needs the ${needed} module: set ${needed.toUpperCase()}_SERVICE_URL, or host it here (add ${needed} to MODULES)`,
+        );
       }
       return p as PortOf<K>;
     },

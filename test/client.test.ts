@@ -28,37 +28,58 @@ describe('the typed client', () => {
     const taken = await toko.POST('/api/v1/users/register', { body: { ...newUser(), email: customer.email } });
     expect(taken.response.status).toBe(409);
     // The problem document is typed by its code: `field` is declared for USER.ALREADY_EXISTS.
-    if (taken.error?.code !== 'USER.ALREADY_EXISTS') expect.fail(`expected USER.ALREADY_EXISTS, got ${JSON.stringify(taken.error)}`);
+    if (taken.error?.code !== 'USER.ALREADY_EXISTS')
+      expect.fail(`expected USER.ALREADY_EXISTS, got ${JSON.stringify(taken.error)}`);
     expect(taken.error.field).toBe('email');
 
     const admin = await toko.POST('/api/v1/users/login', { body: TEST_ADMIN });
     token = admin.data!.accessToken;
     const product = await toko.POST('/api/v1/products', {
-      body: { name: 'Kopi Toraja 200 g', description: 'Dari Tana Toraja.', price: 95_000, stock: 3, category: 'makanan-minuman', imageUrl: null },
+      body: {
+        name: 'Kopi Toraja 200 g',
+        description: 'Dari Tana Toraja.',
+        price: 95_000,
+        stock: 3,
+        category: 'makanan-minuman',
+        imageUrl: null,
+      },
     });
     expect(product.response.status).toBe(201);
     const productId = product.data!.id;
 
-    const login = await toko.POST('/api/v1/users/login', { body: { email: customer.email, password: customer.password } });
+    const login = await toko.POST('/api/v1/users/login', {
+      body: { email: customer.email, password: customer.password },
+    });
     token = login.data!.accessToken;
     expect((await toko.GET('/api/v1/users/me')).data!.id).toBe(registered.data!.id);
 
-    const page = await toko.GET('/api/v1/products', { params: { query: { category: 'makanan-minuman', sort: 'price', limit: 100 } } });
+    const page = await toko.GET('/api/v1/products', {
+      params: { query: { category: 'makanan-minuman', sort: 'price', limit: 100 } },
+    });
     expect(page.data!.items.some((p) => p.id === productId)).toBe(true);
     expect((await toko.GET('/api/v1/products/{id}', { params: { path: { id: productId } } })).data!.stock).toBe(3);
 
-    const order = await toko.POST('/api/v1/orders', { body: { items: [{ productId, quantity: 2 }] }, params: { header: { 'idempotency-key': `client-${productId}` } } });
+    const order = await toko.POST('/api/v1/orders', {
+      body: { items: [{ productId, quantity: 2 }] },
+      params: { header: { 'idempotency-key': `client-${productId}` } },
+    });
     expect(order.response.status).toBe(201);
     expect(order.data!).toMatchObject({ status: 'confirmed', total: 190_000 });
-    const again = await toko.POST('/api/v1/orders', { body: { items: [{ productId, quantity: 2 }] }, params: { header: { 'idempotency-key': `client-${productId}` } } });
+    const again = await toko.POST('/api/v1/orders', {
+      body: { items: [{ productId, quantity: 2 }] },
+      params: { header: { 'idempotency-key': `client-${productId}` } },
+    });
     expect(again.data!.id).toBe(order.data!.id);
 
     const short = await toko.POST('/api/v1/orders', { body: { items: [{ productId, quantity: 5 }] } });
     expect(short.response.status).toBe(409);
-    if (short.error?.code !== 'ORDER.OUT_OF_STOCK') expect.fail(`expected ORDER.OUT_OF_STOCK, got ${JSON.stringify(short.error)}`);
+    if (short.error?.code !== 'ORDER.OUT_OF_STOCK')
+      expect.fail(`expected ORDER.OUT_OF_STOCK, got ${JSON.stringify(short.error)}`);
     expect(short.error.items).toEqual([{ productId, requested: 5, available: 1 }]);
 
-    expect((await toko.GET('/api/v1/orders/{id}', { params: { path: { id: order.data!.id } } })).data!.status).toBe('confirmed');
+    expect((await toko.GET('/api/v1/orders/{id}', { params: { path: { id: order.data!.id } } })).data!.status).toBe(
+      'confirmed',
+    );
     const mine = await toko.GET('/api/v1/orders', { params: { query: { limit: 10 } } });
     expect(mine.data!.items.map((o) => o.id)).toContain(order.data!.id);
 

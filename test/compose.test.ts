@@ -15,7 +15,8 @@ interface Service {
   volumes?: string[];
 }
 
-const load = (file: string) => parse(readFileSync(path.join(ROOT, file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const load = (file: string) =>
+  parse(readFileSync(path.join(ROOT, file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 
 /** The environment as compose would give it with nothing set: `${X:-default}` is the default, `${X:?msg}` a stand-in secret. */
 const substitute = (env: Record<string, string>) =>
@@ -47,12 +48,18 @@ function checkTopology(file: string) {
       expect(url, `${file}: ${name} needs a database for ${m}`).toBeDefined();
       expect(names, `${file}: ${name}'s ${m} database host`).toContain(hostOf(url!));
       // Every module it calls (and the user service, for tokens) is hosted here or reachable at a service that hosts it.
-      const needs = new Set<ModuleName>([...(MODULE_DEFINITIONS[m].requires as ModuleName[]), ...(m === 'user' ? [] : (['user'] as ModuleName[]))]);
+      const needs = new Set<ModuleName>([
+        ...(MODULE_DEFINITIONS[m].requires as ModuleName[]),
+        ...(m === 'user' ? [] : (['user'] as ModuleName[])),
+      ]);
       for (const r of needs) {
         if (c.modules.includes(r)) continue;
         const target = c.serviceUrls[r];
         expect(target, `${file}: ${name} needs ${r.toUpperCase()}_SERVICE_URL`).toBeDefined();
-        expect(hostedBy(r), `${file}: ${name}'s ${r.toUpperCase()}_SERVICE_URL points at the service hosting ${r}`).toEqual([hostOf(target!)]);
+        expect(
+          hostedBy(r),
+          `${file}: ${name}'s ${r.toUpperCase()}_SERVICE_URL points at the service hosting ${r}`,
+        ).toEqual([hostOf(target!)]);
       }
     }
     if (Object.keys(c.serviceUrls).length > 0) {
@@ -64,14 +71,19 @@ function checkTopology(file: string) {
   // Secrets have no default a deployment could keep by accident: compose refuses to start without them.
   const text = readFileSync(path.join(ROOT, file), 'utf8');
   expect(text, `${file}: no stock password`).not.toMatch(/change-me/i);
-  for (const [, name] of text.matchAll(/\$\{([A-Z_]*(?:PASSWORD|KEY|SECRET)[A-Z_]*)(?::-|-)/g)) expect.fail(`${file}: ${name} has a default`);
-  for (const name of ['ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD']) expect(text, `${file}: ${name} is required`).toMatch(new RegExp(`\\$\\{${name}:\\?`));
+  for (const [, name] of text.matchAll(/\$\{([A-Z_]*(?:PASSWORD|KEY|SECRET)[A-Z_]*)(?::-|-)/g))
+    expect.fail(`${file}: ${name} has a default`);
+  for (const name of ['ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD'])
+    expect(text, `${file}: ${name} is required`).toMatch(new RegExp(`\\$\\{${name}:\\?`));
   // Redis holds the events on their way: it must keep them across a restart and never evict one.
   const redis = compose.services.redis!;
   const args = Array.isArray(redis.command) ? redis.command.join(' ') : (redis.command ?? '');
   expect(args, `${file}: redis keeps an append-only file`).toMatch(/--appendonly yes\b/);
   expect(args, `${file}: redis never evicts`).toMatch(/--maxmemory-policy noeviction\b/);
-  expect(redis.volumes?.some((v) => v.endsWith(':/data')), `${file}: redis data on a volume`).toBe(true);
+  expect(
+    redis.volumes?.some((v) => v.endsWith(':/data')),
+    `${file}: redis data on a volume`,
+  ).toBe(true);
   return { compose, configs, hostedBy };
 }
 
@@ -79,7 +91,10 @@ describe('docker-compose.yml', () => {
   it('runs every module in one process on PostgreSQL, MongoDB and Redis, all defined in the file', () => {
     const { configs } = checkTopology('docker-compose.yml');
     expect([...configs.keys()]).toEqual(['app']);
-    expect(configs.get('app')).toMatchObject({ mongoUrls: { product: expect.stringMatching(/^mongodb:/) }, redisUrl: expect.stringMatching(/^redis:/) });
+    expect(configs.get('app')).toMatchObject({
+      mongoUrls: { product: expect.stringMatching(/^mongodb:/) },
+      redisUrl: expect.stringMatching(/^redis:/),
+    });
   });
 });
 
@@ -91,7 +106,9 @@ describe('docker-compose.split.yml', () => {
     expect(new Set([...configs.values()].map((c) => c.serviceKey)).size).toBe(1);
     // Each knows where every other module runs, so whichever one the gateway asks can tell the whole deployment's readiness.
     for (const [name, c] of configs) {
-      expect(Object.keys(c.serviceUrls).sort(), `${name}'s service URLs`).toEqual(MODULE_NAMES.filter((m) => !c.modules.includes(m)).sort());
+      expect(Object.keys(c.serviceUrls).sort(), `${name}'s service URLs`).toEqual(
+        MODULE_NAMES.filter((m) => !c.modules.includes(m)).sort(),
+      );
     }
   });
 

@@ -18,9 +18,13 @@ describe('files generated from the module registry', () => {
   it('route every public path of every module to the service hosting it, and to no other', () => {
     const prefixes = MODULE_NAMES.flatMap((m) => routePrefixes(m).map((p) => ({ m, p })));
     // nginx picks the longest matching prefix.
-    const routedTo = (url: string) => prefixes.filter(({ p }) => url === p || url.startsWith(p)).sort((a, b) => b.p.length - a.p.length)[0]?.m;
+    const routedTo = (url: string) =>
+      prefixes.filter(({ p }) => url === p || url.startsWith(p)).sort((a, b) => b.p.length - a.p.length)[0]?.m;
     for (const m of MODULE_NAMES) {
-      const paths = [...MODULE_DEFINITIONS[m].routes.map((r) => r.path), ...(PRODUCERS.includes(m) ? adminEventRoutes(m).map((r) => r.path) : [])];
+      const paths = [
+        ...MODULE_DEFINITIONS[m].routes.map((r) => r.path),
+        ...(PRODUCERS.includes(m) ? adminEventRoutes(m).map((r) => r.path) : []),
+      ];
       for (const p of paths) expect(routedTo(p.replace(/:[a-z]+/gi, 'x1')), p).toBe(m);
     }
     expect(routedTo('/api/v1/admin/orders')).toBe('order');

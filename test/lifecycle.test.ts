@@ -60,11 +60,18 @@ describe('the toko process with its embedded database', () => {
     await once(collector, 'listening');
     const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
     // LOG_PRETTY asks for readable lines, but stdout here is a pipe: they stay JSON (the helper parses them).
-    running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '4', LOG_PRETTY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+    running = await startTokoProcess({
+      DATA_DIR: dataDir,
+      BCRYPT_COST: '4',
+      LOG_PRETTY: 'true',
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    });
     expect((await call(running.url, 'GET', '/health')).status).toBe(200);
     expect(running.lines.length).toBeGreaterThan(0);
     expect(running.lines.every((l) => l.service === 'toko')).toBe(true);
-    const login = await call(running.url, 'POST', '/api/v1/users/login', { body: { email: user.email, password: user.password } });
+    const login = await call(running.url, 'POST', '/api/v1/users/login', {
+      body: { email: user.email, password: user.password },
+    });
     expect(login.status).toBe(200);
     // A token issued before the restart still verifies: the key pair was kept, not regenerated.
     const me = await call(running.url, 'GET', '/api/v1/users/me', { token: tokenBeforeRestart });
@@ -73,12 +80,24 @@ describe('the toko process with its embedded database', () => {
     // Migrations ran once, on the first start only.
     expect(running.lines.some((l) => l.msg === 'migrations applied')).toBe(false);
     // `npm run seed` and `npm run migrate` beside the running server: one line saying why, no stack trace.
-    for (const [script, what] of [['src/seed.ts', 'seeding'], ['src/migrate.ts', 'migration']]) {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', script!], { cwd: ROOT, env: { PATH: process.env.PATH, DATA_DIR: dataDir }, encoding: 'utf8', timeout: 60_000 });
+    for (const [script, what] of [
+      ['src/seed.ts', 'seeding'],
+      ['src/migrate.ts', 'migration'],
+    ]) {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script!], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, DATA_DIR: dataDir },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(run.status, script).toBe(1);
       const lines = run.stderr.trim().split('\n');
       expect(lines, script).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`^toko: ${what} failed: the data directory .* is in use by process \\d+; stop it or set another DATA_DIR$`));
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `^toko: ${what} failed: the data directory .* is in use by process \\d+; stop it or set another DATA_DIR$`,
+        ),
+      );
     }
     running.child.kill('SIGINT');
     expect(await running.exited).toBe(0);

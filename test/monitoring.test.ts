@@ -20,7 +20,20 @@ const dashboard = JSON.parse(read('monitoring/grafana/dashboards/toko.json')) as
   templating: { list: { query: { query: string } }[] };
 };
 
-const NOT_METRICS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'le']);
+const NOT_METRICS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'bool',
+  'le',
+]);
 
 /** The metric names a PromQL expression reads: label matchers, ranges, grouping clauses and functions taken out. */
 export function metricNames(expr: string): string[] {
@@ -30,7 +43,9 @@ export function metricNames(expr: string): string[] {
     .replace(/\[[^\]]*\]/g, ' ')
     .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, ' ')
     .replace(/label_values\(\s*([a-zA-Z_:][\w:]*)\s*,[^)]*\)/g, ' $1 ');
-  return [...bare.matchAll(/([a-zA-Z_:][\w:]*)(\s*\()?/g)].filter((m) => !m[2] && !NOT_METRICS.has(m[1]!)).map((m) => m[1]!);
+  return [...bare.matchAll(/([a-zA-Z_:][\w:]*)(\s*\()?/g)]
+    .filter((m) => !m[2] && !NOT_METRICS.has(m[1]!))
+    .map((m) => m[1]!);
 }
 
 /** Every name a scrape can return: declared families, plus the series names of histograms and summaries. */
@@ -55,20 +70,27 @@ afterAll(() => app?.close());
 
 describe('the Grafana dashboard', () => {
   it('queries only metrics a running toko process exports', async () => {
-    const exprs = [...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)), ...dashboard.templating.list.map((v) => v.query.query)];
+    const exprs = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+      ...dashboard.templating.list.map((v) => v.query.query),
+    ];
     const wanted = new Set(exprs.flatMap(metricNames));
     expect(wanted.size).toBeGreaterThan(10);
     const scrape = await http.get('/metrics');
     expect(scrape.status).toBe(200);
     const have = exported(scrape.text);
     const missing = [...wanted].filter((n) => !have.has(n));
-    console.info(`dashboard: ${dashboard.panels.length} panels, ${wanted.size} metric names, missing ${missing.length}`);
+    console.info(
+      `dashboard: ${dashboard.panels.length} panels, ${wanted.size} metric names, missing ${missing.length}`,
+    );
     expect(missing).toEqual([]);
   });
 
   it('splits the route panels by method and leaves Bull Board and the metrics scrapes out of them', () => {
     const byRoute = dashboard.panels.filter((p) => (p.targets ?? []).some((t) => /\bby \([^)]*\broute\b/.test(t.expr)));
-    expect(byRoute.map((p) => p.title)).toEqual(expect.arrayContaining(['Request rate by route', 'Latency p99 by route']));
+    expect(byRoute.map((p) => p.title)).toEqual(
+      expect.arrayContaining(['Request rate by route', 'Latency p99 by route']),
+    );
     for (const p of byRoute) {
       for (const t of p.targets!) {
         expect(t.expr, p.title).toMatch(/\bby \([^)]*\bmethod\b[^)]*\)/);
@@ -86,37 +108,62 @@ describe('the Grafana dashboard', () => {
   });
 
   it('reads series the shop produces: orders by outcome, reservations, events handled, sends, pool and outbox', async () => {
-    const admin = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: 'boss@toko.test', password: 'boss-password-123' })).body.accessToken;
-    const product = await http.post<{ id: string }>('/api/v1/products', { name: 'Teh Melati', price: 18_500, stock: 1, category: 'teh' }, { token: admin });
+    const admin = (
+      await http.post<{ accessToken: string }>('/api/v1/users/login', {
+        email: 'boss@toko.test',
+        password: 'boss-password-123',
+      })
+    ).body.accessToken;
+    const product = await http.post<{ id: string }>(
+      '/api/v1/products',
+      { name: 'Teh Melati', price: 18_500, stock: 1, category: 'teh' },
+      { token: admin },
+    );
     expect(product.status).toBe(201);
     const user = newUser();
     await http.post('/api/v1/users/register', user);
-    const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
-    expect((await http.post('/api/v1/orders', { items: [{ productId: product.body.id, quantity: 1 }] }, { token })).status).toBe(201);
-    expect((await http.post('/api/v1/orders', { items: [{ productId: product.body.id, quantity: 1 }] }, { token })).status).toBe(409);
+    const token = (
+      await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })
+    ).body.accessToken;
+    expect(
+      (await http.post('/api/v1/orders', { items: [{ productId: product.body.id, quantity: 1 }] }, { token })).status,
+    ).toBe(201);
+    expect(
+      (await http.post('/api/v1/orders', { items: [{ productId: product.body.id, quantity: 1 }] }, { token })).status,
+    ).toBe(409);
 
     const line = (text: string, name: string, labels: Record<string, string>) =>
-      text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
     const value = (l: string | undefined) => (l === undefined ? undefined : Number(l.split(' ').at(-1)));
     const text = await waitFor(
       'the confirmation to be sent',
       async () => {
         const t = (await http.get('/metrics')).text;
-        return value(line(t, 'toko_notifications_sent_total', { transport: 'log', result: 'sent' })) === 2 ? t : undefined;
+        return value(line(t, 'toko_notifications_sent_total', { transport: 'log', result: 'sent' })) === 2
+          ? t
+          : undefined;
       },
       10_000,
       50,
     );
     expect(value(line(text, 'toko_orders_total', { module: 'order', outcome: 'confirmed', reason: 'none' }))).toBe(1);
-    expect(value(line(text, 'toko_orders_total', { module: 'order', outcome: 'rejected', reason: 'out_of_stock' }))).toBe(1);
+    expect(
+      value(line(text, 'toko_orders_total', { module: 'order', outcome: 'rejected', reason: 'out_of_stock' })),
+    ).toBe(1);
     expect(value(line(text, 'toko_stock_reservations_total', { module: 'product', result: 'reserved' }))).toBe(1);
     expect(value(line(text, 'toko_stock_reservations_total', { module: 'product', result: 'out_of_stock' }))).toBe(1);
-    expect(value(line(text, 'toko_events_handled_total', { module: 'notification', type: 'order.confirmed', result: 'ok' }))).toBe(1);
+    expect(
+      value(line(text, 'toko_events_handled_total', { module: 'notification', type: 'order.confirmed', result: 'ok' })),
+    ).toBe(1);
     expect(value(line(text, 'toko_db_pool_connections', { module: 'order', state: 'used' }))).toBeGreaterThanOrEqual(0);
     expect(value(line(text, 'toko_outbox_oldest_pending_age_seconds', { module: 'order' }))).toBeGreaterThanOrEqual(0);
     // Labels stay bounded: no id of a product, order or user in any series.
     for (const id of [product.body.id]) expect(text).not.toContain(id);
-    expect(text).toMatch(/^http_request_duration_seconds_count\{service="toko",method="POST",route="\/api\/v1\/orders",status="201"\} 1$/m);
+    expect(text).toMatch(
+      /^http_request_duration_seconds_count\{service="toko",method="POST",route="\/api\/v1\/orders",status="201"\} 1$/m,
+    );
   });
 });
 
@@ -127,12 +174,20 @@ interface AlertRule {
   labels: { severity: string };
   annotations: { summary: string; description: string };
 }
-const alerts = (parse(read('monitoring/prometheus/alerts.yml')) as { groups: { name: string; rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
+const alerts = (
+  parse(read('monitoring/prometheus/alerts.yml')) as { groups: { name: string; rules: AlertRule[] }[] }
+).groups.flatMap((g) => g.rules);
 
 describe('the Prometheus alert rules', () => {
   it('cover dead events, the outbox age, an open breaker, the 5xx rate and p99, each with a severity and a summary', () => {
     const reads = (name: string) => alerts.filter((a) => metricNames(a.expr).includes(name)).map((a) => a.alert);
-    for (const metric of ['toko_outbox_events', 'toko_outbox_oldest_pending_age_seconds', 'toko_circuit_breaker_state', 'http_request_duration_seconds_count', 'http_request_duration_seconds_bucket']) {
+    for (const metric of [
+      'toko_outbox_events',
+      'toko_outbox_oldest_pending_age_seconds',
+      'toko_circuit_breaker_state',
+      'http_request_duration_seconds_count',
+      'http_request_duration_seconds_bucket',
+    ]) {
       expect(reads(metric), metric).not.toEqual([]);
     }
     expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
@@ -145,7 +200,11 @@ describe('the Prometheus alert rules', () => {
 
   it('read only metrics a running toko process exports', async () => {
     const have = exported((await http.get('/metrics')).text);
-    const missing = alerts.flatMap((a) => metricNames(a.expr).filter((n) => !have.has(n)).map((n) => `${a.alert}: ${n}`));
+    const missing = alerts.flatMap((a) =>
+      metricNames(a.expr)
+        .filter((n) => !have.has(n))
+        .map((n) => `${a.alert}: ${n}`),
+    );
     expect(missing).toEqual([]);
   });
 });
@@ -157,25 +216,40 @@ describe('monitoring in the compose files', () => {
   ] as const) {
     it(`${file}: the monitoring profile runs Prometheus (scraping every toko service), Grafana and Jaeger`, () => {
       const compose = parse(read(file), { merge: true }) as {
-        services: Record<string, { build?: unknown; profiles?: string[]; volumes?: string[]; ports?: string[]; environment?: Record<string, string> }>;
+        services: Record<
+          string,
+          {
+            build?: unknown;
+            profiles?: string[];
+            volumes?: string[];
+            ports?: string[];
+            environment?: Record<string, string>;
+          }
+        >;
       };
       // Prometheus scrapes each toko service on its METRICS_PORT, which the compose file never publishes.
       const tokoServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
       for (const [n, svc] of tokoServices) {
         expect(svc.environment?.METRICS_PORT, `${n} has a metrics port`).toBeDefined();
-        expect((svc.ports ?? []).join(' '), `${n} does not publish it`).not.toContain(String(svc.environment?.METRICS_PORT));
+        expect((svc.ports ?? []).join(' '), `${n} does not publish it`).not.toContain(
+          String(svc.environment?.METRICS_PORT),
+        );
       }
       const toko = tokoServices.map(([n, svc]) => `${n}:${svc.environment!.METRICS_PORT}`);
-      for (const name of ['prometheus', 'grafana', 'jaeger']) expect(compose.services[name]?.profiles, `${file}: ${name}`).toEqual(['monitoring']);
+      for (const name of ['prometheus', 'grafana', 'jaeger'])
+        expect(compose.services[name]?.profiles, `${file}: ${name}`).toEqual(['monitoring']);
       // Every mounted file or folder exists, and Prometheus gets the config of this topology.
       for (const s of ['prometheus', 'grafana']) {
-        for (const v of compose.services[s]!.volumes!) expect(existsSync(path.join(ROOT, v.split(':')[0]!)), v).toBe(true);
+        for (const v of compose.services[s]!.volumes!)
+          expect(existsSync(path.join(ROOT, v.split(':')[0]!)), v).toBe(true);
       }
       expect(compose.services.prometheus!.volumes![0]).toContain(config);
       // The rule files Prometheus is told to load are mounted where it looks.
       const rules = (parse(read(config)) as { rule_files?: string[] }).rule_files ?? [];
       expect(rules).toEqual(['/etc/prometheus/alerts.yml']);
-      expect(compose.services.prometheus!.volumes).toContain('./monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro');
+      expect(compose.services.prometheus!.volumes).toContain(
+        './monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro',
+      );
       const prom = parse(read(config)) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
       const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
       expect(targets.sort()).toEqual(toko.sort());

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ADMIN, TEST_ADMIN_ENV, api, createProduct, registerCustomer } from './helpers/http.ts';
-import { TEST_REDIS_URL, dropQueueKeys, freePortBlock, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+import {
+  TEST_REDIS_URL,
+  dropQueueKeys,
+  freePortBlock,
+  freePorts,
+  redisAnswers,
+  testQueuePrefix,
+  waitFor,
+} from './helpers/wait.ts';
 
 /**
  * Adding a module takes its folder and one line in src/registry.ts. In a
@@ -25,7 +33,19 @@ const ENTRY = "  payment: (await import('../modules/payment/index.ts')).paymentM
 
 beforeAll(() => {
   copy = mkdtempSync(path.join(tmpdir(), 'toko-new-module-'));
-  for (const entry of ['kit', 'src', 'modules', 'adapters', 'scripts', 'deploy', 'client', 'monitoring', 'package.json', 'tsconfig.json', 'docker-compose.split.yml']) {
+  for (const entry of [
+    'kit',
+    'src',
+    'modules',
+    'adapters',
+    'scripts',
+    'deploy',
+    'client',
+    'monitoring',
+    'package.json',
+    'tsconfig.json',
+    'docker-compose.split.yml',
+  ]) {
     cpSync(path.join(ROOT, entry), path.join(copy, entry), { recursive: true });
   }
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
@@ -37,7 +57,11 @@ beforeAll(() => {
   const last = "  notification: (await import('../modules/notification/index.ts')).notificationModule,\n";
   expect(text).toContain(last);
   writeFileSync(registry, text.replace(last, `${last}${ENTRY}\n`));
-  const generate = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/generate.ts'], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+  const generate = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/generate.ts'], {
+    cwd: copy,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect(generate.status, generate.stderr).toBe(0);
 }, 90_000);
 afterAll(() => rmSync(copy, { recursive: true, force: true }));
@@ -46,13 +70,25 @@ afterAll(() => rmSync(copy, { recursive: true, force: true }));
 async function start(entry: string, env: Record<string, string>, ready: (out: string) => boolean) {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: copy,
-    env: { PATH: process.env.PATH, ...TEST_ADMIN_ENV, BCRYPT_COST: '4', LOG_LEVEL: 'warn', REGISTER_MAX_PER_CLIENT: '1000000', ...env },
+    env: {
+      PATH: process.env.PATH,
+      ...TEST_ADMIN_ENV,
+      BCRYPT_COST: '4',
+      LOG_LEVEL: 'warn',
+      REGISTER_MAX_PER_CLIENT: '1000000',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(`${entry} to start`, async () => (ready(out) ? true : child.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 120_000, 200);
+  await waitFor(
+    `${entry} to start`,
+    async () => (ready(out) ? true : child.exitCode !== null ? Promise.reject(new Error(out)) : undefined),
+    120_000,
+    200,
+  );
   return {
     output: () => out,
     stop: async () => {
@@ -67,21 +103,35 @@ async function start(entry: string, env: Record<string, string>, ready: (out: st
 /** What a user of the new module sees: served, documented, ready, and fed the orders confirmed elsewhere. */
 async function exercise(url: string) {
   const http = api(() => url);
-  const doc = await http.get<{ paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>('/openapi.json');
+  const doc = await http.get<{ paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>(
+    '/openapi.json',
+  );
   expect(Object.keys(doc.body.paths)).toContain('/api/v1/payments');
   expect(doc.body.components.schemas).toHaveProperty('Payment');
 
   const productId = await createProduct(url, { stock: 5, price: 25_000 });
   const customer = await registerCustomer(url);
-  const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: customer.email, password: customer.password })).body.accessToken;
-  const order = await http.post<{ id: string; total: number }>('/api/v1/orders', { items: [{ productId, quantity: 2 }] }, { token });
+  const token = (
+    await http.post<{ accessToken: string }>('/api/v1/users/login', {
+      email: customer.email,
+      password: customer.password,
+    })
+  ).body.accessToken;
+  const order = await http.post<{ id: string; total: number }>(
+    '/api/v1/orders',
+    { items: [{ productId, quantity: 2 }] },
+    { token },
+  );
   expect(order.status).toBe(201);
 
   const admin = (await http.post<{ accessToken: string }>('/api/v1/users/login', TEST_ADMIN)).body.accessToken;
   const payments = await waitFor(
     'the payment of the confirmed order',
     async () => {
-      const res = await http.get<{ items: { orderId: string; amount: number; provider: string }[] }>('/api/v1/payments', { token: admin });
+      const res = await http.get<{ items: { orderId: string; amount: number; provider: string }[] }>(
+        '/api/v1/payments',
+        { token: admin },
+      );
       expect(res.status).toBe(200);
       return res.body.items.find((p) => p.orderId === order.body.id);
     },
@@ -97,43 +147,69 @@ describe('a module added with its folder and one line in the registry', () => {
     const template = readFileSync(path.join(copy, 'deploy/nginx/toko.conf.template'), 'utf8');
     expect(template).toContain('upstream toko_payment { server ${PAYMENT_UPSTREAM}; keepalive 16; }');
     expect(template).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
-    expect(readFileSync(path.join(copy, 'docker-compose.split.yml'), 'utf8')).toMatch(/\n {2}payment:\n[\s\S]*PAYMENT_DATABASE_URL: postgres:\/\/toko:toko@payment-db:5432\/payments/);
+    expect(readFileSync(path.join(copy, 'docker-compose.split.yml'), 'utf8')).toMatch(
+      /\n {2}payment:\n[\s\S]*PAYMENT_DATABASE_URL: postgres:\/\/toko:toko@payment-db:5432\/payments/,
+    );
     expect(readFileSync(path.join(copy, 'monitoring/prometheus/split.yml'), 'utf8')).toContain('"payment:9464"');
   });
 
   it('is served, documented, migrated, configured and fed its events in one process', async () => {
     const [port] = await freePorts(1);
-    const app = await start('src/main.ts', { PORT: String(port), HOST: '127.0.0.1', DATA_DIR: path.join(copy, 'data-single'), PAYMENT_PROVIDER: 'midtrans', LOG_LEVEL: 'info' }, (out) =>
-      out.includes('"msg":"toko is listening"'),
+    const app = await start(
+      'src/main.ts',
+      {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: path.join(copy, 'data-single'),
+        PAYMENT_PROVIDER: 'midtrans',
+        LOG_LEVEL: 'info',
+      },
+      (out) => out.includes('"msg":"toko is listening"'),
     );
     try {
       const url = `http://127.0.0.1:${port}`;
-      expect(((await (await fetch(`${url}/health/ready`)).json()) as { checks: Record<string, string> }).checks).toMatchObject({ 'payment.database': 'ok' });
+      expect(
+        ((await (await fetch(`${url}/health/ready`)).json()) as { checks: Record<string, string> }).checks,
+      ).toMatchObject({ 'payment.database': 'ok' });
       await exercise(url);
     } finally {
       await app.stop();
     }
   }, 150_000);
 
-  it.skipIf(!canSplit)('runs as a service of its own behind the gateway, events over BullMQ', async () => {
-    const [gateway] = await freePorts(1);
-    const base = await freePortBlock(6);
-    const prefix = testQueuePrefix();
-    const split = await start(
-      'src/split/main.ts',
-      { GATEWAY_PORT: String(gateway), SPLIT_BASE_PORT: String(base), REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: path.join(copy, 'data-split'), SEED_DEMO: 'false', PAYMENT_PROVIDER: 'midtrans' },
-      (out) => out.includes('toko split: gateway'),
-    );
-    try {
-      expect(split.output()).toMatch(/toko split: payment\s+http:\/\/127\.0\.0\.1:\d+/);
-      const url = `http://127.0.0.1:${gateway}`;
-      const ready = await fetch(`${url}/health/ready`);
-      expect(await ready.json()).toEqual({ status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok', payment: 'ok' } });
-      await exercise(url);
-    } finally {
-      await split.stop();
-      await dropQueueKeys(prefix);
-    }
-  }, 180_000);
+  it.skipIf(!canSplit)(
+    'runs as a service of its own behind the gateway, events over BullMQ',
+    async () => {
+      const [gateway] = await freePorts(1);
+      const base = await freePortBlock(6);
+      const prefix = testQueuePrefix();
+      const split = await start(
+        'src/split/main.ts',
+        {
+          GATEWAY_PORT: String(gateway),
+          SPLIT_BASE_PORT: String(base),
+          REDIS_URL: TEST_REDIS_URL,
+          QUEUE_PREFIX: prefix,
+          DATA_DIR: path.join(copy, 'data-split'),
+          SEED_DEMO: 'false',
+          PAYMENT_PROVIDER: 'midtrans',
+        },
+        (out) => out.includes('toko split: gateway'),
+      );
+      try {
+        expect(split.output()).toMatch(/toko split: payment\s+http:\/\/127\.0\.0\.1:\d+/);
+        const url = `http://127.0.0.1:${gateway}`;
+        const ready = await fetch(`${url}/health/ready`);
+        expect(await ready.json()).toEqual({
+          status: 'ok',
+          modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok', payment: 'ok' },
+        });
+        await exercise(url);
+      } finally {
+        await split.stop();
+        await dropQueueKeys(prefix);
+      }
+    },
+    180_000,
+  );
 });
-

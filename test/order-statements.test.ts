@@ -26,11 +26,22 @@ const http = api(() => app.url);
 
 beforeAll(async () => {
   (pg.Client.prototype as unknown as { query: Query }).query = function (config, ...rest) {
-    if (counting) seen.push((typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '?')).replace(/\s+/g, ' ').slice(0, 90));
+    if (counting)
+      seen.push(
+        (typeof config === 'string' ? config : ((config as { text?: string })?.text ?? '?'))
+          .replace(/\s+/g, ' ')
+          .slice(0, 90),
+      );
     return original.call(this, config, ...rest);
   };
   // Nothing in the background: no idle outbox polls, no recovery pass; catalogue and user reads as warm as under load.
-  app = await startTestApp({ ...TEST_ADMIN_ENV, OUTBOX_POLL_MS: '600000', ORDER_RECOVERY_INTERVAL_SECONDS: '86400', PRODUCT_CACHE_TTL_MS: '60000', USER_CACHE_TTL_MS: '60000' });
+  app = await startTestApp({
+    ...TEST_ADMIN_ENV,
+    OUTBOX_POLL_MS: '600000',
+    ORDER_RECOVERY_INTERVAL_SECONDS: '86400',
+    PRODUCT_CACHE_TTL_MS: '60000',
+    USER_CACHE_TTL_MS: '60000',
+  });
 });
 
 afterAll(async () => {
@@ -41,7 +52,7 @@ afterAll(async () => {
 /** Until `done` holds and no statement has run for 300 ms. */
 async function settled(done: () => boolean): Promise<void> {
   await waitFor('the order and its notification', async () => (done() ? true : undefined));
-  for (let before = -1; before !== seen.length; ) {
+  for (let before = -1; before !== seen.length;) {
     before = seen.length;
     await sleep(300);
   }
@@ -51,7 +62,8 @@ describe('the cost of one order', () => {
   it(`stays within the ${stated} SQL statements README states, its notification included`, async () => {
     expect(stated).toBeGreaterThan(0);
     const customer = await registerCustomer(app.url);
-    const token = (await http.post('/api/v1/users/login', { email: customer.email, password: customer.password })).body.accessToken as string;
+    const token = (await http.post('/api/v1/users/login', { email: customer.email, password: customer.password })).body
+      .accessToken as string;
     const product = await createProduct(app.url, { stock: 100 });
     const sent = () => app.logs.filter((l) => l.msg === 'notification sent' && l.template === 'order-confirmed').length;
     const order = () => http.post('/api/v1/orders', { items: [{ productId: product, quantity: 1 }] }, { token });

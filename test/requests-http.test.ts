@@ -114,13 +114,18 @@ async function walk(requests: HttpRequest[], variables: Map<string, string>) {
 
 describe('requests.http', () => {
   it('walks the whole flow, every request answered with success, and again on the same toko', async () => {
-    const { variables, requests } = parseHttpFile(readFileSync(path.resolve(import.meta.dirname, '..', 'requests.http'), 'utf8'));
+    const { variables, requests } = parseHttpFile(
+      readFileSync(path.resolve(import.meta.dirname, '..', 'requests.http'), 'utf8'),
+    );
     variables.set('baseUrl', app.url);
     const first = await walk(requests, variables);
     console.info(`requests.http: ${requests.length} requests, all answered 2xx`);
     // The walk touches every module and ends with the order cancelled.
     for (const prefix of ['/api/v1/users', '/api/v1/products', '/api/v1/orders', '/api/v1/notifications']) {
-      expect(first.seen.some((s) => s.includes(prefix)), prefix).toBe(true);
+      expect(
+        first.seen.some((s) => s.includes(prefix)),
+        prefix,
+      ).toBe(true);
     }
     expect((first.responses.get('order') as { status: string }).status).toBe('confirmed');
     // A second run (no 409 for a taken e-mail, no 422 for a reused Idempotency-Key) places a new order for a new customer.

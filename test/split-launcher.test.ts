@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { passedOn } from '../src/split/topology.ts';
-import { TEST_REDIS_URL, dropQueueKeys, freePortBlock, freePorts, redisAnswers, testQueuePrefix, waitFor } from './helpers/wait.ts';
+import {
+  TEST_REDIS_URL,
+  dropQueueKeys,
+  freePortBlock,
+  freePorts,
+  redisAnswers,
+  testQueuePrefix,
+  waitFor,
+} from './helpers/wait.ts';
 import { MODULE_NAMES } from '../src/registry.ts';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -13,7 +21,7 @@ const canRun = has('nginx') && (await redisAnswers());
 if (!canRun) console.warn('split launcher test skipped: nginx and a Redis at TEST_REDIS_URL are needed');
 
 describe('what the split launcher passes on to the services', () => {
-  it('is the whole environment but what it sets per service and npm\'s own variables', () => {
+  it("is the whole environment but what it sets per service and npm's own variables", () => {
     const { env, dropped } = passedOn({
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
       OTEL_SERVICE_NAME: 'toko',
@@ -47,7 +55,7 @@ describe.skipIf(!canRun)('npm run split', () => {
     await dropQueueKeys(prefix);
   });
 
-  it('prints every service\'s address, passes the whole environment on, and the gateway tells every service\'s readiness', async () => {
+  it("prints every service's address, passes the whole environment on, and the gateway tells every service's readiness", async () => {
     const [gatewayPort] = await freePorts(1);
     const base = await freePortBlock(MODULE_NAMES.length);
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/split/main.ts'], {
@@ -71,8 +79,15 @@ describe.skipIf(!canRun)('npm run split', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      await waitFor('the launcher to print the gateway', async () => (out.includes('toko split: gateway') ? true : undefined), 90_000, 200);
-      const printed: Record<string, string> = Object.fromEntries([...out.matchAll(/^toko split: ([a-z]+)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+      await waitFor(
+        'the launcher to print the gateway',
+        async () => (out.includes('toko split: gateway') ? true : undefined),
+        90_000,
+        200,
+      );
+      const printed: Record<string, string> = Object.fromEntries(
+        [...out.matchAll(/^toko split: ([a-z]+)\s+(http:\/\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]),
+      );
       // One service per module of the registry, on the ports after SPLIT_BASE_PORT in start order.
       expect(printed).toEqual(Object.fromEntries(MODULE_NAMES.map((m, i) => [m, `http://127.0.0.1:${base + i + 1}`])));
       expect(out).toMatch(/"dropped":\["PORT"\]/);
@@ -83,7 +98,10 @@ describe.skipIf(!canRun)('npm run split', () => {
       }
       const ready = await fetch(`http://127.0.0.1:${gatewayPort}/health/ready`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ok', modules: Object.fromEntries(MODULE_NAMES.map((m) => [m, 'ok'])) });
+      expect(await ready.json()).toEqual({
+        status: 'ok',
+        modules: Object.fromEntries(MODULE_NAMES.map((m) => [m, 'ok'])),
+      });
     } finally {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');

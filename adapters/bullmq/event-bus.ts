@@ -1,7 +1,14 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../kit/events.ts';
+import {
+  assertHandlersCover,
+  type DeliveryContext,
+  type EventBus,
+  type EventEnvelope,
+  type EventHandler,
+  type EventRoutes,
+} from '../../kit/events.ts';
 import { requestContext } from '../../kit/request-context.ts';
 
 export interface BullMqEventBusOptions {
@@ -69,7 +76,11 @@ export class BullMqEventBus implements EventBus {
   }
 
   async publish(event: EventEnvelope, _delivery: DeliveryContext): Promise<void> {
-    await Promise.all((this.o.routes[event.type] ?? []).map((consumer) => this.queue(consumer).add(event.type, event, { jobId: event.id })));
+    await Promise.all(
+      (this.o.routes[event.type] ?? []).map((consumer) =>
+        this.queue(consumer).add(event.type, event, { jobId: event.id }),
+      ),
+    );
   }
 
   consume(consumer: string, handlers: Record<string, EventHandler>): void {
@@ -89,7 +100,10 @@ export class BullMqEventBus implements EventBus {
     worker.on('error', (err) => this.o.logger.warn({ err: err.message, consumer }, 'worker error'));
     worker.on('failed', (job, err) => {
       const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
-      this.o.logger[final ? 'error' : 'warn']({ jobId: job?.id, type: job?.name, consumer, attempt: job?.attemptsMade, err: err.message }, final ? 'event handling failed for good' : 'event handling failed; will retry');
+      this.o.logger[final ? 'error' : 'warn'](
+        { jobId: job?.id, type: job?.name, consumer, attempt: job?.attemptsMade, err: err.message },
+        final ? 'event handling failed for good' : 'event handling failed; will retry',
+      );
     });
     this.workers.push(worker);
   }

@@ -4,7 +4,13 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { OrderNotFound, orderContract, type OrderPort } from '../../modules/order/contract.ts';
-import { OutOfStock, ProductNotFound, ReservationClosed, productContract, type ProductPort } from '../../modules/product/contract.ts';
+import {
+  OutOfStock,
+  ProductNotFound,
+  ReservationClosed,
+  productContract,
+  type ProductPort,
+} from '../../modules/product/contract.ts';
 import { UserNotFound, userContract, type UserPort } from '../../modules/user/contract.ts';
 import { defineContract } from '../../kit/contract.ts';
 import { BadGateway, ServiceUnavailable, ValidationFailed } from '../../kit/errors.ts';
@@ -49,14 +55,23 @@ function productPortSuite(port: () => ProductPort) {
 
   it('throws the contract’s own error classes with their details', async () => {
     const a = await newProduct(1);
-    const short = await port().reserveStock({ reservationId: `r-${Math.random()}`, items: [{ productId: a, quantity: 2 }] }).catch((e: unknown) => e);
+    const short = await port()
+      .reserveStock({ reservationId: `r-${Math.random()}`, items: [{ productId: a, quantity: 2 }] })
+      .catch((e: unknown) => e);
     expect(short).toBeInstanceOf(OutOfStock);
     expect((short as OutOfStock).extras.items).toEqual([{ productId: a, requested: 2, available: 1 }]);
-    const missing = await port().reserveStock({ reservationId: `r-${Math.random()}`, items: [{ productId: '0123456789abcdef01234567', quantity: 1 }] }).catch((e: unknown) => e);
+    const missing = await port()
+      .reserveStock({
+        reservationId: `r-${Math.random()}`,
+        items: [{ productId: '0123456789abcdef01234567', quantity: 1 }],
+      })
+      .catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ProductNotFound);
     const rid = `r-${Math.random()}`;
     await port().releaseStock({ reservationId: rid });
-    await expect(port().reserveStock({ reservationId: rid, items: [{ productId: a, quantity: 1 }] })).rejects.toBeInstanceOf(ReservationClosed);
+    await expect(
+      port().reserveStock({ reservationId: rid, items: [{ productId: a, quantity: 1 }] }),
+    ).rejects.toBeInstanceOf(ReservationClosed);
     await expect(port().reserveStock({ reservationId: '', items: [] })).rejects.toBeInstanceOf(ValidationFailed);
   });
 }
@@ -74,11 +89,23 @@ describe('the product contract over HTTP', () => {
 
   it('refuses internal calls without the service key', async () => {
     const url = `${app.url}/internal/v1/product/getProducts`;
-    const none = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"ids":[]}' });
+    const none = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"ids":[]}',
+    });
     expect(none.status).toBe(401);
-    const wrong = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: 'nope' }, body: '{"ids":[]}' });
+    const wrong = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: 'nope' },
+      body: '{"ids":[]}',
+    });
     expect(wrong.status).toBe(401);
-    const right = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: KEY }, body: '{"ids":[]}' });
+    const right = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: KEY },
+      body: '{"ids":[]}',
+    });
     expect(await right.json()).toEqual([]);
   });
 
@@ -86,22 +113,42 @@ describe('the product contract over HTTP', () => {
     const lines: { level: number; msg: string; remote?: string; status?: number }[] = [];
     const spy = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
     const wrongKey = httpPort(userContract, options(app.url, { serviceKey: 'not-the-key', logger: spy })).port;
-    const err = (await wrongKey.getUser({ id: '00000000-0000-4000-8000-000000000000' }).catch((e: unknown) => e)) as ServiceUnavailable;
+    const err = (await wrongKey
+      .getUser({ id: '00000000-0000-4000-8000-000000000000' })
+      .catch((e: unknown) => e)) as ServiceUnavailable;
     expect(err).toBeInstanceOf(ServiceUnavailable);
     expect(err.status).toBe(503);
     expect(err.message).not.toMatch(/key|401/i);
-    expect(lines).toContainEqual(expect.objectContaining({ level: 50, remote: 'user', status: 401, msg: expect.stringMatching(/SERVICE_KEY/) }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 50, remote: 'user', status: 401, msg: expect.stringMatching(/SERVICE_KEY/) }),
+    );
   });
 });
 
 describe.each([
-  ['in process', (): { users: UserPort; orders: OrderPort } => ({ users: app.server.ports.get('user') as UserPort, orders: app.server.ports.get('order') as OrderPort })],
-  ['over HTTP', (): { users: UserPort; orders: OrderPort } => ({ users: httpPort(userContract, options(app.url)).port, orders: httpPort(orderContract, options(app.url)).port })],
+  [
+    'in process',
+    (): { users: UserPort; orders: OrderPort } => ({
+      users: app.server.ports.get('user') as UserPort,
+      orders: app.server.ports.get('order') as OrderPort,
+    }),
+  ],
+  [
+    'over HTTP',
+    (): { users: UserPort; orders: OrderPort } => ({
+      users: httpPort(userContract, options(app.url)).port,
+      orders: httpPort(orderContract, options(app.url)).port,
+    }),
+  ],
 ])('the user and order contracts %s', (_how, make) => {
   it('return public profiles, leave unknown ids out, and throw the typed not-found errors', async () => {
     const { users, orders } = make();
     const u = newUser();
-    const reg = await fetch(`${app.url}/api/v1/users/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u) });
+    const reg = await fetch(`${app.url}/api/v1/users/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(u),
+    });
     const id = ((await reg.json()) as { id: string }).id;
     const profile = await users.getUser({ id });
     expect(profile).toMatchObject({ id, email: u.email, username: u.username, role: 'customer' });
@@ -149,7 +196,10 @@ describe('resilience', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('retries idempotent methods with backoff, and never the others', async () => {
-    const { port } = httpPort(flaky, options(url, { breaker: { errorThresholdPercentage: 100, volumeThreshold: 100, resetTimeoutMs: 1000 } }));
+    const { port } = httpPort(
+      flaky,
+      options(url, { breaker: { errorThresholdPercentage: 100, volumeThreshold: 100, resetTimeoutMs: 1000 } }),
+    );
     failuresLeft = 2;
     calls = 0;
     expect(await port.read({})).toEqual({ n: 3 });
@@ -162,7 +212,10 @@ describe('resilience', () => {
   it('answers 502 for a problem code the contract does not declare, whatever status the remote gave, and does not retry it', async () => {
     const { port } = httpPort(flaky, options(url));
     for (const status of [400, 404, 409, 418]) {
-      problem = { status, body: { type: 'urn:x', title: 'Odd', status, code: 'ELSEWHERE.ODD', detail: 'secret internals' } };
+      problem = {
+        status,
+        body: { type: 'urn:x', title: 'Odd', status, code: 'ELSEWHERE.ODD', detail: 'secret internals' },
+      };
       calls = 0;
       const err = (await port.read({}).catch((e: unknown) => e)) as BadGateway;
       expect(err, `remote ${status}`).toBeInstanceOf(BadGateway);

@@ -44,10 +44,17 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
   const o = { ...opts };
   if (o.timeoutMs < 1) throw new Error('timeoutMs must be at least 1');
   if (o.retries < 0) throw new Error('retries must not be negative');
-  const known = new Map<string, ErrorClass>([...contract.errors, ValidationFailed as unknown as ErrorClass].map((e) => [e.code, e]));
+  const known = new Map<string, ErrorClass>(
+    [...contract.errors, ValidationFailed as unknown as ErrorClass].map((e) => [e.code, e]),
+  );
   const base = `${o.baseUrl.replace(/\/$/, '')}${INTERNAL_PREFIX}/${contract.name}`;
   // undici's own client with kept-alive connections: the global fetch made an AbortSignal and several promises per call, a third of the order service's CPU in split mode.
-  const dispatcher = new Agent({ headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connectTimeout: o.timeoutMs, keepAliveTimeout: 10_000 });
+  const dispatcher = new Agent({
+    headersTimeout: o.timeoutMs,
+    bodyTimeout: o.timeoutMs,
+    connectTimeout: o.timeoutMs,
+    keepAliveTimeout: 10_000,
+  });
 
   const send = async (method: string, input: unknown, span: Span): Promise<unknown> => {
     let status: number;
@@ -56,13 +63,20 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
       const res = await request(`${base}/${method}`, {
         method: 'POST',
         dispatcher,
-        headers: { 'content-type': 'application/json', [SERVICE_KEY_HEADER]: o.serviceKey, 'x-request-id': currentRequestId() ?? '', ...traceHeaders() },
+        headers: {
+          'content-type': 'application/json',
+          [SERVICE_KEY_HEADER]: o.serviceKey,
+          'x-request-id': currentRequestId() ?? '',
+          ...traceHeaders(),
+        },
         body: JSON.stringify(input),
       });
       status = res.statusCode;
       body = (await res.body.json().catch(() => undefined)) as Record<string, unknown> | undefined;
     } catch (err) {
-      throw new Unanswered(`${contract.name} did not answer ${method}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Unanswered(
+        `${contract.name} did not answer ${method}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     span.setAttribute('http.response.status_code', status);
     if (status >= 200 && status < 300) return body;
@@ -75,17 +89,32 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
     }
     // Anything else is between the services, never the caller's doing: its status must not reach the caller.
     if (status === 401 || status === 403) {
-      o.logger.error({ remote: contract.name, method, status, code }, 'the remote service refused this service: check SERVICE_KEY on both sides');
-      throw new ServiceUnavailable(`The ${contract.name} service cannot be reached right now`, { service: contract.name });
+      o.logger.error(
+        { remote: contract.name, method, status, code },
+        'the remote service refused this service: check SERVICE_KEY on both sides',
+      );
+      throw new ServiceUnavailable(`The ${contract.name} service cannot be reached right now`, {
+        service: contract.name,
+      });
     }
-    o.logger.error({ remote: contract.name, method, status, code }, 'the remote service answered a problem its contract does not declare');
-    throw new BadGateway(`The ${contract.name} service gave an answer this service does not understand`, { service: contract.name });
+    o.logger.error(
+      { remote: contract.name, method, status, code },
+      'the remote service answered a problem its contract does not declare',
+    );
+    throw new BadGateway(`The ${contract.name} service gave an answer this service does not understand`, {
+      service: contract.name,
+    });
   };
 
   /** One try, as a client span whose context travels in the request headers. */
   const attempt = (method: string, input: unknown): Promise<unknown> =>
-    inSpan(`POST ${contract.name}.${method}`, { kind: SpanKind.CLIENT, attributes: { 'rpc.service': contract.name, 'rpc.method': method, 'http.request.method': 'POST' } }, (span) =>
-      send(method, input, span),
+    inSpan(
+      `POST ${contract.name}.${method}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'rpc.service': contract.name, 'rpc.method': method, 'http.request.method': 'POST' },
+      },
+      (span) => send(method, input, span),
     );
 
   const call = async (method: string, input: unknown): Promise<unknown> => {
@@ -123,10 +152,13 @@ export function httpPort<C extends ContractDef>(contract: C, opts: HttpPortOptio
       } catch (err) {
         if (err instanceof AppError) throw err;
         const open = (err as { code?: string }).code === 'EOPENBREAKER';
-        throw new ServiceUnavailable(open ? `The ${contract.name} service is unavailable (circuit open)` : (err as Error).message, {
-          service: contract.name,
-          retryAfterSeconds: open ? Math.ceil(o.breaker.resetTimeoutMs / 1000) : 5,
-        });
+        throw new ServiceUnavailable(
+          open ? `The ${contract.name} service is unavailable (circuit open)` : (err as Error).message,
+          {
+            service: contract.name,
+            retryAfterSeconds: open ? Math.ceil(o.breaker.resetTimeoutMs / 1000) : 5,
+          },
+        );
       }
     };
   }

@@ -1,5 +1,12 @@
 import type { Logger } from 'pino';
-import { assertHandlersCover, type DeliveryContext, type EventBus, type EventEnvelope, type EventHandler, type EventRoutes } from '../../kit/events.ts';
+import {
+  assertHandlersCover,
+  type DeliveryContext,
+  type EventBus,
+  type EventEnvelope,
+  type EventHandler,
+  type EventRoutes,
+} from '../../kit/events.ts';
 import { requestContext } from '../../kit/request-context.ts';
 
 /**
@@ -31,8 +38,17 @@ export class InProcessEventBus implements EventBus {
       const hosted = this.handlers.get(consumer);
       const handler = hosted?.[event.type];
       if (!handler) {
-        failures.push(new Error(hosted ? `${consumer} has no handler for ${event.type}` : `${consumer} is not hosted in this process and there is no broker to reach it`));
-        this.logger.debug({ eventId: event.id, type: event.type, consumer }, 'event not handled here; kept for a retry');
+        failures.push(
+          new Error(
+            hosted
+              ? `${consumer} has no handler for ${event.type}`
+              : `${consumer} is not hosted in this process and there is no broker to reach it`,
+          ),
+        );
+        this.logger.debug(
+          { eventId: event.id, type: event.type, consumer },
+          'event not handled here; kept for a retry',
+        );
         continue;
       }
       try {

@@ -9,7 +9,11 @@ class ThingNotFound extends defineError('THING.NOT_FOUND', 404, 'Thing not found
 const contract = defineContract({
   name: 'thing',
   methods: {
-    getThing: { input: z.object({ id: z.string().min(1) }), output: z.object({ id: z.string(), price: z.number().int() }), idempotent: true },
+    getThing: {
+      input: z.object({ id: z.string().min(1) }),
+      output: z.object({ id: z.string(), price: z.number().int() }),
+      idempotent: true,
+    },
   },
   events: {},
   errors: [ThingNotFound],

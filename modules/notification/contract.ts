@@ -43,7 +43,14 @@ export const NotificationDto = z
   });
 export type NotificationDto = z.infer<typeof NotificationDto>;
 
-export class NotificationNotFound extends defineError('NOTIFICATION.NOT_FOUND', 404, 'Notification not found', z.object({ id: z.string().meta({ description: 'The id asked for' }) }).meta({ example: { id: '0193a1b2-0000-7000-8000-00000000000a' } })) {}
+export class NotificationNotFound extends defineError(
+  'NOTIFICATION.NOT_FOUND',
+  404,
+  'Notification not found',
+  z
+    .object({ id: z.string().meta({ description: 'The id asked for' }) })
+    .meta({ example: { id: '0193a1b2-0000-7000-8000-00000000000a' } }),
+) {}
 
 /** The notification module is driven by events; it offers other modules nothing to call yet. */
 export const notificationContract = defineContract({

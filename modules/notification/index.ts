@@ -38,15 +38,24 @@ const notificationSettings = z
     SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
   })
   .superRefine((env, ctx) => {
-    if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL) ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'expected to be set when NOTIFY_TRANSPORT is smtp' });
+    if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL)
+      ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'expected to be set when NOTIFY_TRANSPORT is smtp' });
   });
 
-export const notificationModule = defineModule<NotificationDeps, NotificationRuntime, typeof notificationContract, typeof notificationSettings>({
+export const notificationModule = defineModule<
+  NotificationDeps,
+  NotificationRuntime,
+  typeof notificationContract,
+  typeof notificationSettings
+>({
   name: 'notification',
   schema: SCHEMA,
   contract: notificationContract,
   requires: ['user'],
-  consumes: [subscribe(userContract, ['user.registered']), subscribe(orderContract, ['order.confirmed', 'order.cancelled'])],
+  consumes: [
+    subscribe(userContract, ['user.registered']),
+    subscribe(orderContract, ['order.confirmed', 'order.cancelled']),
+  ],
   entities: [NotificationEntity],
   migrations: notificationMigrations,
   routes: notificationRoutes,
@@ -63,14 +72,18 @@ export const notificationModule = defineModule<NotificationDeps, NotificationRun
     users: k.port(userContract),
     locale: k.settings.NOTIFY_LOCALE,
     transport:
-      k.settings.NOTIFY_TRANSPORT === 'smtp' && k.settings.SMTP_URL ? { kind: 'smtp', url: k.settings.SMTP_URL, from: k.settings.SMTP_FROM } : { kind: 'log' },
+      k.settings.NOTIFY_TRANSPORT === 'smtp' && k.settings.SMTP_URL
+        ? { kind: 'smtp', url: k.settings.SMTP_URL, from: k.settings.SMTP_FROM }
+        : { kind: 'log' },
     transportOverride: k.overrides.transport as MailTransport | undefined,
   }),
   async create(deps) {
     const transport =
       deps.transportOverride ??
       // nodemailer is loaded only when mail goes out over SMTP.
-      (deps.transport.kind === 'smtp' ? new (await import('./transports/smtp.ts')).SmtpTransport(deps.transport) : new LogTransport(deps.logger));
+      (deps.transport.kind === 'smtp'
+        ? new (await import('./transports/smtp.ts')).SmtpTransport(deps.transport)
+        : new LogTransport(deps.logger));
     const service = new NotificationService({ ...deps, transport });
     return {
       runtime: { service },

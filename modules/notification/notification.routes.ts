@@ -19,7 +19,11 @@ export const notificationRoutes = [
     summary: 'Your notifications, newest first (admins: everyone’s, filterable)',
     tags: ['notifications'],
     access: 'user',
-    query: z.strictObject({ ...pageQuery, status: z.enum(NOTIFICATION_STATUSES).optional(), userId: z.string().max(64).optional() }),
+    query: z.strictObject({
+      ...pageQuery,
+      status: z.enum(NOTIFICATION_STATUSES).optional(),
+      userId: z.string().max(64).optional(),
+    }),
     response: pageOf(NotificationDto).meta({ id: 'NotificationPage' }),
     problems: [Forbidden],
     handler: ({ query, principal }, { service }) => service.list(principal!, query),

@@ -86,17 +86,30 @@ export class NotificationService {
         this.handle(e, delivery, 'welcome', async () => {
           const p = payload(userContract.events['user.registered'].payload, e);
           const user = await recipient(p.userId);
-          return { userId: user.id, recipient: user.email, rendered: welcome[t]({ fullName: greetingName(user.fullName, user.username), username: user.username }) };
+          return {
+            userId: user.id,
+            recipient: user.email,
+            rendered: welcome[t]({ fullName: greetingName(user.fullName, user.username), username: user.username }),
+          };
         }),
       'order.confirmed': (e, delivery) =>
         this.handle(e, delivery, 'order-confirmed', async () => {
           const order: OrderDto = payload(orderContract.events['order.confirmed'].payload, e);
           const user = await recipient(order.userId);
-          const items = order.items.map((i) => ({ name: i.name, quantity: i.quantity, lineTotal: this.money(i.lineTotal, order.currency) }));
+          const items = order.items.map((i) => ({
+            name: i.name,
+            quantity: i.quantity,
+            lineTotal: this.money(i.lineTotal, order.currency),
+          }));
           return {
             userId: user.id,
             recipient: user.email,
-            rendered: orderConfirmed[t]({ fullName: greetingName(user.fullName, user.username), orderId: order.id, items, total: this.money(order.total, order.currency) }),
+            rendered: orderConfirmed[t]({
+              fullName: greetingName(user.fullName, user.username),
+              orderId: order.id,
+              items,
+              total: this.money(order.total, order.currency),
+            }),
           };
         }),
       'order.cancelled': (e, delivery) =>
@@ -106,7 +119,11 @@ export class NotificationService {
           return {
             userId: user.id,
             recipient: user.email,
-            rendered: orderCancelled[t]({ fullName: greetingName(user.fullName, user.username), orderId: order.id, total: this.money(order.total, order.currency) }),
+            rendered: orderCancelled[t]({
+              fullName: greetingName(user.fullName, user.username),
+              orderId: order.id,
+              total: this.money(order.total, order.currency),
+            }),
           };
         }),
     };
@@ -120,7 +137,12 @@ export class NotificationService {
    * so the bus retries. As before, a crash between the send and its record
    * means one more send on redelivery; nothing is ever lost.
    */
-  private async handle(event: EventEnvelope, delivery: DeliveryContext, template: string, prepare: () => Promise<Prepared>): Promise<void> {
+  private async handle(
+    event: EventEnvelope,
+    delivery: DeliveryContext,
+    template: string,
+    prepare: () => Promise<Prepared>,
+  ): Promise<void> {
     const known = await this.d.sql.query<{ status: Notification['status'] }>(
       `select "status" from ${table('notifications')} where "event_id" = $1 and "template" = $2`,
       [event.id, template],
@@ -140,11 +162,18 @@ export class NotificationService {
       throw err;
     }
     const notificationId = await this.record(values, 'sent', null);
-    this.d.logger.info({ notificationId, template, eventId: event.id, transport: this.d.transport.name }, 'notification sent');
+    this.d.logger.info(
+      { notificationId, template, eventId: event.id, transport: this.d.transport.name },
+      'notification sent',
+    );
   }
 
   /** The notification's row after an attempt (created, or its attempt counted), and the event in the inbox, in one statement. */
-  private async record(values: unknown[], status: Notification['status'], lastError: string | null): Promise<string | undefined> {
+  private async record(
+    values: unknown[],
+    status: Notification['status'],
+    lastError: string | null,
+  ): Promise<string | undefined> {
     const rows = await this.d.sql.query<{ id: string }>(
       `with "inbox" as (
          insert into ${table('inbox')} ("event_id", "handler") values ($2, $4) on conflict do nothing returning "event_id")
@@ -160,12 +189,19 @@ export class NotificationService {
     return rows[0]?.id;
   }
 
-  async list(principal: Principal, q: { skip: number; limit: number; userId?: string; status?: Notification['status'] }): Promise<Page<NotificationDto>> {
+  async list(
+    principal: Principal,
+    q: { skip: number; limit: number; userId?: string; status?: Notification['status'] },
+  ): Promise<Page<NotificationDto>> {
     const where: FilterQuery<Notification> = {};
     const userId = ownerScope(principal, q.userId, 'notifications');
     if (userId) where.userId = userId;
     if (q.status) where.status = q.status;
-    const [items, total] = await this.em().findAndCount(NotificationEntity, where, { orderBy: { createdAt: 'desc', id: 'desc' }, offset: q.skip, limit: q.limit });
+    const [items, total] = await this.em().findAndCount(NotificationEntity, where, {
+      orderBy: { createdAt: 'desc', id: 'desc' },
+      offset: q.skip,
+      limit: q.limit,
+    });
     return { items: items.map(toNotificationDto), total, skip: q.skip, limit: q.limit };
   }
 

@@ -31,7 +31,15 @@ export const OrderDto = z
       id: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b',
       userId: '0193a1b2-0000-7000-8000-000000000001',
       status: 'confirmed',
-      items: [{ productId: '64d3a0000000000000000001', name: 'Kopi Gayo Arabika 250 g', unitPrice: 8_500_000, quantity: 2, lineTotal: 17_000_000 }],
+      items: [
+        {
+          productId: '64d3a0000000000000000001',
+          name: 'Kopi Gayo Arabika 250 g',
+          unitPrice: 8_500_000,
+          quantity: 2,
+          lineTotal: 17_000_000,
+        },
+      ],
       total: 17_000_000,
       currency: 'IDR',
       rejectionReason: null,
@@ -41,7 +49,14 @@ export const OrderDto = z
   });
 export type OrderDto = z.infer<typeof OrderDto>;
 
-export class OrderNotFound extends defineError('ORDER.NOT_FOUND', 404, 'Order not found', z.object({ id: z.string().meta({ description: 'The id asked for' }) }).meta({ example: { id: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b' } })) {}
+export class OrderNotFound extends defineError(
+  'ORDER.NOT_FOUND',
+  404,
+  'Order not found',
+  z
+    .object({ id: z.string().meta({ description: 'The id asked for' }) })
+    .meta({ example: { id: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b' } }),
+) {}
 
 export const orderContract = defineContract({
   name: 'order',

@@ -86,9 +86,11 @@ export class IdempotencyStore {
     for (;;) {
       const row = await this.read(userId, key);
       if (!row) return undefined;
-      if (row.request_hash !== requestHash) throw new IdempotencyKeyReused('This Idempotency-Key was used with a different request body');
+      if (row.request_hash !== requestHash)
+        throw new IdempotencyKeyReused('This Idempotency-Key was used with a different request body');
       if (row.state === 'done') return row;
-      if (Date.now() >= deadline) throw new IdempotencyInFlight('A request with this Idempotency-Key is still in progress; retry shortly');
+      if (Date.now() >= deadline)
+        throw new IdempotencyInFlight('A request with this Idempotency-Key is still in progress; retry shortly');
       await sleep(this.o.pollMs);
     }
   }
@@ -108,7 +110,10 @@ export class IdempotencyStore {
         const problem: StoredProblem = { code: err.code, title: err.title, detail: err.message, extras: err.extras };
         await finish(err.status, problem);
       } else {
-        await this.sql.query(`delete from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`, [userId, key]);
+        await this.sql.query(`delete from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`, [
+          userId,
+          key,
+        ]);
       }
       throw err;
     }
@@ -120,12 +125,20 @@ export class IdempotencyStore {
     const body = jsonColumn<unknown>(row.response_body);
     if ((row.response_status ?? 200) < 400) return body as T;
     const p = body as StoredProblem;
-    throw new AppError({ code: p.code, status: row.response_status!, title: p.title, detail: p.detail, extras: p.extras });
+    throw new AppError({
+      code: p.code,
+      status: row.response_status!,
+      title: p.title,
+      detail: p.detail,
+      extras: p.extras,
+    });
   }
 
   /** Deletes keys past their lifetime; returns how many. */
   async prune(): Promise<number> {
-    const rows = await this.sql.query(`delete from ${table('idempotency_keys')} where "expires_at" <= now() returning "key"`);
+    const rows = await this.sql.query(
+      `delete from ${table('idempotency_keys')} where "expires_at" <= now() returning "key"`,
+    );
     return rows.length;
   }
 }

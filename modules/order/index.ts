@@ -37,7 +37,12 @@ const orderSettings = z.object({
   ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30),
 });
 
-export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: OrderRecovery }, typeof orderContract, typeof orderSettings>({
+export const orderModule = defineModule<
+  OrderDeps,
+  OrderRuntime & { recovery: OrderRecovery },
+  typeof orderContract,
+  typeof orderSettings
+>({
   name: 'order',
   schema: SCHEMA,
   contract: orderContract,
@@ -62,11 +67,18 @@ export const orderModule = defineModule<OrderDeps, OrderRuntime & { recovery: Or
     },
   }),
   async create(deps) {
-    const idempotency = new IdempotencyStore(deps.sql, { ttlSeconds: deps.settings.idempotencyTtlSeconds, waitMs: 10_000, pollMs: 25 });
+    const idempotency = new IdempotencyStore(deps.sql, {
+      ttlSeconds: deps.settings.idempotencyTtlSeconds,
+      waitMs: 10_000,
+      pollMs: 25,
+    });
     const service = new OrderService({ ...deps, idempotency, limits: deps.settings });
     const recovery = new OrderRecovery(
       { orm: deps.orm, products: deps.products, orders: service, idempotency, logger: deps.logger },
-      { pendingTimeoutSeconds: deps.settings.pendingTimeoutSeconds, intervalSeconds: deps.settings.recoveryIntervalSeconds },
+      {
+        pendingTimeoutSeconds: deps.settings.pendingTimeoutSeconds,
+        intervalSeconds: deps.settings.recoveryIntervalSeconds,
+      },
     );
     const stuckAfterSeconds = deps.settings.pendingTimeoutSeconds;
     deps.meter.gauge({

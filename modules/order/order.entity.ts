@@ -7,7 +7,15 @@ import type { ORDER_STATUSES } from './contract.ts';
  * release it), `confirmed`, `rejected`, `cancelled`, `release_failed` (stock
  * not given back yet; recovery retries), `released` (stock given back).
  */
-export const ORDER_STEPS = ['placed', 'reserve_failed', 'confirmed', 'rejected', 'cancelled', 'release_failed', 'released'] as const;
+export const ORDER_STEPS = [
+  'placed',
+  'reserve_failed',
+  'confirmed',
+  'rejected',
+  'cancelled',
+  'release_failed',
+  'released',
+] as const;
 export type OrderStep = (typeof ORDER_STEPS)[number];
 
 export interface OrderLineRecord {

@@ -10,7 +10,12 @@ export class OrderOutOfStock extends defineError(
   'Out of stock',
   z
     .object({ orderId: z.string().meta({ description: 'The order, recorded as rejected' }), items: ShortLines })
-    .meta({ example: { orderId: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b', items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }] } }),
+    .meta({
+      example: {
+        orderId: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b',
+        items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }],
+      },
+    }),
 ) {}
 /** 409: the order was rejected because a product disappeared while ordering, or the order could not complete. */
 export class OrderRejected extends defineError(
@@ -29,7 +34,9 @@ export class OrderNotCancellable extends defineError(
   'ORDER.NOT_CANCELLABLE',
   409,
   'Order cannot be cancelled',
-  z.object({ orderStatus: z.enum(ORDER_STATUSES).meta({ description: 'The status the order is in' }) }).meta({ example: { orderStatus: 'cancelled' } }),
+  z
+    .object({ orderStatus: z.enum(ORDER_STATUSES).meta({ description: 'The status the order is in' }) })
+    .meta({ example: { orderStatus: 'cancelled' } }),
 ) {}
 /** 422: the Idempotency-Key was used before with a different body. */
 export class IdempotencyKeyReused extends defineError('ORDER.IDEMPOTENCY_KEY_REUSED', 422, 'Idempotency key reused') {}

@@ -33,16 +33,26 @@ function build(products: ProductPort) {
     users: app.server.ports.get('user') as UserPort,
     products,
     idempotency,
-    events: createEventRecorder({ module: 'order', schema: 'orders', events: orderContract.events, wake: () => undefined }),
+    events: createEventRecorder({
+      module: 'order',
+      schema: 'orders',
+      events: orderContract.events,
+      wake: () => undefined,
+    }),
     limits: { maxQuantity: 100, maxLines: 10 },
     currency: 'IDR',
     logger,
     meter: registryMeter(registry, 'order'),
   });
   // A timeout of 0: every pending order counts as stuck, as it would after a crash once the timeout passed.
-  const recovery = new OrderRecovery({ orm, products, orders, idempotency, logger }, { pendingTimeoutSeconds: 0, intervalSeconds: 60 });
+  const recovery = new OrderRecovery(
+    { orm, products, orders, idempotency, logger },
+    { pendingTimeoutSeconds: 0, intervalSeconds: 60 },
+  );
   const counted = async (outcome: string, reason: string) =>
-    (await registry.getSingleMetricAsString('toko_orders_total')).includes(`toko_orders_total{module="order",outcome="${outcome}",reason="${reason}"} 1`);
+    (await registry.getSingleMetricAsString('toko_orders_total')).includes(
+      `toko_orders_total{module="order",outcome="${outcome}",reason="${reason}"} 1`,
+    );
   return { orders, recovery, orm, counted };
 }
 
@@ -58,7 +68,10 @@ describe('order recovery', () => {
   it('compensates an order that crashed after reserving stock and before confirming', async () => {
     const { real, productId, userId, stockOf } = await setup(5);
     // The process "dies" right after the reservation: the call succeeds, the confirmation never happens.
-    const crashing: ProductPort = { ...real, reserveStock: async (input) => (await real.reserveStock(input), Promise.reject(new Error('process died'))) };
+    const crashing: ProductPort = {
+      ...real,
+      reserveStock: async (input) => (await real.reserveStock(input), Promise.reject(new Error('process died'))),
+    };
     const { orders, recovery, orm, counted } = build(crashing);
     const err = await orders.place(userId, [{ productId, quantity: 2 }]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServiceUnavailable);
@@ -88,7 +101,9 @@ describe('order recovery', () => {
       },
     };
     const { orders, recovery, orm } = build(unavailable);
-    const err = (await orders.place(userId, [{ productId, quantity: 1 }]).catch((e: unknown) => e)) as ServiceUnavailable;
+    const err = (await orders
+      .place(userId, [{ productId, quantity: 1 }])
+      .catch((e: unknown) => e)) as ServiceUnavailable;
     expect(err).toBeInstanceOf(ServiceUnavailable);
     expect(err.headers['Retry-After']).toBe('5');
     expect((await orm.em.fork().find(OrderEntity, { userId })).map((o) => o.status)).toEqual(['pending']);
@@ -125,31 +140,64 @@ describe('order recovery', () => {
 
   it('shows staff where a stuck order stopped and why, counts it, and drops it once recovery finished it', async () => {
     const { real, productId, userId } = await setup(3);
-    const down: ProductPort = { ...real, reserveStock: async () => Promise.reject(new Error('catalogue down: connection refused')) };
+    const down: ProductPort = {
+      ...real,
+      reserveStock: async () => Promise.reject(new Error('catalogue down: connection refused')),
+    };
     const { orders, recovery } = build(down);
-    const err = (await orders.place(userId, [{ productId, quantity: 1 }]).catch((e: unknown) => e)) as ServiceUnavailable;
+    const err = (await orders
+      .place(userId, [{ productId, quantity: 1 }])
+      .catch((e: unknown) => e)) as ServiceUnavailable;
     expect(err).toBeInstanceOf(ServiceUnavailable);
     const orderId = err.extras.orderId as string;
 
     const admin = (await call(app.url, 'POST', '/api/v1/users/login', { body: TEST_ADMIN })).body.accessToken as string;
-    const view = await call<{ items: Record<string, unknown>[]; total: number }>(app.url, 'GET', '/api/v1/admin/orders?status=pending&limit=100', { token: admin });
+    const view = await call<{ items: Record<string, unknown>[]; total: number }>(
+      app.url,
+      'GET',
+      '/api/v1/admin/orders?status=pending&limit=100',
+      { token: admin },
+    );
     expect(view.status).toBe(200);
-    expect(view.body.items.find((o) => o.id === orderId)).toMatchObject({ status: 'pending', stockHeld: true, lastStep: 'reserve_failed', lastError: 'catalogue down: connection refused', userId });
+    expect(view.body.items.find((o) => o.id === orderId)).toMatchObject({
+      status: 'pending',
+      stockHeld: true,
+      lastStep: 'reserve_failed',
+      lastError: 'catalogue down: connection refused',
+      userId,
+    });
     // Stuck means idle past the pending timeout: at once with a timeout of 0, not with an hour.
     expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 0)).items.map((o) => o.id)).toContain(orderId);
-    expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 3600)).items.map((o) => o.id)).not.toContain(orderId);
+    expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 3600)).items.map((o) => o.id)).not.toContain(
+      orderId,
+    );
     const stuckBefore = (await orders.stuckCounts(0)).pending;
     expect(stuckBefore).toBeGreaterThanOrEqual(1);
     // The module's gauge is on /metrics (its own timeout is the configured one, so only the series is checked here).
-    expect((await call<string>(app.url, 'GET', '/metrics')).text).toMatch(/toko_orders_stuck\{module="order",state="pending"[^}]*\} \d+/);
+    expect((await call<string>(app.url, 'GET', '/metrics')).text).toMatch(
+      /toko_orders_stuck\{module="order",state="pending"[^}]*\} \d+/,
+    );
 
     await recovery.runOnce();
-    const after = await call<{ items: Record<string, unknown>[] }>(app.url, 'GET', '/api/v1/admin/orders?status=rejected&limit=100', { token: admin });
-    expect(after.body.items.find((o) => o.id === orderId)).toMatchObject({ status: 'rejected', lastStep: 'rejected', stockHeld: false });
+    const after = await call<{ items: Record<string, unknown>[] }>(
+      app.url,
+      'GET',
+      '/api/v1/admin/orders?status=rejected&limit=100',
+      { token: admin },
+    );
+    expect(after.body.items.find((o) => o.id === orderId)).toMatchObject({
+      status: 'rejected',
+      lastStep: 'rejected',
+      stockHeld: false,
+    });
     expect((await orders.sagas({ skip: 0, limit: 100, stuck: true }, 0)).items.map((o) => o.id)).not.toContain(orderId);
 
     const customer = await registerCustomer(app.url);
-    const token = (await call(app.url, 'POST', '/api/v1/users/login', { body: { email: customer.email, password: customer.password } })).body.accessToken as string;
+    const token = (
+      await call(app.url, 'POST', '/api/v1/users/login', {
+        body: { email: customer.email, password: customer.password },
+      })
+    ).body.accessToken as string;
     expect((await call(app.url, 'GET', '/api/v1/admin/orders', { token })).status).toBe(403);
     expect((await call(app.url, 'GET', '/api/v1/admin/orders?stuck=maybe', { token: admin })).status).toBe(422);
   });

@@ -34,7 +34,13 @@ export class OrderRecovery {
   private running: Promise<RecoveryResult> | undefined;
 
   constructor(
-    private readonly deps: { orm: MikroORM; products: ProductPort; orders: OrderService; idempotency: IdempotencyStore; logger: Logger },
+    private readonly deps: {
+      orm: MikroORM;
+      products: ProductPort;
+      orders: OrderService;
+      idempotency: IdempotencyStore;
+      logger: Logger;
+    },
     opts: RecoveryOptions,
   ) {
     this.o = { ...opts };
@@ -43,7 +49,10 @@ export class OrderRecovery {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.runOnce().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')), this.o.intervalSeconds * 1000);
+    this.timer = setInterval(
+      () => void this.runOnce().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')),
+      this.o.intervalSeconds * 1000,
+    );
     this.timer.unref();
   }
 
@@ -68,23 +77,38 @@ export class OrderRecovery {
     const cutoff = new Date(Date.now() - this.o.pendingTimeoutSeconds * 1000);
     const result: RecoveryResult = { compensated: 0, released: 0, prunedKeys: 0 };
 
-    const stuck = await em.find(OrderEntity, { status: 'pending', updatedAt: { $lte: cutoff } }, { limit: 500, orderBy: { updatedAt: 'asc' } });
+    const stuck = await em.find(
+      OrderEntity,
+      { status: 'pending', updatedAt: { $lte: cutoff } },
+      { limit: 500, orderBy: { updatedAt: 'asc' } },
+    );
     for (const order of stuck) {
       try {
         // Release first: if we die after it, the next pass releases again (a no-op) and rejects.
         await products.releaseStock({ reservationId: order.id });
-        const rejected = await orders.transition(order.id, 'pending', { status: 'rejected', rejectionReason: 'not_completed', stockHeld: false, lastStep: 'rejected' });
+        const rejected = await orders.transition(order.id, 'pending', {
+          status: 'rejected',
+          rejectionReason: 'not_completed',
+          stockHeld: false,
+          lastStep: 'rejected',
+        });
         if (rejected) {
           result.compensated++;
           logger.warn({ orderId: order.id }, 'stuck pending order released and rejected');
         }
       } catch (err) {
         logger.warn({ err, orderId: order.id }, 'could not compensate a pending order; will retry');
-        await orders.transition(order.id, 'pending', { lastError: errorText(err, 'recovery could not release the stock: ') }).catch(() => undefined);
+        await orders
+          .transition(order.id, 'pending', { lastError: errorText(err, 'recovery could not release the stock: ') })
+          .catch(() => undefined);
       }
     }
 
-    const held = await em.find(OrderEntity, { status: 'cancelled', stockHeld: true, updatedAt: { $lte: cutoff } }, { limit: 500 });
+    const held = await em.find(
+      OrderEntity,
+      { status: 'cancelled', stockHeld: true, updatedAt: { $lte: cutoff } },
+      { limit: 500 },
+    );
     for (const order of held) {
       if (await orders.releaseStock(order)) result.released++;
     }

@@ -20,7 +20,12 @@ let admin: string;
 const http = api(() => app.url);
 
 beforeAll(async () => {
-  app = await startTestApp({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ORDER_MAX_QUANTITY: '20', ORDER_MAX_LINES: '3' });
+  app = await startTestApp({
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    ORDER_MAX_QUANTITY: '20',
+    ORDER_MAX_LINES: '3',
+  });
   admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
 });
 afterAll(() => app?.close());
@@ -28,12 +33,17 @@ afterAll(() => app?.close());
 async function customer() {
   const u = newUser();
   const reg = await http.post('/api/v1/users/register', u);
-  const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+  const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body
+    .accessToken as string;
   return { id: reg.body.id as string, token };
 }
 
 async function product(stock: number, price = 1_500_000): Promise<Product> {
-  const res = await http.post<Product>('/api/v1/products', { name: `Barang ${Math.random()}`, price, stock, category: 'uji' }, { token: admin });
+  const res = await http.post<Product>(
+    '/api/v1/products',
+    { name: `Barang ${Math.random()}`, price, stock, category: 'uji' },
+    { token: admin },
+  );
   expect(res.status).toBe(201);
   return res.body;
 }
@@ -52,7 +62,13 @@ describe('POST /api/v1/orders', () => {
       { productId: b.id, quantity: 1 },
     ]);
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ userId: c.id, status: 'confirmed', currency: 'IDR', total: 3_250_000, rejectionReason: null });
+    expect(res.body).toMatchObject({
+      userId: c.id,
+      status: 'confirmed',
+      currency: 'IDR',
+      total: 3_250_000,
+      rejectionReason: null,
+    });
     expect(res.body.items).toEqual([
       { productId: a.id, name: a.name, unitPrice: 1_500_000, quantity: 2, lineTotal: 3_000_000 },
       { productId: b.id, name: b.name, unitPrice: 250_000, quantity: 1, lineTotal: 250_000 },
@@ -83,15 +99,30 @@ describe('POST /api/v1/orders', () => {
       [{ items: [{ productId: 'nope', quantity: 0 }] }, ['items.0.productId', 'items.0.quantity']],
       [{ items: [] }, ['items']],
       [{ items: [{ productId: a.id, quantity: 1.5 }] }, ['items.0.quantity']],
-      [{ items: [{ productId: a.id, quantity: 15 }, { productId: a.id, quantity: 6 }] }, ['items.0.quantity']],
+      [
+        {
+          items: [
+            { productId: a.id, quantity: 15 },
+            { productId: a.id, quantity: 6 },
+          ],
+        },
+        ['items.0.quantity'],
+      ],
       [{ items: [{ productId: a.id, quantity: 1 }], note: 'x' }, ['note']],
     ];
     for (const [body, paths] of cases) {
       const res = await http.post('/api/v1/orders', body, { token: c.token });
-      expect({ body, status: res.status, paths: (res.body.errors as { path: string }[]).map((e) => e.path).sort() }).toEqual({ body, status: 422, paths });
+      expect({
+        body,
+        status: res.status,
+        paths: (res.body.errors as { path: string }[]).map((e) => e.path).sort(),
+      }).toEqual({ body, status: 422, paths });
     }
     const tooMany = await Promise.all([product(1), product(1), product(1), product(1)]);
-    const res = await order(c.token, tooMany.map((p) => ({ productId: p.id, quantity: 1 })));
+    const res = await order(
+      c.token,
+      tooMany.map((p) => ({ productId: p.id, quantity: 1 })),
+    );
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([{ path: 'items', message: 'At most 3 different products per order' }]);
     expect(await stockOf(a.id)).toBe(100);
@@ -107,7 +138,10 @@ describe('POST /api/v1/orders', () => {
       { productId: b.id, quantity: 2 },
     ]);
     expect(res.status).toBe(409);
-    expect(res.body).toMatchObject({ code: 'ORDER.OUT_OF_STOCK', items: [{ productId: b.id, requested: 2, available: 1 }] });
+    expect(res.body).toMatchObject({
+      code: 'ORDER.OUT_OF_STOCK',
+      items: [{ productId: b.id, requested: 2, available: 1 }],
+    });
     expect(await stockOf(a.id)).toBe(10);
     expect(await stockOf(b.id)).toBe(1);
     const rejected = await http.get<Order>(`/api/v1/orders/${res.body.orderId as string}`, { token: c.token });
@@ -117,7 +151,9 @@ describe('POST /api/v1/orders', () => {
   it('never oversells: 50 concurrent orders for stock 10 give 10 confirmed and 40 rejected', async () => {
     const buyers = await Promise.all(Array.from({ length: 5 }, customer));
     const a = await product(10);
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => order(buyers[i % 5]!.token, [{ productId: a.id, quantity: 1 }])));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => order(buyers[i % 5]!.token, [{ productId: a.id, quantity: 1 }])),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(10);
     expect(statuses.filter((s) => s === 409)).toHaveLength(40);
@@ -150,7 +186,11 @@ describe('Idempotency-Key', () => {
   it('turns 20 concurrent identical requests into one order', async () => {
     const c = await customer();
     const a = await product(50);
-    const results = await Promise.all(Array.from({ length: 20 }, () => order(c.token, [{ productId: a.id, quantity: 2 }], { 'idempotency-key': 'checkout-1' })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        order(c.token, [{ productId: a.id, quantity: 2 }], { 'idempotency-key': 'checkout-1' }),
+      ),
+    );
     expect(results.map((r) => r.status)).toEqual(Array(20).fill(201));
     expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
     expect(await stockOf(a.id)).toBe(48);
@@ -171,7 +211,9 @@ describe('Idempotency-Key', () => {
     expect(changed.status).toBe(422);
     expect(changed.body.code).toBe('ORDER.IDEMPOTENCY_KEY_REUSED');
     // The same key from someone else is a different request.
-    expect((await order(other.token, [{ productId: a.id, quantity: 5 }], { 'idempotency-key': 'k-409' })).status).toBe(201);
+    expect((await order(other.token, [{ productId: a.id, quantity: 5 }], { 'idempotency-key': 'k-409' })).status).toBe(
+      201,
+    );
   });
 
   it('refuses a malformed key', async () => {
@@ -199,7 +241,10 @@ describe('reading and cancelling', () => {
     expect((await http.post(`/api/v1/orders/${mine.id}/cancel`, undefined, { token: bob.token })).status).toBe(404);
     expect((await http.get<{ total: number }>('/api/v1/orders', { token: bob.token })).body.total).toBe(0);
     expect((await http.get(`/api/v1/orders?userId=${alice.id}`, { token: bob.token })).status).toBe(403);
-    const forAdmin = await http.get<{ items: Order[]; total: number }>(`/api/v1/orders?userId=${alice.id}&status=confirmed`, { token: admin });
+    const forAdmin = await http.get<{ items: Order[]; total: number }>(
+      `/api/v1/orders?userId=${alice.id}&status=confirmed`,
+      { token: admin },
+    );
     expect(forAdmin.body.items.map((o) => o.id)).toEqual([mine.id]);
     expect((await http.get('/api/v1/orders')).status).toBe(401);
   });
@@ -225,6 +270,9 @@ describe('reading and cancelling', () => {
     const placed = (await order(c.token, [{ productId: a.id, quantity: 1 }])).body;
     expect((await http.post(`/api/v1/orders/${placed.id}/cancel`, undefined, { token: admin })).status).toBe(200);
     const rejected = await order(c.token, [{ productId: a.id, quantity: 9 }]);
-    expect((await http.post(`/api/v1/orders/${rejected.body.orderId as string}/cancel`, undefined, { token: c.token })).status).toBe(409);
+    expect(
+      (await http.post(`/api/v1/orders/${rejected.body.orderId as string}/cancel`, undefined, { token: c.token }))
+        .status,
+    ).toBe(409);
   });
 });

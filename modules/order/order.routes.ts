@@ -4,7 +4,14 @@ import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor } from '../../kit/route.ts';
 import { ProductId } from '../product/contract.ts';
 import { ORDER_STATUSES, OrderDto, OrderNotFound } from './contract.ts';
-import { CustomerInactive, IdempotencyInFlight, IdempotencyKeyReused, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
+import {
+  CustomerInactive,
+  IdempotencyInFlight,
+  IdempotencyKeyReused,
+  OrderNotCancellable,
+  OrderOutOfStock,
+  OrderRejected,
+} from './order.errors.ts';
 import { ORDER_STEPS } from './order.entity.ts';
 import type { OrderService } from './order.service.ts';
 
@@ -48,10 +55,18 @@ const route = routesFor<OrderRuntime>();
 const PlaceOrderBody = z
   .strictObject({
     items: z
-      .array(z.strictObject({ productId: ProductId, quantity: z.number().int('Must be a whole number').min(1, 'Must be at least 1') }))
+      .array(
+        z.strictObject({
+          productId: ProductId,
+          quantity: z.number().int('Must be a whole number').min(1, 'Must be at least 1'),
+        }),
+      )
       .min(1, 'Order at least one item')
       .max(100)
-      .meta({ description: 'Lines for the same product are merged (quantities added). Limits: ORDER_MAX_LINES, ORDER_MAX_QUANTITY.' }),
+      .meta({
+        description:
+          'Lines for the same product are merged (quantities added). Limits: ORDER_MAX_LINES, ORDER_MAX_QUANTITY.',
+      }),
   })
   .meta({ id: 'PlaceOrder', example: { items: [{ productId: '64d3a0000000000000000001', quantity: 2 }] } });
 
@@ -81,8 +96,16 @@ export const orderRoutes = [
     }),
     status: 201,
     response: OrderDto,
-    problems: [CustomerInactive, OrderOutOfStock, OrderRejected, IdempotencyInFlight, IdempotencyKeyReused, ServiceUnavailable],
-    handler: ({ body, headers, principal }, { service }) => service.place(principal!.userId, body.items, headers['idempotency-key']),
+    problems: [
+      CustomerInactive,
+      OrderOutOfStock,
+      OrderRejected,
+      IdempotencyInFlight,
+      IdempotencyKeyReused,
+      ServiceUnavailable,
+    ],
+    handler: ({ body, headers, principal }, { service }) =>
+      service.place(principal!.userId, body.items, headers['idempotency-key']),
   }),
   route({
     method: 'get',
@@ -91,7 +114,11 @@ export const orderRoutes = [
     summary: 'Your orders, newest first (admins: everyone’s, filterable by user)',
     tags: ['orders'],
     access: 'user',
-    query: z.strictObject({ ...pageQuery, status: z.enum(ORDER_STATUSES).optional(), userId: z.string().max(64).optional() }),
+    query: z.strictObject({
+      ...pageQuery,
+      status: z.enum(ORDER_STATUSES).optional(),
+      userId: z.string().max(64).optional(),
+    }),
     response: pageOf(OrderDto).meta({ id: 'OrderPage' }),
     problems: [Forbidden],
     handler: ({ query, principal }, { service }) => service.list(principal!, query),
@@ -116,14 +143,20 @@ export const orderRoutes = [
     summary: 'Orders by saga state, with the last step and error of each (admin)',
     description: [
       'The "why is this order stuck" view. `stuck=true` keeps the orders the recovery pass has yet to finish — pending, or cancelled with stock still held —',
-      'untouched for longer than ORDER_PENDING_TIMEOUT_SECONDS, oldest first. `lastStep` is one of: ' + ORDER_STEPS.join(', ') + '.',
+      'untouched for longer than ORDER_PENDING_TIMEOUT_SECONDS, oldest first. `lastStep` is one of: ' +
+        ORDER_STEPS.join(', ') +
+        '.',
     ].join(' '),
     tags: ['orders', 'admin'],
     access: 'admin',
     query: z.strictObject({
       ...pageQuery,
       status: z.enum(ORDER_STATUSES).optional(),
-      stuck: z.enum(['true', 'false']).optional().transform((v) => v === 'true').meta({ description: 'Only orders recovery has yet to finish, idle past the pending timeout' }),
+      stuck: z
+        .enum(['true', 'false'])
+        .optional()
+        .transform((v) => v === 'true')
+        .meta({ description: 'Only orders recovery has yet to finish, idle past the pending timeout' }),
     }),
     response: pageOf(OrderSagaDto).meta({ id: 'OrderSagaPage' }),
     problems: [Forbidden],

@@ -7,7 +7,13 @@ import { outboxInsert, outboxValues, type EventRecorder } from '../../kit/events
 import type { Sql } from '../../kit/sql.ts';
 import { ServiceUnavailable, ValidationFailed, type FieldError } from '../../kit/errors.ts';
 import type { Page } from '../../kit/pagination.ts';
-import { OutOfStock, ProductNotFound, ReservationClosed, type ProductPort, type Reservation } from '../product/contract.ts';
+import {
+  OutOfStock,
+  ProductNotFound,
+  ReservationClosed,
+  type ProductPort,
+  type Reservation,
+} from '../product/contract.ts';
 import { UserNotFound, type UserPort } from '../user/contract.ts';
 import { OrderNotFound, type OrderDto } from './contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
@@ -134,7 +140,8 @@ export interface OrderSaga {
 }
 
 /** An error as staff may read it: its message, never a stack, at most 500 characters. */
-export const errorText = (err: unknown, context = '') => `${context}${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
+export const errorText = (err: unknown, context = '') =>
+  `${context}${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
 
 export class OrderService {
   /** `toko_orders_total{outcome,reason}`: orders leaving `pending` or `confirmed`, counted where the change commits. */
@@ -161,11 +168,15 @@ export class OrderService {
     for (const i of items) merged.set(i.productId, (merged.get(i.productId) ?? 0) + i.quantity);
     const lines = [...merged].map(([productId, quantity]) => ({ productId, quantity }));
     const errors: FieldError[] = [];
-    if (lines.length > this.d.limits.maxLines) errors.push({ path: 'items', message: `At most ${this.d.limits.maxLines} different products per order` });
+    if (lines.length > this.d.limits.maxLines)
+      errors.push({ path: 'items', message: `At most ${this.d.limits.maxLines} different products per order` });
     lines.forEach((l) => {
       if (l.quantity > this.d.limits.maxQuantity) {
         const index = items.findIndex((i) => i.productId === l.productId);
-        errors.push({ path: `items.${index}.quantity`, message: `At most ${this.d.limits.maxQuantity} of one product per order` });
+        errors.push({
+          path: `items.${index}.quantity`,
+          message: `At most ${this.d.limits.maxQuantity} of one product per order`,
+        });
       }
     });
     if (errors.length) throw new ValidationFailed('The order is not valid', { errors });
@@ -190,11 +201,18 @@ export class OrderService {
     await this.ensureCustomer(userId);
     const snapshots = await this.d.products.getPrices({ ids: lines.map((l) => l.productId) });
     const byId = new Map(snapshots.map((s) => [s.id, s]));
-    const unknown = lines.flatMap((l, i) => (byId.has(l.productId) ? [] : [{ path: `items.${i}.productId`, message: 'No such product' }]));
+    const unknown = lines.flatMap((l, i) =>
+      byId.has(l.productId) ? [] : [{ path: `items.${i}.productId`, message: 'No such product' }],
+    );
     if (unknown.length) throw new ValidationFailed('The order names products that do not exist', { errors: unknown });
 
     const now = new Date();
-    const pendingLines = lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: byId.get(l.productId)!.name, unitPrice: byId.get(l.productId)!.price }));
+    const pendingLines = lines.map((l) => ({
+      productId: l.productId,
+      quantity: l.quantity,
+      name: byId.get(l.productId)!.name,
+      unitPrice: byId.get(l.productId)!.price,
+    }));
     const order: Order = {
       id: randomUUID(),
       userId,
@@ -224,9 +242,21 @@ export class OrderService {
       throw await this.failedReservation(order.id, err);
     }
     // The reservation's snapshot is what the customer pays: it was taken atomically with the stock.
-    const confirmedLines = reservation.lines.map((l) => ({ productId: l.productId, quantity: l.quantity, name: l.name, unitPrice: l.unitPrice }));
-    const confirmed = await this.confirm({ ...order, status: 'confirmed', lines: confirmedLines, total: totalOf(confirmedLines), updatedAt: new Date() });
-    if (!confirmed) throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
+    const confirmedLines = reservation.lines.map((l) => ({
+      productId: l.productId,
+      quantity: l.quantity,
+      name: l.name,
+      unitPrice: l.unitPrice,
+    }));
+    const confirmed = await this.confirm({
+      ...order,
+      status: 'confirmed',
+      lines: confirmedLines,
+      total: totalOf(confirmedLines),
+      updatedAt: new Date(),
+    });
+    if (!confirmed)
+      throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
     this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
     return toOrderDto(confirmed);
   }
@@ -255,12 +285,22 @@ export class OrderService {
 
   private async failedReservation(orderId: string, err: unknown): Promise<Error> {
     if (err instanceof OutOfStock) {
-      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'out_of_stock', stockHeld: false, lastStep: 'rejected' });
+      await this.transition(orderId, 'pending', {
+        status: 'rejected',
+        rejectionReason: 'out_of_stock',
+        stockHeld: false,
+        lastStep: 'rejected',
+      });
       this.d.logger.info({ orderId }, 'order rejected: out of stock');
       return new OrderOutOfStock(err.message, { orderId, items: err.extras.items });
     }
     if (err instanceof ProductNotFound) {
-      await this.transition(orderId, 'pending', { status: 'rejected', rejectionReason: 'product_unavailable', stockHeld: false, lastStep: 'rejected' });
+      await this.transition(orderId, 'pending', {
+        status: 'rejected',
+        rejectionReason: 'product_unavailable',
+        stockHeld: false,
+        lastStep: 'rejected',
+      });
       return new OrderRejected('A product was removed while ordering', { orderId, ids: err.extras.ids });
     }
     if (err instanceof ReservationClosed) {
@@ -268,15 +308,25 @@ export class OrderService {
       return new OrderRejected('The order could not be completed in time and was released', { orderId });
     }
     this.d.logger.warn({ err, orderId }, 'stock reservation failed; order left pending for recovery');
-    await this.transition(orderId, 'pending', { lastStep: 'reserve_failed', lastError: errorText(err) }).catch(() => undefined);
-    return new ServiceUnavailable('The catalogue is not available right now; the order was not placed', { orderId, retryAfterSeconds: 5 });
+    await this.transition(orderId, 'pending', { lastStep: 'reserve_failed', lastError: errorText(err) }).catch(
+      () => undefined,
+    );
+    return new ServiceUnavailable('The catalogue is not available right now; the order was not placed', {
+      orderId,
+      retryAfterSeconds: 5,
+    });
   }
 
   /**
    * Moves an order out of `from` if it is still there (the condition makes
    * racing writers safe), recording `event` in the same transaction.
    */
-  async transition(id: string, from: Order['status'], change: Partial<Order>, event?: 'order.confirmed' | 'order.cancelled'): Promise<Order | null> {
+  async transition(
+    id: string,
+    from: Order['status'],
+    change: Partial<Order>,
+    event?: 'order.confirmed' | 'order.cancelled',
+  ): Promise<Order | null> {
     const set = setClause(change, new Date(), 3);
     const update = `update ${table('orders')} set ${set.sql} where "id" = $1 and "status" = $2 returning *`;
     const values = [id, from, ...set.values];
@@ -322,12 +372,19 @@ export class OrderService {
     return order;
   }
 
-  async list(principal: Principal, q: { skip: number; limit: number; status?: Order['status']; userId?: string }): Promise<Page<OrderDto>> {
+  async list(
+    principal: Principal,
+    q: { skip: number; limit: number; status?: Order['status']; userId?: string },
+  ): Promise<Page<OrderDto>> {
     const where: FilterQuery<Order> = {};
     const userId = ownerScope(principal, q.userId, 'orders');
     if (userId) where.userId = userId;
     if (q.status) where.status = q.status;
-    const [orders, total] = await this.em().findAndCount(OrderEntity, where, { orderBy: { createdAt: 'desc', id: 'desc' }, offset: q.skip, limit: q.limit });
+    const [orders, total] = await this.em().findAndCount(OrderEntity, where, {
+      orderBy: { createdAt: 'desc', id: 'desc' },
+      offset: q.skip,
+      limit: q.limit,
+    });
     return { items: orders.map(toOrderDto), total, skip: q.skip, limit: q.limit };
   }
 
@@ -337,17 +394,31 @@ export class OrderService {
    * cancelled with stock still held — untouched for `stuckAfterSeconds`;
    * oldest first.
    */
-  async sagas(q: { skip: number; limit: number; status?: Order['status']; stuck?: boolean }, stuckAfterSeconds: number): Promise<Page<OrderSaga>> {
+  async sagas(
+    q: { skip: number; limit: number; status?: Order['status']; stuck?: boolean },
+    stuckAfterSeconds: number,
+  ): Promise<Page<OrderSaga>> {
     const where: string[] = [];
     const values: unknown[] = [];
     if (q.status) where.push(`"status" = $${values.push(q.status)}`);
-    if (q.stuck) where.push(`(${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $${values.push(stuckAfterSeconds)})`);
+    if (q.stuck)
+      where.push(
+        `(${UNFINISHED}) and "updated_at" <= now() - make_interval(secs => $${values.push(stuckAfterSeconds)})`,
+      );
     const filter = where.length ? `where ${where.join(' and ')}` : '';
     const rows = await this.d.sql.query<OrderRow & { total_count: string }>(
       `select *, count(*) over () as "total_count" from ${table('orders')} ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
       [...values, q.limit, q.skip],
     );
-    const total = rows[0] ? Number(rows[0].total_count) : q.skip > 0 ? Number((await this.d.sql.query<{ n: string }>(`select count(*) as n from ${table('orders')} ${filter}`, values))[0]!.n) : 0;
+    const total = rows[0]
+      ? Number(rows[0].total_count)
+      : q.skip > 0
+        ? Number(
+            (
+              await this.d.sql.query<{ n: string }>(`select count(*) as n from ${table('orders')} ${filter}`, values)
+            )[0]!.n,
+          )
+        : 0;
     const now = Date.now();
     return {
       items: rows.map(fromRow).map((o) => ({
@@ -382,8 +453,14 @@ export class OrderService {
   /** Cancels a confirmed order and gives its stock back; a failed give-back is retried by the recovery pass. */
   async cancel(id: string, principal: Principal): Promise<OrderDto> {
     const order = await this.visible(id, principal);
-    const cancelled = order.status === 'confirmed' ? await this.transition(id, 'confirmed', { status: 'cancelled', lastStep: 'cancelled' }, 'order.cancelled') : null;
-    if (!cancelled) throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, { orderStatus: order.status });
+    const cancelled =
+      order.status === 'confirmed'
+        ? await this.transition(id, 'confirmed', { status: 'cancelled', lastStep: 'cancelled' }, 'order.cancelled')
+        : null;
+    if (!cancelled)
+      throw new OrderNotCancellable(`Only confirmed orders can be cancelled; this one is ${order.status}`, {
+        orderStatus: order.status,
+      });
     this.d.logger.info({ orderId: id }, 'order cancelled');
     return toOrderDto((await this.releaseStock(cancelled)) ?? cancelled);
   }
@@ -394,7 +471,9 @@ export class OrderService {
       await this.d.products.releaseStock({ reservationId: order.id });
     } catch (err) {
       this.d.logger.warn({ err, orderId: order.id }, 'stock release failed; the recovery pass will retry');
-      await this.transition(order.id, order.status, { lastStep: 'release_failed', lastError: errorText(err) }).catch(() => undefined);
+      await this.transition(order.id, order.status, { lastStep: 'release_failed', lastError: errorText(err) }).catch(
+        () => undefined,
+      );
       return null;
     }
     return this.transition(order.id, order.status, { stockHeld: false, lastStep: 'released', lastError: null });

@@ -16,7 +16,12 @@ export const ProductSnapshot = z.object({
 export type ProductSnapshot = z.infer<typeof ProductSnapshot>;
 
 /** A product's name and price, without stock: what an order shows before its reservation. */
-export const ProductPrice = z.object({ id: z.string(), name: z.string(), price: z.number().int(), currency: z.string().length(3) });
+export const ProductPrice = z.object({
+  id: z.string(),
+  name: z.string(),
+  price: z.number().int(),
+  currency: z.string().length(3),
+});
 export type ProductPrice = z.infer<typeof ProductPrice>;
 
 export const StockLine = z.object({ productId: ProductId, quantity: z.number().int().min(1) });
@@ -73,14 +78,18 @@ export class OutOfStock extends defineError(
   'PRODUCT.OUT_OF_STOCK',
   409,
   'Out of stock',
-  z.object({ items: ShortLines }).meta({ example: { items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }] } }),
+  z
+    .object({ items: ShortLines })
+    .meta({ example: { items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }] } }),
 ) {}
 /** 404; `ids` lists the product ids that do not exist. */
 export class ProductNotFound extends defineError(
   'PRODUCT.NOT_FOUND',
   404,
   'Product not found',
-  z.object({ ids: z.array(z.string()).meta({ description: 'The product ids that do not exist' }) }).meta({ example: { ids: ['64d3a0000000000000000009'] } }),
+  z
+    .object({ ids: z.array(z.string()).meta({ description: 'The product ids that do not exist' }) })
+    .meta({ example: { ids: ['64d3a0000000000000000009'] } }),
 ) {}
 /** 409; the reservation id was released before (or instead of) being reserved, so it can never reserve. */
 export class ReservationClosed extends defineError('PRODUCT.RESERVATION_CLOSED', 409, 'Reservation closed') {}
@@ -89,13 +98,21 @@ export const productContract = defineContract({
   name: 'product',
   methods: {
     /** Snapshots of the products that exist; unknown ids are left out. Idempotent. */
-    getProducts: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(ProductSnapshot), idempotent: true },
+    getProducts: {
+      input: z.object({ ids: z.array(z.string()).max(500) }),
+      output: z.array(ProductSnapshot),
+      idempotent: true,
+    },
     /**
      * Names and prices of the products that exist (unknown ids left out),
      * from memory where the product module has them: not changed by stock
      * moving, and up to PRODUCT_CACHE_TTL_MS old in another process. Idempotent.
      */
-    getPrices: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(ProductPrice), idempotent: true },
+    getPrices: {
+      input: z.object({ ids: z.array(z.string()).max(500) }),
+      output: z.array(ProductPrice),
+      idempotent: true,
+    },
     /**
      * Takes stock for every line or for none. Idempotent per reservationId: a
      * repeat returns the first result. Throws OutOfStock, ProductNotFound, ReservationClosed.

@@ -7,6 +7,10 @@ export class StockConflict extends defineError(
   409,
   'Stock conflict',
   z
-    .object({ productId: z.string(), stock: z.number().int().meta({ description: 'Stock as it stands' }), delta: z.number().int().meta({ description: 'The adjustment refused' }) })
+    .object({
+      productId: z.string(),
+      stock: z.number().int().meta({ description: 'Stock as it stands' }),
+      delta: z.number().int().meta({ description: 'The adjustment refused' }),
+    })
     .meta({ example: { productId: '64d3a0000000000000000001', stock: 3, delta: -5 } }),
 ) {}

@@ -10,7 +10,15 @@ let admin: string;
 let customer: string;
 const http = api(() => app.url);
 
-type Product = { id: string; name: string; price: number; stock: number; category: string; currency: string; imageUrl: string | null };
+type Product = {
+  id: string;
+  name: string;
+  price: number;
+  stock: number;
+  category: string;
+  currency: string;
+  imageUrl: string | null;
+};
 type Page = { items: Product[]; total: number; skip: number; limit: number };
 
 beforeAll(async () => {
@@ -18,7 +26,8 @@ beforeAll(async () => {
   admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
   const u = newUser();
   await http.post('/api/v1/users/register', u);
-  customer = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+  customer = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body
+    .accessToken as string;
 });
 afterAll(() => app?.close());
 
@@ -76,13 +85,29 @@ describe('GET /api/v1/products/:id', () => {
 
 describe('admin writes', () => {
   it('creates, changes and deletes a product; customers get 403 and strangers 401', async () => {
-    const body = { name: 'Batik Tulis Solo', description: 'Kain batik tulis', price: 75_000_000, stock: 3, category: 'Fashion', imageUrl: 'https://img.example/batik.jpg' };
+    const body = {
+      name: 'Batik Tulis Solo',
+      description: 'Kain batik tulis',
+      price: 75_000_000,
+      stock: 3,
+      category: 'Fashion',
+      imageUrl: 'https://img.example/batik.jpg',
+    };
     expect((await http.post('/api/v1/products', body, { token: customer })).status).toBe(403);
     expect((await http.post('/api/v1/products', body)).status).toBe(401);
     const p = await create(body);
-    expect(p).toMatchObject({ name: 'Batik Tulis Solo', price: 75_000_000, stock: 3, category: 'fashion', currency: 'IDR' });
+    expect(p).toMatchObject({
+      name: 'Batik Tulis Solo',
+      price: 75_000_000,
+      stock: 3,
+      category: 'fashion',
+      currency: 'IDR',
+    });
 
-    const patched = await http.send<Product>('PATCH', `/api/v1/products/${p.id}`, { body: { price: 70_000_000, imageUrl: null }, token: admin });
+    const patched = await http.send<Product>('PATCH', `/api/v1/products/${p.id}`, {
+      body: { price: 70_000_000, imageUrl: null },
+      token: admin,
+    });
     expect(patched.status).toBe(200);
     expect(patched.body).toMatchObject({ price: 70_000_000, imageUrl: null, stock: 3 });
 
@@ -94,9 +119,20 @@ describe('admin writes', () => {
   });
 
   it('validates every field and refuses stock changes through PATCH', async () => {
-    const res = await http.post('/api/v1/products', { name: '', price: 10.5, stock: -1, category: 'Bad Category!', imageUrl: 'ftp://x', colour: 'red' }, { token: admin });
+    const res = await http.post(
+      '/api/v1/products',
+      { name: '', price: 10.5, stock: -1, category: 'Bad Category!', imageUrl: 'ftp://x', colour: 'red' },
+      { token: admin },
+    );
     expect(res.status).toBe(422);
-    expect((res.body.errors as { path: string }[]).map((e) => e.path).sort()).toEqual(['category', 'colour', 'imageUrl', 'name', 'price', 'stock']);
+    expect((res.body.errors as { path: string }[]).map((e) => e.path).sort()).toEqual([
+      'category',
+      'colour',
+      'imageUrl',
+      'name',
+      'price',
+      'stock',
+    ]);
     const p = await create({ name: 'Gelas', price: 100, category: 'rumah' });
     const patch = await http.send('PATCH', `/api/v1/products/${p.id}`, { body: { stock: 100 }, token: admin });
     expect(patch.status).toBe(422);
@@ -121,11 +157,16 @@ describe('admin writes', () => {
 
   it('answers 422 with the bound, not 500, when stock would pass what a product can hold, and keeps the stock', async () => {
     const p = await create({ name: 'Beras', price: 100, stock: 0, category: 'rumah' });
-    for (let i = 0; i < 2; i++) expect((await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1e9 }, { token: admin })).status).toBe(200);
+    for (let i = 0; i < 2; i++)
+      expect((await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1e9 }, { token: admin })).status).toBe(200);
     const third = await http.post(`/api/v1/products/${p.id}/stock`, { delta: 1e9 }, { token: admin });
     expect(third.status).toBe(422);
-    expect(third.body.errors).toEqual([{ path: 'delta', message: 'At most 147483647 can be added: stock cannot exceed 2147483647' }]);
+    expect(third.body.errors).toEqual([
+      { path: 'delta', message: 'At most 147483647 can be added: stock cannot exceed 2147483647' },
+    ]);
     expect((await http.get<Product>(`/api/v1/products/${p.id}`)).body.stock).toBe(2e9);
-    expect((await http.post<Product>(`/api/v1/products/${p.id}/stock`, { delta: 147_483_647 }, { token: admin })).body.stock).toBe(2_147_483_647);
+    expect(
+      (await http.post<Product>(`/api/v1/products/${p.id}/stock`, { delta: 147_483_647 }, { token: admin })).body.stock,
+    ).toBe(2_147_483_647);
   });
 });

@@ -22,24 +22,53 @@ const categoryName = z
   .toLowerCase()
   .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'Must be 1-64 characters of a-z, 0-9 and -');
 const category = categoryName.meta({ example: 'makanan-minuman' });
-const imageUrl = z.url({ protocol: /^https?$/, message: 'Must be an http(s) URL' }).max(2048).nullable().meta({ example: 'https://cdn.example/kopi.jpg' });
-
+const imageUrl = z
+  .url({ protocol: /^https?$/, message: 'Must be an http(s) URL' })
+  .max(2048)
+  .nullable()
+  .meta({ example: 'https://cdn.example/kopi.jpg' });
 
 export const NewProductBody = z
-  .strictObject({ name, description: description.default(''), price, stock: z.number().int().min(0).max(1e9).default(0), category, imageUrl: imageUrl.default(null) })
+  .strictObject({
+    name,
+    description: description.default(''),
+    price,
+    stock: z.number().int().min(0).max(1e9).default(0),
+    category,
+    imageUrl: imageUrl.default(null),
+  })
   .meta({
     id: 'NewProduct',
-    example: { name: 'Kopi Gayo Arabika 250 g', description: 'Biji kopi arabika dari dataran tinggi Gayo.', price: 8_500_000, stock: 40, category: 'makanan-minuman', imageUrl: null },
+    example: {
+      name: 'Kopi Gayo Arabika 250 g',
+      description: 'Biji kopi arabika dari dataran tinggi Gayo.',
+      price: 8_500_000,
+      stock: 40,
+      category: 'makanan-minuman',
+      imageUrl: null,
+    },
   });
 
 export const ProductPatchBody = z
   .strictObject({ name, description, price, category, imageUrl })
   .partial()
   .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change')
-  .meta({ id: 'ProductPatch', description: 'Stock is changed only through POST /api/v1/products/{id}/stock.', example: { price: 7_900_000 } });
+  .meta({
+    id: 'ProductPatch',
+    description: 'Stock is changed only through POST /api/v1/products/{id}/stock.',
+    example: { price: 7_900_000 },
+  });
 
 const StockBody = z
-  .strictObject({ delta: z.number().int().min(-1e9).max(1e9).refine((d) => d !== 0, 'Must not be 0').meta({ example: 25 }) })
+  .strictObject({
+    delta: z
+      .number()
+      .int()
+      .min(-1e9)
+      .max(1e9)
+      .refine((d) => d !== 0, 'Must not be 0')
+      .meta({ example: 25 }),
+  })
   .meta({ id: 'StockAdjustment', example: { delta: 25 } });
 
 const idParams = z.strictObject({ id: z.string() });
@@ -60,7 +89,10 @@ export const productRoutes = [
       // No example here: Swagger UI would pre-fill the filter with it.
       category: categoryName.optional().meta({ description: 'Only this category (e.g. makanan-minuman)' }),
       q: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive part of the name' }),
-      sort: z.enum(PRODUCT_SORTS).default('-createdAt').meta({ description: 'Field to sort by; a leading - sorts descending' }),
+      sort: z
+        .enum(PRODUCT_SORTS)
+        .default('-createdAt')
+        .meta({ description: 'Field to sort by; a leading - sorts descending' }),
     }),
     response: pageOf(ProductDto).meta({ id: 'ProductPage' }),
     handler: ({ query }, { service }) => service.list(query),
@@ -121,7 +153,8 @@ export const productRoutes = [
     operationId: 'adjustStock',
     path: '/api/v1/products/:id/stock',
     summary: 'Restock or correct stock atomically (admin)',
-    description: 'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero, and 422 (naming how much can still be added) instead of going past 2,147,483,647.',
+    description:
+      'Adds `delta` (negative to take away). Answers 409 instead of letting stock go below zero, and 422 (naming how much can still be added) instead of going past 2,147,483,647.',
     tags: ['products'],
     access: 'admin',
     params: idParams,

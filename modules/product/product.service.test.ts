@@ -7,7 +7,17 @@ const ID = 'aaaaaaaaaaaaaaaaaaaaaaaa';
 
 /** A store holding one product in memory, counting reads, whose reads can be held back. */
 function fakeStore() {
-  const record: ProductRecord = { id: ID, name: 'Kopi', description: '', price: 100, stock: 10, category: 'kopi', imageUrl: null, createdAt: new Date(0), updatedAt: new Date(0) };
+  const record: ProductRecord = {
+    id: ID,
+    name: 'Kopi',
+    description: '',
+    price: 100,
+    stock: 10,
+    category: 'kopi',
+    imageUrl: null,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+  };
   let hold: Promise<void> | undefined;
   const store = {
     reads: 0,

@@ -2,10 +2,23 @@ import type { Logger } from 'pino';
 import type { Page } from '../../kit/pagination.ts';
 import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
-import { ProductNotFound, type ProductPrice, type ProductSnapshot, type Reservation, type StockLine } from './contract.ts';
+import {
+  ProductNotFound,
+  type ProductPrice,
+  type ProductSnapshot,
+  type Reservation,
+  type StockLine,
+} from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import { DEMO_CATALOGUE } from './seed/demo-catalogue.ts';
-import { MAX_STOCK, type NewProduct, type ProductPatch, type ProductQuery, type ProductRecord, type ProductStore } from './stores/store.ts';
+import {
+  MAX_STOCK,
+  type NewProduct,
+  type ProductPatch,
+  type ProductQuery,
+  type ProductRecord,
+  type ProductStore,
+} from './stores/store.ts';
 
 export interface ProductDto {
   id: string;
@@ -139,7 +152,9 @@ export class ProductService {
     const current = await this.store.get(id);
     if (change.reason === 'too_much') {
       const room = MAX_STOCK - (current?.stock ?? 0);
-      throw new ValidationFailed(`Stock cannot exceed ${MAX_STOCK}`, { errors: [{ path: 'delta', message: `At most ${room} can be added: stock cannot exceed ${MAX_STOCK}` }] });
+      throw new ValidationFailed(`Stock cannot exceed ${MAX_STOCK}`, {
+        errors: [{ path: 'delta', message: `At most ${room} can be added: stock cannot exceed ${MAX_STOCK}` }],
+      });
     }
     throw new StockConflict('Stock cannot go below zero', { productId: id, stock: current?.stock ?? 0, delta });
   }

@@ -39,7 +39,14 @@ export const UserRegistered = z.object({
   fullName: z.string(),
 });
 
-export class UserNotFound extends defineError('USER.NOT_FOUND', 404, 'User not found', z.object({ id: z.string().meta({ description: 'The id asked for' }) }).meta({ example: { id: '0193a1b2-0000-7000-8000-000000000001' } })) {}
+export class UserNotFound extends defineError(
+  'USER.NOT_FOUND',
+  404,
+  'User not found',
+  z
+    .object({ id: z.string().meta({ description: 'The id asked for' }) })
+    .meta({ example: { id: '0193a1b2-0000-7000-8000-000000000001' } }),
+) {}
 
 /** The same 401 for an unknown e-mail, a wrong password and a disabled account. */
 export class InvalidCredentials extends defineError('USER.INVALID_CREDENTIALS', 401, 'Invalid credentials') {}

@@ -34,12 +34,20 @@ const userSettings = z
     USER_CACHE_TTL_MS: int(0, 60_000, 1000),
     ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
     ADMIN_PASSWORD: optionalString.pipe(
-      z.string().min(8, 'expected at least 8 characters').refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`).optional(),
+      z
+        .string()
+        .min(8, 'expected at least 8 characters')
+        .refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`)
+        .optional(),
     ),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
-      ctx.addIssue({ code: 'custom', path: [env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL'], message: 'expected to be set together with the other ADMIN_ variable' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL'],
+        message: 'expected to be set together with the other ADMIN_ variable',
+      });
     }
   });
 
@@ -74,21 +82,29 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
       maxSignUpsPerClient: k.settings.REGISTER_MAX_PER_CLIENT,
       windowSeconds: k.settings.LOGIN_WINDOW_SECONDS,
     },
-    admin: k.settings.ADMIN_EMAIL && k.settings.ADMIN_PASSWORD ? { email: k.settings.ADMIN_EMAIL.toLowerCase(), password: k.settings.ADMIN_PASSWORD } : undefined,
+    admin:
+      k.settings.ADMIN_EMAIL && k.settings.ADMIN_PASSWORD
+        ? { email: k.settings.ADMIN_EMAIL.toLowerCase(), password: k.settings.ADMIN_PASSWORD }
+        : undefined,
     cacheTtlMs: k.settings.USER_CACHE_TTL_MS,
   }),
   async create(deps) {
     const service = new UserService({
       ...deps,
       guard: new LoginGuard(deps.login),
-      signUps: new SignUpGuard({ maxConflicts: deps.login.maxSignUpConflictsPerClient, maxPerClient: deps.login.maxSignUpsPerClient, windowSeconds: deps.login.windowSeconds }),
+      signUps: new SignUpGuard({
+        maxConflicts: deps.login.maxSignUpConflictsPerClient,
+        maxPerClient: deps.login.maxSignUpsPerClient,
+        windowSeconds: deps.login.windowSeconds,
+      }),
     });
     return {
       runtime: { service, tokens: deps.tokens },
       implementation: {
         getUser: ({ id }) => service.get(id),
         getUsers: ({ ids }) => service.getMany(ids),
-        signIn: ({ email, password, client }) => service.checkPassword({ email: email.trim().toLowerCase(), password }, client),
+        signIn: ({ email, password, client }) =>
+          service.checkPassword({ email: email.trim().toLowerCase(), password }, client),
       },
       start: async () => {
         if (deps.admin) await service.ensureAdmin(deps.admin);

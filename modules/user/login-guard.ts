@@ -30,12 +30,25 @@ export class LoginGuard {
 
   constructor(opts: LoginGuardOptions) {
     this.o = { ...opts };
-    if (this.o.maxFailuresPerEmail < 1 || this.o.maxFailuresPerClient < 1 || this.o.maxFailuresPerEmailAnywhere < 1) throw new Error('failure limits must be at least 1');
+    if (this.o.maxFailuresPerEmail < 1 || this.o.maxFailuresPerClient < 1 || this.o.maxFailuresPerEmailAnywhere < 1)
+      throw new Error('failure limits must be at least 1');
     if (this.o.windowSeconds < 1) throw new Error('windowSeconds must be at least 1');
     const duration = this.o.windowSeconds;
-    this.tries = new RateLimiterMemory({ keyPrefix: 'login-email-client', points: this.o.maxFailuresPerEmail, duration });
-    this.clientFailures = new RateLimiterMemory({ keyPrefix: 'login-client', points: this.o.maxFailuresPerClient, duration });
-    this.emailFailures = new RateLimiterMemory({ keyPrefix: 'login-email', points: this.o.maxFailuresPerEmailAnywhere, duration });
+    this.tries = new RateLimiterMemory({
+      keyPrefix: 'login-email-client',
+      points: this.o.maxFailuresPerEmail,
+      duration,
+    });
+    this.clientFailures = new RateLimiterMemory({
+      keyPrefix: 'login-client',
+      points: this.o.maxFailuresPerClient,
+      duration,
+    });
+    this.emailFailures = new RateLimiterMemory({
+      keyPrefix: 'login-email',
+      points: this.o.maxFailuresPerEmailAnywhere,
+      duration,
+    });
   }
 
   /**
@@ -45,7 +58,10 @@ export class LoginGuard {
    */
   async attempt(email: string, client: string): Promise<void> {
     const spent = await Promise.all([this.clientFailures.get(client), this.emailFailures.get(email)]);
-    const over = spent.filter((r, i): r is RateLimiterRes => r !== null && r.consumedPoints >= [this.o.maxFailuresPerClient, this.o.maxFailuresPerEmailAnywhere][i]!);
+    const over = spent.filter(
+      (r, i): r is RateLimiterRes =>
+        r !== null && r.consumedPoints >= [this.o.maxFailuresPerClient, this.o.maxFailuresPerEmailAnywhere][i]!,
+    );
     if (over.length) throw this.refusal(Math.max(...over.map((r) => r.msBeforeNext)));
     try {
       await this.tries.consume(key(email, client));
@@ -66,7 +82,9 @@ export class LoginGuard {
   }
 
   private refusal(waitMs: number): TooManyRequests {
-    return new TooManyRequests('Too many failed logins; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
+    return new TooManyRequests('Too many failed logins; try again later', {
+      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+    });
   }
 }
 
@@ -84,13 +102,22 @@ export class SignUpGuard {
 
   constructor(private readonly o: { maxConflicts: number; maxPerClient: number; windowSeconds: number }) {
     if (o.maxConflicts < 1 || o.maxPerClient < 1) throw new Error('registration limits must be at least 1');
-    this.conflicts = new RateLimiterMemory({ keyPrefix: 'signup-conflicts', points: o.maxConflicts, duration: o.windowSeconds });
-    this.registrations = new RateLimiterMemory({ keyPrefix: 'signup-client', points: o.maxPerClient, duration: o.windowSeconds });
+    this.conflicts = new RateLimiterMemory({
+      keyPrefix: 'signup-conflicts',
+      points: o.maxConflicts,
+      duration: o.windowSeconds,
+    });
+    this.registrations = new RateLimiterMemory({
+      keyPrefix: 'signup-client',
+      points: o.maxPerClient,
+      duration: o.windowSeconds,
+    });
   }
 
   async attempt(client: string): Promise<void> {
     const spent = await this.conflicts.get(client);
-    if (spent && spent.consumedPoints >= this.o.maxConflicts) throw refusal(spent.msBeforeNext, 'Too many registrations with taken details from this address; try again later');
+    if (spent && spent.consumedPoints >= this.o.maxConflicts)
+      throw refusal(spent.msBeforeNext, 'Too many registrations with taken details from this address; try again later');
     try {
       await this.registrations.consume(client);
     } catch (err) {
@@ -104,4 +131,5 @@ export class SignUpGuard {
   }
 }
 
-const refusal = (waitMs: number, detail: string) => new TooManyRequests(detail, { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
+const refusal = (waitMs: number, detail: string) =>
+  new TooManyRequests(detail, { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });

@@ -6,7 +6,9 @@ export class UserAlreadyExists extends defineError(
   'USER.ALREADY_EXISTS',
   409,
   'User already exists',
-  z.object({ field: z.enum(['email', 'username']).meta({ description: 'Which one is taken' }) }).meta({ example: { field: 'email' } }),
+  z
+    .object({ field: z.enum(['email', 'username']).meta({ description: 'Which one is taken' }) })
+    .meta({ example: { field: 'email' } }),
 ) {}
 
 export { InvalidCredentials } from './contract.ts';

@@ -27,7 +27,13 @@ async function login(email: string, password: string): Promise<string> {
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 beforeAll(async () => {
-  app = await startTestApp({ ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_CLIENT: '1000', ACCOUNT_CHECK_TTL_MS: '300' });
+  app = await startTestApp({
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    LOGIN_MAX_FAILURES: '3',
+    LOGIN_MAX_FAILURES_PER_CLIENT: '1000',
+    ACCOUNT_CHECK_TTL_MS: '300',
+  });
 });
 afterAll(() => app?.close());
 
@@ -36,8 +42,25 @@ describe('POST /api/v1/users/register', () => {
     const body = newUser();
     const res = await http.post('/api/v1/users/register', { ...body, email: body.email.toUpperCase() });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ email: body.email, username: body.username, fullName: body.fullName, role: 'customer', isActive: true, isVerified: false });
-    expect(Object.keys(res.body).sort()).toEqual(['createdAt', 'email', 'fullName', 'id', 'isActive', 'isVerified', 'role', 'updatedAt', 'username']);
+    expect(res.body).toMatchObject({
+      email: body.email,
+      username: body.username,
+      fullName: body.fullName,
+      role: 'customer',
+      isActive: true,
+      isVerified: false,
+    });
+    expect(Object.keys(res.body).sort()).toEqual([
+      'createdAt',
+      'email',
+      'fullName',
+      'id',
+      'isActive',
+      'isVerified',
+      'role',
+      'updatedAt',
+      'username',
+    ]);
     expect(res.text).not.toMatch(/\$2[aby]\$/);
   });
 
@@ -66,7 +89,13 @@ describe('POST /api/v1/users/register', () => {
   });
 
   it('answers 422 with one entry per bad field and stores nothing', async () => {
-    const res = await http.post('/api/v1/users/register', { email: 'not-an-email', username: 'Ab', password: 'short', fullName: '', isAdmin: true });
+    const res = await http.post('/api/v1/users/register', {
+      email: 'not-an-email',
+      username: 'Ab',
+      password: 'short',
+      fullName: '',
+      isAdmin: true,
+    });
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('REQUEST.VALIDATION_FAILED');
     const paths = (res.body.errors as { path: string }[]).map((e) => e.path).sort();
@@ -98,7 +127,13 @@ describe('POST /api/v1/users/register', () => {
       expect(res.status, JSON.stringify(fullName)).toBe(422);
       expect((res.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['fullName']);
     }
-    for (const fullName of ['Siti Nur’aini', 'José da Silva-Putri', 'I Gusti Ngurah Rai', '김민지', 'Ir. H. Joko S.Kom']) {
+    for (const fullName of [
+      'Siti Nur’aini',
+      'José da Silva-Putri',
+      'I Gusti Ngurah Rai',
+      '김민지',
+      'Ir. H. Joko S.Kom',
+    ]) {
       expect((await http.post('/api/v1/users/register', newUser({ fullName }))).status, fullName).toBe(201);
     }
   });
@@ -109,7 +144,9 @@ describe('POST /api/v1/users/register', () => {
       expect(res.status, username).toBe(422);
       expect(res.body.errors).toEqual([{ path: 'username', message: 'Must not be a web address or domain' }]);
     }
-    expect((await http.post('/api/v1/users/register', newUser({ username: `siti.rahma${Date.now() % 100000}` }))).status).toBe(201);
+    expect(
+      (await http.post('/api/v1/users/register', newUser({ username: `siti.rahma${Date.now() % 100000}` }))).status,
+    ).toBe(201);
   });
 
   it('bounds a name before any pattern reads it: 100,000 letters are one 422 for its length', async () => {
@@ -142,7 +179,10 @@ describe('POST /api/v1/users/login', () => {
   it('gives the same 401 for an unknown e-mail and a wrong password', async () => {
     const u = await register();
     const wrong = await http.post('/api/v1/users/login', { email: u.email, password: 'not-the-password' });
-    const unknown = await http.post('/api/v1/users/login', { email: `nobody-${u.email}`, password: 'not-the-password' });
+    const unknown = await http.post('/api/v1/users/login', {
+      email: `nobody-${u.email}`,
+      password: 'not-the-password',
+    });
     expect(wrong.status).toBe(401);
     expect(unknown.status).toBe(401);
     const strip = (b: Record<string, unknown>) => ({ ...b, requestId: undefined });
@@ -202,15 +242,30 @@ describe('tokens', () => {
     const bad = {
       none: `${b64({ alg: 'none', typ: 'JWT' })}.${payload}.`,
       hs256: `${hsInput}.${createHmac('sha256', publicPem).update(hsInput).digest('base64url')}`,
-      foreignKey: jwt.sign({ role: 'admin' }, foreign, { algorithm: 'RS256', keyid: kid, subject: user.id, issuer: 'toko', audience: 'toko-api' }),
-      edited: `${header}.${b64({ ...claims, role: 'admin' })}.${token.split('.')[2]}`,
-      expired: jwt.sign({ role: 'customer', iat: Math.floor(Date.now() / 1000) - 7200, exp: Math.floor(Date.now() / 1000) - 3600 }, privatePem, {
+      foreignKey: jwt.sign({ role: 'admin' }, foreign, {
         algorithm: 'RS256',
+        keyid: kid,
         subject: user.id,
         issuer: 'toko',
         audience: 'toko-api',
       }),
-      wrongAudience: jwt.sign({ role: 'customer' }, privatePem, { algorithm: 'RS256', subject: user.id, issuer: 'toko', audience: 'someone-else' }),
+      edited: `${header}.${b64({ ...claims, role: 'admin' })}.${token.split('.')[2]}`,
+      expired: jwt.sign(
+        { role: 'customer', iat: Math.floor(Date.now() / 1000) - 7200, exp: Math.floor(Date.now() / 1000) - 3600 },
+        privatePem,
+        {
+          algorithm: 'RS256',
+          subject: user.id,
+          issuer: 'toko',
+          audience: 'toko-api',
+        },
+      ),
+      wrongAudience: jwt.sign({ role: 'customer' }, privatePem, {
+        algorithm: 'RS256',
+        subject: user.id,
+        issuer: 'toko',
+        audience: 'someone-else',
+      }),
     };
     for (const [name, t] of Object.entries(bad)) {
       const res = await http.get('/api/v1/users/me', { token: t });
@@ -263,10 +318,16 @@ describe('GET /api/v1/users/:id and GET /api/v1/users', () => {
     const customer = await login(u.email, u.password);
     const admin = await login(ADMIN.email, ADMIN.password);
     expect((await http.get('/api/v1/users', { token: customer })).status).toBe(403);
-    const all = await http.get<{ items: { id: string }[]; total: number; skip: number; limit: number }>('/api/v1/users?limit=100', { token: admin });
+    const all = await http.get<{ items: { id: string }[]; total: number; skip: number; limit: number }>(
+      '/api/v1/users?limit=100',
+      { token: admin },
+    );
     expect(all.status).toBe(200);
     expect(all.body.total).toBe(all.body.items.length);
-    const page = await http.get<{ items: { id: string }[]; total: number; skip: number; limit: number }>('/api/v1/users?skip=1&limit=2', { token: admin });
+    const page = await http.get<{ items: { id: string }[]; total: number; skip: number; limit: number }>(
+      '/api/v1/users?skip=1&limit=2',
+      { token: admin },
+    );
     expect(page.body).toMatchObject({ skip: 1, limit: 2, total: all.body.total });
     expect(page.body.items.map((i) => i.id)).toEqual(all.body.items.slice(1, 3).map((i) => i.id));
   });
@@ -287,8 +348,12 @@ describe('admin bootstrap', () => {
     const res = await http.post('/api/v1/users/login', { email: ADMIN.email, password: ADMIN.password });
     expect(res.status).toBe(401);
     const admin = await login(ADMIN.email, 'a-new-admin-password');
-    const list = await http.get<{ items: { email: string; role: string }[] }>('/api/v1/users?limit=100', { token: admin });
-    expect(list.body.items.filter((u) => u.email === ADMIN.email)).toEqual([expect.objectContaining({ role: 'admin' })]);
+    const list = await http.get<{ items: { email: string; role: string }[] }>('/api/v1/users?limit=100', {
+      token: admin,
+    });
+    expect(list.body.items.filter((u) => u.email === ADMIN.email)).toEqual([
+      expect.objectContaining({ role: 'admin' }),
+    ]);
     await app.restart();
   });
 });
@@ -307,7 +372,9 @@ describe('logs', () => {
 
   it('name the request on lines the module writes, not only on the request line', async () => {
     await http.post('/api/v1/users/register', newUser(), { headers: { 'x-request-id': 'reg-trace-1' } });
-    expect(app.logs).toContainEqual(expect.objectContaining({ msg: 'user registered', module: 'user', requestId: 'reg-trace-1' }));
+    expect(app.logs).toContainEqual(
+      expect.objectContaining({ msg: 'user registered', module: 'user', requestId: 'reg-trace-1' }),
+    );
   });
 });
 
@@ -333,17 +400,23 @@ describe('taking access back (PATCH /api/v1/users/:id)', () => {
     await eventually(() => http.get('/api/v1/users/me', { token }), 401);
     expect((await http.post('/api/v1/users/login', { email: u.email, password: u.password })).status).toBe(401);
 
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { isActive: true }, token: admin })).status).toBe(200);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { isActive: true }, token: admin })).status).toBe(
+      200,
+    );
     await eventually(() => http.get('/api/v1/users/me', { token }), 200);
   });
 
   it('demotes an admin: their admin rights end with their role, on tokens issued before', async () => {
     const admin = await login(ADMIN.email, ADMIN.password);
     const u = await register();
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: admin })).body).toMatchObject({ role: 'admin' });
+    expect(
+      (await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: admin })).body,
+    ).toMatchObject({ role: 'admin' });
     const second = await login(u.email, u.password);
     expect((await http.get('/api/v1/users?limit=1', { token: second })).status).toBe(200);
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'customer' }, token: admin })).status).toBe(200);
+    expect(
+      (await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'customer' }, token: admin })).status,
+    ).toBe(200);
     await eventually(() => http.get('/api/v1/users?limit=1', { token: second }), 403);
   });
 
@@ -352,11 +425,27 @@ describe('taking access back (PATCH /api/v1/users/:id)', () => {
     const me = (await http.get('/api/v1/users/me', { token: admin })).body.id as string;
     const u = await register();
     const customer = await login(u.email, u.password);
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: customer })).status).toBe(403);
-    expect((await http.send('PATCH', `/api/v1/users/${me}`, { body: { isActive: false }, token: admin })).status).toBe(422);
+    expect(
+      (await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'admin' }, token: customer })).status,
+    ).toBe(403);
+    expect((await http.send('PATCH', `/api/v1/users/${me}`, { body: { isActive: false }, token: admin })).status).toBe(
+      422,
+    );
     expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: {}, token: admin })).status).toBe(422);
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'owner' }, token: admin })).status).toBe(422);
-    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { passwordHash: 'x', isActive: true }, token: admin })).status).toBe(422);
-    expect((await http.send('PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', { body: { isActive: false }, token: admin })).status).toBe(404);
+    expect((await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { role: 'owner' }, token: admin })).status).toBe(
+      422,
+    );
+    expect(
+      (await http.send('PATCH', `/api/v1/users/${u.id}`, { body: { passwordHash: 'x', isActive: true }, token: admin }))
+        .status,
+    ).toBe(422);
+    expect(
+      (
+        await http.send('PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', {
+          body: { isActive: false },
+          token: admin,
+        })
+      ).status,
+    ).toBe(404);
   });
 });

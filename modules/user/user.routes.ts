@@ -51,31 +51,64 @@ export const RegisterBody = z
       .refine((v) => !carriesAddress(v), 'Must not contain a web address, a domain or an e-mail address')
       .meta({ example: 'Siti Rahmawati' }),
   })
-  .meta({ id: 'RegisterRequest', example: { email: 'siti@example.co.id', username: 'siti_rahma', password: 'rahasia-sekali', fullName: 'Siti Rahmawati' } });
+  .meta({
+    id: 'RegisterRequest',
+    example: {
+      email: 'siti@example.co.id',
+      username: 'siti_rahma',
+      password: 'rahasia-sekali',
+      fullName: 'Siti Rahmawati',
+    },
+  });
 
 export const LoginBody = z
   .strictObject({
     email,
     // The same bound as at registration: a longer password cannot be anyone's, and bcrypt would ignore its tail.
-    password: z.string().min(1, 'Must not be empty').refine(fitsBcrypt, `Must be at most ${MAX_PASSWORD_BYTES} bytes`).meta({ example: 'rahasia-sekali' }),
+    password: z
+      .string()
+      .min(1, 'Must not be empty')
+      .refine(fitsBcrypt, `Must be at most ${MAX_PASSWORD_BYTES} bytes`)
+      .meta({ example: 'rahasia-sekali' }),
   })
   .meta({ id: 'LoginRequest', example: { email: 'siti@example.co.id', password: 'rahasia-sekali' } });
 
 const TokenResponse = z
-  .object({ accessToken: z.string(), tokenType: z.literal('bearer'), expiresIn: z.number().int().meta({ description: 'Seconds' }) })
-  .meta({ id: 'TokenResponse', example: { accessToken: 'eyJhbGciOiJSUzI1NiIsImtpZCI6InRva28tMSJ9.eyJzdWIiOiIwMTkzYTFiMiJ9.c2lnbmF0dXJl', tokenType: 'bearer', expiresIn: 900 } });
+  .object({
+    accessToken: z.string(),
+    tokenType: z.literal('bearer'),
+    expiresIn: z.number().int().meta({ description: 'Seconds' }),
+  })
+  .meta({
+    id: 'TokenResponse',
+    example: {
+      accessToken: 'eyJhbGciOiJSUzI1NiIsImtpZCI6InRva28tMSJ9.eyJzdWIiOiIwMTkzYTFiMiJ9.c2lnbmF0dXJl',
+      tokenType: 'bearer',
+      expiresIn: 900,
+    },
+  });
 
 const VerifyResponse = z
   .object({
-    claims: z.object({
-      sub: z.string(),
-      role: z.string(),
-      iat: z.number(),
-      exp: z.number(),
-      iss: z.string(),
-      aud: z.union([z.string(), z.array(z.string())]),
-    })
-      .meta({ example: { sub: '0193a1b2-0000-7000-8000-000000000001', role: 'customer', iat: 1796285700, exp: 1796286600, iss: 'toko', aud: 'toko-api' } }),
+    claims: z
+      .object({
+        sub: z.string(),
+        role: z.string(),
+        iat: z.number(),
+        exp: z.number(),
+        iss: z.string(),
+        aud: z.union([z.string(), z.array(z.string())]),
+      })
+      .meta({
+        example: {
+          sub: '0193a1b2-0000-7000-8000-000000000001',
+          role: 'customer',
+          iat: 1796285700,
+          exp: 1796286600,
+          iss: 'toko',
+          aud: 'toko-api',
+        },
+      }),
     user: UserDto,
   })
   .meta({ id: 'VerifyResponse' });
@@ -101,13 +134,17 @@ export const userRoutes = [
     operationId: 'logIn',
     path: '/api/v1/users/login',
     summary: 'Exchange e-mail and password for an access token',
-    description: 'The same 401 for an unknown e-mail and a wrong password. Repeated failures answer 429 with Retry-After.',
+    description:
+      'The same 401 for an unknown e-mail and a wrong password. Repeated failures answer 429 with Retry-After.',
     tags: ['users'],
     access: 'public',
     body: LoginBody,
     response: TokenResponse,
     problems: [InvalidCredentials, TooManyRequests, ServiceUnavailable],
-    handler: async ({ body, ip }, { service }) => ({ ...(await service.login(body, ip)), tokenType: 'bearer' as const }),
+    handler: async ({ body, ip }, { service }) => ({
+      ...(await service.login(body, ip)),
+      tokenType: 'bearer' as const,
+    }),
   }),
   route({
     method: 'get',
@@ -194,7 +231,12 @@ export const userRoutes = [
     access: 'public',
     response: z
       .object({ keys: z.array(z.record(z.string(), z.unknown())) })
-      .meta({ id: 'Jwks', example: { keys: [{ kty: 'RSA', kid: 'toko-1', use: 'sig', alg: 'RS256', n: '0vx7agoebGcQSuuPiLJXZpt…', e: 'AQAB' }] } }),
+      .meta({
+        id: 'Jwks',
+        example: {
+          keys: [{ kty: 'RSA', kid: 'toko-1', use: 'sig', alg: 'RS256', n: '0vx7agoebGcQSuuPiLJXZpt…', e: 'AQAB' }],
+        },
+      }),
     handler: async (_input, { tokens }) => tokens.jwks(),
   }),
 ];

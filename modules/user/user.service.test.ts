@@ -35,8 +35,18 @@ function service(passwords: PasswordHasher) {
     ...sqlDatabase(app.server, 'user'),
     passwords,
     tokens: { issue: () => ({ accessToken: 't', expiresIn: 1 }), jwks: () => ({ keys: [] }) },
-    guard: new LoginGuard({ maxFailuresPerEmail: 100, maxFailuresPerClient: 100, maxFailuresPerEmailAnywhere: 100, windowSeconds: 60 }),
-    events: createEventRecorder({ module: 'user', schema: 'users', events: userContract.events, wake: () => undefined }),
+    guard: new LoginGuard({
+      maxFailuresPerEmail: 100,
+      maxFailuresPerClient: 100,
+      maxFailuresPerEmailAnywhere: 100,
+      windowSeconds: 60,
+    }),
+    events: createEventRecorder({
+      module: 'user',
+      schema: 'users',
+      events: userContract.events,
+      wake: () => undefined,
+    }),
     logger: pino({ level: 'silent' }),
   });
 }
@@ -47,8 +57,12 @@ describe('UserService.login', () => {
     const users = service(passwords);
     const u = newUser();
     await users.register(u);
-    await expect(users.login({ email: u.email, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(InvalidCredentials);
-    await expect(users.login({ email: `nobody-${u.email}`, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(InvalidCredentials);
+    await expect(users.login({ email: u.email, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(
+      InvalidCredentials,
+    );
+    await expect(users.login({ email: `nobody-${u.email}`, password: 'wrong-password' }, 'c1')).rejects.toBeInstanceOf(
+      InvalidCredentials,
+    );
     expect(passwords.verified).toHaveLength(2);
     expect(passwords.verified[0]).toBe(`hash:${u.password}`);
     // The unknown e-mail was compared against the dummy hash, not skipped.
@@ -60,13 +74,23 @@ describe('UserService.login', () => {
     const users = service(countingHasher());
     const u = newUser();
     const created = await users.register(u);
-    await sqlOrm(app.server, 'user').em.fork().getConnection().execute('update users.users set is_active = false where id = ?', [created.id]);
-    await expect(users.login({ email: u.email, password: u.password }, 'c2')).rejects.toBeInstanceOf(InvalidCredentials);
+    await sqlOrm(app.server, 'user')
+      .em.fork()
+      .getConnection()
+      .execute('update users.users set is_active = false where id = ?', [created.id]);
+    await expect(users.login({ email: u.email, password: u.password }, 'c2')).rejects.toBeInstanceOf(
+      InvalidCredentials,
+    );
   });
 });
 
 describe('LoginGuard', () => {
-  const limits = { maxFailuresPerEmail: 2, maxFailuresPerClient: 10, maxFailuresPerEmailAnywhere: 100, windowSeconds: 60 };
+  const limits = {
+    maxFailuresPerEmail: 2,
+    maxFailuresPerClient: 10,
+    maxFailuresPerEmailAnywhere: 100,
+    windowSeconds: 60,
+  };
   /** One wrong password, as the service reports it. */
   const fail = async (guard: LoginGuard, email: string, client: string) => {
     await guard.attempt(email, client);

@@ -82,7 +82,6 @@ function takenField(err: UniqueConstraintViolationException): 'email' | 'usernam
 }
 
 export class UserService {
-
   /**
    * Users by id: every order checks its customer and every notification
    * reads its recipient. Any change to a user made here drops it at once;
@@ -127,7 +126,12 @@ export class UserService {
           updatedAt: now,
         });
         await tx.flush();
-        await this.d.events.record(tx, 'user.registered', { userId: created.id, email: created.email, username: created.username, fullName: created.fullName });
+        await this.d.events.record(tx, 'user.registered', {
+          userId: created.id,
+          email: created.email,
+          username: created.username,
+          fullName: created.fullName,
+        });
         return created;
       });
     } catch (err) {
@@ -154,7 +158,10 @@ export class UserService {
   }
 
   /** The account an e-mail and password belong to, under the login throttle; InvalidCredentials otherwise. */
-  async checkPassword(input: { email: string; password: string }, client: string): Promise<{ id: string; role: UserDto['role'] }> {
+  async checkPassword(
+    input: { email: string; password: string },
+    client: string,
+  ): Promise<{ id: string; role: UserDto['role'] }> {
     if (!fitsBcrypt(input.password)) throw new InvalidCredentials('E-mail or password is wrong');
     await this.d.guard.attempt(input.email, client);
     const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
@@ -176,7 +183,11 @@ export class UserService {
   async get(id: string): Promise<UserDto> {
     if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
     return this.byId.get(id, async () => {
-      const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from ${table('users')} where "id" = $1`, [id], 'users.get');
+      const rows = await this.d.sql.query<UserRow>(
+        `select ${COLUMNS} from ${table('users')} where "id" = $1`,
+        [id],
+        'users.get',
+      );
       if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
       return fromRow(rows[0]);
     });
@@ -185,7 +196,11 @@ export class UserService {
   async getMany(ids: string[]): Promise<UserDto[]> {
     const valid = [...new Set(ids.filter((id) => isUuid(id)))];
     if (valid.length === 0) return [];
-    const rows = await this.d.sql.query<UserRow>(`select ${COLUMNS} from ${table('users')} where "id" = any($1::uuid[])`, [valid], 'users.getMany');
+    const rows = await this.d.sql.query<UserRow>(
+      `select ${COLUMNS} from ${table('users')} where "id" = any($1::uuid[])`,
+      [valid],
+      'users.getMany',
+    );
     return rows.map(fromRow);
   }
 
@@ -198,7 +213,10 @@ export class UserService {
     );
     const total = rows[0]
       ? Number(rows[0].total)
-      : Number((await this.d.sql.query<{ n: string }>(`select count(*) as "n" from ${table('users')}`, [], 'users.count'))[0]?.n ?? 0);
+      : Number(
+          (await this.d.sql.query<{ n: string }>(`select count(*) as "n" from ${table('users')}`, [], 'users.count'))[0]
+            ?.n ?? 0,
+        );
     return { items: rows.map(fromRow), total, skip: page.skip, limit: page.limit };
   }
 
@@ -208,9 +226,16 @@ export class UserService {
    * shop out by mistake). Every process stops honouring the user's old
    * tokens, or their old role, within ACCOUNT_CHECK_TTL_MS.
    */
-  async setAccess(id: string, change: { isActive?: boolean; role?: UserDto['role'] }, actorId: string): Promise<UserDto> {
+  async setAccess(
+    id: string,
+    change: { isActive?: boolean; role?: UserDto['role'] },
+    actorId: string,
+  ): Promise<UserDto> {
     if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
-    if (id === actorId) throw new ValidationFailed('You cannot change your own access', { errors: [{ path: 'id', message: 'Must be another user’s id' }] });
+    if (id === actorId)
+      throw new ValidationFailed('You cannot change your own access', {
+        errors: [{ path: 'id', message: 'Must be another user’s id' }],
+      });
     const rows = await this.d.sql.query<UserRow>(
       `update ${table('users')} set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now() where "id" = $1 returning ${COLUMNS}`,
       [id, change.isActive ?? null, change.role ?? null],
@@ -256,7 +281,12 @@ export class UserService {
   }
 
   private async freeUsername(em: EntityManager, email: string): Promise<string> {
-    const base = (email.split('@')[0] ?? '').toLowerCase().replace(/[^a-z0-9_.-]/g, '').slice(0, 24).padEnd(3, '_') || 'admin';
+    const base =
+      (email.split('@')[0] ?? '')
+        .toLowerCase()
+        .replace(/[^a-z0-9_.-]/g, '')
+        .slice(0, 24)
+        .padEnd(3, '_') || 'admin';
     for (let candidate = base, i = 0; i < 20; i++, candidate = `${base}-${randomBytes(3).toString('hex')}`) {
       if (!(await em.count(UserEntity, { username: candidate }))) return candidate;
     }

@@ -32,7 +32,9 @@ describe('a burst of sign-ups', () => {
       expect(await burst.verify('warm-up-password', hash)).toBe(true);
       const doneWhenLoginAnswered = hashed;
       const settled = await outcomes;
-      const refused = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as ServiceUnavailable);
+      const refused = settled
+        .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+        .map((r) => r.reason as ServiceUnavailable);
       // One hashing, ten waiting: the other 29 are refused at once.
       expect(refused).toHaveLength(29);
       for (const err of refused) {

@@ -37,7 +37,10 @@ export function createPasswordPool(opts: PasswordPoolOptions): PasswordPool {
   const hashSlots = Math.max(1, o.workers - 1);
   let hashing = 0;
   const waiting: (() => void)[] = [];
-  const busy = () => new ServiceUnavailable('Too many passwords are being checked right now; try again shortly', { retryAfterSeconds: 2 });
+  const busy = () =>
+    new ServiceUnavailable('Too many passwords are being checked right now; try again shortly', {
+      retryAfterSeconds: 2,
+    });
   const hashTurn = async <T>(work: () => Promise<T>): Promise<T> => {
     if (hashing >= hashSlots) {
       if (waiting.length >= o.queueMax) throw busy();

@@ -32,18 +32,38 @@ afterAll(async () => {
 
 describe('verifying tokens with the user service’s published keys', () => {
   it('fetches the keys once, verifies locally after that, and refreshes only for an unknown kid', async () => {
-    const verify = createRemoteVerifier({ jwksUrl, issuer: 'toko', audience: 'toko-api', logger: pino({ level: 'silent' }), minRefreshMs: 0 });
+    const verify = createRemoteVerifier({
+      jwksUrl,
+      issuer: 'toko',
+      audience: 'toko-api',
+      logger: pino({ level: 'silent' }),
+      minRefreshMs: 0,
+    });
     const u = newUser();
-    await fetch(`${app.url}/api/v1/users/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u) });
+    await fetch(`${app.url}/api/v1/users/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(u),
+    });
     const login = (await (
-      await fetch(`${app.url}/api/v1/users/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: u.email, password: u.password }) })
+      await fetch(`${app.url}/api/v1/users/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: u.email, password: u.password }),
+      })
     ).json()) as { accessToken: string };
 
     for (let i = 0; i < 5; i++) expect((await verify(login.accessToken)).role).toBe('customer');
     expect(fetches).toBe(1);
 
     const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-    const forged = jwt.sign({ role: 'admin' }, stranger, { algorithm: 'RS256', keyid: 'unknown-kid', subject: 'x', issuer: 'toko', audience: 'toko-api' });
+    const forged = jwt.sign({ role: 'admin' }, stranger, {
+      algorithm: 'RS256',
+      keyid: 'unknown-kid',
+      subject: 'x',
+      issuer: 'toko',
+      audience: 'toko-api',
+    });
     await expect(verify(forged)).rejects.toBeInstanceOf(Unauthorized);
     expect(fetches).toBe(2);
     await expect(verify('not.a.token')).rejects.toBeInstanceOf(Unauthorized);

@@ -10,7 +10,14 @@ import { remembered, verifyWith, type TokenVerifier } from './tokens.ts';
  * once, cached, and fetched again only for a `kid` it has not seen (at most
  * every `minRefreshMs`), so there is no call to the user service per request.
  */
-export function createRemoteVerifier(opts: { jwksUrl: string; issuer: string; audience: string; logger: Logger; minRefreshMs?: number; timeoutMs?: number }): TokenVerifier {
+export function createRemoteVerifier(opts: {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  logger: Logger;
+  minRefreshMs?: number;
+  timeoutMs?: number;
+}): TokenVerifier {
   const o = { minRefreshMs: 10_000, timeoutMs: 3000, ...opts };
   let keys = new Map<string, KeyObject>();
   let lastFetch = 0;
@@ -24,7 +31,8 @@ export function createRemoteVerifier(opts: { jwksUrl: string; issuer: string; au
         const body = (await res.json()) as { keys?: Record<string, unknown>[] };
         const next = new Map<string, KeyObject>();
         for (const jwk of body.keys ?? []) {
-          if (typeof jwk.kid === 'string' && jwk.kty === 'RSA') next.set(jwk.kid, createPublicKey({ key: jwk as never, format: 'jwk' }));
+          if (typeof jwk.kid === 'string' && jwk.kty === 'RSA')
+            next.set(jwk.kid, createPublicKey({ key: jwk as never, format: 'jwk' }));
         }
         keys = next;
         lastFetch = Date.now();

@@ -52,7 +52,11 @@ export type TokenVerifier = (token: string) => Promise<AccessClaims>;
  * RS256, so `alg: none` and HS256 tokens (signed with the public key as an
  * HMAC secret) are refused like any tampered token.
  */
-export function createTokenVerifier(opts: { publicKey: string | KeyObject; issuer: string; audience: string }): TokenVerifier {
+export function createTokenVerifier(opts: {
+  publicKey: string | KeyObject;
+  issuer: string;
+  audience: string;
+}): TokenVerifier {
   // Parsed once: the profile of the order benchmark showed PEM parsing as the top cost per request.
   const key = typeof opts.publicKey === 'string' ? createPublicKey(opts.publicKey) : opts.publicKey;
   return remembered(async (token) => verifyWith(token, key, opts));
@@ -78,7 +82,11 @@ export function remembered(verify: TokenVerifier, opts: { max?: number } = {}): 
 }
 
 /** Checks signature (RS256 only), issuer, audience, expiry and the claims' shape. */
-export function verifyWith(token: string, key: string | KeyObject, opts: { issuer: string; audience: string }): AccessClaims {
+export function verifyWith(
+  token: string,
+  key: string | KeyObject,
+  opts: { issuer: string; audience: string },
+): AccessClaims {
   let decoded: unknown;
   try {
     decoded = jwt.verify(token, key, { algorithms: ['RS256'], issuer: opts.issuer, audience: opts.audience });
@@ -106,7 +114,10 @@ export function accountChecked(verify: TokenVerifier, lookup: AccountLookup, ttl
   const accounts = new ReadCache<{ isActive: boolean; role: AccessClaims['role'] }>({ ttlMs, max: 50_000 });
   return async (token) => {
     const claims = await verify(token);
-    const account = await accounts.get(claims.sub, async () => (await lookup(claims.sub)) ?? { isActive: false, role: claims.role });
+    const account = await accounts.get(
+      claims.sub,
+      async () => (await lookup(claims.sub)) ?? { isActive: false, role: claims.role },
+    );
     if (!account.isActive) throw new Unauthorized('This account is no longer active');
     return account.role === claims.role ? claims : { ...claims, role: account.role };
   };

@@ -37,7 +37,11 @@ export async function openDatabases(
     if (place.kind === 'mongo') {
       // The MongoDB driver is loaded only where a module lives in MongoDB.
       const { openModuleMongo } = await import('./mongo.ts');
-      const orm = await openModuleMongo(MODULE_DEFINITIONS[name], { clientUrl: place.url, timeoutMs: config.storeTimeoutMs, logger });
+      const orm = await openModuleMongo(MODULE_DEFINITIONS[name], {
+        clientUrl: place.url,
+        timeoutMs: config.storeTimeoutMs,
+        logger,
+      });
       closer.add(`${name} database`, () => orm.close(true));
       databases.set(name, { kind: 'mongo', orm });
       continue;

@@ -32,7 +32,9 @@ describe('embedded PostgreSQL over many connections', () => {
     // Each statement differs, so a Bind landing on another connection's Parse would show in `k`.
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        (i % 2 ? a : b).query<{ n: number; s: string; k: number }>(`select $1::int as n, $2::text as s, ${i} as k`, [i, `v${i}`]).then((r) => r.rows[0]),
+        (i % 2 ? a : b)
+          .query<{ n: number; s: string; k: number }>(`select $1::int as n, $2::text as s, ${i} as k`, [i, `v${i}`])
+          .then((r) => r.rows[0]),
       ),
     );
     results.forEach((row, i) => expect(row).toEqual({ n: i, s: `v${i}`, k: i }));
@@ -58,7 +60,10 @@ describe('embedded PostgreSQL over many connections', () => {
           }
         }
         if (i % 3 === 1) return (await pool.query<{ k: number }>(`select ${i} as k`)).rows[0]!.k === i;
-        const r = await pool.query<{ k: number; s: string }>(`select $1::int as k, $2::text as s from counter where id = $3`, [i, `v${i}`, 1]);
+        const r = await pool.query<{ k: number; s: string }>(
+          `select $1::int as k, $2::text as s from counter where id = $3`,
+          [i, `v${i}`, 1],
+        );
         return r.rows[0]!.k === i && r.rows[0]!.s === `v${i}`;
       });
       const outcomes = await Promise.allSettled(work);
@@ -76,7 +81,11 @@ describe('embedded PostgreSQL over many connections', () => {
       const answers = await Promise.all(
         Array.from({ length: 60 }, async (_, i) => {
           const which = i % 3;
-          const r = await pools[which]!.query<{ v: string }>({ name: 'same-name', text: `select $1::text || '-${which}' as v`, values: [String(i)] });
+          const r = await pools[which]!.query<{ v: string }>({
+            name: 'same-name',
+            text: `select $1::text || '-${which}' as v`,
+            values: [String(i)],
+          });
           return r.rows[0]!.v === `${i}-${which}`;
         }),
       );

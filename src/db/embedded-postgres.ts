@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -26,7 +36,12 @@ export interface EmbeddedPostgresOptions {
  * a shop's working set fits in far less, and the operating system's page
  * cache sits behind it. Durability settings are left as they are.
  */
-export const EMBEDDED_SETTINGS = ['shared_buffers=8MB', 'max_connections=20', 'wal_buffers=1MB', 'maintenance_work_mem=16MB'];
+export const EMBEDDED_SETTINGS = [
+  'shared_buffers=8MB',
+  'max_connections=20',
+  'wal_buffers=1MB',
+  'maintenance_work_mem=16MB',
+];
 
 /** The installed PGlite's version (its package does not export package.json). */
 function pgliteVersion(): string {
@@ -127,7 +142,9 @@ export class EmbeddedPostgres {
         // The same pid can be a previous life of this process (pid 1 in a container), so only our own lock set counts.
         const inUse = owner === process.pid ? LOCKED_HERE.has(file) : owner > 0 && isAlive(owner);
         if (inUse) {
-          throw new Error(`the data directory ${this.o.dataDir} is in use by process ${owner}; stop it or set another DATA_DIR`);
+          throw new Error(
+            `the data directory ${this.o.dataDir} is in use by process ${owner}; stop it or set another DATA_DIR`,
+          );
         }
         rmSync(file, { force: true });
       }
@@ -146,7 +163,8 @@ export class EmbeddedPostgres {
 
 function spawnWorker(mode: 'init' | 'serve', dataDir: string, maxConnections: number): Worker {
   // The worker is TypeScript under tsx (tests, npm run dev) and JavaScript once compiled.
-  const entry = new URL(`./embedded-postgres.worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+  const entry = new URL(`./embedded-postgres.worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+    .href;
   // A small young generation: the thread's own JavaScript allocates little beside PGlite's memory.
   return new Worker(new URL('./thread.mjs', import.meta.url), {
     workerData: { entry, mode, dataDir, maxConnections, settings: EMBEDDED_SETTINGS },

@@ -15,15 +15,26 @@ interface TableMigration {
  */
 const OUTBOX: Record<string, TableMigration> = {
   Migration20261126030000_outbox: { up: outboxTableSql, down: (s) => [`drop table if exists "${s}"."outbox";`] },
-  Migration20261126050000_outbox_trace: { up: outboxTraceColumnSql, down: (s) => [`alter table "${s}"."outbox" drop column if exists "trace_context";`] },
+  Migration20261126050000_outbox_trace: {
+    up: outboxTraceColumnSql,
+    down: (s) => [`alter table "${s}"."outbox" drop column if exists "trace_context";`],
+  },
 };
 const INBOX: Record<string, TableMigration> = {
   // `if not exists`: the notification module's first migration made its inbox itself, before the kernel did.
-  Migration20261126045000_inbox: { up: (s) => inboxTableSql(s).map((sql) => sql.replace(/^create table /, 'create table if not exists ')), down: (s) => [`drop table if exists "${s}"."inbox";`] },
+  Migration20261126045000_inbox: {
+    up: (s) => inboxTableSql(s).map((sql) => sql.replace(/^create table /, 'create table if not exists ')),
+    down: (s) => [`drop table if exists "${s}"."inbox";`],
+  },
 };
 
 /** A module's migrations followed by the kernel's event tables it needs (after its own, so its schema's first tables come first). */
-export function withEventTables(mod: { schema: string; migrations: ModuleMigrations; publishes: boolean; consumes: boolean }): ModuleMigrations {
+export function withEventTables(mod: {
+  schema: string;
+  migrations: ModuleMigrations;
+  publishes: boolean;
+  consumes: boolean;
+}): ModuleMigrations {
   const kernel = { ...(mod.publishes ? OUTBOX : {}), ...(mod.consumes ? INBOX : {}) };
   return {
     names: [...mod.migrations.names, ...Object.keys(kernel)],

@@ -10,7 +10,10 @@ type AnyModule = ModuleDefinition<BaseDeps, any, any>;
  * when it has none). No implicit transactions: the stores are written for
  * single-document atomic updates, so a standalone server works.
  */
-export async function openModuleMongo(mod: AnyModule, opts: { clientUrl: string; timeoutMs: number; logger: Logger }): Promise<MikroORM> {
+export async function openModuleMongo(
+  mod: AnyModule,
+  opts: { clientUrl: string; timeoutMs: number; logger: Logger },
+): Promise<MikroORM> {
   if (!mod.mongoEntities?.length) throw new Error(`module ${mod.name} cannot use MongoDB`);
   const dbName = decodeURIComponent(new URL(opts.clientUrl).pathname.replace(/^\//, '')) || 'toko';
   const orm = await MikroORM.init({
@@ -20,7 +23,11 @@ export async function openModuleMongo(mod: AnyModule, opts: { clientUrl: string;
     implicitTransactions: false,
     ensureIndexes: true,
     // The driver would wait 30 s for a server by default; a request waits this long, then gets 503.
-    driverOptions: { serverSelectionTimeoutMS: opts.timeoutMs, connectTimeoutMS: opts.timeoutMs, waitQueueTimeoutMS: opts.timeoutMs },
+    driverOptions: {
+      serverSelectionTimeoutMS: opts.timeoutMs,
+      connectTimeoutMS: opts.timeoutMs,
+      waitQueueTimeoutMS: opts.timeoutMs,
+    },
     allowGlobalContext: false,
     discovery: { warnWhenNoEntities: false },
     debug: false,

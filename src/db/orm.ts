@@ -6,7 +6,10 @@ import type { BaseDeps, ModuleDefinition } from '../../kit/module.ts';
 type AnyModule = ModuleDefinition<BaseDeps, any, any>;
 
 /** One MikroORM instance per module, bound to that module's own schema; committed migrations only. */
-export async function openModuleOrm(mod: AnyModule, opts: { clientUrl: string; poolMax: number; timeoutMs: number; logger: Logger }): Promise<MikroORM> {
+export async function openModuleOrm(
+  mod: AnyModule,
+  opts: { clientUrl: string; poolMax: number; timeoutMs: number; logger: Logger },
+): Promise<MikroORM> {
   return MikroORM.init({
     clientUrl: opts.clientUrl,
     schema: mod.schema,

@@ -62,7 +62,12 @@ describe('a database that goes away', () => {
     const url = new URL(String(sqlDatabase(owner.server, 'product').orm.config.get('clientUrl')));
     hop = new Hop({ host: url.hostname, port: Number(url.port || 5432) });
     url.port = String(await hop.listen());
-    app = await startTestApp({ DATABASE_URL: url.toString(), STORE_TIMEOUT_MS: '500', ADMIN_EMAIL: TEST_ADMIN.email, ADMIN_PASSWORD: TEST_ADMIN.password });
+    app = await startTestApp({
+      DATABASE_URL: url.toString(),
+      STORE_TIMEOUT_MS: '500',
+      ADMIN_EMAIL: TEST_ADMIN.email,
+      ADMIN_PASSWORD: TEST_ADMIN.password,
+    });
   });
   afterAll(async () => {
     await app?.close();
@@ -71,7 +76,8 @@ describe('a database that goes away', () => {
   });
 
   /** An uncached read: a product id nobody asked for before. */
-  const uncached = () => `/api/v1/products/${[...Array(24)].map(() => Math.floor(Math.random() * 16).toString(16)).join('')}`;
+  const uncached = () =>
+    `/api/v1/products/${[...Array(24)].map(() => Math.floor(Math.random() * 16).toString(16)).join('')}`;
   const get = (path: string) => call(app.url, 'GET', path, {});
 
   it('answers 503 with Retry-After, never 500 and never a hang, on every route that needs it, and recovers when it is back', async () => {
@@ -79,7 +85,12 @@ describe('a database that goes away', () => {
 
     for (const mode of ['refuse', 'blackhole'] as const) {
       hop.cut(mode);
-      for (const res of [await get(uncached()), await call(app.url, 'POST', '/api/v1/users/login', { body: { email: 'someone@toko.test', password: 'long-enough-password' } })]) {
+      for (const res of [
+        await get(uncached()),
+        await call(app.url, 'POST', '/api/v1/users/login', {
+          body: { email: 'someone@toko.test', password: 'long-enough-password' },
+        }),
+      ]) {
         expect(res.status, `${mode}: ${res.text}`).toBe(503);
         expect(res.headers.get('retry-after')).toBe('5');
         expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -101,7 +112,11 @@ describe('MongoDB that does not answer', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as AddressInfo).port;
     try {
-      const err = await openModuleMongo(productModule, { clientUrl: `mongodb://127.0.0.1:${port}/toko?directConnection=true`, timeoutMs: 300, logger: pino({ level: 'silent' }) }).catch((e: unknown) => e);
+      const err = await openModuleMongo(productModule, {
+        clientUrl: `mongodb://127.0.0.1:${port}/toko?directConnection=true`,
+        timeoutMs: 300,
+        logger: pino({ level: 'silent' }),
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect(isStoreOutage(err)).toBe(true);
     } finally {
@@ -112,9 +127,15 @@ describe('MongoDB that does not answer', () => {
 
 describe('isStoreOutage', () => {
   it('knows the drivers’ outage errors and nothing else', () => {
-    expect(isStoreOutage(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).toBe(true);
-    expect(isStoreOutage(Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' }))).toBe(true);
-    expect(isStoreOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(true);
+    expect(
+      isStoreOutage(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })),
+    ).toBe(true);
+    expect(
+      isStoreOutage(Object.assign(new Error('Knex: Timeout acquiring a connection.'), { name: 'KnexTimeoutError' })),
+    ).toBe(true);
+    expect(
+      isStoreOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })),
+    ).toBe(true);
     expect(isStoreOutage(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: '08006' }) }))).toBe(true);
     expect(isStoreOutage(Object.assign(new Error('duplicate key value'), { code: '23505' }))).toBe(false);
     expect(isStoreOutage(new TypeError('undefined is not a function'))).toBe(false);

@@ -1,5 +1,18 @@
 /** Error codes of a database that cannot be reached or is going away: the socket's, and PostgreSQL's classes 08 and 57P. */
-const OUTAGE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
+const OUTAGE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
 
 /** Error names the drivers give a store they cannot reach in time (knex's pool, MikroORM, the MongoDB driver). */
 const OUTAGE_NAMES = new Set([
@@ -13,7 +26,8 @@ const OUTAGE_NAMES = new Set([
   'MongoTopologyClosedError',
 ]);
 
-const OUTAGE_MESSAGES = /Connection terminated|Connection ended|timeout exceeded when trying to connect|Client has encountered a connection error|Timeout acquiring a connection/i;
+const OUTAGE_MESSAGES =
+  /Connection terminated|Connection ended|timeout exceeded when trying to connect|Client has encountered a connection error|Timeout acquiring a connection/i;
 
 /**
  * Whether an error means a database is unavailable (down, unreachable, or not

@@ -101,7 +101,15 @@ export class PgliteServer {
 
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
-    const conn: Connection = { id: this.nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: [], closed: false, statements: new Set() };
+    const conn: Connection = {
+      id: this.nextId++,
+      socket,
+      buffer: Buffer.alloc(0),
+      started: false,
+      pending: [],
+      closed: false,
+      statements: new Set(),
+    };
     this.connections.add(conn);
     socket.on('data', (data: Buffer) => this.receive(conn, data));
     socket.on('error', () => socket.destroy());
@@ -142,7 +150,11 @@ export class PgliteServer {
         conn.socket.end();
         return;
       }
-      conn.pending.push(type === PARSE || type === BIND || type === DESCRIBE || type === CLOSE || type === EXECUTE ? renamed(conn, message) : message);
+      conn.pending.push(
+        type === PARSE || type === BIND || type === DESCRIBE || type === CLOSE || type === EXECUTE
+          ? renamed(conn, message)
+          : message,
+      );
       if (type === SYNC || type === QUERY || type === FLUSH) {
         this.enqueue(conn, conn.pending);
         conn.pending = [];
@@ -179,7 +191,10 @@ export class PgliteServer {
           );
         } catch (err) {
           // The session could not take this unit: the client cannot be answered consistently, so it is cut off.
-          this.o.logger.error({ err, connection: unit.conn.id }, 'embedded PostgreSQL failed a request; closing that connection');
+          this.o.logger.error(
+            { err, connection: unit.conn.id },
+            'embedded PostgreSQL failed a request; closing that connection',
+          );
           socket.destroy();
         }
         this.owner = this.o.db.isInTransaction() ? unit.conn : undefined;
@@ -205,7 +220,11 @@ export class PgliteServer {
     conn.statements.clear();
     void (async () => {
       for (const name of names) {
-        await this.o.db.exec(`DEALLOCATE "${name.replace(/"/g, '""')}"`).catch((err: unknown) => this.o.logger.error({ err }, 'embedded PostgreSQL could not drop a statement of a closed connection'));
+        await this.o.db
+          .exec(`DEALLOCATE "${name.replace(/"/g, '""')}"`)
+          .catch((err: unknown) =>
+            this.o.logger.error({ err }, 'embedded PostgreSQL could not drop a statement of a closed connection'),
+          );
       }
     })();
   }

@@ -7,7 +7,10 @@ import { EmbeddedPostgres } from './embedded-postgres.ts';
 export const EMBEDDED_POOL_PER_MODULE = 4;
 
 /** Where a module's data lives under this configuration. */
-export function placeOf(config: Config, name: ModuleName): { kind: 'mongo'; url: string } | { kind: 'sql'; url: string | undefined } {
+export function placeOf(
+  config: Config,
+  name: ModuleName,
+): { kind: 'mongo'; url: string } | { kind: 'sql'; url: string | undefined } {
   const mongo = config.mongoUrls[name];
   if (mongo) return { kind: 'mongo', url: mongo };
   return { kind: 'sql', url: config.databaseUrls[name] };

@@ -15,7 +15,8 @@ import type { DeliveryContext, EventBus, EventEnvelope, EventHandler, EventRoute
  */
 const logger = pino({ level: 'silent' });
 const hasRedis = await redisAnswers();
-if (!hasRedis) console.warn(`BullMQ bus conformance skipped: no Redis answers at ${TEST_REDIS_URL} (set TEST_REDIS_URL)`);
+if (!hasRedis)
+  console.warn(`BullMQ bus conformance skipped: no Redis answers at ${TEST_REDIS_URL} (set TEST_REDIS_URL)`);
 
 const ROUTES: EventRoutes = { 'shop.opened': ['audit'], 'shop.closed': ['audit'] };
 const MAX_ATTEMPTS = 3;
@@ -27,7 +28,15 @@ const makers: { name: string; skip: boolean; make: (concurrency?: number) => Eve
     name: 'BullMQ',
     skip: !hasRedis,
     make: (concurrency = 8) =>
-      new BullMqEventBus({ redisUrl: TEST_REDIS_URL, routes: ROUTES, attempts: MAX_ATTEMPTS, backoffMs: 20, concurrency, logger, prefix: `conf${randomBytes(3).toString('hex')}` }),
+      new BullMqEventBus({
+        redisUrl: TEST_REDIS_URL,
+        routes: ROUTES,
+        attempts: MAX_ATTEMPTS,
+        backoffMs: 20,
+        concurrency,
+        logger,
+        prefix: `conf${randomBytes(3).toString('hex')}`,
+      }),
   },
 ];
 
@@ -84,63 +93,79 @@ describe.each(makers)('the $name event bus', ({ make, skip }) => {
     expect(handled[0]!.delivery.attempt).toBe(1);
   });
 
-  it.skipIf(skip)('handles events in the order they were published, whatever each handler takes, when handling one at a time', async () => {
-    // EVENT_CONCURRENCY=1. With more, BullMQ may run two jobs of one subject side by side (open-source BullMQ has no per-key groups).
-    const b = await start(
-      {
-        'shop.opened': async (event, delivery) => {
-          await sleep(Math.random() * 8);
-          await record(event, delivery);
+  it.skipIf(skip)(
+    'handles events in the order they were published, whatever each handler takes, when handling one at a time',
+    async () => {
+      // EVENT_CONCURRENCY=1. With more, BullMQ may run two jobs of one subject side by side (open-source BullMQ has no per-key groups).
+      const b = await start(
+        {
+          'shop.opened': async (event, delivery) => {
+            await sleep(Math.random() * 8);
+            await record(event, delivery);
+          },
+          'shop.closed': record,
         },
-        'shop.closed': record,
-      },
-      1,
-    );
-    const events = Array.from({ length: 20 }, (_, step) => envelope(step % 2 ? 'shop.closed' : 'shop.opened', 'one', { id: 'one', step }));
-    for (const e of events) await publishLikeTheRelay(b, e);
-    await waitFor('all handled', async () => (handled.length === events.length ? true : undefined), 10_000, 10);
-    const step = (e: EventEnvelope) => (e.payload as { step: number }).step;
-    expect(handled.map((h) => step(h.event))).toEqual(events.map(step));
-  });
+        1,
+      );
+      const events = Array.from({ length: 20 }, (_, step) =>
+        envelope(step % 2 ? 'shop.closed' : 'shop.opened', 'one', { id: 'one', step }),
+      );
+      for (const e of events) await publishLikeTheRelay(b, e);
+      await waitFor('all handled', async () => (handled.length === events.length ? true : undefined), 10_000, 10);
+      const step = (e: EventEnvelope) => (e.payload as { step: number }).step;
+      expect(handled.map((h) => step(h.event))).toEqual(events.map(step));
+    },
+  );
 
-  it.skipIf(skip)('gives a failed event to its handler again, with the next attempt number, until it succeeds', async () => {
-    let failuresLeft = 2;
-    const b = await start({
-      'shop.opened': async (event, delivery) => {
-        await record(event, delivery);
-        if (failuresLeft-- > 0) throw new Error('not yet');
-      },
-      'shop.closed': async () => undefined,
-    });
-    const event = envelope('shop.opened', 's2', { id: 's2' });
-    await publishLikeTheRelay(b, event);
-    await waitFor('third attempt', async () => (handled.length === 3 ? true : undefined), 10_000, 10);
-    expect(handled.map((h) => [h.event.id, h.delivery.attempt])).toEqual([
-      [event.id, 1],
-      [event.id, 2],
-      [event.id, 3],
-    ]);
-  });
+  it.skipIf(skip)(
+    'gives a failed event to its handler again, with the next attempt number, until it succeeds',
+    async () => {
+      let failuresLeft = 2;
+      const b = await start({
+        'shop.opened': async (event, delivery) => {
+          await record(event, delivery);
+          if (failuresLeft-- > 0) throw new Error('not yet');
+        },
+        'shop.closed': async () => undefined,
+      });
+      const event = envelope('shop.opened', 's2', { id: 's2' });
+      await publishLikeTheRelay(b, event);
+      await waitFor('third attempt', async () => (handled.length === 3 ? true : undefined), 10_000, 10);
+      expect(handled.map((h) => [h.event.id, h.delivery.attempt])).toEqual([
+        [event.id, 1],
+        [event.id, 2],
+        [event.id, 3],
+      ]);
+    },
+  );
 
-  it.skipIf(skip)('refuses, at registration, a consumer that has no handler for a type routed to it or one for a type that is not', async () => {
-    bus = make();
-    expect(() => bus!.consume('audit', { 'shop.opened': record })).toThrow(/audit has no handler for shop\.closed/);
-    expect(() => bus!.consume('audit', { 'shop.opened': record, 'shop.closed': record, 'shop.sold': record })).toThrow(/audit handles shop\.sold, which is not routed to it/);
-  });
+  it.skipIf(skip)(
+    'refuses, at registration, a consumer that has no handler for a type routed to it or one for a type that is not',
+    async () => {
+      bus = make();
+      expect(() => bus!.consume('audit', { 'shop.opened': record })).toThrow(/audit has no handler for shop\.closed/);
+      expect(() =>
+        bus!.consume('audit', { 'shop.opened': record, 'shop.closed': record, 'shop.sold': record }),
+      ).toThrow(/audit handles shop\.sold, which is not routed to it/);
+    },
+  );
 
-  it.skipIf(skip)('keeps an event published while its consumer is down, and hands it over once the consumer is up', async () => {
-    bus = make();
-    await bus.start();
-    handled.length = 0;
-    const event = envelope('shop.closed', 's3', { id: 's3' });
-    // The consumer comes up 300 ms after the publish started: the event is queued (BullMQ) or refused until then (in process).
-    const publishing = publishLikeTheRelay(bus, event, 50);
-    await sleep(300);
-    expect(handled).toHaveLength(0);
-    bus.consume('audit', { 'shop.opened': record, 'shop.closed': record });
-    if (bus instanceof BullMqEventBus) await bus.start();
-    await publishing;
-    await waitFor('late delivery', async () => (handled.length ? true : undefined), 10_000, 10);
-    expect(handled.map((h) => h.event.id)).toEqual([event.id]);
-  });
+  it.skipIf(skip)(
+    'keeps an event published while its consumer is down, and hands it over once the consumer is up',
+    async () => {
+      bus = make();
+      await bus.start();
+      handled.length = 0;
+      const event = envelope('shop.closed', 's3', { id: 's3' });
+      // The consumer comes up 300 ms after the publish started: the event is queued (BullMQ) or refused until then (in process).
+      const publishing = publishLikeTheRelay(bus, event, 50);
+      await sleep(300);
+      expect(handled).toHaveLength(0);
+      bus.consume('audit', { 'shop.opened': record, 'shop.closed': record });
+      if (bus instanceof BullMqEventBus) await bus.start();
+      await publishing;
+      await waitFor('late delivery', async () => (handled.length ? true : undefined), 10_000, 10);
+      expect(handled.map((h) => h.event.id)).toEqual([event.id]);
+    },
+  );
 });

@@ -22,7 +22,11 @@ export interface Eventing {
  * otherwise — and an outbox relay for each hosted producer. BullMQ and its
  * Redis client are loaded only when they are used.
  */
-export async function createEventing(config: Config, databases: Map<ModuleName, ModuleDatabase>, logger: Logger): Promise<Eventing> {
+export async function createEventing(
+  config: Config,
+  databases: Map<ModuleName, ModuleDatabase>,
+  logger: Logger,
+): Promise<Eventing> {
   const busLogger = logger.child({ component: 'events' });
   const bullmq = config.redisUrl
     ? new (await import('../../adapters/bullmq/event-bus.ts')).BullMqEventBus({

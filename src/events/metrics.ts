@@ -13,16 +13,20 @@ type Backlog = Awaited<ReturnType<OutboxRelay['backlog']>>;
 export function registerOutboxMetrics(registry: Registry, relays: Map<ModuleName, OutboxRelay>): void {
   let reading: Promise<[ModuleName, Backlog | undefined][]> | undefined;
   const read = () =>
-    (reading ??= Promise.all([...relays].map(async ([module, relay]) => [module, await relay.backlog().catch(() => undefined)] as [ModuleName, Backlog | undefined])).finally(
-      () => (reading = undefined),
-    ));
+    (reading ??= Promise.all(
+      [...relays].map(
+        async ([module, relay]) =>
+          [module, await relay.backlog().catch(() => undefined)] as [ModuleName, Backlog | undefined],
+      ),
+    ).finally(() => (reading = undefined)));
   new Gauge({
     name: 'toko_outbox_events',
     help: 'Events in each module outbox by status (dead = given up after the last attempt)',
     labelNames: ['module', 'status'] as const,
     registers: [registry],
     async collect() {
-      for (const [module, b] of await read()) if (b) for (const [status, n] of Object.entries(b.counts)) this.set({ module, status }, n);
+      for (const [module, b] of await read())
+        if (b) for (const [status, n] of Object.entries(b.counts)) this.set({ module, status }, n);
     },
   });
   new Gauge({

@@ -44,14 +44,26 @@ describe('OutboxRelay', () => {
         await orm.em
           .fork()
           .getConnection()
-          .execute(`insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`, [
-            randomUUID(),
-            JSON.stringify({ userId, step }),
-          ]);
+          .execute(
+            `insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`,
+            [randomUUID(), JSON.stringify({ userId, step })],
+          );
       }
     }
     const { bus, delivered, maxInFlight } = slowBus();
-    const relay = new OutboxRelay({ module: 'user', schema: 'users', sql: sqlDatabase(app.server, 'user').sql, bus, events: userContract.events, logger: pino({ level: 'silent' }), maxAttempts: 3, backoffMs: 10, pollMs: 50, retentionHours: 1, concurrency: 4 });
+    const relay = new OutboxRelay({
+      module: 'user',
+      schema: 'users',
+      sql: sqlDatabase(app.server, 'user').sql,
+      bus,
+      events: userContract.events,
+      logger: pino({ level: 'silent' }),
+      maxAttempts: 3,
+      backoffMs: 10,
+      pollMs: 50,
+      retentionHours: 1,
+      concurrency: 4,
+    });
     relay.start();
     const started = Date.now();
     while (delivered.length < 18 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
@@ -59,7 +71,9 @@ describe('OutboxRelay', () => {
     expect(delivered).toHaveLength(18);
     expect(maxInFlight()).toBe(4);
     for (const userId of users) {
-      const steps = delivered.filter((e) => (e.payload as { userId: string }).userId === userId).map((e) => (e.payload as { step: number }).step);
+      const steps = delivered
+        .filter((e) => (e.payload as { userId: string }).userId === userId)
+        .map((e) => (e.payload as { step: number }).step);
       expect(steps).toEqual([0, 1, 2]);
     }
   });

@@ -46,7 +46,6 @@ export interface OutboxRow {
   delivered_at: Date | null;
 }
 
-
 /**
  * Moves a module's outbox rows onto the event bus. Rows are claimed with a
  * short lease by one statement (`FOR UPDATE SKIP LOCKED`), so several
@@ -168,35 +167,65 @@ export class OutboxRelay {
   private async deliver(row: OutboxRow, event: EventEnvelope): Promise<boolean> {
     try {
       // The publish span continues the trace of the request that recorded the event; consumers continue from it.
-      await inSpan(`publish ${row.type}`, { kind: SpanKind.PRODUCER, parent: contextFrom(row.trace_context), attributes: { 'messaging.operation.type': 'send', 'toko.event.id': row.id, 'toko.event.type': row.type } }, () =>
-        this.o.bus.publish({ ...event, traceparent: currentTraceparent() ?? row.trace_context }, { attempt: row.attempts, maxAttempts: this.o.maxAttempts }),
+      await inSpan(
+        `publish ${row.type}`,
+        {
+          kind: SpanKind.PRODUCER,
+          parent: contextFrom(row.trace_context),
+          attributes: { 'messaging.operation.type': 'send', 'toko.event.id': row.id, 'toko.event.type': row.type },
+        },
+        () =>
+          this.o.bus.publish(
+            { ...event, traceparent: currentTraceparent() ?? row.trace_context },
+            { attempt: row.attempts, maxAttempts: this.o.maxAttempts },
+          ),
       );
       return true;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (row.attempts >= this.o.maxAttempts) {
-        await this.o.sql.query(`update ${this.table()} set "status" = 'dead', "locked_until" = null, "last_error" = $1 where "id" = $2`, [message, row.id]);
-        this.o.logger.error({ eventId: row.id, type: row.type, attempts: row.attempts, err: message }, 'event is dead after its last attempt');
+        await this.o.sql.query(
+          `update ${this.table()} set "status" = 'dead', "locked_until" = null, "last_error" = $1 where "id" = $2`,
+          [message, row.id],
+        );
+        this.o.logger.error(
+          { eventId: row.id, type: row.type, attempts: row.attempts, err: message },
+          'event is dead after its last attempt',
+        );
       } else {
         const delay = this.o.backoffMs * 2 ** (row.attempts - 1) * (0.75 + Math.random() * 0.5);
-        await this.o.sql.query(`update ${this.table()} set "next_attempt_at" = now() + make_interval(secs => $1), "locked_until" = null, "last_error" = $2 where "id" = $3`, [
-          delay / 1000,
-          message,
-          row.id,
-        ]);
-        this.o.logger.warn({ eventId: row.id, type: row.type, attempt: row.attempts, err: message }, 'event delivery failed; will retry');
+        await this.o.sql.query(
+          `update ${this.table()} set "next_attempt_at" = now() + make_interval(secs => $1), "locked_until" = null, "last_error" = $2 where "id" = $3`,
+          [delay / 1000, message, row.id],
+        );
+        this.o.logger.warn(
+          { eventId: row.id, type: row.type, attempt: row.attempts, err: message },
+          'event delivery failed; will retry',
+        );
       }
       return false;
     }
   }
 
   private async prune(): Promise<void> {
-    await this.o.sql.query(`delete from ${this.table()} where "status" = 'delivered' and "delivered_at" < now() - make_interval(hours => $1)`, [this.o.retentionHours]);
+    await this.o.sql.query(
+      `delete from ${this.table()} where "status" = 'delivered' and "delivered_at" < now() - make_interval(hours => $1)`,
+      [this.o.retentionHours],
+    );
   }
 
-  async list(status: OutboxRow['status'], page: { skip: number; limit: number }): Promise<{ items: OutboxRow[]; total: number }> {
-    const items = await this.o.sql.query<OutboxRow>(`select * from ${this.table()} where "status" = $1 order by "occurred_at" desc limit $2 offset $3`, [status, page.limit, page.skip]);
-    const [count] = await this.o.sql.query<{ n: string }>(`select count(*) as n from ${this.table()} where "status" = $1`, [status]);
+  async list(
+    status: OutboxRow['status'],
+    page: { skip: number; limit: number },
+  ): Promise<{ items: OutboxRow[]; total: number }> {
+    const items = await this.o.sql.query<OutboxRow>(
+      `select * from ${this.table()} where "status" = $1 order by "occurred_at" desc limit $2 offset $3`,
+      [status, page.limit, page.skip],
+    );
+    const [count] = await this.o.sql.query<{ n: string }>(
+      `select count(*) as n from ${this.table()} where "status" = $1`,
+      [status],
+    );
     return { items, total: Number(count?.n ?? 0) };
   }
 

@@ -8,7 +8,8 @@ import type { TokenVerifier } from '../auth/tokens.ts';
 export async function authenticate(ctx: Context, verify: TokenVerifier): Promise<Principal> {
   const header = ctx.get('Authorization');
   const match = /^Bearer\s+([A-Za-z0-9\-_.=]+)$/i.exec(header);
-  if (!match) throw new Unauthorized(header ? 'The Authorization header must be "Bearer <token>"' : 'A bearer token is required');
+  if (!match)
+    throw new Unauthorized(header ? 'The Authorization header must be "Bearer <token>"' : 'A bearer token is required');
   const claims = await verify(match[1]!);
   return { userId: claims.sub, role: claims.role, claims };
 }

@@ -10,12 +10,22 @@ import { call, newUser } from '../../test/helpers/http.ts';
 describe('the client address behind a proxy', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '1', LOGIN_MAX_FAILURES_PER_CLIENT: '3', LOGIN_MAX_FAILURES: '100', REGISTER_MAX_CONFLICTS_PER_CLIENT: '3', REGISTER_MAX_PER_CLIENT: '10' });
+    app = await startTestApp({
+      TRUST_PROXY: 'true',
+      TRUSTED_PROXY_HOPS: '1',
+      LOGIN_MAX_FAILURES_PER_CLIENT: '3',
+      LOGIN_MAX_FAILURES: '100',
+      REGISTER_MAX_CONFLICTS_PER_CLIENT: '3',
+      REGISTER_MAX_PER_CLIENT: '10',
+    });
   });
   afterAll(() => app?.close());
 
   const wrongLogin = (forwardedFor: string) =>
-    call(app.url, 'POST', '/api/v1/users/login', { body: { email: newUser().email, password: 'not-the-password' }, headers: { 'x-forwarded-for': forwardedFor } });
+    call(app.url, 'POST', '/api/v1/users/login', {
+      body: { email: newUser().email, password: 'not-the-password' },
+      headers: { 'x-forwarded-for': forwardedFor },
+    });
 
   it('cannot be dodged by inventing a new address at each guess', async () => {
     const statuses = [];
@@ -30,18 +40,21 @@ describe('the client address behind a proxy', () => {
   });
 
   it('throttles finding out who has an account through registration, per address, never counting sign-ups that succeed', async () => {
-    const register = (body: object, address: string) => call(app.url, 'POST', '/api/v1/users/register', { body, headers: { 'x-forwarded-for': address } });
+    const register = (body: object, address: string) =>
+      call(app.url, 'POST', '/api/v1/users/register', { body, headers: { 'x-forwarded-for': address } });
     const taken = newUser();
     expect((await register(taken, '198.51.100.20')).status).toBe(201);
     for (let i = 0; i < 5; i++) expect((await register(newUser(), '198.51.100.21')).status).toBe(201);
     const probes = [];
-    for (let i = 0; i < 5; i++) probes.push((await register({ ...newUser(), email: taken.email }, '198.51.100.21')).status);
+    for (let i = 0; i < 5; i++)
+      probes.push((await register({ ...newUser(), email: taken.email }, '198.51.100.21')).status);
     expect(probes).toEqual([409, 409, 409, 429, 429]);
     expect((await register({ ...newUser(), email: taken.email }, '198.51.100.22')).status).toBe(409);
   });
 
   it('takes at most REGISTER_MAX_PER_CLIENT sign-ups from one address, even all at once, and leaves other addresses alone', async () => {
-    const register = (address: string) => call(app.url, 'POST', '/api/v1/users/register', { body: newUser(), headers: { 'x-forwarded-for': address } });
+    const register = (address: string) =>
+      call(app.url, 'POST', '/api/v1/users/register', { body: newUser(), headers: { 'x-forwarded-for': address } });
     const burst = await Promise.all(Array.from({ length: 14 }, () => register('198.51.100.30')));
     const statuses = burst.map((r) => r.status).sort();
     expect(statuses).toEqual([...Array(10).fill(201), ...Array(4).fill(429)]);

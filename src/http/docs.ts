@@ -9,7 +9,10 @@ const require = createRequire(import.meta.url);
 
 /** Assets served from node_modules, so the docs work with no network. */
 const ASSETS: Record<string, { file: () => string; type: string }> = {
-  'swagger-ui.css': { file: () => path.join(path.dirname(require.resolve('swagger-ui-dist/package.json')), 'swagger-ui.css'), type: 'text/css' },
+  'swagger-ui.css': {
+    file: () => path.join(path.dirname(require.resolve('swagger-ui-dist/package.json')), 'swagger-ui.css'),
+    type: 'text/css',
+  },
   'swagger-ui-bundle.js': {
     file: () => path.join(path.dirname(require.resolve('swagger-ui-dist/package.json')), 'swagger-ui-bundle.js'),
     type: 'application/javascript',
@@ -26,7 +29,8 @@ const ASSETS: Record<string, { file: () => string; type: string }> = {
  * hides an image that fails) so the page loads nothing from outside.
  */
 const REDOC_CDN_LOGO = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
-const withoutOutsideLoads = (name: string, body: Buffer) => (name === 'redoc.standalone.js' ? Buffer.from(body.toString('utf8').replaceAll(REDOC_CDN_LOGO, 'data:,')) : body);
+const withoutOutsideLoads = (name: string, body: Buffer) =>
+  name === 'redoc.standalone.js' ? Buffer.from(body.toString('utf8').replaceAll(REDOC_CDN_LOGO, 'data:,')) : body;
 
 const SWAGGER_INIT = `window.addEventListener('load', function () {
   window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });
@@ -45,7 +49,13 @@ const REDOC_HTML = `<!doctype html>
 <script src="/docs/assets/redoc.standalone.js"></script></body></html>`;
 
 export const DOC_ROUTES: MetaRoute[] = [
-  { method: 'get', path: '/openapi.json', operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', contentType: 'application/json' },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'getOpenApiDocument',
+    summary: 'This OpenAPI 3.1 document',
+    contentType: 'application/json',
+  },
   { method: 'get', path: '/docs', operationId: 'getSwaggerUi', summary: 'Swagger UI', contentType: 'text/html' },
   { method: 'get', path: '/redoc', operationId: 'getRedoc', summary: 'Redoc', contentType: 'text/html' },
 ];
@@ -70,7 +80,8 @@ export function mountDocs(router: Router, document: () => unknown): void {
     if (!asset) throw new NotFound('No such asset');
     let body = cache.get(name);
     if (!body) {
-      body = name === 'swagger-init.js' ? Buffer.from(SWAGGER_INIT) : withoutOutsideLoads(name, readFileSync(asset.file()));
+      body =
+        name === 'swagger-init.js' ? Buffer.from(SWAGGER_INIT) : withoutOutsideLoads(name, readFileSync(asset.file()));
       cache.set(name, body);
     }
     ctx.type = asset.type;

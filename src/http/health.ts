@@ -12,11 +12,19 @@ export class NotReady extends defineError(
   z
     .object({
       failing: z.array(z.string()),
-      checks: z.record(z.string(), z.enum(['ok', 'failing'])).optional().meta({ description: 'Every check of this process (GET /health/ready)' }),
+      checks: z
+        .record(z.string(), z.enum(['ok', 'failing']))
+        .optional()
+        .meta({ description: 'Every check of this process (GET /health/ready)' }),
       info: z.record(z.string(), z.string()).optional(),
-      modules: z.record(z.string(), z.enum(['ok', 'failing'])).optional().meta({ description: 'Every module (GET /health/system)' }),
+      modules: z
+        .record(z.string(), z.enum(['ok', 'failing']))
+        .optional()
+        .meta({ description: 'Every module (GET /health/system)' }),
     })
-    .meta({ example: { failing: ['product'], modules: { user: 'ok', product: 'failing', order: 'ok', notification: 'ok' } } }),
+    .meta({
+      example: { failing: ['product'], modules: { user: 'ok', product: 'failing', order: 'ok', notification: 'ok' } },
+    }),
 ) {}
 
 export interface HealthRuntime {
@@ -77,7 +85,9 @@ export const healthRoutes = [
     summary: 'Liveness: the process is up',
     tags: ['health'],
     access: 'public',
-    response: z.object({ status: z.literal('ok'), modules: z.array(z.string()) }).meta({ example: { status: 'ok', modules: ['user', 'product', 'order', 'notification'] } }),
+    response: z
+      .object({ status: z.literal('ok'), modules: z.array(z.string()) })
+      .meta({ example: { status: 'ok', modules: ['user', 'product', 'order', 'notification'] } }),
     handler: async (_input, rt) => ({ status: 'ok', modules: rt.modules }),
   }),
   route({
@@ -90,11 +100,22 @@ export const healthRoutes = [
     access: 'public',
     problems: [NotReady],
     response: z
-      .object({ status: z.literal('ok'), checks: z.record(z.string(), z.literal('ok')), info: z.record(z.string(), z.string()) })
-      .meta({ example: { status: 'ok', checks: { 'user.database': 'ok', 'order.database': 'ok', 'events.redis': 'ok' }, info: { eventBus: 'bullmq' } } }),
+      .object({
+        status: z.literal('ok'),
+        checks: z.record(z.string(), z.literal('ok')),
+        info: z.record(z.string(), z.string()),
+      })
+      .meta({
+        example: {
+          status: 'ok',
+          checks: { 'user.database': 'ok', 'order.database': 'ok', 'events.redis': 'ok' },
+          info: { eventBus: 'bullmq' },
+        },
+      }),
     handler: async (_input, rt) => {
       const { checks, failed } = await runChecks(rt);
-      if (failed.length > 0) throw new NotReady(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
+      if (failed.length > 0)
+        throw new NotReady(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });
       return { status: 'ok', checks, info: rt.info };
     },
   }),
@@ -116,7 +137,10 @@ export const healthRoutes = [
       .meta({ example: { status: 'ok', modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok' } } }),
     handler: async (_input, rt) => {
       const peers = Object.entries(rt.peers);
-      const [own, ...others] = await Promise.all([runChecks(rt), ...peers.map(([, url]) => peerReady(url, rt.timeoutMs))]);
+      const [own, ...others] = await Promise.all([
+        runChecks(rt),
+        ...peers.map(([, url]) => peerReady(url, rt.timeoutMs)),
+      ]);
       const modules: Record<string, (typeof SERVICE_STATES)[number]> = {};
       for (const m of rt.modules) modules[m] = own.failed.length === 0 ? 'ok' : 'failing';
       peers.forEach(([m], i) => (modules[m] = others[i] ? 'ok' : 'failing'));

@@ -29,7 +29,9 @@ describe('/metrics on the public port', () => {
     const anonymous = await call(base, 'GET', '/metrics');
     expect(anonymous.status).toBe(403);
     expect(anonymous.text).not.toContain('http_request_duration_seconds');
-    expect((await call(base, 'GET', '/metrics', { headers: { authorization: 'Bearer not-the-token-at-all' } })).status).toBe(403);
+    expect(
+      (await call(base, 'GET', '/metrics', { headers: { authorization: 'Bearer not-the-token-at-all' } })).status,
+    ).toBe(403);
     // Spoofing a local address in X-Forwarded-For changes nothing: the socket's address decides.
     expect((await call(base, 'GET', '/metrics', { headers: { 'x-forwarded-for': '127.0.0.1' } })).status).toBe(403);
     const allowed = await call(base, 'GET', '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -17,10 +17,19 @@ import { QUEUES_ROUTE } from './queues-route.ts';
 import { adminEventRoutes } from './admin-events.ts';
 
 type Media = { schema: unknown; example?: unknown; examples?: Record<string, { value: Record<string, unknown> }> };
-type Operation = { operationId?: string; security?: unknown[]; parameters?: { name: string; example?: unknown; schema?: { example?: unknown } }[]; responses: Record<string, { content?: Record<string, Media> }> };
+type Operation = {
+  operationId?: string;
+  security?: unknown[];
+  parameters?: { name: string; example?: unknown; schema?: { example?: unknown } }[];
+  responses: Record<string, { content?: Record<string, Media> }>;
+};
 
 const ROUTES: AnyRouteDef[] = [...healthRoutes, ...ALL_MODULE_ROUTES, ...adminEventRoutes('order')];
-const doc = buildOpenApiDocument({ routes: ROUTES, meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE], version: 'test' }) as unknown as {
+const doc = buildOpenApiDocument({
+  routes: ROUTES,
+  meta: [...DOC_ROUTES, METRICS_ROUTE, QUEUES_ROUTE],
+  version: 'test',
+}) as unknown as {
   paths: Record<string, Record<string, Operation>>;
 };
 const operation = (def: AnyRouteDef) => doc.paths[toOpenApiPath(def.path)]![def.method]!;
@@ -41,7 +50,10 @@ describe('request body examples', () => {
 describe('the API document', () => {
   it('names every operation once, for client generators', () => {
     const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
-    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z0-9]+$/.test(id)), JSON.stringify(ids)).toBe(true);
+    expect(
+      ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z0-9]+$/.test(id)),
+      JSON.stringify(ids),
+    ).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
   });
 
@@ -54,14 +66,18 @@ describe('the API document', () => {
     }
   });
 
-  it('gives every problem answer one example per code it can carry, each accepted by that code\'s schema, extension fields included', () => {
+  it("gives every problem answer one example per code it can carry, each accepted by that code's schema, extension fields included", () => {
     let codes = 0;
     for (const def of ROUTES) {
       for (const [status, response] of Object.entries(operation(def).responses).filter(([s]) => Number(s) >= 400)) {
         const examples = response.content!['application/problem+json']!.examples!;
         expect(Object.keys(examples).length, `${def.method} ${def.path} ${status}`).toBeGreaterThan(0);
         for (const [code, { value }] of Object.entries(examples)) {
-          expect(value, `${def.method} ${def.path} ${code}`).toMatchObject({ code, status: Number(status), type: `urn:toko:problem:${code}` });
+          expect(value, `${def.method} ${def.path} ${code}`).toMatchObject({
+            code,
+            status: Number(status),
+            type: `urn:toko:problem:${code}`,
+          });
           codes++;
         }
       }
@@ -73,13 +89,22 @@ describe('the API document', () => {
     }
     expect(codes).toBeGreaterThan(50);
     // The 409 of POST /orders documents what each of its codes adds.
-    const conflict = operation(ROUTES.find((r) => r.operationId === 'placeOrder')!).responses['409']!.content!['application/problem+json']!;
-    expect(conflict.examples!['ORDER.OUT_OF_STOCK']!.value).toMatchObject({ orderId: expect.any(String), items: [{ productId: expect.any(String), requested: 3, available: 1 }] });
+    const conflict = operation(ROUTES.find((r) => r.operationId === 'placeOrder')!).responses['409']!.content![
+      'application/problem+json'
+    ]!;
+    expect(conflict.examples!['ORDER.OUT_OF_STOCK']!.value).toMatchObject({
+      orderId: expect.any(String),
+      items: [{ productId: expect.any(String), requested: 3, available: 1 }],
+    });
   });
 
   it('pre-fills no query parameter (Swagger UI would send an example as a filter)', () => {
     const prefilled = Object.entries(doc.paths).flatMap(([p, ops]) =>
-      Object.entries(ops).flatMap(([m, op]) => (op.parameters ?? []).filter((x) => x.example !== undefined || x.schema?.example !== undefined).map((x) => `${m} ${p} ${x.name}`)),
+      Object.entries(ops).flatMap(([m, op]) =>
+        (op.parameters ?? [])
+          .filter((x) => x.example !== undefined || x.schema?.example !== undefined)
+          .map((x) => `${m} ${p} ${x.name}`),
+      ),
     );
     expect(prefilled).toEqual([]);
   });
@@ -96,7 +121,11 @@ describe('the API document', () => {
   });
 
   it('builds examples from the parts of a schema when the whole declares none', () => {
-    const page = z.object({ items: z.array(z.object({ id: z.string().meta({ example: 'p-1' }) })), total: z.number().meta({ example: 1 }), note: z.string().optional() });
+    const page = z.object({
+      items: z.array(z.object({ id: z.string().meta({ example: 'p-1' }) })),
+      total: z.number().meta({ example: 1 }),
+      note: z.string().optional(),
+    });
     expect(exampleOf(page)).toEqual({ items: [{ id: 'p-1' }], total: 1 });
     expect(exampleOf(z.object({ id: z.string() }))).toBeUndefined();
   });
@@ -137,7 +166,9 @@ describe('problem documents toko really sends', () => {
     expect(missing.status).toBe(404);
     expect(documented(ProductNotFound, missing.body)).toEqual([]);
 
-    const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
+    const token = (
+      await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })
+    ).body.accessToken;
     const short = await http.post('/api/v1/orders', { items: [{ productId, quantity: 3 }] }, { token });
     expect(short.status).toBe(409);
     expect(documented(OrderOutOfStock, short.body)).toEqual([]);

@@ -55,7 +55,8 @@ export function problemSchemaOf(error: ErrorClass): z.ZodObject {
   if (!schema) {
     // The standard fields are written after the extension fields, so an extension by one of their names would never reach the caller.
     const clash = Object.keys(error.extras?.shape ?? {}).filter((k) => STANDARD_FIELDS.includes(k));
-    if (clash.length > 0) throw new Error(`${error.code}: extension fields ${clash.join(', ')} clash with the problem document's own`);
+    if (clash.length > 0)
+      throw new Error(`${error.code}: extension fields ${clash.join(', ')} clash with the problem document's own`);
     schema = z
       .object({
         type: z.literal(`${PROBLEM_TYPE_PREFIX}${error.code}`),
@@ -64,7 +65,9 @@ export function problemSchemaOf(error: ErrorClass): z.ZodObject {
         detail: z.string().meta({ description: 'What happened to this request, in words' }),
         code: z.literal(error.code),
         instance: z.string().meta({ description: 'The request path' }),
-        requestId: z.string().meta({ description: 'Also the x-request-id header, and in every log line of the request' }),
+        requestId: z
+          .string()
+          .meta({ description: 'Also the x-request-id header, and in every log line of the request' }),
         ...(error.extras?.shape ?? {}),
       })
       .meta({ id: `Problem.${error.code}`, description: `${error.title} (RFC 9457 problem document)` });
@@ -82,13 +85,23 @@ export function problemExample(error: ErrorClass, path: string): Record<string, 
     status: error.status,
     detail: error.title,
     code: error.code,
-    instance: path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) => String(extras[name] ?? '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b')),
+    instance: path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) =>
+      String(extras[name] ?? '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b'),
+    ),
     requestId: EXAMPLE_REQUEST_ID,
     ...extras,
   };
 }
 
-type Def = { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; innerType?: z.ZodType; in?: z.ZodType; values?: unknown[]; entries?: Record<string, unknown> };
+type Def = {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  values?: unknown[];
+  entries?: Record<string, unknown>;
+};
 
 /**
  * An example of what `schema` describes: its own `example` when it declares
@@ -150,9 +163,20 @@ function problemResponses(def: AnyRouteDef) {
       .sort(([a], [b]) => a - b)
       .map(([status, errors]) => {
         const schemas = errors.map(problemSchemaOf);
-        const schema = schemas.length === 1 ? schemas[0]! : z.discriminatedUnion('code', schemas as [z.ZodObject, z.ZodObject, ...z.ZodObject[]]);
-        const examples = Object.fromEntries(errors.map((e) => [e.code, { summary: e.title, value: problemExample(e, def.path) }]));
-        return [status, { description: STATUS_TEXT[status] ?? errors.map((e) => e.title).join('; '), content: { 'application/problem+json': { schema, examples } } }];
+        const schema =
+          schemas.length === 1
+            ? schemas[0]!
+            : z.discriminatedUnion('code', schemas as [z.ZodObject, z.ZodObject, ...z.ZodObject[]]);
+        const examples = Object.fromEntries(
+          errors.map((e) => [e.code, { summary: e.title, value: problemExample(e, def.path) }]),
+        );
+        return [
+          status,
+          {
+            description: STATUS_TEXT[status] ?? errors.map((e) => e.title).join('; '),
+            content: { 'application/problem+json': { schema, examples } },
+          },
+        ];
       }),
   );
 }
@@ -168,7 +192,8 @@ export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRo
   registry.registerComponent('securitySchemes', 'basicAuth', {
     type: 'http',
     scheme: 'basic',
-    description: "Any administrator's e-mail and password (Bull Board, so a browser can sign in), under the login throttle",
+    description:
+      "Any administrator's e-mail and password (Bull Board, so a browser can sign in), under the login throttle",
   });
   registry.registerComponent('securitySchemes', 'metricsToken', {
     type: 'http',
@@ -194,7 +219,10 @@ export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRo
         [def.status ?? 200]:
           def.status === 204
             ? { description: 'Done; no content' }
-            : { description: 'Success', content: { 'application/json': { schema: def.response, example: exampleOf(def.response) } } },
+            : {
+                description: 'Success',
+                content: { 'application/json': { schema: def.response, example: exampleOf(def.response) } },
+              },
         ...problemResponses(def),
       },
     });
@@ -215,7 +243,8 @@ export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRo
     info: {
       title: 'toko API',
       version: opts.version,
-      description: 'Public API of toko, the same whichever process answers. Errors are application/problem+json (RFC 9457).',
+      description:
+        'Public API of toko, the same whichever process answers. Errors are application/problem+json (RFC 9457).',
     },
     servers: [{ url: '/' }],
   });

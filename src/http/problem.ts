@@ -2,7 +2,15 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { moduleOf, routeLabel } from './route-label.ts';
 import { isStoreOutage } from '../db/outage.ts';
-import { AppError, PROBLEM_TYPE_PREFIX, MalformedJson, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType } from '../../kit/errors.ts';
+import {
+  AppError,
+  PROBLEM_TYPE_PREFIX,
+  MalformedJson,
+  NotFound,
+  PayloadTooLarge,
+  ServiceUnavailable,
+  UnsupportedMediaType,
+} from '../../kit/errors.ts';
 
 export { PROBLEM_TYPE_PREFIX };
 
@@ -69,11 +77,29 @@ export function answerWithProblem(ctx: Context, err: unknown, logger: Logger): v
   const mapped = fromFrameworkError(err as HttpishError);
   if (mapped) return send(ctx, mapped);
   if (isStoreOutage(err)) {
-    logger.warn({ err: err instanceof Error ? err.message : String(err), requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'a database is unavailable; answered 503');
-    return send(ctx, new ServiceUnavailable('A database this request needs is not available right now', { retryAfterSeconds: 5 }));
+    logger.warn(
+      {
+        err: err instanceof Error ? err.message : String(err),
+        requestId: ctx.state.requestId,
+        module: moduleOf(routeLabel(ctx)),
+      },
+      'a database is unavailable; answered 503',
+    );
+    return send(
+      ctx,
+      new ServiceUnavailable('A database this request needs is not available right now', { retryAfterSeconds: 5 }),
+    );
   }
   logger.error({ err, requestId: ctx.state.requestId, module: moduleOf(routeLabel(ctx)) }, 'unhandled error');
-  send(ctx, new AppError({ code: 'SERVER.INTERNAL', status: 500, title: 'Internal server error', detail: 'Something went wrong on our side' }));
+  send(
+    ctx,
+    new AppError({
+      code: 'SERVER.INTERNAL',
+      status: 500,
+      title: 'Internal server error',
+      detail: 'Something went wrong on our side',
+    }),
+  );
 }
 
 /** A request nothing answered (no route) as the error to answer with; undefined when there is an answer. */

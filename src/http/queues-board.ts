@@ -12,7 +12,6 @@ import { AppError, Forbidden, ValidationFailed } from '../../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 
-
 /** 401 that also invites a browser to ask for basic credentials. */
 class BoardUnauthorized extends AppError {
   constructor() {
@@ -38,7 +37,9 @@ const OUTSIDE_STYLESHEET = /<link[^>]+href="https?:\/\/[^"]*"[^>]*rel="styleshee
 const pageForBrowsers: Middleware = async (ctx, next) => {
   await next();
   if (typeof ctx.body === 'string' && ctx.response.is('html')) {
-    ctx.body = ctx.body.replace(OUTSIDE_STYLESHEET, '').replace(/<base href="(\/[^"]*)"/, (_, p: string) => `<base href="${ctx.protocol}://${ctx.host}${p}"`);
+    ctx.body = ctx.body
+      .replace(OUTSIDE_STYLESHEET, '')
+      .replace(/<base href="(\/[^"]*)"/, (_, p: string) => `<base href="${ctx.protocol}://${ctx.host}${p}"`);
   }
 };
 

@@ -8,6 +8,7 @@ export const QUEUES_ROUTE: MetaRoute = {
   path: QUEUES_PATH,
   operationId: 'getQueuesBoard',
   security: [{ basicAuth: [] }, { bearerAuth: [] }],
-  summary: 'Bull Board: every toko queue (admin; Bearer token or HTTP basic with the admin credentials). 404 when BullMQ is not in use.',
+  summary:
+    'Bull Board: every toko queue (admin; Bearer token or HTTP basic with the admin credentials). 404 when BullMQ is not in use.',
   contentType: 'text/html',
 };

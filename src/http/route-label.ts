@@ -12,7 +12,11 @@ export const QUEUES_ROUTE_LABEL = `${QUEUES_PATH}/*`;
  */
 export function routeLabel(ctx: Context): string {
   const path = ctx.path;
-  if (path.startsWith(QUEUES_PATH) && (path.length === QUEUES_PATH.length || path.charCodeAt(QUEUES_PATH.length) === 47)) return QUEUES_ROUTE_LABEL;
+  if (
+    path.startsWith(QUEUES_PATH) &&
+    (path.length === QUEUES_PATH.length || path.charCodeAt(QUEUES_PATH.length) === 47)
+  )
+    return QUEUES_ROUTE_LABEL;
   const matched = (ctx as Context & { _matchedRoute?: string | RegExp })._matchedRoute;
   return typeof matched === 'string' ? matched : 'unmatched';
 }

@@ -20,7 +20,10 @@ const EMPTY = z.object({}).strict();
  * (an array) is refused here, and bracket keys (`a[$ne]`) stay literal keys
  * that strict schemas refuse as unknown.
  */
-function scalarQuery(query: Record<string, string | string[] | undefined>): { value: Record<string, string>; errors: FieldError[] } {
+function scalarQuery(query: Record<string, string | string[] | undefined>): {
+  value: Record<string, string>;
+  errors: FieldError[];
+} {
   const value: Record<string, string> = {};
   const errors: FieldError[] = [];
   for (const [key, v] of Object.entries(query)) {
@@ -50,7 +53,8 @@ function badStrings(root: unknown, out: FieldError[]): void {
     const [value, where] = todo.pop()!;
     if (typeof value === 'string') {
       if (value.includes('\u0000')) out.push({ path: where, message: 'Must not contain NUL characters' });
-      else if (!(value as WellFormed).isWellFormed()) out.push({ path: where, message: 'Must be valid Unicode text (no lone surrogates)' });
+      else if (!(value as WellFormed).isWellFormed())
+        out.push({ path: where, message: 'Must be valid Unicode text (no lone surrogates)' });
     } else if (Array.isArray(value)) {
       value.forEach((v, i) => todo.push([v, where ? `${where}.${i}` : String(i)]));
     } else if (value !== null && typeof value === 'object') {
@@ -60,7 +64,6 @@ function badStrings(root: unknown, out: FieldError[]): void {
 }
 
 const NOTHING = Object.freeze({});
-
 
 /**
  * Params, query, headers and body through the route's schemas; every bad
@@ -99,7 +102,8 @@ function parseInput(ctx: Context, def: AnyRouteDef) {
     }
     body = parse(def.body, rawBody ?? {}, 'body');
   } else {
-    const empty = rawBody === undefined || (typeof rawBody === 'object' && rawBody !== null && Object.keys(rawBody).length === 0);
+    const empty =
+      rawBody === undefined || (typeof rawBody === 'object' && rawBody !== null && Object.keys(rawBody).length === 0);
     if (!empty) errors.push({ path: 'body', message: 'This route takes no request body' });
   }
   if (errors.length > 0) throw new ValidationFailed('The request is not valid', { errors });

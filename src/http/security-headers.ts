@@ -4,7 +4,12 @@ import type { Middleware } from 'koa';
 import { QUEUES_PATH } from './queues-route.ts';
 
 /** The HTML pages this process serves: Swagger UI, Redoc, Bull Board. Everything else is JSON. */
-const isPage = (path: string) => path === '/docs' || path === '/redoc' || path.startsWith('/docs/') || path === QUEUES_PATH || path.startsWith(`${QUEUES_PATH}/`);
+const isPage = (path: string) =>
+  path === '/docs' ||
+  path === '/redoc' ||
+  path.startsWith('/docs/') ||
+  path === QUEUES_PATH ||
+  path.startsWith(`${QUEUES_PATH}/`);
 
 const COMMON: HelmetOptions = { frameguard: { action: 'deny' } };
 
@@ -33,7 +38,8 @@ const PAGE_CSP = {
 function headersOf(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
-    setHeader: (name: string, value: string | string[]) => void (headers[name] = Array.isArray(value) ? value.join(', ') : String(value)),
+    setHeader: (name: string, value: string | string[]) =>
+      void (headers[name] = Array.isArray(value) ? value.join(', ') : String(value)),
     removeHeader: (name: string) => void delete headers[name],
   } as unknown as ServerResponse;
   helmet(options)({} as IncomingMessage, res, (err?: unknown) => {

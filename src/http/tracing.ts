@@ -12,7 +12,11 @@ export const traceRequests = (): Middleware =>
   async function traceRequests(ctx, next) {
     await inSpan(
       ctx.method,
-      { kind: SpanKind.SERVER, parent: contextFrom(ctx.headers), attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path } },
+      {
+        kind: SpanKind.SERVER,
+        parent: contextFrom(ctx.headers),
+        attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path },
+      },
       async (span) => {
         try {
           await next();

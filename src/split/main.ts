@@ -14,7 +14,8 @@ import { passedOn, startSplit } from './topology.ts';
 const config = loadConfigOrExit();
 const { env, dropped } = passedOn(process.env);
 const logger = createLogger({ level: config.logLevel, service: 'toko-split' });
-if (dropped.length > 0) logger.warn({ dropped }, 'these variables are set per service by the launcher, so yours are not passed on');
+if (dropped.length > 0)
+  logger.warn({ dropped }, 'these variables are set per service by the launcher, so yours are not passed on');
 const topology = await startSplit({
   dataDir: path.join(config.dataDir, 'split'),
   gatewayPort: Number(process.env.GATEWAY_PORT ?? 8080),

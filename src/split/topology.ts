@@ -9,7 +9,10 @@ import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, startWaves, type Module
 import { EmbeddedPostgres } from '../db/embedded-postgres.ts';
 
 /** The repository root: two levels up from the sources, three from their compiled copy in dist/. */
-const ROOT = path.resolve(import.meta.dirname, ...(import.meta.url.endsWith('.ts') ? ['..', '..'] : ['..', '..', '..']));
+const ROOT = path.resolve(
+  import.meta.dirname,
+  ...(import.meta.url.endsWith('.ts') ? ['..', '..'] : ['..', '..', '..']),
+);
 /** One service per module, from the registry; started in waves (./registry.ts startWaves). */
 const SERVICES: ModuleName[] = [...MODULE_NAMES];
 const WAVES = startWaves(MODULE_DEFINITIONS, TOKEN_ISSUER) as ModuleName[][];
@@ -18,7 +21,14 @@ const SPLIT_POOL = 4;
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined } as unknown as Logger;
 
 /** Variables the launcher sets for each service itself (or, for METRICS_PORT, that four services could not share). */
-const PER_SERVICE = new Set(['MODULES', 'HOST', 'PORT', 'METRICS_PORT', 'METRICS_HOST', ...SERVICES.map((s) => `${s.toUpperCase()}_SERVICE_URL`)]);
+const PER_SERVICE = new Set([
+  'MODULES',
+  'HOST',
+  'PORT',
+  'METRICS_PORT',
+  'METRICS_HOST',
+  ...SERVICES.map((s) => `${s.toUpperCase()}_SERVICE_URL`),
+]);
 /** The launcher's own settings: where the split's files go, and its ports. */
 const LAUNCHER_INPUT = new Set(['DATA_DIR', 'GATEWAY_PORT', 'SPLIT_BASE_PORT']);
 
@@ -95,13 +105,20 @@ async function waitForHttp(url: string, timeoutMs: number, child?: ChildProcess)
 }
 
 /** The gateway's nginx configuration: the repo's template with loopback upstreams, wrapped for a non-root nginx. */
-export function renderGatewayConfig(o: { dataDir: string; gatewayPort: number; ports: Record<ModuleName, number> }): string {
-  const server = readFileSync(path.join(ROOT, 'deploy', 'nginx', 'toko.conf.template'), 'utf8').replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
-    const service = name.replace(/_UPSTREAM$/, '').toLowerCase() as ModuleName;
-    if (name === 'GATEWAY_LISTEN') return `127.0.0.1:${o.gatewayPort}`;
-    if (name.endsWith('_UPSTREAM') && o.ports[service]) return `127.0.0.1:${o.ports[service]}`;
-    throw new Error(`unknown variable ${name} in the nginx template`);
-  });
+export function renderGatewayConfig(o: {
+  dataDir: string;
+  gatewayPort: number;
+  ports: Record<ModuleName, number>;
+}): string {
+  const server = readFileSync(path.join(ROOT, 'deploy', 'nginx', 'toko.conf.template'), 'utf8').replace(
+    /\$\{([A-Z_]+)\}/g,
+    (_, name: string) => {
+      const service = name.replace(/_UPSTREAM$/, '').toLowerCase() as ModuleName;
+      if (name === 'GATEWAY_LISTEN') return `127.0.0.1:${o.gatewayPort}`;
+      if (name.endsWith('_UPSTREAM') && o.ports[service]) return `127.0.0.1:${o.ports[service]}`;
+      throw new Error(`unknown variable ${name} in the nginx template`);
+    },
+  );
   const tmp = path.join(o.dataDir, 'gateway');
   return `daemon off;
 worker_processes 1;
@@ -121,7 +138,9 @@ ${server}
 }
 
 /** How a service process is started: compiled JavaScript when this file is, else TypeScript through tsx (tests). */
-const SERVICE_COMMAND = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', 'src/main.ts'] : [path.join('dist', 'src', 'main.js')];
+const SERVICE_COMMAND = import.meta.url.endsWith('.ts')
+  ? ['--import', 'tsx', 'src/main.ts']
+  : [path.join('dist', 'src', 'main.js')];
 
 /**
  * The four services as plain `node` processes (MODULES=<one each>) plus the
@@ -132,8 +151,13 @@ const SERVICE_COMMAND = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', 's
  */
 export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
   const serviceKey = randomBytes(24).toString('hex');
-  const ports = opts.ports ?? (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
-  const urls = Object.fromEntries(SERVICES.map((s) => [s, `http://127.0.0.1:${ports[s]}`])) as Record<ModuleName, string>;
+  const ports =
+    opts.ports ??
+    (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
+  const urls = Object.fromEntries(SERVICES.map((s) => [s, `http://127.0.0.1:${ports[s]}`])) as Record<
+    ModuleName,
+    string
+  >;
   const children = new Map<ModuleName | 'gateway', ChildProcess>();
   let database: EmbeddedPostgres | undefined;
   const shared: Record<string, string> = {};
@@ -177,7 +201,11 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
       ...opts.env,
       ...opts.serviceEnv?.[name],
     };
-    const child = spawn(process.execPath, opts.command ?? SERVICE_COMMAND, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, opts.command ?? SERVICE_COMMAND, {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.set(name, child);
     pipe(name, child);
     await waitForHttp(`${urls[name]}/health`, 60_000, child);
@@ -197,7 +225,9 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     mkdirSync(path.join(opts.dataDir, 'gateway'), { recursive: true });
     const conf = path.join(opts.dataDir, 'gateway', 'nginx.conf');
     writeFileSync(conf, renderGatewayConfig({ dataDir: opts.dataDir, gatewayPort: opts.gatewayPort, ports }));
-    const gateway = spawn('nginx', ['-c', conf, '-p', path.join(opts.dataDir, 'gateway')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const gateway = spawn('nginx', ['-c', conf, '-p', path.join(opts.dataDir, 'gateway')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.set('gateway', gateway);
     pipe('gateway', gateway);
     await waitForHttp(`http://127.0.0.1:${opts.gatewayPort}/health`, 15_000, gateway);

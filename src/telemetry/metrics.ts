@@ -16,7 +16,9 @@ export function registryMeter(registry: Registry, module: string): Meter {
   return {
     counter<L extends string>(spec: { name: string; help: string; labelNames: readonly L[] }): Counter<L> {
       const labelNames = ['module', ...spec.labelNames];
-      const metric = (registry.getSingleMetric(spec.name) as PromCounter<string> | undefined) ?? new PromCounter({ ...spec, labelNames, registers: [registry] });
+      const metric =
+        (registry.getSingleMetric(spec.name) as PromCounter<string> | undefined) ??
+        new PromCounter({ ...spec, labelNames, registers: [registry] });
       return { inc: (labels, by = 1) => metric.inc({ module, ...labels }, by) };
     },
     gauge<L extends string>(spec: GaugeSpec<L>): void {
@@ -41,7 +43,11 @@ export function registryMeter(registry: Registry, module: string): Meter {
  * `toko_events_handled_total{module,type,result}` (a retried event counts
  * once per attempt).
  */
-export function instrumentHandlers(registry: Registry, consumer: string, handlers: Record<string, EventHandler>): Record<string, EventHandler> {
+export function instrumentHandlers(
+  registry: Registry,
+  consumer: string,
+  handlers: Record<string, EventHandler>,
+): Record<string, EventHandler> {
   const handled =
     (registry.getSingleMetric('toko_events_handled_total') as PromCounter<'module' | 'type' | 'result'> | undefined) ??
     new PromCounter({
@@ -57,7 +63,11 @@ export function instrumentHandlers(registry: Registry, consumer: string, handler
         // The consumer span continues the trace the event carries, whichever bus brought it.
         inSpan(
           `handle ${type}`,
-          { kind: SpanKind.CONSUMER, parent: contextFrom(event.traceparent), attributes: { 'toko.module': consumer, 'toko.event.id': event.id, 'toko.event.attempt': delivery.attempt } },
+          {
+            kind: SpanKind.CONSUMER,
+            parent: contextFrom(event.traceparent),
+            attributes: { 'toko.module': consumer, 'toko.event.id': event.id, 'toko.event.attempt': delivery.attempt },
+          },
           async () => {
             try {
               await handler(event, delivery);

@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { TEST_ADMIN_ENV, api, createProduct, newUser } from '../../test/helpers/http.ts';
 import { startSplitRig } from '../../test/helpers/split.ts';
-import { TEST_REDIS_URL, dropQueueKeys, freePorts, redisAnswers, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
+import {
+  TEST_REDIS_URL,
+  dropQueueKeys,
+  freePorts,
+  redisAnswers,
+  testQueuePrefix,
+  waitFor,
+} from '../../test/helpers/wait.ts';
 import { startTracing, type Tracing } from './tracing.ts';
 
 const exporter = new InMemorySpanExporter();
@@ -32,7 +39,12 @@ beforeAll(async () => {
     SERVICE_KEY,
     ...(viaRedis ? { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix } : {}),
   });
-  catalogue = await startTestApp({ MODULES: 'product', SERVICE_KEY, USER_SERVICE_URL: shop.url, PORT: String(productPort) });
+  catalogue = await startTestApp({
+    MODULES: 'product',
+    SERVICE_KEY,
+    USER_SERVICE_URL: shop.url,
+    PORT: String(productPort),
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -43,7 +55,8 @@ afterAll(async () => {
 });
 
 const spans = () => exporter.getFinishedSpans();
-const named = (trace: string, name: string) => spans().filter((s) => s.spanContext().traceId === trace && s.name === name);
+const named = (trace: string, name: string) =>
+  spans().filter((s) => s.spanContext().traceId === trace && s.name === name);
 
 describe('tracing', () => {
   it(`follows one order across the HTTP adapter, the database and the ${viaRedis ? 'BullMQ' : 'in-process'} event bus in one trace`, async () => {
@@ -51,10 +64,16 @@ describe('tracing', () => {
     const productId = await createProduct(catalogue.url, { stock: 10, name: 'Kopi Gayo', price: 55_000 }, shop.url);
     const user = newUser();
     expect((await http.post('/api/v1/users/register', user)).status).toBe(201);
-    const token = (await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
+    const token = (
+      await http.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })
+    ).body.accessToken;
     exporter.reset();
 
-    const placed = await http.post<{ id: string; status: string }>('/api/v1/orders', { items: [{ productId, quantity: 2 }] }, { token });
+    const placed = await http.post<{ id: string; status: string }>(
+      '/api/v1/orders',
+      { items: [{ productId, quantity: 2 }] },
+      { token },
+    );
     expect(placed.status).toBe(201);
     expect(placed.body.status).toBe('confirmed');
 
@@ -62,7 +81,12 @@ describe('tracing', () => {
     expect(root, 'server span of the order request').toBeDefined();
     const trace = root!.spanContext().traceId;
     // The notification is sent by a consumer after the outbox relay published the event: wait for its span.
-    await waitFor('the order.confirmed handler span', async () => named(trace, 'handle order.confirmed')[0], 15_000, 50);
+    await waitFor(
+      'the order.confirmed handler span',
+      async () => named(trace, 'handle order.confirmed')[0],
+      15_000,
+      50,
+    );
 
     const client = named(trace, 'POST product.reserveStock');
     const remote = named(trace, 'POST /internal/v1/product/reserveStock');
@@ -70,7 +94,9 @@ describe('tracing', () => {
     expect(remote).toHaveLength(1);
     // The product service continued the caller's span: same trace, and its parent is the client span.
     expect(remote[0]!.parentSpanContext?.spanId).toBe(client[0]!.spanContext().spanId);
-    const queries = spans().filter((s) => s.spanContext().traceId === trace && s.attributes['db.system.name'] === 'postgresql');
+    const queries = spans().filter(
+      (s) => s.spanContext().traceId === trace && s.attributes['db.system.name'] === 'postgresql',
+    );
     expect(queries.length).toBeGreaterThan(3);
     expect(named(trace, 'publish order.confirmed')).toHaveLength(1);
     const handled = named(trace, 'handle order.confirmed')[0]!;
@@ -79,15 +105,21 @@ describe('tracing', () => {
 
     // Every span in sight belongs to this one order: nothing else ran.
     const traces = new Set(spans().map((s: ReadableSpan) => s.spanContext().traceId));
-    console.info(`one order: ${spans().filter((s) => s.spanContext().traceId === trace).length} spans in trace ${trace}, ${queries.length} of them queries, ${traces.size} trace(s) in all`);
+    console.info(
+      `one order: ${spans().filter((s) => s.spanContext().traceId === trace).length} spans in trace ${trace}, ${queries.length} of them queries, ${traces.size} trace(s) in all`,
+    );
     // Log lines written while serving the order carry the trace id.
-    expect(shop.logs.some((l) => l.traceId === trace && l.route === '/api/v1/orders' && l.module === 'order')).toBe(true);
+    expect(shop.logs.some((l) => l.traceId === trace && l.route === '/api/v1/orders' && l.module === 'order')).toBe(
+      true,
+    );
     expect(catalogue.logs.some((l) => l.traceId === trace && l.module === 'product')).toBe(true);
   }, 30_000);
 
   it('continues a trace the caller started (traceparent header)', async () => {
     const traceId = randomBytes(16).toString('hex');
-    const res = await http.get('/health', { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+    const res = await http.get('/health', {
+      headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+    });
     expect(res.status).toBe(200);
     await waitFor('the health span', async () => spans().find((s) => s.spanContext().traceId === traceId), 5000);
   });
@@ -121,22 +153,41 @@ describe.skipIf(!canSplit)('tracing in split mode', () => {
     let traceId = '';
     try {
       const gw = api(() => rig.url);
-      const admin = (await gw.post<{ accessToken: string }>('/api/v1/users/login', { email: 'admin@toko.test', password: 'admin-password-1' })).body.accessToken;
-      const product = (await gw.post<{ id: string }>('/api/v1/products', { name: 'Kopi Toraja', price: 60_000, stock: 5, category: 'kopi' }, { token: admin })).body;
+      const admin = (
+        await gw.post<{ accessToken: string }>('/api/v1/users/login', {
+          email: 'admin@toko.test',
+          password: 'admin-password-1',
+        })
+      ).body.accessToken;
+      const product = (
+        await gw.post<{ id: string }>(
+          '/api/v1/products',
+          { name: 'Kopi Toraja', price: 60_000, stock: 5, category: 'kopi' },
+          { token: admin },
+        )
+      ).body;
       const user = newUser();
       await gw.post('/api/v1/users/register', user);
-      const token = (await gw.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })).body.accessToken;
+      const token = (
+        await gw.post<{ accessToken: string }>('/api/v1/users/login', { email: user.email, password: user.password })
+      ).body.accessToken;
       // The caller starts the trace; the gateway passes traceparent on.
       traceId = randomBytes(16).toString('hex');
-      const placed = await gw.post<{ id: string }>('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, {
-        token,
-        headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
-      });
+      const placed = await gw.post<{ id: string }>(
+        '/api/v1/orders',
+        { items: [{ productId: product.id, quantity: 1 }] },
+        {
+          token,
+          headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+        },
+      );
       expect(placed.status).toBe(201);
       await waitFor(
         'the confirmation',
         async () => {
-          const notes = (await gw.get<{ items: { template: string; status: string }[] }>('/api/v1/notifications', { token })).body.items;
+          const notes = (
+            await gw.get<{ items: { template: string; status: string }[] }>('/api/v1/notifications', { token })
+          ).body.items;
           return notes.some((n) => n.template === 'order-confirmed' && n.status === 'sent') ? true : undefined;
         },
         20_000,
@@ -152,7 +203,8 @@ describe.skipIf(!canSplit)('tracing in split mode', () => {
     const carries = (b: Buffer) => b.includes(traceId) || b.includes(raw.toString('base64')) || b.includes(raw);
     const services = new Set<string>();
     for (const body of exports.filter(carries)) {
-      for (const name of ['toko-user', 'toko-product', 'toko-order', 'toko-notification']) if (body.includes(name)) services.add(name);
+      for (const name of ['toko-user', 'toko-product', 'toko-order', 'toko-notification'])
+        if (body.includes(name)) services.add(name);
     }
     console.info(`split trace: ${exports.length} exports, the order's trace found in ${[...services].join(', ')}`);
     expect([...services].sort()).toEqual(['toko-notification', 'toko-order', 'toko-product', 'toko-user']);

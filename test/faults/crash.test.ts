@@ -44,7 +44,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const confirmations = (ns: Notification[], orderId: string) => ns.filter((n) => n.template === 'order-confirmed' && n.body.includes(orderId));
+const confirmations = (ns: Notification[], orderId: string) =>
+  ns.filter((n) => n.template === 'order-confirmed' && n.body.includes(orderId));
 
 describe('kill -9 of the single process', () => {
   it('between the commit of an order and the delivery of its event: after restart, one confirmation, stock exact', async () => {
@@ -55,21 +56,36 @@ describe('kill -9 of the single process', () => {
     smtp.hold = (raw) => raw.includes('confirmed');
     const placed = await shop.place(customer.token, [{ productId: product, quantity: 3 }]);
     expect(placed.status).toBe(201);
-    await waitFor('the confirmation mail to be in flight', async () => (smtp.held.some((m) => m.includes(placed.body.id.slice(0, 8))) ? true : undefined), 10_000);
+    await waitFor(
+      'the confirmation mail to be in flight',
+      async () => (smtp.held.some((m) => m.includes(placed.body.id.slice(0, 8))) ? true : undefined),
+      10_000,
+    );
 
     await kill9();
     smtp.hold = () => false;
     await start();
 
     // The restarted relay takes the event again once the dead process's lease runs out, and the mail goes through.
-    await waitFor('the confirmation after restart', async () => (smtp.count(placed.body.id) >= 1 ? true : undefined), 20_000, 100);
+    await waitFor(
+      'the confirmation after restart',
+      async () => (smtp.count(placed.body.id) >= 1 ? true : undefined),
+      20_000,
+      100,
+    );
     // Then a few more relay passes, in which a duplicate would show up.
     await new Promise((r) => setTimeout(r, 3000));
     const notes = await shop.all<Notification>(`/api/v1/notifications?userId=${customer.id}`, admin);
     const mine = confirmations(notes, placed.body.id);
     const order = (await shop.all<Order>(`/api/v1/orders?userId=${customer.id}`, admin))[0]!;
     const stock = await shop.stock(product);
-    report('kill -9 mid-delivery', { orders: 1, mailsHeldAtKill: smtp.held.length, mailsAccepted: smtp.count(placed.body.id), notifications: mine.length, stock });
+    report('kill -9 mid-delivery', {
+      orders: 1,
+      mailsHeldAtKill: smtp.held.length,
+      mailsAccepted: smtp.count(placed.body.id),
+      notifications: mine.length,
+      stock,
+    });
     expect(order.status).toBe('confirmed');
     expect(mine).toHaveLength(1);
     expect(mine[0]!.status).toBe('sent');
@@ -107,19 +123,37 @@ describe('kill -9 of the single process', () => {
       expect(res.status).toBe(201);
     }
 
-    const everyone = async () => (await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))).flat();
+    const everyone = async () =>
+      (await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))).flat();
     // Orders cut off mid-flight by the kill are finished or given up by the recovery pass.
-    await waitFor('no pending orders', async () => ((await everyone()).every((o) => o.status !== 'pending') ? true : undefined), 20_000, 200);
+    await waitFor(
+      'no pending orders',
+      async () => ((await everyone()).every((o) => o.status !== 'pending') ? true : undefined),
+      20_000,
+      200,
+    );
     const orders = await everyone();
     const confirmed = orders.filter((o) => o.status === 'confirmed');
-    await waitFor('a confirmation for every confirmed order', async () => (confirmed.every((o) => smtp.count(o.id) >= 1) ? true : undefined), 20_000, 200);
+    await waitFor(
+      'a confirmation for every confirmed order',
+      async () => (confirmed.every((o) => smtp.count(o.id) >= 1) ? true : undefined),
+      20_000,
+      200,
+    );
     await new Promise((r) => setTimeout(r, 3000));
 
-    const notes = (await Promise.all(customers.map((c) => shop.all<Notification>(`/api/v1/notifications?userId=${c.id}`, admin)))).flat();
+    const notes = (
+      await Promise.all(customers.map((c) => shop.all<Notification>(`/api/v1/notifications?userId=${c.id}`, admin)))
+    ).flat();
     const lost = [...seen.keys()].filter((id) => !confirmed.some((o) => o.id === id));
     const doubled = confirmed.filter((o) => confirmations(notes, o.id).length !== 1 || smtp.count(o.id) !== 1);
     const stocks = await Promise.all(products.map((p) => shop.stock(p)));
-    const sold = products.map((p) => confirmed.flatMap((o) => o.items).filter((l) => l.productId === p).reduce((s, l) => s + l.quantity, 0));
+    const sold = products.map((p) =>
+      confirmed
+        .flatMap((o) => o.items)
+        .filter((l) => l.productId === p)
+        .reduce((s, l) => s + l.quantity, 0),
+    );
     report('kill -9 during a stream', {
       answered201BeforeKill: confirmedBeforeKill,
       cutOffOrNotSent: results.filter((s) => s !== 201).length,

@@ -63,8 +63,15 @@ export class Shop {
     return { id: u.id, token: await this.login(u.email, u.password) };
   }
 
-  async product(admin: string, stock: number, name = `Kopi ${Math.random().toString(36).slice(2, 8)}`): Promise<string> {
-    const res = await call(this.base(), 'POST', '/api/v1/products', { token: admin, body: { name, price: 25_000, stock, category: 'uji' } });
+  async product(
+    admin: string,
+    stock: number,
+    name = `Kopi ${Math.random().toString(36).slice(2, 8)}`,
+  ): Promise<string> {
+    const res = await call(this.base(), 'POST', '/api/v1/products', {
+      token: admin,
+      body: { name, price: 25_000, stock, category: 'uji' },
+    });
     if (res.status !== 201) throw new Error(`product answered ${res.status}: ${res.text}`);
     return res.body.id as string;
   }
@@ -76,9 +83,16 @@ export class Shop {
   }
 
   place(token: string, items: { productId: string; quantity: number }[], key?: string) {
-    return call<Order & Record<string, unknown>>(this.base(), 'POST', '/api/v1/orders', { token, body: { items }, headers: key ? { 'idempotency-key': key } : {} }).catch(
-      (err: unknown) => ({ status: 0, body: { error: String(err) } as unknown as Order, headers: new Headers(), text: String(err) }),
-    );
+    return call<Order & Record<string, unknown>>(this.base(), 'POST', '/api/v1/orders', {
+      token,
+      body: { items },
+      headers: key ? { 'idempotency-key': key } : {},
+    }).catch((err: unknown) => ({
+      status: 0,
+      body: { error: String(err) } as unknown as Order,
+      headers: new Headers(),
+      text: String(err),
+    }));
   }
 
   /** Every item of a paginated admin listing. */
@@ -86,7 +100,9 @@ export class Shop {
     const out: T[] = [];
     for (let skip = 0; ; skip += 100) {
       const sep = path.includes('?') ? '&' : '?';
-      const res = await call<{ items: T[]; total: number }>(this.base(), 'GET', `${path}${sep}skip=${skip}&limit=100`, { token });
+      const res = await call<{ items: T[]; total: number }>(this.base(), 'GET', `${path}${sep}skip=${skip}&limit=100`, {
+        token,
+      });
       if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${res.text}`);
       out.push(...res.body.items);
       if (out.length >= res.body.total || res.body.items.length === 0) return out;
@@ -194,4 +210,8 @@ export function sample(metrics: string, name: string, labels: Record<string, str
 }
 
 export const report = (what: string, figures: Record<string, unknown>) =>
-  console.info(`[faults] ${what}: ${Object.entries(figures).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
+  console.info(
+    `[faults] ${what}: ${Object.entries(figures)
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+      .join(', ')}`,
+  );

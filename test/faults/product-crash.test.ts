@@ -21,7 +21,11 @@ describe('product service killed during a stream of orders (split)', () => {
   it('leaves no order pending, no stock held by a rejected order, and stock + confirmed quantities constant', async () => {
     const admin = await shop.admin();
     const INITIAL = 200;
-    const products = [await shop.product(admin, INITIAL), await shop.product(admin, INITIAL), await shop.product(admin, INITIAL)];
+    const products = [
+      await shop.product(admin, INITIAL),
+      await shop.product(admin, INITIAL),
+      await shop.product(admin, INITIAL),
+    ];
     const customers = [await shop.customer(), await shop.customer()];
     const TOTAL = 60;
     let crash: Promise<void> | undefined;
@@ -43,14 +47,25 @@ describe('product service killed during a stream of orders (split)', () => {
     });
     await crash;
 
-    const everyone = async () => (await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))).flat();
-    await waitFor('no pending order', async () => ((await everyone()).every((o) => o.status !== 'pending') ? true : undefined), 30_000, 250);
+    const everyone = async () =>
+      (await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))).flat();
+    await waitFor(
+      'no pending order',
+      async () => ((await everyone()).every((o) => o.status !== 'pending') ? true : undefined),
+      30_000,
+      250,
+    );
     // Recovery has had its passes; nothing moves any more.
     await new Promise((r) => setTimeout(r, 2500));
     const orders = await everyone();
     const confirmed = orders.filter((o) => o.status === 'confirmed');
     const stocks = await Promise.all(products.map((p) => shop.stock(p)));
-    const sold = products.map((p) => confirmed.flatMap((o) => o.items).filter((l) => l.productId === p).reduce((s, l) => s + l.quantity, 0));
+    const sold = products.map((p) =>
+      confirmed
+        .flatMap((o) => o.items)
+        .filter((l) => l.productId === p)
+        .reduce((s, l) => s + l.quantity, 0),
+    );
     const byStatus = (s: number) => statuses.filter((x) => x === s).length;
     report('product service kill -9 during orders (split)', {
       ordersSent: TOTAL,

@@ -50,10 +50,16 @@ describe('Redis outage in split mode', () => {
     });
     await outage;
 
-    const orders = (await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))).flat();
+    const orders = (
+      await Promise.all(customers.map((c) => shop.all<Order>(`/api/v1/orders?userId=${c.id}`, admin)))
+    ).flat();
     const confirmed = orders.filter((o) => o.status === 'confirmed');
-    const notes = async () => (await Promise.all(customers.map((c) => shop.all<Notification>(`/api/v1/notifications?userId=${c.id}`, admin)))).flat();
-    const confirmationsOf = (ns: Notification[], id: string) => ns.filter((n) => n.template === 'order-confirmed' && n.body.includes(id));
+    const notes = async () =>
+      (
+        await Promise.all(customers.map((c) => shop.all<Notification>(`/api/v1/notifications?userId=${c.id}`, admin)))
+      ).flat();
+    const confirmationsOf = (ns: Notification[], id: string) =>
+      ns.filter((n) => n.template === 'order-confirmed' && n.body.includes(id));
     await waitFor(
       'a sent confirmation for every confirmed order',
       async () => {

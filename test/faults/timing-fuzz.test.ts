@@ -17,7 +17,25 @@ const LIMIT_MS = 200;
 const BODY_CHARS = 100 * 1024 - 2048;
 // Node accepts 16 KiB of headers, nginx 8 KiB per line: a query value this long reaches the route in both topologies.
 const QUERY_CHARS = 7000;
-const UNITS = ['a', '7', '.', '/', ':', 'a.', 'a/', 'a:', 'a1.', 'ab.cd/', 'a://', 'www.', 'a@', 'a-', 'a.a@a.', '%', '%_'];
+const UNITS = [
+  'a',
+  '7',
+  '.',
+  '/',
+  ':',
+  'a.',
+  'a/',
+  'a:',
+  'a1.',
+  'ab.cd/',
+  'a://',
+  'www.',
+  'a@',
+  'a-',
+  'a.a@a.',
+  '%',
+  '%_',
+];
 
 const fill = (unit: string, n: number) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
 
@@ -66,7 +84,8 @@ function setAt(value: unknown, path: (string | number)[], leaf: unknown): unknow
     arr[head] = setAt(arr[head] ?? {}, rest, leaf);
     return arr;
   }
-  const obj = value && typeof value === 'object' && !Array.isArray(value) ? { ...(value as Record<string, unknown>) } : {};
+  const obj =
+    value && typeof value === 'object' && !Array.isArray(value) ? { ...(value as Record<string, unknown>) } : {};
   obj[head!] = setAt(obj[head!], rest, leaf);
   return obj;
 }
@@ -116,7 +135,11 @@ describe.each(topologies)('timing fuzz: $name', ({ name, start }) => {
     let worst = { ms: 0, what: '' };
     const time = async (what: string, method: string, p: string, raw?: string) => {
       const started = performance.now();
-      const res = await call(t.url, method.toUpperCase(), p, { raw, token: admin, headers: raw === undefined ? {} : { 'content-type': 'application/json' } });
+      const res = await call(t.url, method.toUpperCase(), p, {
+        raw,
+        token: admin,
+        headers: raw === undefined ? {} : { 'content-type': 'application/json' },
+      });
       const ms = performance.now() - started;
       sent++;
       if (ms > worst.ms) worst = { ms, what };
@@ -124,7 +147,11 @@ describe.each(topologies)('timing fuzz: $name', ({ name, start }) => {
       if (res.status >= 500 || res.status === 0) failed.push(`${what} → ${res.status} ${res.text.slice(0, 120)}`);
     };
     const pathFor = (template: string, id?: string) =>
-      template.replace(/\{(\w+)\}/g, (_, param: string) => id ?? (param === 'id' ? (template.startsWith('/api/v1/orders') ? orderId : productId) : 'user'));
+      template.replace(
+        /\{(\w+)\}/g,
+        (_, param: string) =>
+          id ?? (param === 'id' ? (template.startsWith('/api/v1/orders') ? orderId : productId) : 'user'),
+      );
 
     for (const [template, ops] of Object.entries(doc.paths)) {
       // Bull Board is not JSON API; /metrics is not an endpoint anyone feeds input to.
@@ -136,20 +163,46 @@ describe.each(topologies)('timing fuzz: $name', ({ name, start }) => {
           for (const field of media ? stringPaths(doc, media.schema) : []) {
             const body = JSON.stringify(setAt(example, field, ''));
             const raw = JSON.stringify(setAt(example, field, fill(unit, BODY_CHARS - body.length)));
-            await time(`${method.toUpperCase()} ${template} body.${field.join('.')} ${JSON.stringify(unit)}×`, method, pathFor(template), raw);
+            await time(
+              `${method.toUpperCase()} ${template} body.${field.join('.')} ${JSON.stringify(unit)}×`,
+              method,
+              pathFor(template),
+              raw,
+            );
           }
           for (const param of op.parameters ?? []) {
-            const long = encodeURIComponent(fill(unit, QUERY_CHARS / (unit === '%' || unit === '%_' || unit === ':' || unit === '/' || unit === '@' ? 3 : 1)));
+            const long = encodeURIComponent(
+              fill(
+                unit,
+                QUERY_CHARS / (unit === '%' || unit === '%_' || unit === ':' || unit === '/' || unit === '@' ? 3 : 1),
+              ),
+            );
             if (param.in === 'query') {
-              await time(`${method.toUpperCase()} ${template}?${param.name}= ${JSON.stringify(unit)}×`, method, `${pathFor(template)}?${param.name}=${long}`, media ? JSON.stringify(example) : undefined);
+              await time(
+                `${method.toUpperCase()} ${template}?${param.name}= ${JSON.stringify(unit)}×`,
+                method,
+                `${pathFor(template)}?${param.name}=${long}`,
+                media ? JSON.stringify(example) : undefined,
+              );
             } else if (param.in === 'path') {
-              await time(`${method.toUpperCase()} ${template} path ${JSON.stringify(unit)}×`, method, pathFor(template, long), media ? JSON.stringify(example) : undefined);
+              await time(
+                `${method.toUpperCase()} ${template} path ${JSON.stringify(unit)}×`,
+                method,
+                pathFor(template, long),
+                media ? JSON.stringify(example) : undefined,
+              );
             }
           }
         }
       }
     }
-    report(`timing fuzz (${name})`, { requests: sent, slowestMs: Math.round(worst.ms), slowest: worst.what, overLimit: slow.length, serverErrors: failed.length });
+    report(`timing fuzz (${name})`, {
+      requests: sent,
+      slowestMs: Math.round(worst.ms),
+      slowest: worst.what,
+      overLimit: slow.length,
+      serverErrors: failed.length,
+    });
     expect(sent).toBeGreaterThan(200);
     expect(failed).toEqual([]);
     expect(slow).toEqual([]);

@@ -70,7 +70,10 @@ export const TEST_ENV = {
 };
 
 /** Starts the real app on an ephemeral port against a fresh database. */
-export async function startTestApp(env: Record<string, string> = {}, opts: Omit<StartOptions, 'logger'> = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  opts: Omit<StartOptions, 'logger'> = {},
+): Promise<TestApp> {
   const db = await freshDatabase();
   const logs: Record<string, unknown>[] = [];
   const chunks: string[] = [];
@@ -83,7 +86,13 @@ export async function startTestApp(env: Record<string, string> = {}, opts: Omit<
     },
   });
   const boot = async (extra: Record<string, string>) => {
-    const config = loadConfig({ ...TEST_ENV, DATA_DIR: db.dataDir, ...(db.url ? { DATABASE_URL: db.url } : {}), ...env, ...extra });
+    const config = loadConfig({
+      ...TEST_ENV,
+      DATA_DIR: db.dataDir,
+      ...(db.url ? { DATABASE_URL: db.url } : {}),
+      ...env,
+      ...extra,
+    });
     const logger = createLogger({ level: config.logLevel, destination: sink });
     return startServer(config, { ...opts, logger });
   };

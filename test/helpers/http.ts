@@ -35,13 +35,16 @@ export function api(base: () => string) {
     get: <T = Record<string, unknown>>(path: string, o?: Parameters<typeof call>[3]) => call<T>(base(), 'GET', path, o),
     post: <T = Record<string, unknown>>(path: string, body?: unknown, o?: Parameters<typeof call>[3]) =>
       call<T>(base(), 'POST', path, { ...o, body }),
-    send: <T = Record<string, unknown>>(method: string, path: string, o?: Parameters<typeof call>[3]) => call<T>(base(), method, path, o),
+    send: <T = Record<string, unknown>>(method: string, path: string, o?: Parameters<typeof call>[3]) =>
+      call<T>(base(), method, path, o),
   };
 }
 
 let counter = 0;
 /** A registration body that no other call in this process has used. */
-export function newUser(overrides: Partial<{ email: string; username: string; password: string; fullName: string }> = {}) {
+export function newUser(
+  overrides: Partial<{ email: string; username: string; password: string; fullName: string }> = {},
+) {
   counter += 1;
   const tag = `${process.pid}${counter}${Math.floor(Math.random() * 1e6)}`;
   return {
@@ -58,7 +61,11 @@ export const TEST_ADMIN = { email: 'admin@toko.test', password: 'admin-password-
 export const TEST_ADMIN_ENV = { ADMIN_EMAIL: TEST_ADMIN.email, ADMIN_PASSWORD: TEST_ADMIN.password };
 
 /** A product added through the public API by the administrator (who logs in at `loginAt` when the user module lives elsewhere); returns its id. */
-export async function createProduct(base: string, fields: { stock: number; name?: string; price?: number }, loginAt = base): Promise<string> {
+export async function createProduct(
+  base: string,
+  fields: { stock: number; name?: string; price?: number },
+  loginAt = base,
+): Promise<string> {
   const login = await call(loginAt, 'POST', '/api/v1/users/login', { body: TEST_ADMIN });
   if (login.status !== 200) throw new Error(`admin login answered ${login.status}: start the app with TEST_ADMIN_ENV`);
   const res = await call(base, 'POST', '/api/v1/products', {

@@ -16,9 +16,20 @@ export class RedisServer {
   }
 
   async start(): Promise<void> {
-    const persistence = this.opts.dir ? ['--dir', this.opts.dir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
-    await waitFor(`redis on ${this.port}`, async () => ((await redisAnswersAt(this.url)) ? true : undefined), 10_000, 50);
+    const persistence = this.opts.dir
+      ? ['--dir', this.opts.dir, '--appendonly', 'yes', '--appendfsync', 'always']
+      : ['--appendonly', 'no'];
+    this.child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      `redis on ${this.port}`,
+      async () => ((await redisAnswersAt(this.url)) ? true : undefined),
+      10_000,
+      50,
+    );
   }
 
   async stop(): Promise<void> {

@@ -23,7 +23,10 @@ export interface SplitRig {
  * for — unless told otherwise), an embedded database per service unless
  * TEST_DATABASE_URL names a server, and `env` for every service.
  */
-export async function startSplitRig(env: Record<string, string>, opts: { persistentRedis?: boolean } = {}): Promise<SplitRig> {
+export async function startSplitRig(
+  env: Record<string, string>,
+  opts: { persistentRedis?: boolean } = {},
+): Promise<SplitRig> {
   const [gateway, redisPort, ...services] = await freePorts(2 + MODULE_NAMES.length);
   const redisDir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
   const redis = new RedisServer(redisPort!, opts.persistentRedis === false ? {} : { dir: redisDir });

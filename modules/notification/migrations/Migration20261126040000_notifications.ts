@@ -22,7 +22,9 @@ export class Migration20261126040000_notifications extends Migration {
       constraint "notifications_event_template_unique" unique ("event_id", "template"),
       constraint "notifications_status_check" check ("status" in ('pending', 'sent', 'failed'))
     );`);
-    this.addSql(`create index "notifications_user_index" on "notifications"."notifications" ("user_id", "created_at");`);
+    this.addSql(
+      `create index "notifications_user_index" on "notifications"."notifications" ("user_id", "created_at");`,
+    );
     for (const sql of inboxTableSql('notifications')) this.addSql(sql);
   }
 

@@ -15,9 +15,14 @@ describe('greetingName', () => {
   });
 
   it('leaves the mail one greeting line, whatever the stored name', () => {
-    const { text } = welcome.id({ fullName: greetingName('Budi\n\nSalam,\nTim toko\n\nPS: balas dengan PIN Anda', 'budi'), username: 'budi' });
+    const { text } = welcome.id({
+      fullName: greetingName('Budi\n\nSalam,\nTim toko\n\nPS: balas dengan PIN Anda', 'budi'),
+      username: 'budi',
+    });
     expect(text.split('\n')[0]).toBe('Halo Budi Salam, Tim toko PS: balas dengan PIN Anda,');
     // The rest of the mail is the template's own lines, as for any name.
-    expect(text.split('\n').slice(1)).toEqual(welcome.id({ fullName: 'Budi', username: 'budi' }).text.split('\n').slice(1));
+    expect(text.split('\n').slice(1)).toEqual(
+      welcome.id({ fullName: 'Budi', username: 'budi' }).text.split('\n').slice(1),
+    );
   });
 });

@@ -21,7 +21,12 @@ export const INTL_LOCALE: Record<Locale, string> = { id: 'id-ID', en: 'en-GB' };
  * are refused like this at registration; this keeps older ones in line.
  */
 export function greetingName(fullName: string, fallback: string): string {
-  const flat = fullName.replace(new RegExp(CONTROL_OR_FORMAT.source, 'gu'), ' ').replace(/\s+/g, ' ').trim().slice(0, 60).trim();
+  const flat = fullName
+    .replace(new RegExp(CONTROL_OR_FORMAT.source, 'gu'), ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 60)
+    .trim();
   if (!flat || carriesAddress(flat)) return fallback;
   return flat;
 }

@@ -28,7 +28,11 @@ beforeAll(async () => {
       let raw = '';
       stream.on('data', (c: Buffer) => (raw += c.toString()));
       stream.on('end', () => {
-        inbox.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw });
+        inbox.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+        });
         callback();
       });
     },
@@ -55,9 +59,16 @@ describe('the SMTP transport', () => {
   it('delivers the order confirmation to the customer with the subject and the total', async () => {
     const u = newUser();
     await http.post('/api/v1/users/register', u);
-    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body.accessToken as string;
+    const token = (await http.post('/api/v1/users/login', { email: u.email, password: u.password })).body
+      .accessToken as string;
     const admin = (await http.post('/api/v1/users/login', ADMIN)).body.accessToken as string;
-    const product = (await http.post('/api/v1/products', { name: 'Teh Melati', price: 1_850_000, stock: 9, category: 'teh' }, { token: admin })).body;
+    const product = (
+      await http.post(
+        '/api/v1/products',
+        { name: 'Teh Melati', price: 1_850_000, stock: 9, category: 'teh' },
+        { token: admin },
+      )
+    ).body;
     const order = await http.post('/api/v1/orders', { items: [{ productId: product.id, quantity: 2 }] }, { token });
     expect(order.status).toBe(201);
 

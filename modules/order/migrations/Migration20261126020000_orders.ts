@@ -19,7 +19,9 @@ export class Migration20261126020000_orders extends Migration {
     this.addSql(`create index "orders_user_index" on "orders"."orders" ("user_id", "created_at");`);
     this.addSql(`create index "orders_created_at_index" on "orders"."orders" ("created_at", "id");`);
     // What the recovery pass looks for: stuck pending orders and cancelled ones whose stock is not back yet.
-    this.addSql(`create index "orders_recovery_index" on "orders"."orders" ("status", "updated_at") where "status" = 'pending' or "stock_held" and "status" = 'cancelled';`);
+    this.addSql(
+      `create index "orders_recovery_index" on "orders"."orders" ("status", "updated_at") where "status" = 'pending' or "stock_held" and "status" = 'cancelled';`,
+    );
     this.addSql(`create table "orders"."idempotency_keys" (
       "user_id" varchar(64) not null,
       "key" varchar(255) not null,

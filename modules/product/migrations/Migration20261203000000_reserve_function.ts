@@ -11,7 +11,8 @@ import { Migration } from '@mikro-orm/migrations';
  */
 export class Migration20261203000000_reserve_function extends Migration {
   override async up(): Promise<void> {
-    this.addSql(`create function "products"."reserve_stock"("p_id" varchar, "p_products" varchar[], "p_quantities" integer[]) returns jsonb
+    this
+      .addSql(`create function "products"."reserve_stock"("p_id" varchar, "p_products" varchar[], "p_quantities" integer[]) returns jsonb
 language plpgsql as $$
 declare
   "v_status" varchar;

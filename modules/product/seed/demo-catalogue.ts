@@ -59,14 +59,15 @@ const CATALOGUE: Record<string, Item[]> = {
   ],
 };
 
-export const DEMO_CATALOGUE: (NewProduct & { id: string })[] = Object.entries(CATALOGUE).flatMap(([category, items], c) =>
-  items.map(([name, rupiah, stock, description], i) => ({
-    id: demoId(c * 100 + i + 1),
-    name,
-    description,
-    price: rp(rupiah),
-    stock,
-    category,
-    imageUrl: null,
-  })),
+export const DEMO_CATALOGUE: (NewProduct & { id: string })[] = Object.entries(CATALOGUE).flatMap(
+  ([category, items], c) =>
+    items.map(([name, rupiah, stock, description], i) => ({
+      id: demoId(c * 100 + i + 1),
+      name,
+      description,
+      price: rp(rupiah),
+      stock,
+      category,
+      imageUrl: null,
+    })),
 );

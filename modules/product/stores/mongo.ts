@@ -16,7 +16,6 @@ import {
   type StockChange,
 } from './store.ts';
 
-
 interface ReservationDoc {
   _id: string;
   status: 'pending' | 'active' | 'released';
@@ -80,7 +79,11 @@ export class MongoProductStore implements ProductStore {
     let inserted = 0;
     for (const { id, ...p } of products) {
       const now = new Date();
-      const res = await this.products().updateOne({ _id: new ObjectId(id) }, { $setOnInsert: { ...p, createdAt: now, updatedAt: now } }, { upsert: true });
+      const res = await this.products().updateOne(
+        { _id: new ObjectId(id) },
+        { $setOnInsert: { ...p, createdAt: now, updatedAt: now } },
+        { upsert: true },
+      );
       inserted += res.upsertedCount;
     }
     return inserted;
@@ -103,14 +106,22 @@ export class MongoProductStore implements ProductStore {
     const where: FilterQuery<ProductDocument> = {};
     if (q.category) where.category = q.category;
     if (q.q) where.name = new RegExp(regexEscape(q.q), 'i');
-    const [items, total] = await this.em().findAndCount(ProductDocumentSchema, where, { orderBy: sortOrder(q.sort, '_id') as QueryOrderMap<ProductDocument>, offset: q.skip, limit: q.limit });
+    const [items, total] = await this.em().findAndCount(ProductDocumentSchema, where, {
+      orderBy: sortOrder(q.sort, '_id') as QueryOrderMap<ProductDocument>,
+      offset: q.skip,
+      limit: q.limit,
+    });
     return { items: items.map(toRecord), total };
   }
 
   async update(id: string, patch: ProductPatch): Promise<ProductRecord | null> {
     const _id = oid(id);
     if (!_id) return null;
-    const doc = await this.products().findOneAndUpdate({ _id }, { $set: { ...patch, updatedAt: new Date() } }, { returnDocument: 'after' });
+    const doc = await this.products().findOneAndUpdate(
+      { _id },
+      { $set: { ...patch, updatedAt: new Date() } },
+      { returnDocument: 'after' },
+    );
     return doc ? toRecord(doc) : null;
   }
 
@@ -152,12 +163,16 @@ export class MongoProductStore implements ProductStore {
         : null;
       if (!doc) {
         // All or nothing: give back the lines taken so far, and forget the id so a retry may try again (as SQL's rollback does).
-        if (await this.giveBack(reservationId)) await this.reservations().deleteOne({ _id: reservationId, status: 'released' });
+        if (await this.giveBack(reservationId))
+          await this.reservations().deleteOne({ _id: reservationId, status: 'released' });
         const found = await this.getMany(lines.map((l) => l.productId));
         throw explain(lines, line, new Map(found.map((p) => [p.id, p.stock])));
       }
       const taken: ReservedLine = { ...line, name: doc.name, unitPrice: doc.price, currency: this.currency };
-      const recorded = await this.reservations().updateOne({ _id: reservationId, status: 'pending' }, { $push: { applied: taken } });
+      const recorded = await this.reservations().updateOne(
+        { _id: reservationId, status: 'pending' },
+        { $push: { applied: taken } },
+      );
       if (recorded.matchedCount === 0) {
         // Released meanwhile: the release gave back what was recorded before it; this line is ours to give back.
         await this.products().updateOne({ _id: _id! }, { $inc: { stock: line.quantity } });
@@ -174,7 +189,9 @@ export class MongoProductStore implements ProductStore {
   }
 
   private closed(reservationId: string): ReservationClosed {
-    return new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
+    return new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, {
+      reservationId,
+    });
   }
 
   private async existing(reservationId: string): Promise<Reservation> {
@@ -193,7 +210,8 @@ export class MongoProductStore implements ProductStore {
     if (!before) return false;
     for (const line of before.applied) {
       const _id = oid(line.productId);
-      if (_id) await this.products().updateOne({ _id }, { $inc: { stock: line.quantity }, $set: { updatedAt: new Date() } });
+      if (_id)
+        await this.products().updateOne({ _id }, { $inc: { stock: line.quantity }, $set: { updatedAt: new Date() } });
     }
     return true;
   }

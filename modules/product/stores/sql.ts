@@ -19,10 +19,19 @@ import {
 } from './store.ts';
 import { table } from '../schema.ts';
 
-
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-type Row = { id: string; name: string; description: string; price: string | number; stock: number; category: string; image_url: string | null; created_at: Date | string; updated_at: Date | string };
+type Row = {
+  id: string;
+  name: string;
+  description: string;
+  price: string | number;
+  stock: number;
+  category: string;
+  image_url: string | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+};
 
 const COLUMNS = `"id", "name", "description", "price", "stock", "category", "image_url", "created_at", "updated_at"`;
 
@@ -53,7 +62,12 @@ export class SqlProductStore implements ProductStore {
   async create(p: NewProduct): Promise<ProductRecord> {
     const em = this.em();
     const now = new Date();
-    const product = em.create(ProductEntity, { id: new ObjectId().toHexString(), ...p, createdAt: now, updatedAt: now });
+    const product = em.create(ProductEntity, {
+      id: new ObjectId().toHexString(),
+      ...p,
+      createdAt: now,
+      updatedAt: now,
+    });
     await em.flush();
     return product;
   }
@@ -72,12 +86,20 @@ export class SqlProductStore implements ProductStore {
   }
 
   async get(id: string): Promise<ProductRecord | null> {
-    const rows = await this.sql.query<Row>(`select ${COLUMNS} from ${table('products')} where "id" = $1`, [id], 'products.get');
+    const rows = await this.sql.query<Row>(
+      `select ${COLUMNS} from ${table('products')} where "id" = $1`,
+      [id],
+      'products.get',
+    );
     return rows[0] ? fromRow(rows[0]) : null;
   }
 
   async getMany(ids: string[]): Promise<ProductRecord[]> {
-    const rows = await this.sql.query<Row>(`select ${COLUMNS} from ${table('products')} where "id" = any($1::varchar[])`, [ids], 'products.getMany');
+    const rows = await this.sql.query<Row>(
+      `select ${COLUMNS} from ${table('products')} where "id" = any($1::varchar[])`,
+      [ids],
+      'products.getMany',
+    );
     return rows.map(fromRow);
   }
 
@@ -85,7 +107,11 @@ export class SqlProductStore implements ProductStore {
     const where: FilterQuery<ProductRecord> = {};
     if (q.category) where.category = q.category;
     if (q.q) where.name = { $ilike: `%${likeEscape(q.q)}%` };
-    const [items, total] = await this.em().findAndCount(ProductEntity, where, { orderBy: sortOrder(q.sort, 'id') as QueryOrderMap<ProductRecord>, offset: q.skip, limit: q.limit });
+    const [items, total] = await this.em().findAndCount(ProductEntity, where, {
+      orderBy: sortOrder(q.sort, 'id') as QueryOrderMap<ProductRecord>,
+      offset: q.skip,
+      limit: q.limit,
+    });
     return { items, total };
   }
 
@@ -123,9 +149,15 @@ export class SqlProductStore implements ProductStore {
         'products.reserve',
       );
       const taken = jsonColumn<Omit<ReservedLine, 'currency'>[]>(rows[0]!.lines);
-      return { reservationId, lines: taken.map((l) => ({ ...l, unitPrice: Number(l.unitPrice), currency: this.currency })) };
+      return {
+        reservationId,
+        lines: taken.map((l) => ({ ...l, unitPrice: Number(l.unitPrice), currency: this.currency })),
+      };
     } catch (err) {
-      if (sqlState(err) === 'TK001') throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, { reservationId });
+      if (sqlState(err) === 'TK001')
+        throw new ReservationClosed(`Reservation ${reservationId} was released and cannot reserve again`, {
+          reservationId,
+        });
       if (sqlState(err) === 'TK002') {
         const failed = lines.find((l) => l.productId === (err as { detail?: string }).detail) ?? lines[0]!;
         throw await this.explainShortage(lines, failed);
@@ -155,9 +187,15 @@ export class SqlProductStore implements ProductStore {
       const row = rows[0];
       if (!row || row.status === 'released') return false;
       for (const line of jsonColumn<ReservedLine[]>(row.lines)) {
-        await em.execute(`update ${table('products')} set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [line.quantity, line.productId]);
+        await em.execute(`update ${table('products')} set "stock" = "stock" + ?, "updated_at" = now() where "id" = ?`, [
+          line.quantity,
+          line.productId,
+        ]);
       }
-      await em.execute(`update ${table('reservations')} set "status" = 'released', "updated_at" = now() where "id" = ?`, [reservationId]);
+      await em.execute(
+        `update ${table('reservations')} set "status" = 'released', "updated_at" = now() where "id" = ?`,
+        [reservationId],
+      );
       return true;
     });
   }

@@ -24,7 +24,12 @@ export function productStoreSuite(store: () => ProductStore) {
     it('creates products with 24-hex ids and reads them back', async () => {
       const p = await store().create(product({ price: 2_500_000, imageUrl: 'https://img.example/a.jpg' }));
       expect(p.id).toMatch(/^[0-9a-f]{24}$/);
-      expect(await store().get(p.id)).toMatchObject({ id: p.id, price: 2_500_000, stock: 10, imageUrl: 'https://img.example/a.jpg' });
+      expect(await store().get(p.id)).toMatchObject({
+        id: p.id,
+        price: 2_500_000,
+        stock: 10,
+        imageUrl: 'https://img.example/a.jpg',
+      });
       expect(await store().get('0123456789abcdef01234567')).toBeNull();
       expect(await store().get('not-an-id')).toBeNull();
     });
@@ -64,7 +69,10 @@ export function productStoreSuite(store: () => ProductStore) {
     });
 
     it('inserts the missing products of a fixed list once', async () => {
-      const id = `ab${tag.padEnd(22, '0').replace(/[^0-9a-f]/g, 'c').slice(0, 22)}`;
+      const id = `ab${tag
+        .padEnd(22, '0')
+        .replace(/[^0-9a-f]/g, 'c')
+        .slice(0, 22)}`;
       const list = [{ ...product(), id }];
       expect(await store().insertMissing(list)).toBe(1);
       expect(await store().insertMissing(list)).toBe(0);
@@ -86,7 +94,10 @@ export function productStoreSuite(store: () => ProductStore) {
     it('never holds more than MAX_STOCK, whichever store', async () => {
       const p = await store().create(product({ stock: 10 }));
       expect(await store().adjustStock(p.id, MAX_STOCK)).toEqual({ ok: false, reason: 'too_much' });
-      expect(await store().adjustStock(p.id, MAX_STOCK - 10)).toMatchObject({ ok: true, product: { stock: MAX_STOCK } });
+      expect(await store().adjustStock(p.id, MAX_STOCK - 10)).toMatchObject({
+        ok: true,
+        product: { stock: MAX_STOCK },
+      });
       expect(await store().adjustStock(p.id, 1)).toEqual({ ok: false, reason: 'too_much' });
       expect((await store().get(p.id))!.stock).toBe(MAX_STOCK);
     });
@@ -106,7 +117,9 @@ export function productStoreSuite(store: () => ProductStore) {
       expect((await store().get(b.id))!.stock).toBe(1);
       // A failed reservation does not use up its id.
       const ok = await store().reserve(`r-short-${tag}`, [{ productId: a.id, quantity: 2 }]);
-      expect(ok.lines).toEqual([{ productId: a.id, quantity: 2, name: a.name, unitPrice: 1000, currency: expect.any(String) }]);
+      expect(ok.lines).toEqual([
+        { productId: a.id, quantity: 2, name: a.name, unitPrice: 1000, currency: expect.any(String) },
+      ]);
     });
 
     it('refuses unknown products without taking anything', async () => {
@@ -137,7 +150,9 @@ export function productStoreSuite(store: () => ProductStore) {
 
     it('never oversells: 50 concurrent reservations of a product with stock 10', async () => {
       const a = await store().create(product({ stock: 10 }));
-      const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => store().reserve(`r-race-${tag}-${i}`, [{ productId: a.id, quantity: 1 }])));
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) => store().reserve(`r-race-${tag}-${i}`, [{ productId: a.id, quantity: 1 }])),
+      );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
       const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(rejected).toHaveLength(40);
@@ -173,13 +188,17 @@ export function productStoreSuite(store: () => ProductStore) {
       expect(await store().release(`r-rel-${tag}`)).toBe(false);
       expect((await store().get(a.id))!.stock).toBe(110);
       expect((await store().get(b.id))!.stock).toBe(10);
-      await expect(store().reserve(`r-rel-${tag}`, [{ productId: a.id, quantity: 1 }])).rejects.toBeInstanceOf(ReservationClosed);
+      await expect(store().reserve(`r-rel-${tag}`, [{ productId: a.id, quantity: 1 }])).rejects.toBeInstanceOf(
+        ReservationClosed,
+      );
     });
 
     it('closes a reservation id released before it reserved, so a late reserve takes nothing', async () => {
       const a = await store().create(product({ stock: 3 }));
       expect(await store().release(`r-late-${tag}`)).toBe(false);
-      await expect(store().reserve(`r-late-${tag}`, [{ productId: a.id, quantity: 1 }])).rejects.toBeInstanceOf(ReservationClosed);
+      await expect(store().reserve(`r-late-${tag}`, [{ productId: a.id, quantity: 1 }])).rejects.toBeInstanceOf(
+        ReservationClosed,
+      );
       expect((await store().get(a.id))!.stock).toBe(3);
     });
   });

@@ -32,7 +32,11 @@ describe.skipIf(!mongoUrl)('MongoProductStore', () => {
   beforeAll(async () => {
     const url = new URL(mongoUrl!);
     url.pathname = `/toko_test_${Date.now().toString(36)}`;
-    orm = await openModuleMongo(productModule, { clientUrl: url.toString(), timeoutMs: 2000, logger: pino({ level: 'silent' }) });
+    orm = await openModuleMongo(productModule, {
+      clientUrl: url.toString(),
+      timeoutMs: 2000,
+      logger: pino({ level: 'silent' }),
+    });
     store = new MongoProductStore(orm, 'IDR');
   });
   afterAll(async () => {

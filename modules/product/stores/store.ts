@@ -41,7 +41,8 @@ export interface ProductQuery {
 /** The most stock one product can hold (PostgreSQL's integer column); both stores keep to it. */
 export const MAX_STOCK = 2_147_483_647;
 
-export type StockChange = { ok: true; product: ProductRecord } | { ok: false; reason: 'not_found' | 'insufficient' | 'too_much' };
+export type StockChange =
+  { ok: true; product: ProductRecord } | { ok: false; reason: 'not_found' | 'insufficient' | 'too_much' };
 
 /**
  * Where products live. Two implementations, one behaviour, one test suite
@@ -72,7 +73,9 @@ export interface ProductStore {
 export function normaliseLines(lines: StockLine[]): StockLine[] {
   const merged = new Map<string, number>();
   for (const l of lines) merged.set(l.productId, (merged.get(l.productId) ?? 0) + l.quantity);
-  return [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([productId, quantity]) => ({ productId, quantity }));
+  return [...merged.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([productId, quantity]) => ({ productId, quantity }));
 }
 
 /**
