@@ -167,7 +167,7 @@ export interface paths {
         head?: never;
         /**
          * Deactivate or reactivate a user, or change their role (admin)
-         * @description Not on your own account (422). A deactivated user cannot log in, and their tokens, like a demoted admin’s admin rights, stop working on every service within ACCOUNT_CHECK_TTL_MS (30 s by default).
+         * @description Not on your own account (422), and never the last active admin (409 USER.LAST_ADMIN). A deactivated user cannot log in, and their tokens, like a demoted admin’s admin rights, stop working on every service within ACCOUNT_CHECK_TTL_MS (30 s by default).
          */
         patch: operations["updateUser"];
         trace?: never;
@@ -897,6 +897,24 @@ export interface components {
             instance: string;
             /** @description Also the x-request-id header, and in every log line of the request */
             requestId: string;
+        };
+        /** @description Last active admin (RFC 9457 problem document) */
+        "Problem.USER.LAST_ADMIN": {
+            /** @enum {string} */
+            type: "urn:toko:problem:USER.LAST_ADMIN";
+            title: string;
+            /** @enum {number} */
+            status: 409;
+            /** @description What happened to this request, in words */
+            detail: string;
+            /** @enum {string} */
+            code: "USER.LAST_ADMIN";
+            /** @description The request path */
+            instance: string;
+            /** @description Also the x-request-id header, and in every log line of the request */
+            requestId: string;
+            /** @description The admin who would have been the last */
+            id: string;
         };
         /**
          * @example {
@@ -2092,6 +2110,15 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem.USER.NOT_FOUND"];
+                };
+            };
+            /** @description Conflicts with what is stored */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem.USER.LAST_ADMIN"];
                 };
             };
             /** @description Body too large */

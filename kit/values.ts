@@ -1,10 +1,20 @@
 import LinkifyIt from 'linkify-it';
 import tlds from 'tlds' with { type: 'json' };
+import { z } from 'zod';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Whether `id` is a UUID: ids that are not are answered as not found without asking the database. */
 export const isUuid = (id: string): boolean => UUID.test(id);
+
+/**
+ * An id as it comes in from outside — a path, a query, a body, another
+ * service: lower-cased at the boundary, so one id has one spelling everywhere
+ * after it (the "not your own account" check, cache keys, the database).
+ * UUIDs and hex ids match any case in the database, so without this `ABC…`
+ * and `abc…` would be one row but two ids.
+ */
+export const idText = () => z.string().toLowerCase();
 
 /** A jsonb column read through raw SQL: the driver may hand it back parsed or as text. */
 export const jsonColumn = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;

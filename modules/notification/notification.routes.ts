@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Forbidden } from '../../kit/errors.ts';
 import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor } from '../../kit/route.ts';
+import { idText } from '../../kit/values.ts';
 import { NOTIFICATION_STATUSES, NotificationDto, NotificationNotFound } from './contract.ts';
 import type { NotificationService } from './notification.service.ts';
 
@@ -22,7 +23,7 @@ export const notificationRoutes = [
     query: z.strictObject({
       ...pageQuery,
       status: z.enum(NOTIFICATION_STATUSES).optional(),
-      userId: z.string().max(64).optional(),
+      userId: z.string().max(64).toLowerCase().optional(),
     }),
     response: pageOf(NotificationDto).meta({ id: 'NotificationPage' }),
     problems: [Forbidden],
@@ -35,7 +36,7 @@ export const notificationRoutes = [
     summary: 'One notification, whole (yours, or any for an admin)',
     tags: ['notifications'],
     access: 'user',
-    params: z.strictObject({ id: z.string() }),
+    params: z.strictObject({ id: idText() }),
     response: NotificationDto,
     problems: [NotificationNotFound],
     handler: ({ params, principal }, { service }) => service.get(params.id, principal!),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineContract, defineEvent, type PortOf } from '../../kit/contract.ts';
 import { defineError } from '../../kit/errors.ts';
+import { idText } from '../../kit/values.ts';
 
 export const ORDER_STATUSES = ['pending', 'confirmed', 'rejected', 'cancelled'] as const;
 
@@ -62,7 +63,7 @@ export const orderContract = defineContract({
   name: 'order',
   methods: {
     /** One order. Idempotent. Throws OrderNotFound. */
-    getOrder: { input: z.object({ id: z.string() }), output: OrderDto, idempotent: true },
+    getOrder: { input: z.object({ id: idText() }), output: OrderDto, idempotent: true },
   },
   events: {
     'order.confirmed': defineEvent(OrderDto, 'id'),

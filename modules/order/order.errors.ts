@@ -8,14 +8,12 @@ export class OrderOutOfStock extends defineError(
   'ORDER.OUT_OF_STOCK',
   409,
   'Out of stock',
-  z
-    .object({ orderId: z.string().meta({ description: 'The order, recorded as rejected' }), items: ShortLines })
-    .meta({
-      example: {
-        orderId: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b',
-        items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }],
-      },
-    }),
+  z.object({ orderId: z.string().meta({ description: 'The order, recorded as rejected' }), items: ShortLines }).meta({
+    example: {
+      orderId: '0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b',
+      items: [{ productId: '64d3a0000000000000000001', requested: 3, available: 1 }],
+    },
+  }),
 ) {}
 /** 409: the order was rejected because a product disappeared while ordering, or the order could not complete. */
 export class OrderRejected extends defineError(

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Forbidden, ServiceUnavailable } from '../../kit/errors.ts';
 import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor } from '../../kit/route.ts';
+import { idText } from '../../kit/values.ts';
 import { ProductId } from '../product/contract.ts';
 import { ORDER_STATUSES, OrderDto, OrderNotFound } from './contract.ts';
 import {
@@ -70,7 +71,7 @@ const PlaceOrderBody = z
   })
   .meta({ id: 'PlaceOrder', example: { items: [{ productId: '64d3a0000000000000000001', quantity: 2 }] } });
 
-const idParams = z.strictObject({ id: z.string() });
+const idParams = z.strictObject({ id: idText() });
 
 export const orderRoutes = [
   route({
@@ -117,7 +118,7 @@ export const orderRoutes = [
     query: z.strictObject({
       ...pageQuery,
       status: z.enum(ORDER_STATUSES).optional(),
-      userId: z.string().max(64).optional(),
+      userId: z.string().max(64).toLowerCase().optional(),
     }),
     response: pageOf(OrderDto).meta({ id: 'OrderPage' }),
     problems: [Forbidden],

@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import { defineContract, type PortOf } from '../../kit/contract.ts';
 import { defineError } from '../../kit/errors.ts';
+import { idText } from '../../kit/values.ts';
 
 /** Product ids are 24-hex ObjectId strings, whichever store holds them. */
-export const ProductId = z.string().regex(/^[0-9a-f]{24}$/, 'Must be a product id (24 hex characters)');
+export const ProductId = z
+  .string()
+  .toLowerCase()
+  .regex(/^[0-9a-f]{24}$/, 'Must be a product id (24 hex characters)');
 
 /** What another module needs of a product at a moment in time. Money in integer minor units. */
 export const ProductSnapshot = z.object({
@@ -99,7 +103,7 @@ export const productContract = defineContract({
   methods: {
     /** Snapshots of the products that exist; unknown ids are left out. Idempotent. */
     getProducts: {
-      input: z.object({ ids: z.array(z.string()).max(500) }),
+      input: z.object({ ids: z.array(idText()).max(500) }),
       output: z.array(ProductSnapshot),
       idempotent: true,
     },
@@ -109,7 +113,7 @@ export const productContract = defineContract({
      * moving, and up to PRODUCT_CACHE_TTL_MS old in another process. Idempotent.
      */
     getPrices: {
-      input: z.object({ ids: z.array(z.string()).max(500) }),
+      input: z.object({ ids: z.array(idText()).max(500) }),
       output: z.array(ProductPrice),
       idempotent: true,
     },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor } from '../../kit/route.ts';
+import { idText } from '../../kit/values.ts';
 import { ProductDto, ProductNotFound } from './contract.ts';
 import { StockConflict } from './product.errors.ts';
 import type { ProductService } from './product.service.ts';
@@ -71,7 +72,7 @@ const StockBody = z
   })
   .meta({ id: 'StockAdjustment', example: { delta: 25 } });
 
-const idParams = z.strictObject({ id: z.string() });
+const idParams = z.strictObject({ id: idText() });
 
 export const LIST_LIMIT = 100;
 

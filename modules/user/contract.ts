@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ROLES } from '../../kit/auth.ts';
 import { defineContract, defineEvent, type PortOf } from '../../kit/contract.ts';
 import { TooManyRequests, defineError } from '../../kit/errors.ts';
+import { idText } from '../../kit/values.ts';
 
 /** A user as other modules and the public API see it: never a hash. */
 export const UserDto = z
@@ -55,9 +56,9 @@ export const userContract = defineContract({
   name: 'user',
   methods: {
     /** One user's profile. Idempotent. Throws UserNotFound. */
-    getUser: { input: z.object({ id: z.string() }), output: UserDto, idempotent: true },
+    getUser: { input: z.object({ id: idText() }), output: UserDto, idempotent: true },
     /** The profiles of the ids that exist, in no particular order; unknown ids are left out. Idempotent. */
-    getUsers: { input: z.object({ ids: z.array(z.string()).max(500) }), output: z.array(UserDto), idempotent: true },
+    getUsers: { input: z.object({ ids: z.array(idText()).max(500) }), output: z.array(UserDto), idempotent: true },
     /**
      * Checks an e-mail and password for another place that signs people in
      * (Bull Board's basic auth), under the same throttle as login, counted for

@@ -11,4 +11,14 @@ export class UserAlreadyExists extends defineError(
     .meta({ example: { field: 'email' } }),
 ) {}
 
+/** 409; the change would leave the shop without an active admin. */
+export class LastAdmin extends defineError(
+  'USER.LAST_ADMIN',
+  409,
+  'Last active admin',
+  z.object({ id: z.string().meta({ description: 'The admin who would have been the last' }) }).meta({
+    example: { id: '0193a1b2-0000-7000-8000-000000000001' },
+  }),
+) {}
+
 export { InvalidCredentials } from './contract.ts';

@@ -3,9 +3,9 @@ import { MAX_PASSWORD_BYTES, ROLES, fitsBcrypt, type TokenIssuer } from '../../k
 import { ServiceUnavailable, TooManyRequests, Unauthorized } from '../../kit/errors.ts';
 import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor } from '../../kit/route.ts';
-import { CONTROL_OR_FORMAT, carriesAddress } from '../../kit/values.ts';
+import { CONTROL_OR_FORMAT, carriesAddress, idText } from '../../kit/values.ts';
 import { InvalidCredentials, UserDto, UserNotFound } from './contract.ts';
-import { UserAlreadyExists } from './user.errors.ts';
+import { LastAdmin, UserAlreadyExists } from './user.errors.ts';
 import type { UserService } from './user.service.ts';
 
 export interface UserRuntime {
@@ -113,7 +113,7 @@ const VerifyResponse = z
   })
   .meta({ id: 'VerifyResponse' });
 
-const idParams = z.strictObject({ id: z.string() });
+const idParams = z.strictObject({ id: idText() });
 
 export const userRoutes = [
   route({
@@ -210,7 +210,7 @@ export const userRoutes = [
     path: '/api/v1/users/:id',
     summary: 'Deactivate or reactivate a user, or change their role (admin)',
     description:
-      'Not on your own account (422). A deactivated user cannot log in, and their tokens, like a demoted admin’s admin rights, stop working on every service within ACCOUNT_CHECK_TTL_MS (30 s by default).',
+      'Not on your own account (422), and never the last active admin (409 USER.LAST_ADMIN). A deactivated user cannot log in, and their tokens, like a demoted admin’s admin rights, stop working on every service within ACCOUNT_CHECK_TTL_MS (30 s by default).',
     tags: ['users'],
     access: 'admin',
     params: idParams,
@@ -219,7 +219,7 @@ export const userRoutes = [
       .refine((b) => b.isActive !== undefined || b.role !== undefined, 'Give isActive, role or both')
       .meta({ id: 'UserAccessChange', example: { isActive: false } }),
     response: UserDto,
-    problems: [UserNotFound],
+    problems: [UserNotFound, LastAdmin],
     handler: ({ params, body, principal }, { service }) => service.setAccess(params.id, body, principal!.userId),
   }),
   route({
@@ -229,14 +229,12 @@ export const userRoutes = [
     summary: 'Public keys that verify toko access tokens',
     tags: ['users'],
     access: 'public',
-    response: z
-      .object({ keys: z.array(z.record(z.string(), z.unknown())) })
-      .meta({
-        id: 'Jwks',
-        example: {
-          keys: [{ kty: 'RSA', kid: 'toko-1', use: 'sig', alg: 'RS256', n: '0vx7agoebGcQSuuPiLJXZpt…', e: 'AQAB' }],
-        },
-      }),
+    response: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({
+      id: 'Jwks',
+      example: {
+        keys: [{ kty: 'RSA', kid: 'toko-1', use: 'sig', alg: 'RS256', n: '0vx7agoebGcQSuuPiLJXZpt…', e: 'AQAB' }],
+      },
+    }),
     handler: async (_input, { tokens }) => tokens.jwks(),
   }),
 ];

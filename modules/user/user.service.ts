@@ -8,7 +8,7 @@ import type { Page } from '../../kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
 import type { LoginGuard, SignUpGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
-import { InvalidCredentials, UserAlreadyExists } from './user.errors.ts';
+import { InvalidCredentials, LastAdmin, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../kit/values.ts';
 import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
@@ -222,27 +222,50 @@ export class UserService {
 
   /**
    * An admin takes access back or hands it out: deactivates or reactivates a
-   * user, changes a role. Not on one's own account (an admin cannot lock the
-   * shop out by mistake). Every process stops honouring the user's old
-   * tokens, or their old role, within ACCOUNT_CHECK_TTL_MS.
+   * user, changes a role. Not on one's own account, and never the last
+   * active admin (either would lock the shop out of its own administration):
+   * throws ValidationFailed, LastAdmin. Every process stops honouring the
+   * user's old tokens, or their old role, within ACCOUNT_CHECK_TTL_MS.
    */
   async setAccess(
-    id: string,
+    rawId: string,
     change: { isActive?: boolean; role?: UserDto['role'] },
     actorId: string,
   ): Promise<UserDto> {
+    // Ids match any case in the database: compare them in one spelling, or `ABC…` passes for someone else.
+    const id = rawId.toLowerCase();
     if (!isUuid(id)) throw new UserNotFound(`No user with id ${id}`, { id });
-    if (id === actorId)
+    if (id === actorId.toLowerCase())
       throw new ValidationFailed('You cannot change your own access', {
         errors: [{ path: 'id', message: 'Must be another user’s id' }],
       });
-    const rows = await this.d.sql.query<UserRow>(
-      `update ${table('users')} set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now() where "id" = $1 returning ${COLUMNS}`,
-      [id, change.isActive ?? null, change.role ?? null],
-    );
-    if (!rows[0]) throw new UserNotFound(`No user with id ${id}`, { id });
+    const rows = await this.d.sql.transaction(async (tx) => {
+      // One change of admins at a time: two admins demoting each other at once must not both succeed.
+      await tx.query(`select pg_advisory_xact_lock(hashtext('toko.users.admins'))`);
+      return tx.query<UserRow & { last_admin: boolean }>(
+        `with "target" as (select * from ${table('users')} where "id" = $1),
+              "blocked" as (
+                select ("t"."role" = 'admin' and "t"."is_active")
+                   and not (coalesce($2, "t"."is_active") and coalesce($3, "t"."role") = 'admin')
+                   and not exists (select 1 from ${table('users')} "o" where "o"."id" <> $1 and "o"."role" = 'admin' and "o"."is_active") as "last_admin"
+                from "target" "t"
+              ),
+              "changed" as (
+                update ${table('users')} set "is_active" = coalesce($2, "is_active"), "role" = coalesce($3, "role"), "updated_at" = now()
+                where "id" = $1 and not (select "last_admin" from "blocked")
+                returning ${COLUMNS}
+              )
+         select "c".*, false as "last_admin" from "changed" "c"
+         union all
+         select ${COLUMNS}, true from "target" where (select "last_admin" from "blocked")`,
+        [id, change.isActive ?? null, change.role ?? null],
+      );
+    });
+    const row = rows[0];
+    if (!row) throw new UserNotFound(`No user with id ${id}`, { id });
+    if (row.last_admin) throw new LastAdmin('This is the last active admin: make another admin first', { id });
     this.byId.forget([id]);
-    const user = fromRow(rows[0]);
+    const user = fromRow(row);
     this.d.logger.info({ userId: id, isActive: user.isActive, role: user.role, by: actorId }, 'user access changed');
     return user;
   }

@@ -3,7 +3,7 @@ import { NotFound } from '../../kit/errors.ts';
 import { pageOf, pageQuery } from '../../kit/pagination.ts';
 import { routesFor, type AnyRouteDef } from '../../kit/route.ts';
 import type { OutboxRelay, OutboxRow } from '../events/outbox-relay.ts';
-import { isUuid, jsonColumn } from '../../kit/values.ts';
+import { idText, isUuid, jsonColumn } from '../../kit/values.ts';
 
 export interface AdminEventsRuntime {
   relay: OutboxRelay;
@@ -83,7 +83,7 @@ export function adminEventRoutes(module: string): AnyRouteDef<AdminEventsRuntime
       description: 'Safe: every handler is idempotent.',
       tags: ['admin'],
       access: 'admin',
-      params: z.strictObject({ id: z.string() }),
+      params: z.strictObject({ id: idText() }),
       response: z.object({ replayed: z.number().int().meta({ description: 'Events delivered again', example: 1 }) }),
       problems: [NotFound],
       handler: async ({ params }, { relay }) => {
