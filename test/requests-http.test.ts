@@ -132,6 +132,9 @@ describe('requests.http', () => {
     const second = await walk(requests, variables);
     const ids = (name: string) => [first, second].map((w) => (w.responses.get(name) as { id: string }).id);
     for (const name of ['register', 'product', 'order']) expect(new Set(ids(name)).size, name).toBe(2);
+    // Each run's product has a name of its own: running the file again adds no look-alike to the catalogue.
+    const names = [first, second].map((w) => (w.responses.get('product') as { name: string }).name);
+    expect(new Set(names).size).toBe(2);
   });
 });
 
