@@ -1,8 +1,8 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import { z, type GlobalMeta } from 'zod';
 import { blankIsUnset, bool, int, optionalString } from '../kit/env.ts';
-import { MODULE_DEFINITIONS, MODULE_NAMES, type ModuleName } from './registry.ts';
+import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from './registry.ts';
 
 export { MODULE_NAMES, type ModuleName };
 
@@ -104,150 +104,287 @@ const originList = z.preprocess(
 /** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
 export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
 
+/** One variable per module (`<MODULE>_<suffix>`), each read by `schema` and documented by `meta` of its module. */
 function perModule<S extends z.ZodType>(
   suffix: string,
   schema: S,
+  meta: (m: ModuleName) => GlobalMeta,
   modules: readonly ModuleName[] = MODULE_NAMES,
 ): Record<string, S> {
-  return Object.fromEntries(modules.map((m) => [moduleVariable(m, suffix), schema]));
+  return Object.fromEntries(modules.map((m) => [moduleVariable(m, suffix), schema.meta(meta(m))]));
 }
 
 /** Modules that can keep their data in MongoDB instead (they declare `mongoEntities`). */
 const MONGO_CAPABLE = MODULE_NAMES.filter((m) => 'mongoEntities' in MODULE_DEFINITIONS[m]);
 
+/**
+ * The kernel's variables. Each says what it means in `.meta({ description })`
+ * and, where its default is not a plain value of the schema's own, says that
+ * in `.meta({ default })`: `npm run generate` writes docs/configuration.md
+ * from these and from every module's `settings`, declared the same way.
+ */
 const envSchema = z
   .object({
-    NODE_ENV: z.preprocess(
-      blankIsUnset,
-      z
-        .enum(['development', 'production', 'test'], { message: 'expected development, production or test' })
-        .default('development'),
-    ),
-    HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
-    PORT: int(0, 65535, 3000),
-    METRICS_PORT: z.preprocess(
-      blankIsUnset,
-      z.coerce
-        .number({ message: 'expected a whole number from 0 to 65535' })
-        .int('expected a whole number from 0 to 65535')
-        .min(0, 'expected a whole number from 0 to 65535')
-        .max(65535, 'expected a whole number from 0 to 65535')
-        .optional(),
-    ),
-    METRICS_HOST: optionalString,
-    METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
-    LOG_LEVEL: z.preprocess(
-      blankIsUnset,
-      z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-    ),
-    LOG_PRETTY: bool(false),
-    MODULES: moduleList,
-    DATA_DIR: z.preprocess(blankIsUnset, z.string().default('./data')),
-    XDG_CACHE_HOME: optionalString,
-    EMBEDDED_TEMPLATE_DIR: optionalString,
-    DATABASE_URL: postgresUrl,
+    NODE_ENV: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .enum(['development', 'production', 'test'], { message: 'expected development, production or test' })
+          .default('development'),
+      )
+      .meta({ description: '`development`, `production` or `test`' }),
+    HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')).meta({ description: 'address to listen on' }),
+    PORT: int(0, 65535, 3000).meta({ description: 'port to listen on (`0` picks a free one)' }),
+    METRICS_PORT: z
+      .preprocess(
+        blankIsUnset,
+        z.coerce
+          .number({ message: 'expected a whole number from 0 to 65535' })
+          .int('expected a whole number from 0 to 65535')
+          .min(0, 'expected a whole number from 0 to 65535')
+          .max(65535, 'expected a whole number from 0 to 65535')
+          .optional(),
+      )
+      .meta({
+        description:
+          'serve `/metrics` on a listener of its own (on `METRICS_HOST`) and not on the public port at all: for a network only Prometheus reaches (the compose files use `9464`, unpublished)',
+      }),
+    METRICS_HOST: optionalString.meta({ description: 'the address that listener binds', default: '`HOST`' }),
+    METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()).meta({
+      description:
+        "without `METRICS_PORT`, `/metrics` on the public port answers only peers on this machine (the socket's address; `X-Forwarded-For` never counts); with this secret (16+ characters) as a bearer token, any Prometheus may read it",
+    }),
+    LOG_LEVEL: z
+      .preprocess(
+        blankIsUnset,
+        z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+      )
+      .meta({ description: '`fatal` `error` `warn` `info` `debug` `trace` `silent`; logs are JSON lines on stdout' }),
+    LOG_PRETTY: bool(false).meta({
+      description:
+        '`true`: coloured, human-readable lines (pino-pretty), only when stdout is a terminal; JSON otherwise',
+    }),
+    MODULES: moduleList.meta({
+      description: `comma-separated modules this process hosts: ${MODULE_NAMES.map((m) => `\`${m}\``).join(', ')}`,
+      default: 'all',
+    }),
+    DATA_DIR: z
+      .preprocess(blankIsUnset, z.string().default('./data'))
+      .meta({ description: 'embedded database (`pg/`) and generated signing keys (`keys/`)' }),
+    XDG_CACHE_HOME: optionalString.meta({
+      description: "the user's cache directory (the XDG convention), the default parent of `EMBEDDED_TEMPLATE_DIR`",
+      default: '`~/.cache`',
+    }),
+    EMBEDDED_TEMPLATE_DIR: optionalString.meta({
+      description:
+        'where an initialised embedded data directory is kept, once per machine and PGlite version: a new `DATA_DIR` starts as a copy of it (a tenth of a second) instead of running initdb (seconds). `off`: initialise every new data directory',
+      default: '`$XDG_CACHE_HOME/toko` (`~/.cache/toko`)',
+    }),
+    DATABASE_URL: postgresUrl.meta({
+      description: '`postgres://` URL of a PostgreSQL server for every module; unset = embedded PGlite',
+    }),
     // Per module, named after it: where its data lives (`<M>_DATABASE_URL`) and, when another process hosts it, where that is (`<M>_SERVICE_URL`).
-    ...perModule('DATABASE_URL', postgresUrl),
-    ...perModule('SERVICE_URL', httpUrl),
-    SERVICE_KEY: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()),
-    HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 2000),
-    STORE_TIMEOUT_MS: int(100, 120_000, 2000),
-    HTTP_CLIENT_RETRIES: int(0, 10, 2),
-    BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100, 50),
-    BREAKER_VOLUME_THRESHOLD: int(1, 10_000, 5),
-    BREAKER_RESET_TIMEOUT_MS: int(100, 600_000, 10_000),
-    REMOTE_OPTIONS: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .optional()
-        .transform((v, ctx) => {
-          const out: Partial<Record<ModuleName, Partial<RemoteTuning>>> = {};
-          for (const part of (v ?? '')
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)) {
-            const m =
-              /^([a-z]+)\.(timeoutMs|retries|errorThresholdPercentage|volumeThreshold|resetTimeoutMs)=(\d+)$/.exec(
-                part,
-              );
-            if (!m || !(MODULE_NAMES as readonly string[]).includes(m[1]!)) {
-              ctx.addIssue({
-                code: 'custom',
-                message: 'expected entries like product.timeoutMs=2000,product.retries=1 (module.setting=number)',
-              });
-              return z.NEVER;
+    ...perModule('DATABASE_URL', postgresUrl, (m) => ({
+      description: `a separate server or database for the ${m} module`,
+      default: '`DATABASE_URL`',
+    })),
+    ...perModule('SERVICE_URL', httpUrl, (m) => ({
+      description: `base URL of the ${m} service, for a process that needs the ${m} module but does not host it${m === TOKEN_ISSUER ? ' (its contract, and the JWKS that verifies tokens)' : ''}`,
+    })),
+    SERVICE_KEY: optionalString.pipe(z.string().min(16, 'expected at least 16 characters').optional()).meta({
+      description:
+        'shared secret (16+ characters) that internal calls carry in `x-toko-service-key`; without it `/internal/...` is not served and remote modules cannot be called',
+    }),
+    HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 2000).meta({ description: 'timeout of each internal call attempt' }),
+    STORE_TIMEOUT_MS: int(100, 120_000, 2000).meta({
+      description:
+        "the longest a request waits to reach a database: a new connection, a free one from the pool, MongoDB's server selection; past it the request is answered 503 with `Retry-After`",
+    }),
+    HTTP_CLIENT_RETRIES: int(0, 10, 2).meta({
+      description: 'extra attempts for contract methods marked idempotent, with exponential backoff and jitter',
+    }),
+    BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100, 50).meta({
+      description: 'failure rate that opens the circuit breaker of a remote module',
+    }),
+    BREAKER_VOLUME_THRESHOLD: int(1, 10_000, 5).meta({
+      description: 'calls in the window before the breaker may open',
+    }),
+    BREAKER_RESET_TIMEOUT_MS: int(100, 600_000, 10_000).meta({
+      description: 'how long an open breaker waits before letting one call through',
+    }),
+    REMOTE_OPTIONS: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .optional()
+          .transform((v, ctx) => {
+            const out: Partial<Record<ModuleName, Partial<RemoteTuning>>> = {};
+            for (const part of (v ?? '')
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean)) {
+              const m =
+                /^([a-z]+)\.(timeoutMs|retries|errorThresholdPercentage|volumeThreshold|resetTimeoutMs)=(\d+)$/.exec(
+                  part,
+                );
+              if (!m || !(MODULE_NAMES as readonly string[]).includes(m[1]!)) {
+                ctx.addIssue({
+                  code: 'custom',
+                  message: 'expected entries like product.timeoutMs=2000,product.retries=1 (module.setting=number)',
+                });
+                return z.NEVER;
+              }
+              (out[m[1] as ModuleName] ??= {})[m[2] as keyof RemoteTuning] = Number(m[3]);
             }
-            (out[m[1] as ModuleName] ??= {})[m[2] as keyof RemoteTuning] = Number(m[3]);
-          }
-          return out;
-        }),
-    ),
+            return out;
+          }),
+      )
+      .meta({
+        description:
+          'per remote module, over the five defaults above (`HTTP_CLIENT_TIMEOUT_MS`, `HTTP_CLIENT_RETRIES`, `BREAKER_*`): `product.timeoutMs=2000,product.retries=1,user.resetTimeoutMs=5000` (settings: `timeoutMs`, `retries`, `errorThresholdPercentage`, `volumeThreshold`, `resetTimeoutMs`)',
+      }),
     // `<M>_MONGODB_URL`, for a module that can live in MongoDB.
-    ...perModule('MONGODB_URL', mongoUrl, MONGO_CAPABLE),
-    REDIS_URL: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), 'expected a redis:// connection URL')
-        .optional(),
+    ...perModule(
+      'MONGODB_URL',
+      mongoUrl,
+      (m) => ({
+        description: `\`mongodb://\` URL: the ${m} module keeps its data in MongoDB instead of SQL (database from the URL path, default \`toko\`)`,
+      }),
+      MONGO_CAPABLE,
     ),
-    QUEUE_PREFIX: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -')
-        .default('toko'),
-    ),
-    EVENT_MAX_ATTEMPTS: int(1, 100, 5),
-    EVENT_BACKOFF_MS: int(0, 3_600_000, 1000),
-    EVENT_CONCURRENCY: int(1, 100, 16),
-    OUTBOX_POLL_MS: int(10, 600_000, 1000),
-    OUTBOX_LEASE_SECONDS: int(1, 3600, 30),
-    OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168),
-    SHOP_CURRENCY: currency,
-    ACCOUNT_CHECK_TTL_MS: int(0, 59_000, 30_000),
-    DB_POOL_MAX: int(1, 100, 10),
-    MIGRATE_ON_START: bool(true),
-    CORS_ORIGINS: originList,
-    BODY_LIMIT: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb')
-        .default('100kb'),
-    ),
-    TRUST_PROXY: bool(false),
-    TRUSTED_PROXY_HOPS: int(1, 10, 1),
-    SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000),
-    HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000, 10_000),
-    HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
-    OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .refine(
-          (v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v),
-          'expected the http(s):// base URL of an OTLP/HTTP collector, like http://localhost:4318',
-        )
-        .transform((v) => v.replace(/\/+$/, ''))
-        .optional(),
-    ),
-    OTEL_SERVICE_NAME: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .regex(/^[A-Za-z0-9._-]{1,80}$/, 'expected 1-80 letters, digits, ., _ or -')
-        .optional(),
-    ),
-    JWT_PRIVATE_KEY: pem('PRIVATE'),
-    JWT_PUBLIC_KEY: pem('PUBLIC'),
-    JWT_ISSUER: z.preprocess(blankIsUnset, z.string().default('toko')),
-    JWT_AUDIENCE: z.preprocess(blankIsUnset, z.string().default('toko-api')),
-    JWT_TTL_SECONDS: int(60, 7 * 24 * 3600, 3600),
-    BCRYPT_COST: int(4, 15, 12),
-    PASSWORD_WORKERS: int(1, 64, Math.max(1, availableParallelism())),
-    PASSWORD_QUEUE_MAX: int(1, 100_000, 100),
+    REDIS_URL: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), 'expected a redis:// connection URL')
+          .optional(),
+      )
+      .meta({
+        description:
+          '`redis://` URL: events travel as BullMQ jobs and Bull Board is served at `/admin/queues`; unset = events are delivered in process',
+      }),
+    QUEUE_PREFIX: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .regex(/^[a-z0-9_-]{1,40}$/i, 'expected 1-40 letters, digits, _ or -')
+          .default('toko'),
+      )
+      .meta({ description: 'queue names are `<prefix>-<consuming module>` (several deployments can share one Redis)' }),
+    EVENT_MAX_ATTEMPTS: int(1, 100, 5).meta({
+      description: 'delivery attempts per event (outbox relay) and per job (BullMQ) before it is dead / failed',
+    }),
+    EVENT_BACKOFF_MS: int(0, 3_600_000, 1000).meta({
+      description: 'delay before the second attempt; doubles after each failure',
+    }),
+    EVENT_CONCURRENCY: int(1, 100, 16).meta({
+      description:
+        'events handled at once: jobs per BullMQ worker, and deliveries per outbox relay (events about one order or one user always go out in order)',
+    }),
+    OUTBOX_POLL_MS: int(10, 600_000, 1000).meta({
+      description: 'how often each outbox is read even when nobody woke the relay (rows left by a crash)',
+    }),
+    OUTBOX_LEASE_SECONDS: int(1, 3600, 30).meta({
+      description:
+        "how long a relay's claim on an event lasts; after a crash mid-delivery the event is taken again once it runs out. Keep it above the slowest delivery",
+    }),
+    OUTBOX_RETENTION_HOURS: int(1, 24 * 365, 168).meta({
+      description: 'delivered outbox rows are deleted after this long',
+    }),
+    SHOP_CURRENCY: currency.meta({
+      description: "ISO 4217 code of the shop's single currency; prices are integer minor units of it",
+    }),
+    ACCOUNT_CHECK_TTL_MS: int(0, 59_000, 30_000).meta({
+      description:
+        'how long a process trusts what it learnt of an account behind a token (active? which role?) before asking the user module again: the most it takes a deactivation or role change to reach every service (at most 59000; `0` asks on every request)',
+    }),
+    DB_POOL_MAX: int(1, 100, 10).meta({ description: 'connections per module pool on a PostgreSQL server' }),
+    MIGRATE_ON_START: bool(true).meta({
+      description: 'apply pending migrations at start-up (`npm run migrate` does it on demand)',
+    }),
+    CORS_ORIGINS: originList.meta({
+      description:
+        'comma-separated allowed origins, e.g. `https://shop.example`; `*` is refused because credentials are allowed',
+      default: 'none',
+    }),
+    BODY_LIMIT: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .regex(/^\d+(b|kb|mb)$/i, 'expected a size like 100kb or 1mb')
+          .default('100kb'),
+      )
+      .meta({ description: 'largest JSON body accepted (413 past it)' }),
+    TRUST_PROXY: bool(false).meta({
+      description: 'take the client address from `X-Forwarded-For` (set behind a proxy)',
+    }),
+    TRUSTED_PROXY_HOPS: int(1, 10, 1).meta({
+      description:
+        'with `TRUST_PROXY`: how many proxies of yours stand in front; the address is read that many entries from the right of `X-Forwarded-For`, so what a client writes there itself is never believed (the gateway replaces the header with the address it saw)',
+    }),
+    SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000).meta({
+      description: 'how long in-flight requests may take to finish after SIGTERM',
+    }),
+    HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000, 10_000).meta({
+      description: 'a client must send all request headers within this, or gets 408 and is disconnected (slow-loris)',
+    }),
+    HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000).meta({
+      description: '… and the whole request, body included, within this (never less than `HTTP_HEADERS_TIMEOUT_MS`)',
+    }),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .refine(
+            (v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v),
+            'expected the http(s):// base URL of an OTLP/HTTP collector, like http://localhost:4318',
+          )
+          .transform((v) => v.replace(/\/+$/, ''))
+          .optional(),
+      )
+      .meta({
+        description:
+          'base URL of an OTLP/HTTP collector (`http://localhost:4318`); set = traces are exported to `<url>/v1/traces`; unset = tracing off',
+      }),
+    OTEL_SERVICE_NAME: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,80}$/, 'expected 1-80 letters, digits, ., _ or -')
+          .optional(),
+      )
+      .meta({ description: "the `service.name` of this process's spans", default: '`toko` / `toko-<modules>`' }),
+    JWT_PRIVATE_KEY: pem('PRIVATE').meta({
+      description:
+        'PEM RSA private key signing access tokens; set with `JWT_PUBLIC_KEY` or neither (then a pair is generated once under `DATA_DIR/keys`). May be given on one line with literal `\\n`',
+      default: 'generated',
+    }),
+    JWT_PUBLIC_KEY: pem('PUBLIC').meta({
+      description: 'PEM public key matching `JWT_PRIVATE_KEY` (on one line with literal `\\n` too)',
+      default: 'generated',
+    }),
+    JWT_ISSUER: z
+      .preprocess(blankIsUnset, z.string().default('toko'))
+      .meta({ description: '`iss` of issued tokens, checked on every request' }),
+    JWT_AUDIENCE: z
+      .preprocess(blankIsUnset, z.string().default('toko-api'))
+      .meta({ description: '`aud` of issued tokens, checked on every request' }),
+    JWT_TTL_SECONDS: int(60, 7 * 24 * 3600, 3600).meta({ description: 'access token lifetime' }),
+    BCRYPT_COST: int(4, 15, 12).meta({ description: 'bcrypt cost factor (4–15)' }),
+    PASSWORD_WORKERS: int(1, 64, Math.max(1, availableParallelism())).meta({
+      description: 'threads hashing and checking passwords',
+      default: 'cores',
+    }),
+    PASSWORD_QUEUE_MAX: int(1, 100_000, 100).meta({
+      description:
+        'password checks and new hashes that may wait for a bcrypt worker; past it 503 with `Retry-After`. New hashes (sign-ups) never hold every worker, so a login waits for one hash at most during a sign-up burst',
+    }),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {
@@ -267,13 +404,28 @@ export interface RemoteTuning {
   resetTimeoutMs: number;
 }
 
-/** Every variable the configuration reads (the README documents each). */
-export const ENV_VARIABLES = [...Object.keys(envSchema.shape), ...MODULE_NAMES.flatMap((m) => settingsVariables(m))];
+/** A variable the configuration reads: who declares it, and the schema that reads and documents it. */
+export interface Setting {
+  name: string;
+  owner: 'kernel' | ModuleName;
+  schema: z.ZodType;
+}
 
-/** The variables a module's settings read (its schema's keys). */
-function settingsVariables(m: ModuleName): string[] {
-  const schema = MODULE_DEFINITIONS[m].settings as { shape?: Record<string, unknown> } | undefined;
-  return Object.keys(schema?.shape ?? {});
+/** Every variable the configuration reads, the kernel's then each module's in start order (docs/configuration.md lists each). */
+export const SETTINGS: Setting[] = [
+  ...Object.entries(envSchema.shape).map(([name, schema]): Setting => ({ name, owner: 'kernel', schema })),
+  ...MODULE_NAMES.flatMap((m) =>
+    Object.entries(settingsShape(m)).map(([name, schema]): Setting => ({ name, owner: m, schema })),
+  ),
+];
+
+/** Every variable the configuration reads, by name. */
+export const ENV_VARIABLES = SETTINGS.map((s) => s.name);
+
+/** The variables a module's settings read (its schema's shape). */
+function settingsShape(m: ModuleName): Record<string, z.ZodType> {
+  const schema = MODULE_DEFINITIONS[m].settings as { shape?: Record<string, z.ZodType> } | undefined;
+  return schema?.shape ?? {};
 }
 
 // A variable means one thing: a module may not declare one the kernel or another module reads.

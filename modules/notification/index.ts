@@ -26,16 +26,24 @@ export interface NotificationDeps extends SqlDeps {
 
 const notificationSettings = z
   .object({
-    NOTIFY_LOCALE: oneOf(['id', 'en'], 'id'),
-    NOTIFY_TRANSPORT: oneOf(['log', 'smtp'], 'log'),
-    SMTP_URL: z.preprocess(
-      blankIsUnset,
-      z
-        .string()
-        .refine((v) => /^smtps?:\/\/.+/.test(v) && URL.canParse(v), 'expected an smtp:// or smtps:// URL')
-        .optional(),
-    ),
-    SMTP_FROM: z.preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>')),
+    NOTIFY_LOCALE: oneOf(['id', 'en'], 'id').meta({
+      description: 'language of notifications: `id` (Indonesian) or `en`',
+    }),
+    NOTIFY_TRANSPORT: oneOf(['log', 'smtp'], 'log').meta({
+      description: '`log` writes each rendered e-mail to the log; `smtp` sends it through `SMTP_URL`',
+    }),
+    SMTP_URL: z
+      .preprocess(
+        blankIsUnset,
+        z
+          .string()
+          .refine((v) => /^smtps?:\/\/.+/.test(v) && URL.canParse(v), 'expected an smtp:// or smtps:// URL')
+          .optional(),
+      )
+      .meta({ description: '`smtp://user:pass@host:587` (or `smtps://`), required with `NOTIFY_TRANSPORT=smtp`' }),
+    SMTP_FROM: z
+      .preprocess(blankIsUnset, z.string().default('toko <no-reply@toko.local>'))
+      .meta({ description: 'sender of notification e-mails' }),
   })
   .superRefine((env, ctx) => {
     if (env.NOTIFY_TRANSPORT === 'smtp' && !env.SMTP_URL)

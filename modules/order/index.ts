@@ -30,11 +30,17 @@ export interface OrderDeps extends SqlDeps {
 }
 
 const orderSettings = z.object({
-  ORDER_MAX_QUANTITY: int(1, 1_000_000, 100),
-  ORDER_MAX_LINES: int(1, 100, 50),
-  ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400),
-  ORDER_PENDING_TIMEOUT_SECONDS: int(1, 86_400, 60),
-  ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30),
+  ORDER_MAX_QUANTITY: int(1, 1_000_000, 100).meta({ description: 'most units of one product in one order' }),
+  ORDER_MAX_LINES: int(1, 100, 50).meta({ description: 'most different products in one order' }),
+  ORDER_IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 86_400, 86_400).meta({
+    description: 'how long an `Idempotency-Key` outcome is kept',
+  }),
+  ORDER_PENDING_TIMEOUT_SECONDS: int(1, 86_400, 60).meta({
+    description: 'a `pending` order older than this is released and rejected by the recovery pass',
+  }),
+  ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30).meta({
+    description: 'how often the recovery pass runs (it also runs at start-up)',
+  }),
 });
 
 export const orderModule = defineModule<

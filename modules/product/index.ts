@@ -21,8 +21,14 @@ export interface ProductDeps extends BaseDeps {
 }
 
 const productSettings = z.object({
-  PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000),
-  SEED_DEMO: optionalBool,
+  PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000).meta({
+    description:
+      'products by id and catalogue pages (`GET /api/v1/products…`) may be answered from memory for this long; every write in the process drops what it touched at once, so only other replicas of the product module can be this much behind. `0` turns the cache off',
+  }),
+  SEED_DEMO: optionalBool.meta({
+    description: 'load the demo catalogue at start-up when the catalogue is empty',
+    default: '`true` when products are embedded, else `false`',
+  }),
 });
 
 export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract, typeof productSettings>({

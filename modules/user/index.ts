@@ -25,21 +25,45 @@ export interface UserDeps extends SqlDeps {
 /** The user module's own variables. */
 const userSettings = z
   .object({
-    LOGIN_MAX_FAILURES: int(1, 1000, 5),
-    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20),
-    LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50),
-    REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10),
-    REGISTER_MAX_PER_CLIENT: int(1, 1_000_000, 30),
-    LOGIN_WINDOW_SECONDS: int(1, 86_400, 900),
-    USER_CACHE_TTL_MS: int(0, 60_000, 1000),
-    ADMIN_EMAIL: z.preprocess(blankIsUnset, z.email('expected an e-mail address').optional()),
-    ADMIN_PASSWORD: optionalString.pipe(
-      z
-        .string()
-        .min(8, 'expected at least 8 characters')
-        .refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`)
-        .optional(),
-    ),
+    LOGIN_MAX_FAILURES: int(1, 1000, 5).meta({
+      description:
+        'tries for one e-mail from one client address within the window before 429 (counted as they start, given back by a success); the owner, from another address, can still log in',
+    }),
+    LOGIN_MAX_FAILURES_PER_CLIENT: int(1, 100_000, 20).meta({
+      description:
+        'failed logins from one client address, over any e-mails, within the window before 429; successful logins never count, so many people behind one address can log in at once',
+    }),
+    LOGIN_MAX_FAILURES_PER_EMAIL: int(1, 100_000, 50).meta({
+      description:
+        'failed logins for one e-mail from all addresses together within the window before 429: the slower limit for guessing spread over many addresses',
+    }),
+    REGISTER_MAX_CONFLICTS_PER_CLIENT: int(1, 100_000, 10).meta({
+      description:
+        'registrations answered 409 (e-mail or username taken) per client address within the login window before 429: a 409 tells that an account exists, so finding out who has one is throttled; registrations that succeed never count. We keep the 409 (a clear answer to a real customer who forgot they signed up) and throttle it rather than hide it',
+    }),
+    REGISTER_MAX_PER_CLIENT: int(1, 1_000_000, 30).meta({
+      description:
+        'registrations per client address within the login window before 429 (counted as they start, so a burst from one address gets no more); raise it for a kiosk or a test rig that signs many people up from one address',
+    }),
+    LOGIN_WINDOW_SECONDS: int(1, 86_400, 900).meta({ description: 'the login throttling window' }),
+    USER_CACHE_TTL_MS: int(0, 60_000, 1000).meta({
+      description:
+        "a user read by id (each order's customer check, each notification's recipient, `GET /users/:id`) may be answered from the user module's memory for this long; a change made in the process drops it at once, so only other replicas of the user module can be this much behind. `0` turns the cache off",
+    }),
+    ADMIN_EMAIL: z
+      .preprocess(blankIsUnset, z.email('expected an e-mail address').optional())
+      .meta({ description: 'administrator created or updated at start-up (with `ADMIN_PASSWORD`)' }),
+    ADMIN_PASSWORD: optionalString
+      .pipe(
+        z
+          .string()
+          .min(8, 'expected at least 8 characters')
+          .refine(fitsBcrypt, `expected at most ${MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)`)
+          .optional(),
+      )
+      .meta({
+        description: `that administrator's password, 8 characters to ${MAX_PASSWORD_BYTES} bytes (a longer one is a configuration error)`,
+      }),
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
