@@ -100,13 +100,19 @@ describe('starting with a bad configuration', () => {
   });
 });
 
-describe('README', () => {
+describe('the configuration reference (docs/configuration.md)', () => {
   it('documents every environment variable the configuration reads', async () => {
     const { readFileSync } = await import('node:fs');
     const { ENV_VARIABLES } = await import('./config.ts');
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const missing = ENV_VARIABLES.filter((v) => !readme.includes(`| \`${v}\` |`));
+    const reference = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    const missing = ENV_VARIABLES.filter((v) => !reference.includes(`| \`${v}\` |`));
     expect(missing).toEqual([]);
+  });
+
+  it("says what every variable means: each schema, the kernel's and every module's, describes its variable", async () => {
+    const { SETTINGS } = await import('./config.ts');
+    const undescribed = SETTINGS.filter((s) => !s.schema.meta()?.description?.trim()).map((s) => s.name);
+    expect(undescribed).toEqual([]);
   });
 });
 

@@ -153,6 +153,14 @@ describe('a module added with its folder and one line in the registry', () => {
     expect(readFileSync(path.join(copy, 'monitoring/prometheus/split.yml'), 'utf8')).toContain('"payment:9464"');
   });
 
+  it('gets its settings and its per-module variables in the configuration reference from npm run generate', () => {
+    const reference = readFileSync(path.join(copy, 'docs/configuration.md'), 'utf8');
+    expect(reference).toContain('## The payment module');
+    expect(reference).toMatch(/\n\| `PAYMENT_PROVIDER` \| `manual` \|/);
+    expect(reference).toMatch(/\n\| `PAYMENT_DATABASE_URL` \| `DATABASE_URL` \| .*payment module/);
+    expect(reference).toMatch(/\n\| `PAYMENT_SERVICE_URL` \| — \| .*payment service/);
+  });
+
   it('is served, documented, migrated, configured and fed its events in one process', async () => {
     const [port] = await freePorts(1);
     const app = await start(

@@ -1,0 +1,175 @@
+/**
+ * docker-compose.split.yml: the gateway, a service per module from one image
+ * (a different MODULES each), a PostgreSQL per SQL-backed module, MongoDB,
+ * Redis, and the monitoring profile.
+ */
+import { MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from '../../src/registry.ts';
+import { BANNER, definition, storeOf, upper } from './registry.ts';
+
+const SECRET_KEY = '${SERVICE_KEY:?set SERVICE_KEY to a shared secret of 16+ characters}';
+
+const header = () => `# toko as ${MODULE_NAMES.length} services from one image (a different MODULES each) behind an
+# nginx gateway: a PostgreSQL per SQL-backed service, MongoDB where a module
+# keeps its data there, Redis for events. The gateway uses
+# deploy/nginx/toko.conf.template, the same file \`npm run split\` and the split tests use.
+#   SERVICE_KEY=$(openssl rand -hex 24) ADMIN_PASSWORD=… GRAFANA_ADMIN_PASSWORD=… docker compose -f docker-compose.split.yml up --build
+# No secret has a default: compose refuses to start without them.
+#   then http://localhost:8080/docs
+${BANNER}
+name: toko-split`;
+
+const ANCHORS = `x-healthy: &healthy
+  interval: 5s
+  timeout: 3s
+  retries: 20
+
+x-service: &service
+  build: .
+  restart: unless-stopped
+  healthcheck:
+    test: ["CMD", "node", "-e", "fetch('http://127.0.0.1:3000/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+    <<: *healthy`;
+
+/** nginx with the generated template, an upstream per module. */
+const gateway = () => `  gateway:
+    image: nginx:1.27-alpine
+    ports:
+      - "8080:80"
+    environment:
+      GATEWAY_LISTEN: "80"
+${MODULE_NAMES.map((m) => `      ${upper(m)}_UPSTREAM: ${m}:3000`).join('\n')}
+    volumes:
+      - ./deploy/nginx/toko.conf.template:/etc/nginx/templates/default.conf.template:ro
+    depends_on:
+${MODULE_NAMES.map((m) => `      ${m}: { condition: service_healthy }`).join('\n')}`;
+
+/** A module's service environment: itself, the others' URLs, its store, Redis, and its own `deploy.env`. */
+function serviceEnv(m: ModuleName): [string, string][] {
+  const def = definition(m);
+  return [
+    ['MODULES', m],
+    ...MODULE_NAMES.filter((o) => o !== m).map((o): [string, string] => [
+      `${upper(o)}_SERVICE_URL`,
+      `http://${o}:3000`,
+    ]),
+    ['METRICS_PORT', '"9464"'],
+    storeOf(m) === 'mongo'
+      ? [`${upper(m)}_MONGODB_URL`, `mongodb://mongo:27017/${def.schema}`]
+      : [`${upper(m)}_DATABASE_URL`, `postgres://toko:toko@${m}-db:5432/${def.schema}`],
+    ['REDIS_URL', 'redis://redis:6379'],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', '${OTEL_EXPORTER_OTLP_ENDPOINT:-}'],
+    ['SERVICE_KEY', SECRET_KEY],
+    ['TRUST_PROXY', '"true"'],
+    ...Object.entries(def.deploy?.env ?? {}),
+  ];
+}
+
+/** A module's service: the shared image, its environment and volumes, started once its store, Redis and the modules it needs are healthy. */
+function service(m: ModuleName): string {
+  const def = definition(m);
+  const needs = [...new Set([...(m === TOKEN_ISSUER ? [] : [TOKEN_ISSUER]), ...def.requires])];
+  const dependsOn = [storeOf(m) === 'mongo' ? 'mongo' : `${m}-db`, 'redis', ...needs].map(
+    (d) => `      ${d}: { condition: service_healthy }`,
+  );
+  return [
+    `  ${m}:`,
+    '    <<: *service',
+    '    environment:',
+    ...serviceEnv(m).map(([k, v]) => `      ${k}: ${v}`),
+    ...(def.deploy?.volumes?.length ? ['    volumes:', ...def.deploy.volumes.map((v) => `      - ${v}`)] : []),
+    '    depends_on:',
+    ...dependsOn,
+    '',
+  ].join('\n');
+}
+
+const sqlModules = () => MODULE_NAMES.filter((m) => storeOf(m) === 'postgres');
+
+/** The PostgreSQL of a SQL-backed module. */
+function database(m: ModuleName): string {
+  const db = definition(m).schema;
+  return `  ${m}-db:
+    image: postgres:16-alpine
+    environment: { POSTGRES_USER: toko, POSTGRES_PASSWORD: toko, POSTGRES_DB: ${db} }
+    volumes: [${m}-db-data:/var/lib/postgresql/data]
+    healthcheck: { test: ["CMD-SHELL", "pg_isready -U toko -d ${db}"], <<: *healthy }
+`;
+}
+
+const BACKING = `  mongo:
+    image: mongo:7
+    volumes: [mongo-data:/data/db]
+    healthcheck: { test: ["CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"], <<: *healthy }
+
+  redis:
+    image: redis:7-alpine
+    # Events wait here on their way: kept on disk across restarts, never evicted.
+    command: ["redis-server", "--appendonly", "yes", "--maxmemory-policy", "noeviction"]
+    volumes: [redis-data:/data]
+    healthcheck: { test: ["CMD", "redis-cli", "ping"], <<: *healthy }`;
+
+const MONITORING = `  # \`docker compose -f docker-compose.split.yml --profile monitoring up\` adds these three.
+  prometheus:
+    image: prom/prometheus:v3.1.0
+    profiles: [monitoring]
+    ports:
+      - "9090:9090"
+    volumes:
+      - ./monitoring/prometheus/split.yml:/etc/prometheus/prometheus.yml:ro
+      - ./monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro
+
+  grafana:
+    image: grafana/grafana:11.4.0
+    profiles: [monitoring]
+    ports:
+      - "3001:3000"
+    environment:
+      GF_AUTH_ANONYMOUS_ENABLED: "true"
+      GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer
+      GF_SECURITY_ADMIN_PASSWORD: \${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD for Grafana's admin}
+    volumes:
+      - ./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro
+      - ./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro
+    depends_on:
+      - prometheus
+
+  # Receives traces over OTLP/HTTP when the toko services are started with
+  # OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318; UI on :16686.
+  jaeger:
+    image: jaegertracing/all-in-one:1.64.0
+    profiles: [monitoring]
+    environment:
+      COLLECTOR_OTLP_ENABLED: "true"
+    ports:
+      - "16686:16686"`;
+
+/** Named volumes: the modules' own (`deploy.volumes`), each database's, MongoDB's and Redis's. */
+function volumes(): string[] {
+  return [
+    ...MODULE_NAMES.flatMap((m) => (definition(m).deploy?.volumes ?? []).map((v) => v.split(':')[0]!)),
+    ...sqlModules().map((m) => `${m}-db-data`),
+    'mongo-data',
+    'redis-data',
+  ];
+}
+
+export function renderSplitCompose(): string {
+  return `${header()}
+
+${ANCHORS}
+
+services:
+${gateway()}
+
+${MODULE_NAMES.map(service).join('\n')}
+${sqlModules().map(database).join('\n')}
+${BACKING}
+
+${MONITORING}
+
+volumes:
+${volumes()
+  .map((v) => `  ${v}:`)
+  .join('\n')}
+`;
+}

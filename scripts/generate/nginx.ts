@@ -1,0 +1,124 @@
+/**
+ * The gateway's nginx template (deploy/nginx/toko.conf.template): an upstream
+ * per module, each module's public path prefixes routed to it, and the
+ * gateway's own answers as problem documents.
+ */
+import { adminEventRoutes } from '../../src/http/admin-events.ts';
+import { DOC_ROUTES } from '../../src/http/docs.ts';
+import { QUEUES_PATH } from '../../src/http/queues-route.ts';
+import { MODULE_NAMES, PRODUCERS, TOKEN_ISSUER, type ModuleName } from '../../src/registry.ts';
+import { BANNER, definition, upper } from './registry.ts';
+
+/** The path prefixes a module's public routes live under: each route's path up to its first parameter, none inside another. */
+export function routePrefixes(m: ModuleName): string[] {
+  const paths = [
+    ...definition(m).routes.map((r) => r.path),
+    ...(PRODUCERS.includes(m) ? adminEventRoutes(m).map((r) => r.path) : []),
+  ];
+  const prefixes = [...new Set(paths.map((p) => p.split('/:')[0]!.replace(/\/+$/, '')))];
+  const within = (p: string, q: string) => p !== q && (p.startsWith(`${q}/`) || p === q);
+  return prefixes.filter((p) => !prefixes.some((q) => within(p, q))).sort();
+}
+
+const problem = (status: number, code: string, title: string, detail: string) =>
+  `'{"type":"urn:toko:problem:${code}","title":"${title}","status":${status},"detail":"${detail}","code":"${code}"}'`;
+const NOT_FOUND = problem(404, 'HTTP.NOT_FOUND', 'Not found', 'No such resource');
+
+const HEADER = `# The toko gateway: routes each module's public paths to the service that
+# hosts it. Used as is by docker-compose.split.yml (the nginx image fills the
+# \${...} variables from its environment) and by \`npm run split\` and the split
+# tests, which fill them with loopback addresses.
+${BANNER}`;
+
+/** An upstream per module, and one of them all for what any service can answer. */
+function upstreams(): string {
+  const own = MODULE_NAMES.map((m) => `upstream toko_${m} { server \${${upper(m)}_UPSTREAM}; keepalive 16; }`);
+  const any = `upstream toko_any { ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; }`;
+  return `${own.join('\n')}
+# Any service can tell the whole deployment's readiness (each knows the others' URLs); one that does not answer is skipped.
+${any}`;
+}
+
+const CLIENT_LIMITS = `  listen \${GATEWAY_LISTEN};
+  server_tokens off;
+  client_max_body_size 1m;
+  # Bodies and responses stay in memory: no temporary files (a non-root
+  # worker may not be able to write them, and they are slow anyway).
+  client_body_buffer_size 1m;
+  proxy_max_temp_file_size 0;
+  # Slow clients (slow-loris) are cut off; the services have the same deadlines of their own.
+  client_header_timeout 10s;
+  client_body_timeout 10s;
+  send_timeout 10s;
+  keepalive_timeout 15s;`;
+
+/** The gateway's own refusals, as problem documents. */
+function problemPages(): string {
+  return `  # The gateway's own refusals are problem documents too, never nginx's HTML pages.
+  error_page 413 = @too_large;
+  error_page 502 503 504 = @unavailable;
+  error_page 500 = @gateway_error;
+  # A request nginx cannot read (a NUL in the path...) is answered from a fixed URI of its own.
+  error_page 400 /__toko_bad_request;
+  location = /__toko_bad_request { internal; default_type application/problem+json; return 400 ${problem(400, 'REQUEST.BAD', 'Bad request', 'The gateway could not read this request')}; }
+  location @gateway_error { default_type application/problem+json; return 500 ${problem(500, 'SERVER.INTERNAL', 'Internal server error', 'The gateway could not handle the request')}; }
+  location @too_large { default_type application/problem+json; return 413 ${problem(413, 'REQUEST.TOO_LARGE', 'Payload too large', 'The request body is too large')}; }
+  # Methods the API never serves (TRACE, PROPFIND, ...) are refused here, as the services refuse them.
+  error_page 405 = @not_allowed;
+  if ($request_method !~ ^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$) { return 405; }
+  location @not_allowed { default_type application/problem+json; add_header Allow "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" always; return 405 ${problem(405, 'HTTP.METHOD_NOT_ALLOWED', 'Method not allowed', 'This method is not served here')}; }
+  location @unavailable { default_type application/problem+json; add_header Retry-After 5 always; return 503 ${problem(503, 'SERVICE.UNAVAILABLE', 'Service unavailable', 'The service behind this route is not answering; try again shortly')}; }`;
+}
+
+const PROXY_DEFAULTS = `  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_set_header Host $host;
+  # The client's address as this gateway saw it; whatever X-Forwarded-For the client sent is dropped, never passed on.
+  proxy_set_header X-Forwarded-For $remote_addr;
+  proxy_set_header X-Forwarded-Proto $scheme;
+  proxy_connect_timeout 2s;
+  proxy_read_timeout 30s;`;
+
+const INTERNAL = `  # Service-to-service calls never pass through the gateway.
+  location /internal/ { default_type application/problem+json; return 404 ${NOT_FOUND}; }`;
+
+/** The gateway's own liveness, the whole deployment's readiness, and each module's. */
+function healthLocations(): string {
+  const health = MODULE_NAMES.map((m) => `  location = /health/${m} { proxy_pass http://toko_${m}/health/ready; }`);
+  return `  location = /health { default_type application/json; return 200 '{"status":"ok","gateway":"nginx"}'; }
+  # Every service ready, or 503 naming the modules that are not.
+  location = /health/ready { proxy_pass http://toko_any/health/system; proxy_next_upstream error timeout http_502; proxy_next_upstream_tries ${MODULE_NAMES.length}; proxy_read_timeout 5s; }
+${health.join('\n')}`;
+}
+
+/** Each module's public route prefixes, to its service. */
+function moduleLocations(): string {
+  const routes = MODULE_NAMES.flatMap((m) =>
+    routePrefixes(m).map((p) => `  location ${p} { proxy_pass http://toko_${m}; }`),
+  );
+  return `  # Each module's public routes, from its definition.
+${routes.join('\n')}`;
+}
+
+/** The API's documents and Bull Board, which every service serves: the token issuer's answers. */
+function documentLocations(): string {
+  const docs = DOC_ROUTES.map((d) => `  location = ${d.path} { proxy_pass http://toko_${TOKEN_ISSUER}; }`);
+  return `  # Every service serves the whole API's documents and Bull Board (every queue); the ${TOKEN_ISSUER} service answers here.
+${docs.join('\n')}
+  location /docs/assets/ { proxy_pass http://toko_${TOKEN_ISSUER}; }
+  location ${QUEUES_PATH} { proxy_pass http://toko_${TOKEN_ISSUER}; }`;
+}
+
+export function renderGatewayTemplate(): string {
+  const server = [
+    CLIENT_LIMITS,
+    problemPages(),
+    PROXY_DEFAULTS,
+    INTERNAL,
+    healthLocations(),
+    moduleLocations(),
+    documentLocations(),
+    `  location / { default_type application/problem+json; return 404 ${NOT_FOUND}; }`,
+  ];
+  return `${HEADER}\n\n${upstreams()}\n\nserver {\n${server.join('\n\n')}\n}\n`;
+}
