@@ -142,6 +142,109 @@ const SERVICE_COMMAND = import.meta.url.endsWith('.ts')
   ? ['--import', 'tsx', 'src/main.ts']
   : [path.join('dist', 'src', 'main.js')];
 
+/** The running processes of a split topology and what each service is told. */
+interface Split {
+  opts: SplitOptions;
+  ports: Record<ModuleName, number>;
+  urls: Record<ModuleName, string>;
+  serviceKey: string;
+  /** Environment every service gets from the launcher: the shared embedded database, when there is one. */
+  shared: Record<string, string>;
+  children: Map<ModuleName | 'gateway', ChildProcess>;
+}
+
+/** Service ports: `opts.ports`, else basePort+1, +2, ... in module order. */
+const servicePorts = (opts: SplitOptions): Record<ModuleName, number> =>
+  opts.ports ?? (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
+
+/** Without DATABASE_URL: the one embedded PostgreSQL every service shares, started, and what the services are told of it. */
+async function sharedDatabase(
+  opts: SplitOptions,
+): Promise<{ database?: EmbeddedPostgres; env: Record<string, string> }> {
+  if (opts.env?.DATABASE_URL) return { env: {} };
+  const database = new EmbeddedPostgres({
+    dataDir: path.join(opts.dataDir, 'pg'),
+    maxConnections: SERVICES.length * Number(opts.env?.DB_POOL_MAX ?? SPLIT_POOL) + 4,
+    templateDir: opts.embedded?.templateDir,
+    logger: opts.embedded?.logger ?? silent,
+  });
+  await database.start();
+  return { database, env: { DATABASE_URL: database.url, DB_POOL_MAX: String(SPLIT_POOL) } };
+}
+
+/** Hands `onLine` each line a child prints, on stdout or stderr. */
+function pipeLines(name: string, child: ChildProcess, onLine: SplitOptions['onLine']): void {
+  let buf = '';
+  const onData = (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      onLine?.(name, buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+}
+
+/** A service's environment: what the launcher decides for it, then the caller's `env`, then its own `serviceEnv`. */
+function serviceEnvironment(split: Split, name: ModuleName): Record<string, string> {
+  const { opts, urls } = split;
+  return {
+    PATH: process.env.PATH ?? '',
+    MODULES: name,
+    HOST: '127.0.0.1',
+    PORT: String(split.ports[name]),
+    DATA_DIR: path.join(opts.dataDir, name),
+    REDIS_URL: opts.redisUrl,
+    SERVICE_KEY: split.serviceKey,
+    TRUST_PROXY: 'true',
+    ...split.shared,
+    ...Object.fromEntries(SERVICES.filter((s) => s !== name).map((s) => [`${s.toUpperCase()}_SERVICE_URL`, urls[s]])),
+    ...opts.env,
+    ...opts.serviceEnv?.[name],
+  };
+}
+
+/** Starts one service and waits until it answers. */
+async function launch(split: Split, name: ModuleName): Promise<void> {
+  const child = spawn(process.execPath, split.opts.command ?? SERVICE_COMMAND, {
+    cwd: ROOT,
+    env: serviceEnvironment(split, name),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  split.children.set(name, child);
+  pipeLines(name, child, split.opts.onLine);
+  await waitForHttp(`${split.urls[name]}/health`, 60_000, child);
+}
+
+/** Writes the gateway's configuration, starts nginx on it and waits until it answers. */
+async function launchGateway(split: Split): Promise<void> {
+  const { dataDir, gatewayPort } = split.opts;
+  mkdirSync(path.join(dataDir, 'gateway'), { recursive: true });
+  const conf = path.join(dataDir, 'gateway', 'nginx.conf');
+  writeFileSync(conf, renderGatewayConfig({ dataDir, gatewayPort, ports: split.ports }));
+  const gateway = spawn('nginx', ['-c', conf, '-p', path.join(dataDir, 'gateway')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  split.children.set('gateway', gateway);
+  pipeLines('gateway', gateway, split.opts.onLine);
+  await waitForHttp(`http://127.0.0.1:${gatewayPort}/health`, 15_000, gateway);
+}
+
+/** Stops one process (SIGTERM by default) and waits for its exit; nothing when it is not running. */
+async function stopChild(
+  split: Split,
+  name: ModuleName | 'gateway',
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
+  const child = split.children.get(name);
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  await exited;
+}
+
 /**
  * The four services as plain `node` processes (MODULES=<one each>) plus the
  * nginx gateway, on loopback: what docker-compose.split.yml describes, with
@@ -150,89 +253,19 @@ const SERVICE_COMMAND = import.meta.url.endsWith('.ts')
  * file gives each service a server of its own instead).
  */
 export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
-  const serviceKey = randomBytes(24).toString('hex');
-  const ports =
-    opts.ports ??
-    (Object.fromEntries(SERVICES.map((s, i) => [s, opts.basePort + i + 1])) as Record<ModuleName, number>);
+  const ports = servicePorts(opts);
   const urls = Object.fromEntries(SERVICES.map((s) => [s, `http://127.0.0.1:${ports[s]}`])) as Record<
     ModuleName,
     string
   >;
-  const children = new Map<ModuleName | 'gateway', ChildProcess>();
-  let database: EmbeddedPostgres | undefined;
-  const shared: Record<string, string> = {};
-  if (!opts.env?.DATABASE_URL) {
-    database = new EmbeddedPostgres({
-      dataDir: path.join(opts.dataDir, 'pg'),
-      maxConnections: SERVICES.length * Number(opts.env?.DB_POOL_MAX ?? SPLIT_POOL) + 4,
-      templateDir: opts.embedded?.templateDir,
-      logger: opts.embedded?.logger ?? silent,
-    });
-    await database.start();
-    Object.assign(shared, { DATABASE_URL: database.url, DB_POOL_MAX: String(SPLIT_POOL) });
-  }
-
-  const pipe = (name: string, child: ChildProcess) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        opts.onLine?.(name, buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-  };
-
-  const launch = async (name: ModuleName) => {
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '',
-      MODULES: name,
-      HOST: '127.0.0.1',
-      PORT: String(ports[name]),
-      DATA_DIR: path.join(opts.dataDir, name),
-      REDIS_URL: opts.redisUrl,
-      SERVICE_KEY: serviceKey,
-      TRUST_PROXY: 'true',
-      ...shared,
-      ...Object.fromEntries(SERVICES.filter((s) => s !== name).map((s) => [`${s.toUpperCase()}_SERVICE_URL`, urls[s]])),
-      ...opts.env,
-      ...opts.serviceEnv?.[name],
-    };
-    const child = spawn(process.execPath, opts.command ?? SERVICE_COMMAND, {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.set(name, child);
-    pipe(name, child);
-    await waitForHttp(`${urls[name]}/health`, 60_000, child);
-  };
-
-  const stopChild = async (name: ModuleName | 'gateway', signal: NodeJS.Signals = 'SIGTERM') => {
-    const child = children.get(name);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
-  };
-
+  const { database, env: shared } = await sharedDatabase(opts);
+  const split: Split = { opts, ports, urls, serviceKey: randomBytes(24).toString('hex'), shared, children: new Map() };
   try {
     // Each wave once the services it needs answer (the token issuer first: the others fetch its public keys).
-    for (const wave of WAVES) await Promise.all(wave.map(launch));
-    mkdirSync(path.join(opts.dataDir, 'gateway'), { recursive: true });
-    const conf = path.join(opts.dataDir, 'gateway', 'nginx.conf');
-    writeFileSync(conf, renderGatewayConfig({ dataDir: opts.dataDir, gatewayPort: opts.gatewayPort, ports }));
-    const gateway = spawn('nginx', ['-c', conf, '-p', path.join(opts.dataDir, 'gateway')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.set('gateway', gateway);
-    pipe('gateway', gateway);
-    await waitForHttp(`http://127.0.0.1:${opts.gatewayPort}/health`, 15_000, gateway);
+    for (const wave of WAVES) await Promise.all(wave.map((name) => launch(split, name)));
+    await launchGateway(split);
   } catch (err) {
-    await Promise.all([...children.keys()].map((n) => stopChild(n)));
+    await Promise.all([...split.children.keys()].map((n) => stopChild(split, n)));
     await database?.stop();
     throw err;
   }
@@ -241,16 +274,16 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     gatewayUrl: `http://127.0.0.1:${opts.gatewayPort}`,
     services: [...SERVICES],
     serviceUrl: (name) => urls[name],
-    stop: (name) => stopChild(name),
-    kill: (name) => stopChild(name, 'SIGKILL'),
-    pid: (name) => children.get(name)?.pid,
+    stop: (name) => stopChild(split, name),
+    kill: (name) => stopChild(split, name, 'SIGKILL'),
+    pid: (name) => split.children.get(name)?.pid,
     start: async (name) => {
-      await launch(name);
-      await waitForHttp(`${urls[name]}/health/ready`, 30_000, children.get(name));
+      await launch(split, name);
+      await waitForHttp(`${urls[name]}/health/ready`, 30_000, split.children.get(name));
     },
     close: async () => {
-      await stopChild('gateway');
-      await Promise.all(SERVICES.map((n) => stopChild(n)));
+      await stopChild(split, 'gateway');
+      await Promise.all(SERVICES.map((n) => stopChild(split, n)));
       await database?.stop();
     },
   };
