@@ -99,11 +99,11 @@ describe('the Grafana dashboard', () => {
     }
   });
 
-  it('has a title and a description for every panel (the README explains each)', () => {
-    const readme = read('README.md');
+  it('has a title and a description for every panel (docs/observability.md explains each)', () => {
+    const docs = read('docs/observability.md');
     for (const p of dashboard.panels) {
       expect(p.description, p.title).toBeTruthy();
-      expect(readme, `README names the panel "${p.title}"`).toContain(p.title);
+      expect(docs, `docs/observability.md names the panel "${p.title}"`).toContain(p.title);
     }
   });
 

@@ -10,11 +10,11 @@ import { waitFor } from './helpers/wait.ts';
  * The number of SQL statements one order costs end to end — the request
  * (customer check, pending row, reservation, confirmation with its outbox
  * row) and what follows it (the relay's claim and mark, the notification
- * handler) — counted at the driver, against the figure README states. A
+ * handler) — counted at the driver, against the figure docs/performance.md states. A
  * deterministic guard for the order path's cost; the bench measures its speed.
  */
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const stated = Number(/one order costs \*\*(\d+) SQL statements\*\*/.exec(README)?.[1]);
+const PERFORMANCE = readFileSync(new URL('../docs/performance.md', import.meta.url), 'utf8');
+const stated = Number(/one order costs \*\*(\d+) SQL statements\*\*/.exec(PERFORMANCE)?.[1]);
 
 type Query = (this: pg.Client, config: unknown, ...rest: unknown[]) => unknown;
 const original = pg.Client.prototype.query as unknown as Query;
@@ -59,7 +59,7 @@ async function settled(done: () => boolean): Promise<void> {
 }
 
 describe('the cost of one order', () => {
-  it(`stays within the ${stated} SQL statements README states, its notification included`, async () => {
+  it(`stays within the ${stated} SQL statements docs/performance.md states, its notification included`, async () => {
     expect(stated).toBeGreaterThan(0);
     const customer = await registerCustomer(app.url);
     const token = (await http.post('/api/v1/users/login', { email: customer.email, password: customer.password })).body

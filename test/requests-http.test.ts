@@ -138,10 +138,12 @@ describe('requests.http', () => {
   });
 });
 
-describe('the README walk-through', () => {
+describe('the walk-through in docs/api.md', () => {
   it('runs in a shell against toko, every curl answered with success, twice', async () => {
-    const readme = readFileSync(path.resolve(import.meta.dirname, '..', 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('### A walk through the API'));
+    const api = readFileSync(path.resolve(import.meta.dirname, '..', 'docs', 'api.md'), 'utf8');
+    const heading = api.indexOf('\n## A walk through the API\n');
+    expect(heading, 'docs/api.md has its walk-through').toBeGreaterThan(-1);
+    const section = api.slice(heading);
     const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
     expect(script).toContain('curl');
     // As written, against this test's toko; any answer that is not 2xx stops the script.

@@ -19,7 +19,7 @@ export interface SplitRig {
 
 /**
  * The four services behind the gateway with a private Redis (persistent:
- * append-only file, fsync on every write — the setting toko's README asks
+ * append-only file, fsync on every write — the setting docs/topologies.md asks
  * for — unless told otherwise), an embedded database per service unless
  * TEST_DATABASE_URL names a server, and `env` for every service.
  */
