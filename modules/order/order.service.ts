@@ -21,7 +21,7 @@ import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts
 import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
 import { isUuid, jsonColumn } from '../../kit/values.ts';
 import type { Counter, Meter } from '../../kit/meter.ts';
-import { table } from './schema.ts';
+import { SCHEMA, table } from './schema.ts';
 
 export interface OrderLimits {
   /** Most units of one product in one order. */
@@ -273,7 +273,7 @@ export class OrderService {
       `with "changed" as (
          update ${table('orders')} set "status" = 'confirmed', "lines" = $2::jsonb, "total" = $3, "updated_at" = $4, "last_step" = 'confirmed', "last_error" = null
          where "id" = $1 and "status" = 'pending' returning "id")
-       ${outboxInsert('orders', 5, '"changed"')} returning "id"`,
+       ${outboxInsert(SCHEMA, 5, '"changed"')} returning "id"`,
       [order.id, JSON.stringify(order.lines), order.total, order.updatedAt, ...outboxValues(entry)],
       'orders.confirm',
     );

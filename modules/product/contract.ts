@@ -73,6 +73,7 @@ export const ProductDto = z
       updatedAt: '2026-12-03T08:16:00.000Z',
     },
   });
+export type ProductDto = z.infer<typeof ProductDto>;
 
 /** 409; `items` names each short product with what was asked and what is available. */
 export const ShortLines = z

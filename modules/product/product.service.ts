@@ -4,6 +4,7 @@ import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
 import {
   ProductNotFound,
+  type ProductDto,
   type ProductPrice,
   type ProductSnapshot,
   type Reservation,
@@ -19,19 +20,6 @@ import {
   type ProductRecord,
   type ProductStore,
 } from './stores/store.ts';
-
-export interface ProductDto {
-  id: string;
-  name: string;
-  description: string;
-  price: number;
-  currency: string;
-  stock: number;
-  category: string;
-  imageUrl: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
 
 const ID = /^[0-9a-f]{24}$/;
 
