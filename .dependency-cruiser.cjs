@@ -42,12 +42,20 @@ module.exports = {
       to: { path: ['^modules/', '^adapters/', '^src/'] },
     },
     {
-      name: 'kernel-reaches-modules-through-their-front-door',
+      name: 'kernel-names-no-module',
       comment:
-        'The kernel (src/) uses a module only through its index.ts (the definition) and contract.ts (its port, events and errors).',
+        'The kernel (src/) knows modules only through the registry: it reads what their definitions declare (routes, capabilities such as identity, demo data), never a module file.',
       severity: 'error',
-      from: { path: '^src/' },
-      to: { path: '^modules/[^/]+/', pathNot: '^modules/[^/]+/(index|contract)\\.ts$' },
+      from: { path: '^src/', pathNot: '^src/registry\\.ts$' },
+      to: { path: '^modules/' },
+    },
+    {
+      name: 'registry-imports-definitions-only',
+      comment:
+        "src/registry.ts, the one list of modules, imports each module's index.ts (its definition) and nothing else of it.",
+      severity: 'error',
+      from: { path: '^src/registry\\.ts$' },
+      to: { path: '^modules/', pathNot: '^modules/[^/]+/index\\.ts$' },
     },
     {
       name: 'nobody-imports-main',

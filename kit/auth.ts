@@ -40,6 +40,30 @@ export interface TokenIssuer {
   jwks(): { keys: Record<string, unknown>[] };
 }
 
+/** What the kernel needs to know of an account behind a token: whether it may still act, and as what. */
+export interface AccountStatus {
+  isActive: boolean;
+  role: Role;
+}
+
+/**
+ * The identity capability, which exactly one module declares
+ * (`provides: { identity }`): the kernel issues tokens where that module is
+ * hosted, checks every token's account through it, and signs administrators
+ * in to Bull Board through it. Built over the module's port, so it works
+ * in process and remote alike.
+ */
+export interface Identity {
+  /** The account behind a token's subject, or undefined when there is none. */
+  account(userId: string): Promise<AccountStatus | undefined>;
+  /**
+   * Checks an e-mail and password under the module's login throttle, counted
+   * for `client`. Rejects with Unauthorized when they do not match (and with
+   * whatever else the throttle answers, e.g. TooManyRequests).
+   */
+  signIn(credentials: { email: string; password: string; client: string }): Promise<{ role: Role }>;
+}
+
 /** Whether the principal may see something owned by `ownerId`: its owner, or an admin. */
 export const canSee = (principal: Principal, ownerId: string): boolean =>
   principal.role === 'admin' || principal.userId === ownerId;

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/core';
-import type { SqlTx } from './sql.ts';
+import { inSchema, type Sql, type SqlTx } from './sql.ts';
 
 /** What travels for every domain event, whichever the transport. */
 export interface EventEnvelope<P = unknown> {
@@ -47,6 +47,65 @@ export interface EventRecorder {
   entry(type: string, payload: unknown): OutboxEntry;
   /** After the commit: asks the relay to deliver now rather than at its next poll. */
   wake(): void;
+}
+
+/**
+ * A statement that does an event's work, reading the CTE `"inbox"` as its
+ * source: one row when the event is new to the handler, none when it was
+ * handled before (`insert into … select $3, $4 … from "inbox"`). Its own
+ * parameters start at `$3`.
+ */
+export interface InboxStatement {
+  text: string;
+  values: readonly unknown[];
+  /** Prepared once per connection under this name. */
+  name?: string;
+}
+
+/**
+ * A consuming module's inbox (a table the kernel makes and owns): which
+ * events each of its handlers has dealt with, so that a redelivered event
+ * does its work once.
+ */
+export interface Inbox {
+  /** Whether `handler` has dealt with the event. */
+  handled(eventId: string, handler: string): Promise<boolean>;
+  /**
+   * Records that `handler` dealt with the event and does the work in one
+   * statement, so both commit or neither; when the event was recorded
+   * before, the work does nothing. One statement rather than a transaction
+   * around two: it is on the path of every order. Resolves the work's
+   * `returning` rows (none when the event was handled before).
+   */
+  handleOnce<R = Record<string, unknown>>(
+    db: SqlTx,
+    eventId: string,
+    handler: string,
+    work: InboxStatement,
+  ): Promise<R[]>;
+}
+
+/** The inbox in `schema` (the kernel hands it to a consuming module as `kernel.inbox()`). */
+export function createInbox(sql: Sql, schema: string): Inbox {
+  const inbox = inSchema(schema)('inbox');
+  return {
+    async handled(eventId, handler) {
+      const rows = await sql.query(
+        `select 1 from ${inbox} where "event_id" = $1 and "handler" = $2`,
+        [eventId, handler],
+        `${schema}.inbox.handled`,
+      );
+      return rows.length > 0;
+    },
+    handleOnce: (db, eventId, handler, work) =>
+      db.query(
+        `with "inbox" as (
+           insert into ${inbox} ("event_id", "handler") values ($1, $2) on conflict do nothing returning "event_id")
+         ${work.text}`,
+        [eventId, handler, ...work.values],
+        work.name,
+      ),
+  };
 }
 
 /** Delivers envelopes to the modules that consume them. Two implementations: in process, and BullMQ. */

@@ -1,6 +1,6 @@
 import type { EntitySchema } from '@mikro-orm/core';
 import type { z } from 'zod';
-import type { PasswordHasher, TokenIssuer } from './auth.ts';
+import type { Identity, PasswordHasher, TokenIssuer } from './auth.ts';
 import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
@@ -8,7 +8,7 @@ import type { Meter } from './meter.ts';
 import type { ModuleMigrations } from './migrations.ts';
 import type { Sql } from './sql.ts';
 import type { ContractDef, ImplementationOf, PortOf, Subscription } from './contract.ts';
-import type { EventHandler, EventRecorder } from './events.ts';
+import type { EventHandler, EventRecorder, Inbox } from './events.ts';
 import type { AnyRouteDef } from './route.ts';
 
 /** What the kernel gives every module it hosts; a module adds its own needs on top. */
@@ -37,8 +37,6 @@ export interface ModuleInstance<R, C extends ContractDef> {
   /** Runs once after migrations, before the server accepts requests. */
   start?(): Promise<void>;
   stop?(): Promise<void>;
-  /** Loads demo data, idempotently (`npm run seed`); returns how many records were added. */
-  seed?(): Promise<number>;
   /** Handlers for exactly the event types the definition `consumes`; each must be idempotent. */
   handlers?: Record<string, EventHandler>;
 }
@@ -65,16 +63,47 @@ export interface ModuleKernel<S = Record<string, unknown>> {
   sql(): { orm: MikroORM; sql: Sql };
   /** Its database, whichever kind. */
   database(): ModuleDatabase;
-  /** The port of a module it `requires`: in process when hosted here, over HTTP at that module's `<M>_SERVICE_URL` otherwise. */
+  /**
+   * The port of a module whose contract it `requires`: in process when hosted
+   * here, over HTTP at that module's `<M>_SERVICE_URL` otherwise. Asking for
+   * one it does not declare fails start-up.
+   */
   port<K extends ContractDef>(contract: K): PortOf<K>;
   /** Its outbox: events it records commit with its own writes. */
   events(): EventRecorder;
+  /** Its inbox (a module that `consumes` events): which events its handlers have dealt with. */
+  inbox(): Inbox;
   /** The process's password-hashing pool. */
   passwords(): PasswordHasher;
   /** Signs access tokens (the token issuer only). */
   tokens: TokenIssuer;
   /** What a test replaced for this module (the notification module's mail transport...). */
   overrides: Record<string, unknown>;
+}
+
+/** Demo data a module can load: `npm run seed` loads it into every hosted module that has some. */
+export interface DemoData<R> {
+  /** Adds whatever of the demo data is missing (idempotent); returns how many records it added. */
+  load(runtime: R): Promise<number>;
+  /** Whether start-up loads it as well (the module's own settings say; runs after its `start`). */
+  atStart(runtime: R): Promise<boolean>;
+}
+
+/** What a module can offer the kernel besides its contract; the kernel looks each up by kind, never by module name. */
+export interface ModuleCapabilities<C extends ContractDef> {
+  /** This module keeps the accounts (kit/auth.ts `Identity`), built over its port (in process or remote); exactly one module of a build declares it. */
+  identity?: (port: PortOf<C>) => Identity;
+}
+
+/** What `defineModule` takes: a module's definition, with the contracts it calls in `requires`. */
+export interface ModuleSpec<
+  D extends BaseDeps,
+  R,
+  C extends ContractDef,
+  S extends ModuleSettings = ModuleSettings,
+> extends Omit<ModuleDefinition<D, R, C, S>, 'requires'> {
+  /** The contracts of the other modules it calls: `kernel.port` hands out these and no others. */
+  requires: readonly ContractDef[];
 }
 
 export interface ModuleDefinition<
@@ -87,7 +116,7 @@ export interface ModuleDefinition<
   /** PostgreSQL schema that holds every table of this module and nothing else. */
   schema: string;
   contract: C;
-  /** Other modules whose contracts this one calls. */
+  /** The modules whose contracts this one calls, by name (from the contracts its definition lists). */
   requires: readonly string[];
   /** Events of other modules' contracts this module handles (`subscribe(contract, [types])`); each needs a handler. */
   consumes?: readonly Subscription[];
@@ -98,6 +127,10 @@ export interface ModuleDefinition<
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   mongoEntities?: EntitySchema<any, any>[];
   routes: AnyRouteDef<R>[];
+  /** Capabilities the kernel looks up (`identity`). */
+  provides?: ModuleCapabilities<C>;
+  /** Its demo data, if it has some. */
+  seed?: DemoData<R>;
   /** How the split compose file runs this module's service (`npm run generate` writes it from these). */
   deploy?: ModuleDeployment;
   /** Its own environment variables (names must not clash with the kernel's or another module's). */
@@ -117,10 +150,11 @@ export interface ModuleDeployment {
 }
 
 export function defineModule<D extends BaseDeps, R, C extends ContractDef, S extends ModuleSettings = ModuleSettings>(
-  definition: ModuleDefinition<D, R, C, S>,
+  spec: ModuleSpec<D, R, C, S>,
 ): ModuleDefinition<D, R, C, S> {
-  if (!/^[a-z][a-z0-9_]*$/.test(definition.schema)) {
-    throw new Error(`module ${definition.name}: schema must be a lower-case SQL identifier`);
+  if (!/^[a-z][a-z0-9_]*$/.test(spec.schema)) {
+    throw new Error(`module ${spec.name}: schema must be a lower-case SQL identifier`);
   }
-  return definition;
+  // Kept by name: the start order, the split's start waves and the compose file's dependencies read names.
+  return { ...spec, requires: spec.requires.map((c) => c.name) };
 }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ENV_VARIABLES, loadConfig } from './config.ts';
-import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, startOrder, startWaves } from './registry.ts';
+import { orderModule } from '../modules/order/index.ts';
+import {
+  MODULE_DEFINITIONS,
+  MODULE_NAMES,
+  ROUTE_MODULES,
+  TOKEN_ISSUER,
+  identityProvider,
+  startOrder,
+  startWaves,
+} from './registry.ts';
 
 const defs = (requires: Record<string, string[]>) =>
   Object.fromEntries(Object.entries(requires).map(([n, r]) => [n, { requires: r }]));
@@ -41,5 +50,26 @@ describe('the module registry', () => {
     expect(c.databaseUrls.order).toBe('postgres://db/orders');
     expect(c.serviceUrls).toEqual({ product: 'http://product:3000' });
     expect(() => loadConfig({ USER_SERVICE_URL: 'ftp://nope' })).toThrow(/USER_SERVICE_URL: expected an http/);
+  });
+
+  it('keeps the contracts a module requires by their modules’ names', () => {
+    expect(orderModule.requires).toEqual(['user', 'product']);
+  });
+
+  it('finds the token issuer by the identity capability a module declares, and refuses none or two', () => {
+    expect(TOKEN_ISSUER).toBe('user');
+    const identity = () => ({}) as never;
+    expect(identityProvider({ a: {}, accounts: { provides: { identity } } })).toBe('accounts');
+    expect(() => identityProvider({ a: {}, b: { provides: {} } })).toThrow(/provides\.identity.*none does/);
+    expect(() => identityProvider({ a: { provides: { identity } }, b: { provides: { identity } } })).toThrow(
+      /a and b do/,
+    );
+  });
+
+  it("knows each public route template's module from the module's own definitions", () => {
+    for (const [name, def] of Object.entries(MODULE_DEFINITIONS))
+      for (const r of def.routes) expect(ROUTE_MODULES.get(r.path), r.path).toBe(name);
+    expect(ROUTE_MODULES.get('/api/v1/orders/:id')).toBe('order');
+    expect(ROUTE_MODULES.has('/health/ready')).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { eventDefinitions, eventRoutes } from './events/routing.ts';
+import type { Identity } from '../kit/auth.ts';
 import type { AnyRouteDef } from '../kit/route.ts';
 
 /**
@@ -7,6 +8,8 @@ import type { AnyRouteDef } from '../kit/route.ts';
  * `<M>_DATABASE_URL`, `<M>_SERVICE_URL`), the start order, the split
  * launcher, the documented routes, the event routes, the test rigs, and the
  * files `npm run generate` writes. A module is its folder plus one line here.
+ * This is the one file of the kernel that imports modules, and only their
+ * index.ts: the rest of the kernel reads what the definitions declare.
  */
 export const MODULE_DEFINITIONS = {
   user: (await import('../modules/user/index.ts')).userModule,
@@ -17,8 +20,26 @@ export const MODULE_DEFINITIONS = {
 
 export type ModuleName = keyof typeof MODULE_DEFINITIONS;
 
-/** The module that issues and publishes the tokens every other module verifies: a service of its own starts before the rest. */
-export const TOKEN_ISSUER: ModuleName = 'user';
+/** The one module among `definitions` that declares the identity capability (`provides.identity`). */
+export function identityProvider(definitions: Record<string, { provides?: { identity?: unknown } }>): string {
+  const providers = Object.keys(definitions).filter((name) => definitions[name]!.provides?.identity);
+  if (providers.length !== 1) {
+    throw new Error(
+      `exactly one module must declare provides.identity (accounts and tokens); ${providers.length ? `${providers.join(' and ')} do` : 'none does'}`,
+    );
+  }
+  return providers[0]!;
+}
+
+/**
+ * The module that keeps the accounts: it issues and publishes the tokens
+ * every other module verifies, and a service of its own starts before the rest.
+ */
+export const TOKEN_ISSUER = identityProvider(MODULE_DEFINITIONS) as ModuleName;
+
+/** The identity capability over the token issuer's port, in process or remote. */
+export const identityOver = (port: unknown): Identity =>
+  (MODULE_DEFINITIONS[TOKEN_ISSUER].provides!.identity as (port: unknown) => Identity)(port);
 
 /**
  * Modules in an order where each comes after every module it `requires`
@@ -69,6 +90,13 @@ export const MODULE_NAMES = startOrder(MODULE_DEFINITIONS) as ModuleName[];
 /** All public routes of all modules, hosted here or not: the OpenAPI document shows the whole API. */
 export const ALL_MODULE_ROUTES: AnyRouteDef[] = Object.values(MODULE_DEFINITIONS).flatMap(
   (m) => m.routes as AnyRouteDef[],
+);
+
+/** The module each public route template belongs to (`/api/v1/users/:id` → user), for log and metric labels. */
+export const ROUTE_MODULES: ReadonlyMap<string, ModuleName> = new Map(
+  Object.entries(MODULE_DEFINITIONS).flatMap(([name, m]) =>
+    (m.routes as AnyRouteDef[]).map((r) => [r.path, name as ModuleName] as const),
+  ),
 );
 
 /** Which modules consume each event type, from every module's `consumes`: the same in every process. */

@@ -1,45 +1,40 @@
-import { Closer } from './closer.ts';
-import { loadConfigOrExit } from './config.ts';
-import { openDatabases } from './db/databases.ts';
-import { createLogger } from './logger.ts';
+import type { DemoData } from '../kit/module.ts';
 import { noopMeter } from '../kit/meter.ts';
+import { runCommand } from './command.ts';
+import { MODULE_DEFINITIONS } from './registry.ts';
 import { buildModules } from './wiring.ts';
 
-/** `npm run seed`: adds the demo catalogue's missing products to the configured product store, then exits. */
-const loaded = loadConfigOrExit();
-// Only the product module, and no start-up seeding: this script seeds, and says how many it added.
-const config = {
-  ...loaded,
-  modules: ['product' as const],
-  settings: { ...loaded.settings, product: { ...loaded.settings.product, SEED_DEMO: false } },
-};
-const logger = createLogger({ level: config.logLevel });
-const closer = new Closer(logger);
-try {
-  const databases = await openDatabases(config, logger, closer, { migrate: true });
-  const modules = await buildModules({
-    config,
-    logger,
-    databases,
-    ports: new Map(),
-    tokens: { issue: () => ({ accessToken: '', expiresIn: 0 }), jwks: () => ({ keys: [] }) },
-    passwords: () => {
-      throw new Error('seeding needs no passwords');
-    },
-    recorder: () => {
-      throw new Error('seeding publishes no events');
-    },
-    remote: () => undefined,
-    meter: () => noopMeter,
-  });
-  const inserted = await modules.get('product')!.seed!();
-  logger.info({ inserted }, 'seeding done');
-} catch (err) {
-  // One line that says what to do, as `npm start` does; the whole error only at debug level.
-  logger.debug({ err }, 'seeding failed');
-  process.stderr.write(`toko: seeding failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await closer.run();
-  logger.flush();
-}
+const demoData = (name: keyof typeof MODULE_DEFINITIONS) =>
+  MODULE_DEFINITIONS[name].seed as DemoData<unknown> | undefined;
+
+/**
+ * `npm run seed`: adds what is missing of the demo data of every hosted
+ * module that has some (the product module's catalogue), then exits. Only
+ * those modules are opened and built; none is started.
+ */
+await runCommand(
+  'seeding',
+  async ({ config, logger, databases }) => {
+    const modules = await buildModules({
+      config,
+      logger,
+      databases,
+      ports: new Map(),
+      tokens: { issue: () => ({ accessToken: '', expiresIn: 0 }), jwks: () => ({ keys: [] }) },
+      passwords: () => {
+        throw new Error('seeding needs no passwords');
+      },
+      recorder: () => {
+        throw new Error('seeding publishes no events');
+      },
+      remote: () => undefined,
+      meter: () => noopMeter,
+    });
+    for (const [module, instance] of modules) {
+      const inserted = await demoData(module)!.load(instance.runtime);
+      logger.info({ module, inserted }, 'seeding done');
+    }
+    if (modules.size === 0) logger.info({ modules: config.modules }, 'no hosted module has demo data');
+  },
+  { hosts: (modules) => modules.filter((m) => demoData(m)) },
+);

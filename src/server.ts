@@ -9,22 +9,20 @@ import { loadSigningKeys } from './auth/keys.ts';
 import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
 import { createRemoteVerifier } from './auth/remote-jwks.ts';
 import { accountChecked, createTokenVerifier, createTokenIssuer, type TokenVerifier } from './auth/tokens.ts';
-import type { TokenIssuer } from '../kit/auth.ts';
-import { createRemotes, registerBreakerMetrics } from './remotes.ts';
+import type { Identity, TokenIssuer } from '../kit/auth.ts';
+import { createRemotes, registerBreakerMetrics, type Remotes } from './remotes.ts';
 import { serveContract } from '../adapters/http/contract-server.ts';
 import { serviceName, type Config, type ModuleName } from './config.ts';
-import { UserNotFound, type userContract } from '../modules/user/contract.ts';
-import type { PortOf } from '../kit/contract.ts';
 import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
-import { createMetrics, serveMetrics } from './http/metrics.ts';
+import { createMetrics, serveMetrics, type Metrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
-import type { ModuleDatabase } from '../kit/module.ts';
+import type { DemoData, ModuleDatabase } from '../kit/module.ts';
 import { createLogger } from './logger.ts';
 import { documentedRoutes } from './api-document.ts';
-import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, TOKEN_ISSUER } from './registry.ts';
+import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, TOKEN_ISSUER, identityOver } from './registry.ts';
 import { routingProblems } from './events/routing.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
@@ -32,6 +30,7 @@ import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registry
 import { adminEventRoutes } from './http/admin-events.ts';
 import { QUEUES_PATH } from './http/queues-route.ts';
 import { buildModules, type AnyModuleInstance, type Ports } from './wiring.ts';
+import type Koa from 'koa';
 
 export interface RunningServer {
   url: string;
@@ -74,62 +73,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
 }
 
-/**
- * Where the user module lives here, tokens are signed and verified with the
- * local key pair; elsewhere they are verified with the public keys the user
- * service publishes, and this process issues none.
- */
-function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier; tokens: TokenIssuer } {
-  const jwt = { issuer: config.jwt.issuer, audience: config.jwt.audience };
-  if (config.modules.includes(TOKEN_ISSUER)) {
-    const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
-    return {
-      verify: createTokenVerifier({ publicKey: keys.publicKey, ...jwt }),
-      tokens: createTokenIssuer({ keys, ...jwt, ttlSeconds: config.jwt.ttlSeconds }),
-    };
-  }
-  const userUrl = config.serviceUrls.user;
-  if (!userUrl) throw new Error('set USER_SERVICE_URL: tokens are verified with the public keys of the user service');
-  return {
-    verify: createRemoteVerifier({ jwksUrl: `${userUrl}/.well-known/jwks.json`, ...jwt, logger }),
-    tokens: {
-      issue: () => {
-        throw new Error('only the user service issues tokens');
-      },
-      jwks: () => ({ keys: [] }),
-    },
-  };
-}
+type Databases = Map<ModuleName, ModuleDatabase>;
+type Modules = Map<ModuleName, AnyModuleInstance>;
 
-/** The user module's remote port for account checks, or undefined (with a warning) when this process cannot call it. */
-function accountPort<P>(make: () => P | undefined, logger: Logger): P | undefined {
-  let port: P | undefined;
-  let why = 'no user module here or at USER_SERVICE_URL';
-  try {
-    port = make();
-  } catch (err) {
-    why = err instanceof Error ? err.message : String(err);
-  }
-  if (!port)
-    logger.warn({ why }, 'tokens are trusted until they expire: deactivations and role changes are not seen here');
-  return port;
-}
-
+/** The composition root's steps, in order: each is named below. */
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
-  const hosted = config.modules;
-  const { verify: verifySignature, tokens } = tokenServices(config, logger);
+  const tokens = tokenServices(config, logger);
   const remotes = createRemotes(config, logger);
-
-  // Made when a hosted module first asks for it (the user module does), and closed with the process.
-  let passwords: PasswordPool | undefined;
-  const passwordPool = () => {
-    if (!passwords) {
-      passwords = createPasswordPool(config.passwords);
-      closer.add('password pool', () => passwords!.close());
-    }
-    return passwords;
-  };
-
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, {
     migrate: config.migrateOnStart,
@@ -144,74 +94,156 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     logger,
     databases,
     ports,
-    tokens,
-    passwords: passwordPool,
+    tokens: tokens.issuer,
+    passwords: passwordPool(config, closer),
     recorder: eventing.recorder,
     remote: remotes.port,
     meter: (module) => registryMeter(metrics.registry, module),
     overrides: opts.overrides,
   });
-  // Every token is also checked against its account (active? which role?), through the user module wherever it runs.
-  const users = (ports.get('user') ?? accountPort(() => remotes.port('user'), logger)) as
-    PortOf<typeof userContract> | undefined;
-  const verify = users
-    ? accountChecked(
-        verifySignature,
-        (id) =>
-          users.getUser({ id }).then(
-            (u) => ({ isActive: u.isActive, role: u.role }),
-            (err: unknown) => (err instanceof UserNotFound ? undefined : Promise.reject(err)),
-          ),
-        config.accountCheckTtlMs,
-      )
-    : verifySignature;
-  const problems = routingProblems(
-    EVENT_ROUTES,
-    EVENT_DEFINITIONS,
-    new Map([...modules].map(([name, m]) => [name, m.handlers])),
+  const identity = identityFor(ports, remotes, logger);
+  // Every token is also checked against its account (active? which role?), through the identity module wherever it runs.
+  const verify = identity
+    ? accountChecked(tokens.verify, (id) => identity.account(id), config.accountCheckTtlMs)
+    : tokens.verify;
+  checkEventRouting(modules, eventing, logger);
+  await startModules(modules, eventing, metrics, closer);
+  await startEventing(eventing, closer);
+  const routes = [...moduleRoutes(modules, eventing)];
+  const checks = readinessChecks(databases, remotes, eventing);
+  registerMetrics(metrics, eventing, remotes);
+  const info = processInfo(eventing);
+  routes.push(...healthRoutesOf(config, checks, info));
+  const { app, router } = await httpApp(config, logger, metrics, { routes, verify, identity, modules, eventing });
+  const listening = await listen(config, app, metrics, closer);
+  logger.info(
+    {
+      url: listening.url,
+      modules: config.modules,
+      startupMs: Math.round(process.uptime() * 1000),
+      ...(eventing.bullmq ? { queues: info.queuesDashboard } : {}),
+      ...(listening.metricsUrl ? { metrics: listening.metricsUrl } : {}),
+    },
+    'toko is listening',
   );
-  if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
-  if (eventing.bus.kind === 'in-process') {
-    for (const [type, consumers] of Object.entries(EVENT_ROUTES)) {
-      const away = consumers.filter((c) => !modules.has(c as ModuleName));
-      if (away.length && [...eventing.relays.keys()].some((p) => type in MODULE_DEFINITIONS[p].contract.events)) {
-        logger.warn(
-          { type, consumers: away },
-          'events of this type are kept in the outbox and retried: their consumers are not hosted here and REDIS_URL is not set',
-        );
-      }
+  const close = shutdown(listening.server, closer, config, logger);
+  return { ...listening, router, logger, databases, modules, eventing, ports, close };
+}
+
+/**
+ * Tokens: where the identity module lives here, they are signed and
+ * verified with the local key pair; elsewhere they are verified with the
+ * public keys its service publishes, and this process issues none.
+ */
+function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier; issuer: TokenIssuer } {
+  const jwt = { issuer: config.jwt.issuer, audience: config.jwt.audience };
+  if (config.modules.includes(TOKEN_ISSUER)) {
+    const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
+    return {
+      verify: createTokenVerifier({ publicKey: keys.publicKey, ...jwt }),
+      issuer: createTokenIssuer({ keys, ...jwt, ttlSeconds: config.jwt.ttlSeconds }),
+    };
+  }
+  const url = config.serviceUrls[TOKEN_ISSUER];
+  const variable = `${TOKEN_ISSUER.toUpperCase()}_SERVICE_URL`;
+  if (!url) throw new Error(`set ${variable}: tokens are verified with the public keys of the ${TOKEN_ISSUER} service`);
+  return {
+    verify: createRemoteVerifier({ jwksUrl: `${url}/.well-known/jwks.json`, ...jwt, logger }),
+    issuer: {
+      issue: () => {
+        throw new Error(`only the ${TOKEN_ISSUER} service issues tokens`);
+      },
+      jwks: () => ({ keys: [] }),
+    },
+  };
+}
+
+/** The process's password-hashing pool: made when a hosted module first asks for it, and closed with the process. */
+function passwordPool(config: Config, closer: Closer): () => PasswordPool {
+  let passwords: PasswordPool | undefined;
+  return () => {
+    if (!passwords) {
+      const pool = createPasswordPool(config.passwords);
+      closer.add('password pool', () => pool.close());
+      passwords = pool;
+    }
+    return passwords;
+  };
+}
+
+/**
+ * The identity capability over the identity module's port, hosted here or
+ * remote; undefined (with a warning) when this process cannot call it.
+ */
+function identityFor(ports: Ports, remotes: Remotes, logger: Logger): Identity | undefined {
+  let port = ports.get(TOKEN_ISSUER);
+  let why = `no ${TOKEN_ISSUER} module here or at ${TOKEN_ISSUER.toUpperCase()}_SERVICE_URL`;
+  if (!port) {
+    try {
+      port = remotes.port(TOKEN_ISSUER);
+    } catch (err) {
+      why = err instanceof Error ? err.message : String(err);
     }
   }
+  if (port) return identityOver(port);
+  logger.warn({ why }, 'tokens are trusted until they expire: deactivations and role changes are not seen here');
+  return undefined;
+}
+
+/** Refuses handlers that do not match the event routes; warns of events kept in the outbox for consumers not hosted here. */
+function checkEventRouting(modules: Modules, eventing: Eventing, logger: Logger): void {
+  const handlers = new Map([...modules].map(([name, m]) => [name, m.handlers]));
+  const problems = routingProblems(EVENT_ROUTES, EVENT_DEFINITIONS, handlers);
+  if (problems.length) throw new Error(`event routing: ${problems.join('; ')}`);
+  if (eventing.bus.kind !== 'in-process') return;
+  for (const [type, consumers] of Object.entries(EVENT_ROUTES)) {
+    const away = consumers.filter((c) => !modules.has(c as ModuleName));
+    if (away.length && [...eventing.relays.keys()].some((p) => type in MODULE_DEFINITIONS[p].contract.events)) {
+      logger.warn(
+        { type, consumers: away },
+        'events of this type are kept in the outbox and retried: their consumers are not hosted here and REDIS_URL is not set',
+      );
+    }
+  }
+}
+
+/** Starts each hosted module in start order, loads its demo data when it asks to, and hands the bus its handlers. */
+async function startModules(modules: Modules, eventing: Eventing, metrics: Metrics, closer: Closer): Promise<void> {
   for (const [name, instance] of modules) {
     await instance.start?.();
     if (instance.stop) closer.add(`${name} module`, () => instance.stop!());
+    const demo = MODULE_DEFINITIONS[name].seed as DemoData<unknown> | undefined;
+    if (demo && (await demo.atStart(instance.runtime))) await demo.load(instance.runtime);
     if (instance.handlers) eventing.bus.consume(name, instrumentHandlers(metrics.registry, name, instance.handlers));
   }
+}
+
+/** The bus, then each hosted producer's outbox relay. */
+async function startEventing(eventing: Eventing, closer: Closer): Promise<void> {
   await eventing.bus.start();
   closer.add('event bus', () => eventing.bus.close());
   for (const [name, relay] of eventing.relays) {
     relay.start();
     closer.add(`${name} outbox relay`, () => relay.stop());
   }
+}
 
-  const routes: BoundRoute[] = [];
+/** Each hosted module's public routes, and each hosted producer's outbox admin routes. */
+function* moduleRoutes(modules: Modules, eventing: Eventing): Generator<BoundRoute> {
+  for (const [name, instance] of modules)
+    for (const def of MODULE_DEFINITIONS[name].routes) yield { def, runtime: instance.runtime };
+  for (const [name, relay] of eventing.relays)
+    for (const def of adminEventRoutes(name)) yield { def, runtime: { relay } };
+}
+
+/** What /health/ready checks: each hosted module's database, each remote module's breaker, Redis when BullMQ is in use. */
+function readinessChecks(databases: Databases, remotes: Remotes, eventing: Eventing): Record<string, HealthCheck> {
   const checks: Record<string, HealthCheck> = {};
-  for (const [name, instance] of modules) {
-    for (const r of MODULE_DEFINITIONS[name].routes) routes.push({ def: r, runtime: instance.runtime });
-    const db = databases.get(name)!;
+  for (const [name, db] of databases) {
     checks[`${name}.database`] =
       db.kind === 'sql'
         ? async () => void (await db.orm.em.getConnection().execute('select 1'))
         : async () => void (await db.orm.em.getConnection().getDb().command({ ping: 1 }));
-  }
-  for (const [name, relay] of eventing.relays)
-    for (const r of adminEventRoutes(name)) routes.push({ def: r, runtime: { relay } });
-  const internal = [];
-  if (config.serviceKey) {
-    for (const [name, instance] of modules)
-      internal.push(
-        serveContract(MODULE_DEFINITIONS[name].contract, instance.implementation, { serviceKey: config.serviceKey }),
-      );
   }
   for (const [name, breaker] of remotes.breakers) {
     checks[`remote.${name}`] = async () => {
@@ -220,29 +252,53 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   }
   const bullmq = eventing.bullmq;
   if (bullmq) checks['events.redis'] = () => bullmq.ping();
+  return checks;
+}
 
-  // Pools first: collected in this order, the gauges read the pools before the outbox gauges' own queries take a connection.
+/** Outbox, breaker and queue gauges, after the pools' (collected in this order, the gauges read the pools before the outbox gauges' own queries take a connection). */
+function registerMetrics(metrics: Metrics, eventing: Eventing, remotes: Remotes): void {
   registerOutboxMetrics(metrics.registry, eventing.relays);
   registerBreakerMetrics(metrics.registry, remotes.breakers);
-  registerQueueMetrics(metrics.registry, () => bullmq?.allQueues() ?? []);
-  const info = {
+  registerQueueMetrics(metrics.registry, () => eventing.bullmq?.allQueues() ?? []);
+}
+
+/** Facts about this process that readiness shows. */
+function processInfo(eventing: Eventing): Record<string, string> & { queuesDashboard: string } {
+  return {
     eventBus: eventing.bus.kind,
-    queuesDashboard: bullmq
+    queuesDashboard: eventing.bullmq
       ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token`
       : 'off: BullMQ is not in use (set REDIS_URL to use it)',
   };
+}
+
+/** /health, /health/ready and /health/system, with the other services of a split deployment as peers. */
+function healthRoutesOf(
+  config: Config,
+  checks: Record<string, HealthCheck>,
+  info: Record<string, string>,
+): BoundRoute[] {
+  const hosted = config.modules;
   const peers = Object.fromEntries(
     Object.entries(config.serviceUrls).filter(
       (e): e is [string, string] => e[1] !== undefined && !hosted.includes(e[0] as ModuleName),
     ),
   );
-  for (const r of healthRoutes)
-    routes.push({ def: r, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } });
-  const { app, router } = createApp({
+  return healthRoutes.map((def) => ({ def, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } }));
+}
+
+/** The Koa app over this process's routes, with Bull Board where BullMQ is in use and the contracts it serves at /internal. */
+async function httpApp(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  parts: { routes: BoundRoute[]; verify: TokenVerifier; identity?: Identity; modules: Modules; eventing: Eventing },
+) {
+  return createApp({
     logger,
     metrics,
-    verify,
-    routes,
+    verify: parts.verify,
+    routes: parts.routes,
     documentedRoutes: documentedRoutes(),
     corsOrigins: config.corsOrigins,
     bodyLimit: config.bodyLimit,
@@ -250,20 +306,33 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     trustedProxyHops: config.trustedProxyHops,
     metricsAccess: { onPublicPort: config.metrics.port === undefined, token: config.metrics.token },
     version: pkg.version,
-    // Bull Board (and its UI's dependencies) is loaded only where BullMQ is in use.
-    extraMiddleware: bullmq
-      ? [
-          (await import('./http/queues-board.ts')).queuesBoard({
-            queues: bullmq.allQueues(),
-            verify,
-            signIn: users ? (email, password, client) => users.signIn({ email, password, client }) : undefined,
-          }),
-        ]
-      : [],
-    afterBodyMiddleware: internal,
+    extraMiddleware: await queuesBoardFor(parts.eventing, parts.verify, parts.identity),
+    afterBodyMiddleware: internalRoutes(config, parts.modules),
   });
+}
 
-  // Slow clients (slow-loris) are cut off: headers and whole requests have deadlines, checked every second.
+/** Bull Board where BullMQ is in use (it and its UI's dependencies are loaded only then); administrators sign in through the identity module. */
+async function queuesBoardFor(eventing: Eventing, verify: TokenVerifier, identity: Identity | undefined) {
+  const bullmq = eventing.bullmq;
+  if (!bullmq) return [];
+  const { queuesBoard } = await import('./http/queues-board.ts');
+  const signIn = identity
+    ? (email: string, password: string, client: string) => identity.signIn({ email, password, client })
+    : undefined;
+  return [queuesBoard({ queues: bullmq.allQueues(), verify, signIn })];
+}
+
+/** The hosted modules' contracts, served to the other services at /internal (only with SERVICE_KEY). */
+function internalRoutes(config: Config, modules: Modules) {
+  const serviceKey = config.serviceKey;
+  if (!serviceKey) return [];
+  return [...modules].map(([name, instance]) =>
+    serveContract(MODULE_DEFINITIONS[name].contract, instance.implementation, { serviceKey }),
+  );
+}
+
+/** Listens (and serves /metrics on METRICS_PORT when set); slow clients (slow-loris) are cut off by header and request deadlines, checked every second. */
+async function listen(config: Config, app: Koa, metrics: Metrics, closer: Closer) {
   const server = createServer(
     {
       headersTimeout: config.http.headersTimeoutMs,
@@ -283,19 +352,13 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     closer.add('metrics listener', () => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
     metricsUrl = `http://${local(config.metrics.host)}:${(metricsServer.address() as AddressInfo).port}/metrics`;
   }
-  logger.info(
-    {
-      url,
-      modules: hosted,
-      startupMs: Math.round(process.uptime() * 1000),
-      ...(bullmq ? { queues: info.queuesDashboard } : {}),
-      ...(metricsUrl ? { metrics: metricsUrl } : {}),
-    },
-    'toko is listening',
-  );
+  return { server, port, url, metricsUrl };
+}
 
+/** Stops accepting, lets in-flight requests finish within SHUTDOWN_TIMEOUT_MS (then cuts them), then closes everything else. Idempotent. */
+function shutdown(server: Server, closer: Closer, config: Config, logger: Logger): () => Promise<void> {
   let closing: Promise<void> | undefined;
-  const close = () =>
+  return () =>
     (closing ??= (async () => {
       logger.info('shutting down');
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -314,6 +377,4 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       logger.info('stopped');
       logger.flush();
     })());
-
-  return { url, port, metricsUrl, server, router, logger, databases, modules, eventing, ports, close };
 }

@@ -162,7 +162,7 @@ describe('the Grafana dashboard', () => {
     // Labels stay bounded: no id of a product, order or user in any series.
     for (const id of [product.body.id]) expect(text).not.toContain(id);
     expect(text).toMatch(
-      /^http_request_duration_seconds_count\{service="toko",method="POST",route="\/api\/v1\/orders",status="201"\} 1$/m,
+      /^http_request_duration_seconds_count\{service="toko",module="order",method="POST",route="\/api\/v1\/orders",status="201"\} 1$/m,
     );
   });
 });

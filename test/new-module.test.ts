@@ -142,6 +142,15 @@ async function exercise(url: string) {
   expect((await http.get('/api/v1/payments', { token })).status).toBe(403);
 }
 
+/** The module's requests are its own in /metrics (module label from its route definitions), not the kernel's. */
+async function labelledAsPayment(metricsUrl: string) {
+  const text = await (await fetch(metricsUrl)).text();
+  expect(text).toMatch(
+    /^http_request_duration_seconds_count\{[^}]*module="payment",method="GET",route="\/api\/v1\/payments",status="200"\} \d+$/m,
+  );
+  expect(text).not.toMatch(/module="kernel",method="GET",route="\/api\/v1\/payments"/);
+}
+
 describe('a module added with its folder and one line in the registry', () => {
   it('gets its gateway routes, compose service and scrape target from npm run generate', () => {
     const template = readFileSync(path.join(copy, 'deploy/nginx/toko.conf.template'), 'utf8');
@@ -180,6 +189,7 @@ describe('a module added with its folder and one line in the registry', () => {
         ((await (await fetch(`${url}/health/ready`)).json()) as { checks: Record<string, string> }).checks,
       ).toMatchObject({ 'payment.database': 'ok' });
       await exercise(url);
+      await labelledAsPayment(`${url}/metrics`);
     } finally {
       await app.stop();
     }
@@ -205,7 +215,8 @@ describe('a module added with its folder and one line in the registry', () => {
         (out) => out.includes('toko split: gateway'),
       );
       try {
-        expect(split.output()).toMatch(/toko split: payment\s+http:\/\/127\.0\.0\.1:\d+/);
+        const payment = /toko split: payment\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(split.output());
+        expect(payment).not.toBeNull();
         const url = `http://127.0.0.1:${gateway}`;
         const ready = await fetch(`${url}/health/ready`);
         expect(await ready.json()).toEqual({
@@ -213,6 +224,8 @@ describe('a module added with its folder and one line in the registry', () => {
           modules: { user: 'ok', product: 'ok', order: 'ok', notification: 'ok', payment: 'ok' },
         });
         await exercise(url);
+        // Scraped per service, as Prometheus does: the payment service's own /metrics.
+        await labelledAsPayment(`${payment![1]}/metrics`);
       } finally {
         await split.stop();
         await dropQueueKeys(prefix);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { blankIsUnset, oneOf } from '../../kit/env.ts';
+import type { Inbox } from '../../kit/events.ts';
 import { defineModule, type SqlDeps } from '../../kit/module.ts';
 import { subscribe } from '../../kit/contract.ts';
 import { orderContract } from '../order/contract.ts';
@@ -18,6 +19,7 @@ export type { MailTransport };
 
 export interface NotificationDeps extends SqlDeps {
   users: UserPort;
+  inbox: Inbox;
   locale: Locale;
   transport: { kind: 'log' } | { kind: 'smtp'; url: string; from: string };
   /** Replaces the configured transport (tests: a transport that fails on purpose). */
@@ -59,7 +61,7 @@ export const notificationModule = defineModule<
   name: 'notification',
   schema: SCHEMA,
   contract: notificationContract,
-  requires: ['user'],
+  requires: [userContract],
   consumes: [
     subscribe(userContract, ['user.registered']),
     subscribe(orderContract, ['order.confirmed', 'order.cancelled']),
@@ -78,6 +80,7 @@ export const notificationModule = defineModule<
     ...k.base,
     ...k.sql(),
     users: k.port(userContract),
+    inbox: k.inbox(),
     locale: k.settings.NOTIFY_LOCALE,
     transport:
       k.settings.NOTIFY_TRANSPORT === 'smtp' && k.settings.SMTP_URL

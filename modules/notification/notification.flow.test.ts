@@ -1,8 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { api, loadsFromOutside, newUser } from '../../test/helpers/http.ts';
 import { dropQueueKeys, redisAnswers, TEST_REDIS_URL, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
+import { createInbox } from '../../kit/events.ts';
+import { Migration20261210000000_inbox_holds_sent } from './migrations/Migration20261210000000_inbox_holds_sent.ts';
+import { SCHEMA, table } from './schema.ts';
 import type { MailTransport, OutgoingMail } from './transports/transport.ts';
 
 const ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
@@ -330,6 +333,72 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
       } else {
         expect((await http.get('/admin/queues', { token: admin })).status).toBe(404);
       }
+    },
+  );
+
+  const notificationDb = () => {
+    const db = app.server.databases.get('notification');
+    if (db?.kind !== 'sql') throw new Error('notifications live in PostgreSQL');
+    return db;
+  };
+
+  it.skipIf(skip || name !== 'in-process')(
+    "does a handler's work once per event through the kernel's inbox, and leaves no mark when the work fails",
+    async () => {
+      const { sql } = notificationDb();
+      const inbox = createInbox(sql, SCHEMA);
+      // Work that reads the inbox's row: one when the event is new to the handler, none after.
+      const work = { text: `select $3::text as "done" from "inbox"`, values: ['done'] };
+      const eventId = randomUUID();
+      expect(await inbox.handleOnce(sql, eventId, 'inbox-test', work)).toEqual([{ done: 'done' }]);
+      expect(await inbox.handleOnce(sql, eventId, 'inbox-test', work)).toEqual([]);
+      expect(await inbox.handled(eventId, 'inbox-test')).toBe(true);
+      expect(await inbox.handled(eventId, 'another-handler')).toBe(false);
+      // Work that fails takes its inbox row with it: the event is still to be handled.
+      const failing = randomUUID();
+      await expect(
+        inbox.handleOnce(sql, failing, 'inbox-test', { text: `select 1 / 0 from "inbox"`, values: [] }),
+      ).rejects.toThrow(/division by zero/);
+      expect(await inbox.handled(failing, 'inbox-test')).toBe(false);
+    },
+  );
+
+  it.skipIf(skip || name !== 'in-process')(
+    'sends, once migrated, a notification whose failed attempt an earlier toko put in the inbox',
+    async () => {
+      const c = await customer();
+      const [welcome] = await waitForNotifications(c.id, 1);
+      const { orm, sql } = notificationDb();
+      // What an earlier toko left after a failed attempt: the notification pending, and its event in the inbox all the same.
+      const eventId = randomUUID();
+      await sql.query(
+        `insert into ${table('notifications')} ("id", "event_id", "user_id", "channel", "template", "recipient", "subject", "body", "status", "attempts", "last_error", "created_at", "updated_at")
+         select $1, $2, "user_id", "channel", "template", "recipient", "subject", "body", 'pending', 1, 'mailbox unavailable', now(), now()
+         from ${table('notifications')} where "id" = $3`,
+        [randomUUID(), eventId, welcome!.id],
+      );
+      await sql.query(`insert into ${table('inbox')} ("event_id", "handler") values ($1, 'welcome')`, [eventId]);
+      const migration = new Migration20261210000000_inbox_holds_sent(orm.em.getDriver(), orm.config);
+      await migration.up();
+      for (const q of migration.getQueries()) await orm.em.getConnection().execute(q as string);
+      const inbox = createInbox(sql, SCHEMA);
+      expect(await inbox.handled(eventId, 'welcome')).toBe(false);
+      expect(await inbox.handled(welcome!.eventId, 'welcome')).toBe(true);
+
+      const handler = app.server.modules.get('notification')!.handlers!['user.registered']!;
+      const envelope = {
+        id: eventId,
+        type: 'user.registered',
+        version: 1,
+        occurredAt: new Date().toISOString(),
+        producer: 'user',
+        requestId: null,
+        payload: { userId: c.id, email: c.email, username: c.username, fullName: c.fullName },
+      };
+      await handler(envelope, { attempt: 2, maxAttempts: 5 });
+      const retried = (await notificationsOf(c.id)).body.items.find((n) => n.eventId === eventId);
+      expect(retried).toMatchObject({ status: 'sent', attempts: 2, lastError: null });
+      expect(transport.sent.filter((m) => m.to === c.email)).toHaveLength(2);
     },
   );
 });

@@ -4,7 +4,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { canSee, ownerScope, type Principal } from '../../kit/auth.ts';
-import type { DeliveryContext, EventEnvelope, EventHandler } from '../../kit/events.ts';
+import type { DeliveryContext, EventEnvelope, EventHandler, Inbox } from '../../kit/events.ts';
 import { formatMoney } from '../../kit/money.ts';
 import type { Page } from '../../kit/pagination.ts';
 import { orderContract, type OrderDto } from '../order/contract.ts';
@@ -25,6 +25,7 @@ export interface NotificationServiceDeps {
   orm: MikroORM;
   sql: Sql;
   users: UserPort;
+  inbox: Inbox;
   transport: MailTransport;
   locale: Locale;
   logger: Logger;
@@ -54,6 +55,22 @@ export function toNotificationDto(n: Notification): NotificationDto {
     createdAt: n.createdAt.toISOString(),
     updatedAt: n.updatedAt.toISOString(),
   };
+}
+
+/**
+ * The notification's row after an attempt: created, or its attempt counted.
+ * Parameters from `$first`: id, event id, user id, template, recipient,
+ * subject, body, status, last error; `from` limits it to a source's rows.
+ */
+function recordSql(first: number, from = ''): string {
+  const p = (i: number) => `$${first + i}`;
+  return `insert into ${table('notifications')}
+      ("id", "event_id", "user_id", "channel", "template", "recipient", "subject", "body", "status", "attempts", "last_error", "sent_at", "created_at", "updated_at")
+    select ${p(0)}::uuid, ${p(1)}::uuid, ${p(2)}::varchar, 'email', ${p(3)}::varchar, ${p(4)}::varchar, ${p(5)}::varchar, ${p(6)}::text,
+      ${p(7)}::varchar, 1, ${p(8)}::text, case when ${p(7)}::varchar = 'sent' then now() end, now(), now() ${from}
+    on conflict ("event_id", "template") do update set "status" = excluded."status", "attempts" = "notifications"."attempts" + 1,
+      "last_error" = excluded."last_error", "sent_at" = excluded."sent_at", "updated_at" = now()
+    returning "id"`;
 }
 
 export class NotificationService {
@@ -130,12 +147,13 @@ export class NotificationService {
   }
 
   /**
-   * Sends the notification for an event once. A repeat that finds it sent
-   * does nothing. Otherwise it is sent, then recorded as sent together with
-   * the event id in the inbox, in one statement. A failed send is recorded
-   * with its attempt and error (`failed` on the last attempt) and rethrown,
-   * so the bus retries. As before, a crash between the send and its record
-   * means one more send on redelivery; nothing is ever lost.
+   * Sends the notification for an event once. A repeat that finds the event
+   * in the inbox (it was sent) does nothing. Otherwise it is sent, then
+   * recorded as sent together with the event in the inbox, in one statement.
+   * A failed send is recorded with its attempt and error (`failed` on the
+   * last attempt), not in the inbox, and rethrown, so the bus retries. As
+   * before, a crash between the send and its record means one more send on
+   * redelivery; nothing is ever lost.
    */
   private async handle(
     event: EventEnvelope,
@@ -143,12 +161,7 @@ export class NotificationService {
     template: string,
     prepare: () => Promise<Prepared>,
   ): Promise<void> {
-    const known = await this.d.sql.query<{ status: Notification['status'] }>(
-      `select "status" from ${table('notifications')} where "event_id" = $1 and "template" = $2`,
-      [event.id, template],
-      'notifications.known',
-    );
-    if (known[0]?.status === 'sent') return;
+    if (await this.d.inbox.handled(event.id, template)) return;
     const p = await prepare();
     const mail = { to: p.recipient, subject: p.rendered.subject, text: p.rendered.text };
     const values = [randomUUID(), event.id, p.userId, template, mail.to, mail.subject, mail.text];
@@ -157,36 +170,20 @@ export class NotificationService {
       this.sends.inc({ transport: this.d.transport.name, result: 'sent' });
     } catch (err) {
       this.sends.inc({ transport: this.d.transport.name, result: 'failed' });
-      const final = delivery.attempt >= delivery.maxAttempts;
-      await this.record(values, final ? 'failed' : 'pending', err instanceof Error ? err.message : String(err));
+      const status = delivery.attempt >= delivery.maxAttempts ? 'failed' : 'pending';
+      const error = err instanceof Error ? err.message : String(err);
+      await this.d.sql.query(recordSql(1), [...values, status, error], 'notifications.record');
       throw err;
     }
-    const notificationId = await this.record(values, 'sent', null);
+    const [sent] = await this.d.inbox.handleOnce<{ id: string }>(this.d.sql, event.id, template, {
+      text: recordSql(3, 'from "inbox"'),
+      values: [...values, 'sent', null],
+      name: 'notifications.record-sent',
+    });
     this.d.logger.info(
-      { notificationId, template, eventId: event.id, transport: this.d.transport.name },
+      { notificationId: sent?.id, template, eventId: event.id, transport: this.d.transport.name },
       'notification sent',
     );
-  }
-
-  /** The notification's row after an attempt (created, or its attempt counted), and the event in the inbox, in one statement. */
-  private async record(
-    values: unknown[],
-    status: Notification['status'],
-    lastError: string | null,
-  ): Promise<string | undefined> {
-    const rows = await this.d.sql.query<{ id: string }>(
-      `with "inbox" as (
-         insert into ${table('inbox')} ("event_id", "handler") values ($2, $4) on conflict do nothing returning "event_id")
-       insert into ${table('notifications')}
-         ("id", "event_id", "user_id", "channel", "template", "recipient", "subject", "body", "status", "attempts", "last_error", "sent_at", "created_at", "updated_at")
-       values ($1, $2, $3, 'email', $4, $5, $6, $7, $8::varchar, 1, $9, case when $8::varchar = 'sent' then now() end, now(), now())
-       on conflict ("event_id", "template") do update set "status" = excluded."status", "attempts" = "notifications"."attempts" + 1,
-         "last_error" = excluded."last_error", "sent_at" = excluded."sent_at", "updated_at" = now()
-       returning "id"`,
-      [...values, status, lastError],
-      'notifications.record',
-    );
-    return rows[0]?.id;
   }
 
   async list(

@@ -52,7 +52,7 @@ export const orderModule = defineModule<
   name: 'order',
   schema: SCHEMA,
   contract: orderContract,
-  requires: ['user', 'product'],
+  requires: [userContract, productContract],
   entities: [OrderEntity],
   migrations: orderMigrations,
   routes: orderRoutes,

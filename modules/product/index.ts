@@ -31,7 +31,15 @@ const productSettings = z.object({
   }),
 });
 
-export const productModule = defineModule<ProductDeps, ProductRuntime, typeof productContract, typeof productSettings>({
+/** The routes' runtime, and whether start-up loads the demo catalogue. */
+type ProductModuleRuntime = ProductRuntime & { seedDemo: boolean };
+
+export const productModule = defineModule<
+  ProductDeps,
+  ProductModuleRuntime,
+  typeof productContract,
+  typeof productSettings
+>({
   name: 'product',
   schema: SCHEMA,
   contract: productContract,
@@ -40,6 +48,11 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
   mongoEntities: [ProductDocumentSchema],
   migrations: productMigrations,
   routes: productRoutes,
+  seed: {
+    load: (runtime) => runtime.service.seedDemo(),
+    // Only into an empty catalogue: once a shop has products, start-up leaves them alone (`npm run seed` adds what is missing).
+    atStart: async (runtime) => runtime.seedDemo && (await runtime.service.count()) === 0,
+  },
   deploy: { store: 'mongo', env: { SEED_DEMO: '"true"' } },
   settings: productSettings,
   wire: (k) => ({
@@ -73,7 +86,7 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
       [ReservationClosed, 'closed'],
     ]);
     return {
-      runtime: { service },
+      runtime: { service, seedDemo: deps.seedDemo },
       implementation: {
         getProducts: ({ ids }) => service.snapshots(ids),
         getPrices: ({ ids }) => service.prices(ids),
@@ -94,10 +107,6 @@ export const productModule = defineModule<ProductDeps, ProductRuntime, typeof pr
           return outcome;
         },
       },
-      start: async () => {
-        if (deps.seedDemo && (await service.count()) === 0) await service.seedDemo();
-      },
-      seed: () => service.seedDemo(),
     };
   },
 });

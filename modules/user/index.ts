@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { MAX_PASSWORD_BYTES, fitsBcrypt, type PasswordHasher, type TokenIssuer } from '../../kit/auth.ts';
 import { blankIsUnset, int, optionalString } from '../../kit/env.ts';
 import type { EventRecorder } from '../../kit/events.ts';
+import { Unauthorized } from '../../kit/errors.ts';
 import { defineModule, type SqlDeps } from '../../kit/module.ts';
-import { userContract } from './contract.ts';
+import { InvalidCredentials, UserNotFound, userContract } from './contract.ts';
 import { LoginGuard, SignUpGuard, type LoginGuardOptions } from './login-guard.ts';
 import { userMigrations } from './migrations/index.ts';
 import { UserEntity } from './user.entity.ts';
@@ -83,6 +84,20 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
   entities: [UserEntity],
   migrations: userMigrations,
   routes: userRoutes,
+  // The accounts live here: the kernel checks each token's account, and signs Bull Board's users in, through this port.
+  provides: {
+    identity: (users) => ({
+      account: (id) =>
+        users.getUser({ id }).then(
+          (u) => ({ isActive: u.isActive, role: u.role }),
+          (err: unknown) => (err instanceof UserNotFound ? undefined : Promise.reject(err)),
+        ),
+      signIn: (credentials) =>
+        users.signIn(credentials).catch((err: unknown) => {
+          throw err instanceof InvalidCredentials ? new Unauthorized('The e-mail or password is wrong') : err;
+        }),
+    }),
+  },
   // The first administrator is made at start-up; the signing keys live on its volume.
   deploy: {
     env: {

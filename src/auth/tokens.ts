@@ -2,7 +2,14 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import { ROLES, type AccessClaims, type IssuedToken, type Role, type TokenIssuer } from '../../kit/auth.ts';
+import {
+  ROLES,
+  type AccessClaims,
+  type AccountStatus,
+  type IssuedToken,
+  type Role,
+  type TokenIssuer,
+} from '../../kit/auth.ts';
 import { Unauthorized } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
 import type { SigningKeys } from './keys.ts';
@@ -99,8 +106,8 @@ export function verifyWith(
   return claims.data;
 }
 
-/** What the account check needs of a user: whether it may still act, and as what. */
-export type AccountLookup = (userId: string) => Promise<{ isActive: boolean; role: AccessClaims['role'] } | undefined>;
+/** What the account check needs of a user (the identity capability's `account`): whether it may still act, and as what. */
+export type AccountLookup = (userId: string) => Promise<AccountStatus | undefined>;
 
 /**
  * A verifier that also asks whether the token's account may still act: a
@@ -111,7 +118,7 @@ export type AccountLookup = (userId: string) => Promise<{ isActive: boolean; rol
  */
 export function accountChecked(verify: TokenVerifier, lookup: AccountLookup, ttlMs: number): TokenVerifier {
   // A gone account is cached as inactive; misses that arrive together share one lookup.
-  const accounts = new ReadCache<{ isActive: boolean; role: AccessClaims['role'] }>({ ttlMs, max: 50_000 });
+  const accounts = new ReadCache<AccountStatus>({ ttlMs, max: 50_000 });
   return async (token) => {
     const claims = await verify(token);
     const account = await accounts.get(

@@ -40,9 +40,10 @@ export const requestEnvelope = (opts: EnvelopeOptions): Middleware => {
     } finally {
       const ms = performance.now() - started;
       const route = routeLabel(ctx);
+      const module = moduleOf(route);
       const status = ctx.status;
-      observeRequest(opts.metrics, ctx.method, route, status, ms / 1000);
-      log({ requestId, module: moduleOf(route), method: ctx.method, route, status, ms: Math.round(ms * 100) / 100 });
+      observeRequest(opts.metrics, module, ctx.method, route, status, ms / 1000);
+      log({ requestId, module, method: ctx.method, route, status, ms: Math.round(ms * 100) / 100 });
     }
   };
 };

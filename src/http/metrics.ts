@@ -8,7 +8,7 @@ import type { MetaRoute } from './openapi.ts';
 
 export interface Metrics {
   registry: Registry;
-  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'module' | 'method' | 'route' | 'status'>;
 }
 
 /** One registry per app, so several apps in one process (tests) never collide. */
@@ -18,8 +18,8 @@ export function createMetrics(opts: { service: string }): Metrics {
   collectDefaultMetrics({ register: registry });
   const httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
-    help: 'HTTP request duration by method, route template and status',
-    labelNames: ['method', 'route', 'status'] as const,
+    help: 'HTTP request duration by module (kernel for its own routes), method, route template and status',
+    labelNames: ['module', 'method', 'route', 'status'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
@@ -27,8 +27,15 @@ export function createMetrics(opts: { service: string }): Metrics {
 }
 
 /** Records one answered request in the latency histogram. */
-export function observeRequest(metrics: Metrics, method: string, route: string, status: number, seconds: number): void {
-  metrics.httpDuration.observe({ method, route, status: String(status) }, seconds);
+export function observeRequest(
+  metrics: Metrics,
+  module: string,
+  method: string,
+  route: string,
+  status: number,
+  seconds: number,
+): void {
+  metrics.httpDuration.observe({ module, method, route, status: String(status) }, seconds);
 }
 
 export const METRICS_ROUTE: MetaRoute = {

@@ -7,8 +7,7 @@ import type { Context, Middleware } from 'koa';
 import { LRUCache } from 'lru-cache';
 import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { InvalidCredentials } from '../../modules/user/contract.ts';
-import { AppError, Forbidden, ValidationFailed } from '../../kit/errors.ts';
+import { AppError, Forbidden, Unauthorized, ValidationFailed } from '../../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 
@@ -43,7 +42,7 @@ const pageForBrowsers: Middleware = async (ctx, next) => {
   }
 };
 
-/** Checks an e-mail and password against the user store, under the login throttle (the user module's `signIn`). */
+/** Checks an e-mail and password under the login throttle (the identity capability's `signIn`); rejects with Unauthorized when they are wrong. */
 export type SignIn = (email: string, password: string, client: string) => Promise<{ role: string }>;
 
 /** Whether a request that changes something comes from elsewhere: another site's Origin, or a body a form could send. */
@@ -64,8 +63,8 @@ function crossSite(ctx: Context): string | undefined {
 /**
  * Bull Board at /admin/queues for administrators only: an admin Bearer
  * token, or HTTP basic with any admin account's e-mail and password (so a
- * browser can open it), checked by the user module under the same throttle
- * as login. A successful basic sign-in is remembered for a minute (the board
+ * browser can open it), checked by the identity module under the same
+ * throttle as login. A successful basic sign-in is remembered for a minute (the board
  * polls its API every few seconds; each check is a bcrypt comparison).
  * Changes (retry, clean, add) are refused from other sites and with bodies a
  * form could send: cached basic credentials must not work cross-site.
@@ -91,7 +90,7 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
         try {
           role = (await opts.signIn((email ?? '').trim().toLowerCase(), rest.join(':'), ctx.ip)).role;
         } catch (err) {
-          if (err instanceof InvalidCredentials || err instanceof ValidationFailed) throw new BoardUnauthorized();
+          if (err instanceof Unauthorized || err instanceof ValidationFailed) throw new BoardUnauthorized();
           throw err;
         }
         signedIn.set(key, role);

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { ROUTE_MODULES } from '../registry.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 
 /** Every request to Bull Board (its page, scripts, polling API): one label, which the route panels leave out. */
@@ -23,7 +24,12 @@ export function routeLabel(ctx: Context): string {
 
 const MODULE_OF = new Map<string, string>();
 
-/** The module a route belongs to (`/api/v1/orders/...` → order, `/internal/v1/product/...` and `/api/v1/admin/events/product` → product), or kernel. */
+/**
+ * The module a route belongs to, or kernel (Bull Board, docs, health,
+ * metrics): a public route by its module's definitions (`/api/v1/orders/:id`
+ * → order), a contract's internal route and an outbox's admin route by the
+ * module they name (`/internal/v1/product/...`, `/api/v1/admin/events/product`).
+ */
 export function moduleOf(route: string): string {
   let module = MODULE_OF.get(route);
   if (module === undefined) {
@@ -35,8 +41,8 @@ export function moduleOf(route: string): string {
 }
 
 function findModule(route: string): string {
-  const internal = /^\/(?:internal\/v1|api\/v1\/admin\/events)\/([a-z]+)\b/.exec(route);
-  if (internal) return internal[1]!;
-  const pub = /^\/api\/v1\/(users|products|orders|notifications)\b/.exec(route);
-  return pub ? pub[1]!.replace(/s$/, '') : 'kernel';
+  const declared = ROUTE_MODULES.get(route);
+  if (declared) return declared;
+  const named = /^\/(?:internal\/v1|api\/v1\/admin\/events)\/([a-z][a-z0-9_]*)\b/.exec(route);
+  return named ? named[1]! : 'kernel';
 }

@@ -1,5 +1,4 @@
 import { Migration } from '@mikro-orm/migrations';
-import { inboxTableSql } from '../../../kit/events.ts';
 
 export class Migration20261126040000_notifications extends Migration {
   override async up(): Promise<void> {
@@ -25,11 +24,9 @@ export class Migration20261126040000_notifications extends Migration {
     this.addSql(
       `create index "notifications_user_index" on "notifications"."notifications" ("user_id", "created_at");`,
     );
-    for (const sql of inboxTableSql('notifications')) this.addSql(sql);
   }
 
   override async down(): Promise<void> {
-    this.addSql(`drop table if exists "notifications"."inbox";`);
     this.addSql(`drop table if exists "notifications"."notifications";`);
   }
 }
