@@ -63,7 +63,8 @@ export async function openDatabases(
         publishes: Object.keys(def.contract.events).length > 0,
         consumes: (('consumes' in def && def.consumes) || []).length > 0,
       });
-      const applied = await migrateModule(orm, { schema: def.schema, migrations });
+      // One process owns an embedded database (one PGlite session serves every connection, so a lock there would exclude nothing).
+      const applied = await migrateModule(orm, { schema: def.schema, migrations }, { lock: url !== undefined });
       if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');
     }
   }
