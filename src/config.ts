@@ -57,6 +57,26 @@ const pem = (kind: 'PRIVATE' | 'PUBLIC') =>
       .optional(),
   );
 
+/** PEM public keys, one after another (literal \n allowed, as in an environment file). */
+const pemList = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return [];
+      const text = v.replace(/\\n/g, '\n');
+      const block = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g;
+      const keys = [...text.matchAll(block)].map((m) => `${m[0]}\n`);
+      const rest = text.replace(block, '');
+      if (keys.length === 0 || !/^[\s,]*$/.test(rest)) {
+        ctx.addIssue({ code: 'custom', message: 'expected one or more PEM public keys, one after another' });
+        return z.NEVER;
+      }
+      return keys;
+    }),
+);
+
 const moduleList = z.preprocess(
   blankIsUnset,
   z
@@ -369,6 +389,10 @@ const envSchema = z
       description: 'PEM public key matching `JWT_PRIVATE_KEY` (on one line with literal `\\n` too)',
       default: 'generated',
     }),
+    JWT_EXTRA_PUBLIC_KEYS: pemList.meta({
+      description:
+        'PEM public keys, one after another, published in the JWKS and accepted besides `JWT_PUBLIC_KEY`: during a key rotation, the next key before it signs, then the previous one until its tokens expire (docs/kubernetes.md)',
+    }),
     JWT_ISSUER: z
       .preprocess(blankIsUnset, z.string().default('toko'))
       .meta({ description: '`iss` of issued tokens, checked on every request' }),
@@ -490,7 +514,15 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
   tracing?: { endpoint: string; serviceName?: string };
-  jwt: { privateKey?: string; publicKey?: string; issuer: string; audience: string; ttlSeconds: number };
+  jwt: {
+    privateKey?: string;
+    publicKey?: string;
+    /** Published in the JWKS and accepted besides the signing key: during a key rotation, the next key before it signs and the previous one until its tokens expire. */
+    extraPublicKeys: string[];
+    issuer: string;
+    audience: string;
+    ttlSeconds: number;
+  };
   passwords: { cost: number; workers: number; queueMax: number };
   /** Each module's own variables, as its `settings` schema read them. */
   settings: ModuleSettingsOf;
@@ -602,6 +634,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     jwt: {
       privateKey: e.JWT_PRIVATE_KEY,
       publicKey: e.JWT_PUBLIC_KEY,
+      extraPublicKeys: e.JWT_EXTRA_PUBLIC_KEYS,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       ttlSeconds: e.JWT_TTL_SECONDS,

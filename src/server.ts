@@ -140,7 +140,7 @@ function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier;
   if (config.modules.includes(TOKEN_ISSUER)) {
     const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });
     return {
-      verify: createTokenVerifier({ publicKey: keys.publicKey, ...jwt }),
+      verify: createTokenVerifier({ keys, ...jwt }),
       issuer: createTokenIssuer({ keys, ...jwt, ttlSeconds: config.jwt.ttlSeconds }),
     };
   }

@@ -1,6 +1,22 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+
+/** A public key as verifiers know it: by its `kid`. */
+export interface VerificationKey {
+  /** RFC 7638 thumbprint of the key: every replica given the same key derives the same kid. */
+  kid: string;
+  key: KeyObject;
+  /** As the JWKS publishes it. */
+  jwk: JsonWebKey;
+}
 
 export interface SigningKeys {
   privateKey: string;
@@ -8,14 +24,27 @@ export interface SigningKeys {
   /** RFC 7638 thumbprint of the public key; goes into each token's header and the JWKS. */
   kid: string;
   jwk: JsonWebKey;
+  /**
+   * Every key a token may be signed with: the signing key first, then the
+   * extra public keys (JWT_EXTRA_PUBLIC_KEYS) — during a rotation, the next
+   * key before it signs and the previous one until its tokens expire. All are
+   * published in the JWKS and accepted by the verifiers.
+   */
+  verification: VerificationKey[];
 }
 
 /**
  * Keys from configuration, or, when none are configured, a pair generated
  * once and kept under the data directory so tokens survive restarts.
  */
-export function loadSigningKeys(opts: { privateKey?: string; publicKey?: string; dataDir: string }): SigningKeys {
-  if (opts.privateKey && opts.publicKey) return describe(opts.privateKey, opts.publicKey);
+export function loadSigningKeys(opts: {
+  privateKey?: string;
+  publicKey?: string;
+  extraPublicKeys?: string[];
+  dataDir: string;
+}): SigningKeys {
+  const extra = opts.extraPublicKeys ?? [];
+  if (opts.privateKey && opts.publicKey) return describe(opts.privateKey, opts.publicKey, extra);
   const dir = path.join(opts.dataDir, 'keys');
   const privPath = path.join(dir, 'jwt-private.pem');
   const pubPath = path.join(dir, 'jwt-public.pem');
@@ -29,17 +58,34 @@ export function loadSigningKeys(opts: { privateKey?: string; publicKey?: string;
     writeFileSync(privPath, pair.privateKey, { mode: 0o600 });
     writeFileSync(pubPath, pair.publicKey, { mode: 0o644 });
   }
-  return describe(readFileSync(privPath, 'utf8'), readFileSync(pubPath, 'utf8'));
+  return describe(readFileSync(privPath, 'utf8'), readFileSync(pubPath, 'utf8'), extra);
 }
 
-function describe(privateKey: string, publicKey: string): SigningKeys {
-  const pub = createPublicKey(publicKey);
+function describe(privateKey: string, publicKey: string, extra: string[]): SigningKeys {
+  const signing = verificationKey(publicKey, 'JWT_PUBLIC_KEY');
   const derived = createPublicKey(createPrivateKey(privateKey)).export({ format: 'jwk' });
-  const jwk = pub.export({ format: 'jwk' });
-  if (jwk.kty !== 'RSA') throw new Error('JWT keys must be RSA keys (RS256)');
-  if (derived.n !== jwk.n || derived.e !== jwk.e) throw new Error('JWT_PUBLIC_KEY does not match JWT_PRIVATE_KEY');
+  if (derived.n !== signing.jwk.n || derived.e !== signing.jwk.e)
+    throw new Error('JWT_PUBLIC_KEY does not match JWT_PRIVATE_KEY');
+  const verification = [signing];
+  for (const pem of extra) {
+    const k = verificationKey(pem, 'JWT_EXTRA_PUBLIC_KEYS');
+    // The signing key listed again (a rotation's last step done early) is published once.
+    if (!verification.some((v) => v.kid === k.kid)) verification.push(k);
+  }
+  return { privateKey, publicKey, kid: signing.kid, jwk: signing.jwk, verification };
+}
+
+function verificationKey(pem: string, variable: string): VerificationKey {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new Error(`${variable} holds a key that cannot be read as a PEM public key`);
+  }
+  const jwk = key.export({ format: 'jwk' });
+  if (jwk.kty !== 'RSA') throw new Error(`JWT keys must be RSA keys (RS256); ${variable} holds a ${jwk.kty} key`);
   const kid = createHash('sha256')
     .update(JSON.stringify({ e: jwk.e, kty: jwk.kty, n: jwk.n }))
     .digest('base64url');
-  return { privateKey, publicKey, kid, jwk: { ...jwk, kid, alg: 'RS256', use: 'sig' } };
+  return { kid, key, jwk: { ...jwk, kid, alg: 'RS256', use: 'sig' } };
 }

@@ -1,0 +1,114 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Unauthorized } from '../../kit/errors.ts';
+import { loadConfig } from '../config.ts';
+import { loadSigningKeys } from './keys.ts';
+import { createTokenIssuer, createTokenVerifier } from './tokens.ts';
+
+const pair = () =>
+  generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+const current = pair();
+const previous = pair();
+const next = pair();
+const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-keys-unit-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+const jwtOpts = { issuer: 'toko', audience: 'toko-api' };
+const sign = (privateKey: string, kid: string | undefined) =>
+  jwt.sign({ role: 'customer' }, privateKey, {
+    algorithm: 'RS256',
+    ...(kid ? { keyid: kid } : {}),
+    subject: 'u1',
+    ...jwtOpts,
+    expiresIn: 60,
+  });
+
+describe('signing keys from the environment', () => {
+  it('derive the same kid from the same key on every replica', () => {
+    const a = loadSigningKeys({ privateKey: current.privateKey, publicKey: current.publicKey, dataDir });
+    const b = loadSigningKeys({ privateKey: current.privateKey, publicKey: current.publicKey, dataDir });
+    expect(a.kid).toBe(b.kid);
+    expect(a.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('publish the signing key first, then each extra key once', () => {
+    const keys = loadSigningKeys({
+      privateKey: current.privateKey,
+      publicKey: current.publicKey,
+      extraPublicKeys: [previous.publicKey, current.publicKey, next.publicKey, previous.publicKey],
+      dataDir,
+    });
+    const issuer = createTokenIssuer({ keys, ...jwtOpts, ttlSeconds: 60 });
+    const published = issuer.jwks().keys;
+    expect(published.map((k) => k.kid)).toEqual(keys.verification.map((k) => k.kid));
+    expect(published).toHaveLength(3);
+    expect(published[0]!.kid).toBe(keys.kid);
+    for (const k of published) {
+      expect(k).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+      expect(k).not.toHaveProperty('d');
+    }
+  });
+
+  it('refuse a public key that does not match the private key, and an extra key that is not an RSA public key', () => {
+    expect(() => loadSigningKeys({ privateKey: current.privateKey, publicKey: previous.publicKey, dataDir })).toThrow(
+      /JWT_PUBLIC_KEY does not match JWT_PRIVATE_KEY/,
+    );
+    const ec = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    expect(() => loadSigningKeys({ ...current, extraPublicKeys: [ec.publicKey], dataDir })).toThrow(
+      /RSA.*JWT_EXTRA_PUBLIC_KEYS/,
+    );
+  });
+});
+
+describe('the local verifier during a rotation', () => {
+  const keys = loadSigningKeys({ ...current, extraPublicKeys: [previous.publicKey], dataDir });
+  const previousKid = keys.verification[1]!.kid;
+
+  it('accepts tokens signed with the signing key and with an extra key, each by its kid', async () => {
+    const verify = createTokenVerifier({ keys, ...jwtOpts });
+    expect((await verify(sign(current.privateKey, keys.kid))).sub).toBe('u1');
+    expect((await verify(sign(previous.privateKey, previousKid))).sub).toBe('u1');
+    // Tokens from before kids were checked carry none: the signing key decides.
+    expect((await verify(sign(current.privateKey, undefined))).sub).toBe('u1');
+  });
+
+  it('refuses a key it does not publish, under an unknown kid, a known kid or none', async () => {
+    const verify = createTokenVerifier({ keys, ...jwtOpts });
+    for (const token of [
+      sign(next.privateKey, 'some-other-kid'),
+      sign(next.privateKey, previousKid),
+      sign(next.privateKey, keys.kid),
+      sign(previous.privateKey, undefined),
+      sign(previous.privateKey, keys.kid),
+    ])
+      await expect(verify(token)).rejects.toBeInstanceOf(Unauthorized);
+  });
+});
+
+describe('JWT_EXTRA_PUBLIC_KEYS', () => {
+  it('reads several PEM public keys, also written on one line with \\n as an environment file holds them', () => {
+    const oneLine = (pem: string) => pem.replace(/\n/g, '\\n');
+    const c = loadConfig({ JWT_EXTRA_PUBLIC_KEYS: `${oneLine(previous.publicKey)}${oneLine(next.publicKey)}` });
+    expect(c.jwt.extraPublicKeys).toEqual([previous.publicKey, next.publicKey]);
+    expect(loadConfig({}).jwt.extraPublicKeys).toEqual([]);
+  });
+
+  it('refuses anything but PEM public keys with a message naming the variable', () => {
+    for (const bad of ['not a key', current.privateKey, `${previous.publicKey}garbage`])
+      expect(() => loadConfig({ JWT_EXTRA_PUBLIC_KEYS: bad })).toThrow(
+        /JWT_EXTRA_PUBLIC_KEYS: expected one or more PEM public keys/,
+      );
+  });
+});
