@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLIENT_SCHEMA, clientSchemaSource } from '../generate-client.ts';
+import { kubernetesFiles } from '../k8s/index.ts';
 import { renderSplitCompose } from './compose.ts';
 import { renderConfigReference } from './config-reference.ts';
 import { renderGatewayTemplate } from './nginx.ts';
@@ -27,6 +28,7 @@ export const GENERATED: Output[] = [
   { file: 'monitoring/prometheus/split.yml', render: renderPrometheusSplit },
   { file: path.relative(ROOT, CLIENT_SCHEMA), render: clientSchemaSource },
   { file: 'docs/configuration.md', render: renderConfigReference },
+  ...kubernetesFiles(renderGatewayTemplate),
 ];
 
 const committed = (file: string): string | undefined => {
