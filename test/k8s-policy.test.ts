@@ -94,6 +94,11 @@ const POLICY_FAULTS: Fault[] = [
     problem: /^Deployment toko-user: terminationGracePeriodSeconds 30 does not exceed .* \(40 s\)$/,
   },
   {
+    fault: 'a drain left to its default',
+    apply: (o) => void delete configMap(o, 'toko-common').DRAIN_DELAY_MS,
+    problem: /^Deployment toko-order: container toko leaves DRAIN_DELAY_MS to its default/,
+  },
+  {
     fault: 'a rollout that takes pods down first',
     apply: (o) => void (deployment(o, 'toko-order').spec!.strategy!.rollingUpdate!.maxUnavailable = 1),
     problem: /^Deployment toko-order: rolls out with pods unavailable/,
@@ -111,7 +116,12 @@ const POLICY_FAULTS: Fault[] = [
   {
     fault: 'no PodDisruptionBudget for two replicas',
     apply: (o) => without(o, 'PodDisruptionBudget', 'toko-product'),
-    problem: /^Deployment toko-product: has 2 replicas and no PodDisruptionBudget/,
+    problem: /^Deployment toko-product: runs 2 replicas and no PodDisruptionBudget/,
+  },
+  {
+    fault: 'a replica count beside the autoscaler',
+    apply: (o) => void (deployment(o, 'toko-order').spec!.replicas = 2),
+    problem: /^Deployment toko-order: sets spec.replicas beside its autoscaler/,
   },
   {
     fault: 'no autoscaler',

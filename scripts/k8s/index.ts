@@ -86,6 +86,7 @@ export interface Topology {
   /** One line on what it is, for its kustomization.yaml. */
   summary: string;
   hosts: { name: string; modules: ModuleName[]; figure: Figure }[];
+  /** The autoscaler's bounds: the replicas each Deployment runs at least, and at most. */
   replicas: number;
   maxReplicas: number;
   /** `shared`: one DATABASE_URL for every SQL module (a schema each); `per-module`: `<M>_DATABASE_URL` each (a database per service). */
@@ -376,8 +377,6 @@ export function renderOverlay(
           configMap,
           secrets,
           image: IMAGE,
-          replicas: t.replicas,
-          maxReplicas: t.maxReplicas,
           figure: host.figure,
         }),
         tokoService(host.name),

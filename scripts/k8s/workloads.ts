@@ -84,8 +84,6 @@ export interface TokoWorkload {
   configMap: string;
   secrets: SecretVariable[];
   image: string;
-  replicas: number;
-  maxReplicas: number;
   figure: Figure;
 }
 
@@ -112,8 +110,8 @@ export function tokoDeployment(w: TokoWorkload): Deployment {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: w.name, labels },
+    // No spec.replicas: the autoscaler holds the count (from its minReplicas up), and `kubectl apply` must not reset it.
     spec: {
-      replicas: w.replicas,
       revisionHistoryLimit: 5,
       selector: { matchLabels: selectorOf(w.name) },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
@@ -227,8 +225,8 @@ export function gatewayDeployment(): Deployment {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: GATEWAY, labels },
+    // No spec.replicas: the autoscaler holds the count (from its minReplicas, 2, up).
     spec: {
-      replicas: 2,
       revisionHistoryLimit: 5,
       selector: { matchLabels: selectorOf(GATEWAY) },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },

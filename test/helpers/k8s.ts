@@ -317,6 +317,10 @@ export function policyProblems(objects: K8sObject[]): string[] {
         continue;
       }
       const { env } = environmentOf(objects, c);
+      if (labels['app.kubernetes.io/component'] === 'service')
+        for (const v of ['DRAIN_DELAY_MS', 'SHUTDOWN_TIMEOUT_MS'])
+          if (env[v] === undefined)
+            p(w, `container ${c.name} leaves ${v} to its default: the grace period cannot be checked against it`);
       const stop = preStop + seconds(env.DRAIN_DELAY_MS, 0) + seconds(env.SHUTDOWN_TIMEOUT_MS, 0);
       if (grace <= stop)
         p(
@@ -324,17 +328,22 @@ export function policyProblems(objects: K8sObject[]): string[] {
           `terminationGracePeriodSeconds ${grace} does not exceed the preStop delay, drain and shutdown (${stop} s)`,
         );
     }
-    if ((d.spec!.replicas ?? 1) > 1 && !pdbs.some((b) => matches(b.spec?.selector, labels)))
-      p(w, `has ${d.spec!.replicas} replicas and no PodDisruptionBudget selecting its pods`);
-    if (
-      !hpas.some(
-        (h) =>
-          h.apiVersion === 'autoscaling/v2' &&
-          h.spec?.scaleTargetRef.kind === 'Deployment' &&
-          h.spec.scaleTargetRef.name === d.metadata.name,
-      )
-    )
-      p(w, 'has no autoscaling/v2 HorizontalPodAutoscaler');
+    const hpa = hpas.find(
+      (h) =>
+        h.apiVersion === 'autoscaling/v2' &&
+        h.spec?.scaleTargetRef.kind === 'Deployment' &&
+        h.spec.scaleTargetRef.name === d.metadata.name,
+    );
+    if (!hpa) p(w, 'has no autoscaling/v2 HorizontalPodAutoscaler');
+    else if (d.spec!.replicas !== undefined)
+      p(
+        w,
+        'sets spec.replicas beside its autoscaler: every `kubectl apply` would reset the count the autoscaler chose',
+      );
+    // What runs at least: the autoscaler's lower bound (it raises the count to it, metrics or not).
+    const replicas = hpa?.spec?.minReplicas ?? d.spec!.replicas ?? 1;
+    if (replicas > 1 && !pdbs.some((b) => matches(b.spec?.selector, labels)))
+      p(w, `runs ${replicas} replicas and no PodDisruptionBudget selects its pods`);
   }
 
   for (const b of pdbs)
