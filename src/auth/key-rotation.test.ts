@@ -35,18 +35,29 @@ const pair = () =>
 const first = pair();
 const second = pair();
 
+const admin = async (sql: string) => {
+  const c = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5000 });
+  try {
+    await c.connect();
+    await c.query(sql);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+};
+
 let dbUrl = '';
 const servers = new Map<string, RunningServer>();
 // The third service is split off from the user service, so events go over BullMQ: it needs Redis.
 const redisUp = await redisAnswers();
 if (!redisUp) console.warn(`key rotation tests skipped: no Redis answers at ${TEST_REDIS_URL} (set TEST_REDIS_URL)`);
-
-const admin = async (sql: string) => {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-};
+// The replicas share one database, so a server: away from CI a machine without one skips with a notice; under CI it fails.
+const hasPostgres = await admin('select 1').then(
+  () => true,
+  () => false,
+);
+if (!hasPostgres && !process.env.CI)
+  console.warn(`key rotation tests skipped: no PostgreSQL answers at ${ADMIN_URL} (set TEST_DATABASE_URL)`);
+const run = redisUp && (hasPostgres || Boolean(process.env.CI));
 
 /** Starts (or restarts, as a rollout replaces a pod) one instance under `name`. */
 async function start(name: string, env: Record<string, string>) {
@@ -127,7 +138,7 @@ const acceptedBy = async (token: string) => ({
 const EVERYWHERE = { a: 200, b: 200, notification: 200 };
 
 beforeAll(async () => {
-  if (!redisUp) return;
+  if (!run) return;
   await admin(`create database "${dbName}"`);
   const u = new URL(ADMIN_URL);
   u.pathname = `/${dbName}`;
@@ -142,14 +153,14 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of servers.values()) await s.close();
   await new Promise((r) => userService?.close(r));
-  if (redisUp) {
+  if (run) {
     await admin(`drop database if exists "${dbName}" with (force)`);
     await dropQueueKeys(prefix);
   }
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe.skipIf(!redisUp)('user replicas sharing a signing key', () => {
+describe.skipIf(!run)('user replicas sharing a signing key', () => {
   it('issue tokens that verify on each other and on another service', async () => {
     const [fromA, fromB] = [await login('a'), await login('b')];
     expect(kidOf(fromA)).toBe(kidOf(fromB));

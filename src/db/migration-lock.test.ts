@@ -18,22 +18,32 @@ const name = `toko_migrate_${randomBytes(6).toString('hex')}`;
 let url = '';
 
 const admin = async <T>(sql: string, dbUrl = ADMIN_URL): Promise<T[]> => {
-  const client = new pg.Client({ connectionString: dbUrl });
-  await client.connect();
+  const client = new pg.Client({ connectionString: dbUrl, connectionTimeoutMillis: 5000 });
   try {
+    await client.connect();
     return (await client.query(sql)).rows as T[];
   } finally {
-    await client.end();
+    await client.end().catch(() => undefined);
   }
 };
 
+/** Away from CI a machine without PostgreSQL skips this suite with a notice; under CI it fails. */
+const hasPostgres = await admin('select 1').then(
+  () => true,
+  () => false,
+);
+const skip = !hasPostgres && !process.env.CI;
+if (skip) console.warn(`migration lock tests skipped: no PostgreSQL answers at ${ADMIN_URL} (set TEST_DATABASE_URL)`);
+
 beforeAll(async () => {
+  if (skip) return;
   await admin(`create database "${name}"`);
   const u = new URL(ADMIN_URL);
   u.pathname = `/${name}`;
   url = u.toString();
 });
 afterAll(async () => {
+  if (skip) return;
   await admin(`drop database if exists "${name}" with (force)`);
 });
 
@@ -59,7 +69,7 @@ const expectedNames = (m: (typeof MODULE_NAMES)[number]) => {
   }).names;
 };
 
-describe('migrations on a database server', () => {
+describe.skipIf(skip)('migrations on a database server', () => {
   it('apply once when several migrators start at the same moment, and every migrator succeeds', async () => {
     const outcomes = await Promise.allSettled([migrator(), migrator(), migrator()]);
     expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
