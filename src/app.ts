@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { TokenVerifier } from './auth/tokens.ts';
 import type { AnyRouteDef } from '../kit/route.ts';
 import { jsonBody } from './http/body.ts';
+import { clientAddresses } from './http/client-address.ts';
 import { corsAllowList } from './http/cors.ts';
 import { DOC_ROUTES, mountDocs } from './http/docs.ts';
 import { requestEnvelope } from './http/envelope.ts';
@@ -25,8 +26,8 @@ export interface AppOptions {
   documentedRoutes: AnyRouteDef[];
   corsOrigins: string[];
   bodyLimit: string;
-  trustProxy: boolean;
-  trustedProxyHops: number;
+  /** The proxies whose X-Forwarded-For is believed (addresses, CIDR ranges); empty: the socket's address stands. */
+  trustedProxies: string[];
   /** Where /metrics is served: on the public port (false when it has a port of its own), and the bearer token that opens it to other machines. */
   metricsAccess: { onPublicPort: boolean; token?: string };
   version: string;
@@ -38,8 +39,8 @@ export interface AppOptions {
 
 /** The Koa app: middleware in a fixed order, then the routes. No I/O happens here. */
 export function createApp(o: AppOptions): { app: Koa; router: Router } {
-  // Only the entries our own proxies added count: a client's own X-Forwarded-For, to the left of them, is never believed.
-  const app = new Koa({ proxy: o.trustProxy, maxIpsCount: o.trustedProxyHops });
+  // Koa's own proxy mode stays off: it would believe X-Forwarded-For (and -Host, -Proto) from any peer.
+  const app = new Koa({ proxy: false });
   // Koa would print errors to stderr; the problem middleware already logs what matters.
   app.silent = true;
   const router = new Router();
@@ -57,6 +58,8 @@ export function createApp(o: AppOptions): { app: Koa; router: Router } {
   if (o.metricsAccess.onPublicPort) mountMetrics(router, o.metrics, { token: o.metricsAccess.token });
   mountRoutes(router, o.routes, o.verify);
 
+  // Only entries our own proxies wrote count: a client's X-Forwarded-For is never believed.
+  app.use(clientAddresses({ trustedProxies: o.trustedProxies }));
   // A span per request only when tracing is on: off, the middleware is not even mounted.
   if (tracingEnabled()) app.use(traceRequests());
   app.use(requestEnvelope({ logger: o.logger, metrics: o.metrics }));

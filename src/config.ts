@@ -2,6 +2,7 @@ import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z, type GlobalMeta } from 'zod';
 import { blankIsUnset, bool, int, optionalString } from '../kit/env.ts';
+import { isAddressOrRange } from './http/client-address.ts';
 import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from './registry.ts';
 
 export { MODULE_NAMES, type ModuleName };
@@ -120,6 +121,32 @@ const originList = z.preprocess(
       return origins;
     }),
 );
+
+const proxyList = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const entries = (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (entries.every(isAddressOrRange)) return entries;
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected a comma-separated list of IP addresses or CIDR ranges, like 10.0.0.5,10.0.0.0/8,fd00::/8',
+      });
+      return z.NEVER;
+    }),
+);
+
+/** A variable toko no longer reads: set, start-up stops and names what replaced it, so no deployment keeps it by mistake. */
+const removed = (instead: string) =>
+  z.preprocess(
+    blankIsUnset,
+    z.undefined({ message: `removed: set ${instead} instead (docs/security.md, the client address)` }).optional(),
+  );
 
 /** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
 export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
@@ -339,12 +366,19 @@ const envSchema = z
           .default('100kb'),
       )
       .meta({ description: 'largest JSON body accepted (413 past it)' }),
-    TRUST_PROXY: bool(false).meta({
-      description: 'take the client address from `X-Forwarded-For` (set behind a proxy)',
-    }),
-    TRUSTED_PROXY_HOPS: int(1, 10, 1).meta({
+    TRUSTED_PROXIES: proxyList.meta({
       description:
-        'with `TRUST_PROXY`: how many proxies of yours stand in front; the address is read that many entries from the right of `X-Forwarded-For`, so what a client writes there itself is never believed (the gateway replaces the header with the address it saw)',
+        "comma-separated addresses and CIDR ranges of your proxies (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`): `X-Forwarded-For` is read only when the socket's peer is one of them, from the right, past every address in the list; the first one that is not is the client. Unset = the socket's address, the header is never read",
+      default: 'none',
+    }),
+    TRUST_PROXY: removed('TRUSTED_PROXIES').meta({
+      description: 'removed: replaced by `TRUSTED_PROXIES`; start-up refuses it',
+      default: '—',
+    }),
+    TRUSTED_PROXY_HOPS: removed('TRUSTED_PROXIES').meta({
+      description:
+        'removed: replaced by `TRUSTED_PROXIES` (every proxy in the chain is listed there); start-up refuses it',
+      default: '—',
     }),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000).meta({
       description: 'how long in-flight requests may take to finish after SIGTERM',
@@ -508,9 +542,8 @@ export interface Config {
   migrateOnStart: boolean;
   corsOrigins: string[];
   bodyLimit: string;
-  trustProxy: boolean;
-  /** With trustProxy: how many proxies stand in front; the client address is the one the outermost of them saw (counted from the right of X-Forwarded-For). */
-  trustedProxyHops: number;
+  /** Addresses and CIDR ranges of the proxies whose X-Forwarded-For is believed; empty: none is. */
+  trustedProxies: string[];
   shutdownTimeoutMs: number;
   /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
   tracing?: { endpoint: string; serviceName?: string };
@@ -624,8 +657,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     migrateOnStart: e.MIGRATE_ON_START,
     corsOrigins: e.CORS_ORIGINS,
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
-    trustProxy: e.TRUST_PROXY,
-    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
+    trustedProxies: e.TRUSTED_PROXIES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,

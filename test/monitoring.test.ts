@@ -210,12 +210,12 @@ describe('the Prometheus alert rules', () => {
 });
 
 describe('monitoring in the compose files', () => {
-  for (const [file, config] of [
-    ['docker-compose.yml', 'monitoring/prometheus/single.yml'],
-    ['docker-compose.split.yml', 'monitoring/prometheus/split.yml'],
+  for (const [file, monitoringFile, config] of [
+    ['docker-compose.yml', 'docker-compose.monitoring.yml', 'monitoring/prometheus/single.yml'],
+    ['docker-compose.split.yml', 'docker-compose.split.monitoring.yml', 'monitoring/prometheus/split.yml'],
   ] as const) {
-    it(`${file}: the monitoring profile runs Prometheus (scraping every toko service), Grafana and Jaeger`, () => {
-      const compose = parse(read(file), { merge: true }) as {
+    it(`${file} with ${monitoringFile}: Prometheus (scraping every toko service), Grafana and Jaeger`, () => {
+      type Compose = {
         services: Record<
           string,
           {
@@ -227,6 +227,8 @@ describe('monitoring in the compose files', () => {
           }
         >;
       };
+      const compose = parse(read(file), { merge: true }) as Compose;
+      const monitoring = parse(read(monitoringFile), { merge: true }) as Compose;
       // Prometheus scrapes each toko service on its METRICS_PORT, which the compose file never publishes.
       const tokoServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
       for (const [n, svc] of tokoServices) {
@@ -237,17 +239,17 @@ describe('monitoring in the compose files', () => {
       }
       const toko = tokoServices.map(([n, svc]) => `${n}:${svc.environment!.METRICS_PORT}`);
       for (const name of ['prometheus', 'grafana', 'jaeger'])
-        expect(compose.services[name]?.profiles, `${file}: ${name}`).toEqual(['monitoring']);
+        expect(monitoring.services[name], `${monitoringFile}: ${name}`).toBeDefined();
       // Every mounted file or folder exists, and Prometheus gets the config of this topology.
       for (const s of ['prometheus', 'grafana']) {
-        for (const v of compose.services[s]!.volumes!)
+        for (const v of monitoring.services[s]!.volumes!)
           expect(existsSync(path.join(ROOT, v.split(':')[0]!)), v).toBe(true);
       }
-      expect(compose.services.prometheus!.volumes![0]).toContain(config);
+      expect(monitoring.services.prometheus!.volumes![0]).toContain(config);
       // The rule files Prometheus is told to load are mounted where it looks.
       const rules = (parse(read(config)) as { rule_files?: string[] }).rule_files ?? [];
       expect(rules).toEqual(['/etc/prometheus/alerts.yml']);
-      expect(compose.services.prometheus!.volumes).toContain(
+      expect(monitoring.services.prometheus!.volumes).toContain(
         './monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro',
       );
       const prom = parse(read(config)) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };

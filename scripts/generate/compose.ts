@@ -1,20 +1,29 @@
 /**
  * docker-compose.split.yml: the gateway, a service per module from one image
  * (a different MODULES each), a PostgreSQL per SQL-backed module, MongoDB,
- * Redis, and the monitoring profile.
+ * Redis. And the monitoring files, one per topology, added with a second
+ * `-f`: Compose interpolates every file it is given before it looks at
+ * profiles, so Grafana's password is asked for only when its file is given.
  */
 import { MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from '../../src/registry.ts';
 import { BANNER, definition, storeOf, upper } from './registry.ts';
 
 const SECRET_KEY = '${SERVICE_KEY:?set SERVICE_KEY to a shared secret of 16+ characters}';
 
+/** The split services' network: a fixed range, so the gateway has an address the services can trust. */
+const SUBNET = '${SPLIT_SUBNET:-172.30.80.0/24}';
+const GATEWAY_ADDRESS = '${GATEWAY_ADDRESS:-172.30.80.10}';
+
 const header = () => `# toko as ${MODULE_NAMES.length} services from one image (a different MODULES each) behind an
 # nginx gateway: a PostgreSQL per SQL-backed service, MongoDB where a module
 # keeps its data there, Redis for events. The gateway uses
 # deploy/nginx/toko.conf.template, the same file \`npm run split\` and the split tests use.
-#   SERVICE_KEY=$(openssl rand -hex 24) ADMIN_PASSWORD=… GRAFANA_ADMIN_PASSWORD=… docker compose -f docker-compose.split.yml up --build
-# No secret has a default: compose refuses to start without them.
+# With Compose v2:
+#   SERVICE_KEY=$(openssl rand -hex 24) ADMIN_PASSWORD=… docker compose -f docker-compose.split.yml up --build
+# No secret has a default: Compose refuses to start without them.
 #   then http://localhost:8080/docs
+# The services believe X-Forwarded-For from the gateway's address only (TRUSTED_PROXIES):
+# it has a fixed one, GATEWAY_ADDRESS in SPLIT_SUBNET; set both if that range is taken here.
 ${BANNER}
 name: toko-split`;
 
@@ -35,6 +44,9 @@ const gateway = () => `  gateway:
     image: nginx:1.27-alpine
     ports:
       - "8080:80"
+    networks:
+      default:
+        ipv4_address: ${GATEWAY_ADDRESS}
     environment:
       GATEWAY_LISTEN: "80"
 ${MODULE_NAMES.map((m) => `      ${upper(m)}_UPSTREAM: ${m}:3000`).join('\n')}
@@ -59,7 +71,7 @@ function serviceEnv(m: ModuleName): [string, string][] {
     ['REDIS_URL', 'redis://redis:6379'],
     ['OTEL_EXPORTER_OTLP_ENDPOINT', '${OTEL_EXPORTER_OTLP_ENDPOINT:-}'],
     ['SERVICE_KEY', SECRET_KEY],
-    ['TRUST_PROXY', '"true"'],
+    ['TRUSTED_PROXIES', GATEWAY_ADDRESS],
     ...Object.entries(def.deploy?.env ?? {}),
   ];
 }
@@ -108,24 +120,22 @@ const BACKING = `  mongo:
     volumes: [redis-data:/data]
     healthcheck: { test: ["CMD", "redis-cli", "ping"], <<: *healthy }`;
 
-const MONITORING = `  # \`docker compose -f docker-compose.split.yml --profile monitoring up\` adds these three.
-  prometheus:
+/** The monitoring services of a topology, with the Prometheus configuration that scrapes its services. */
+const monitoringServices = (prometheusConfig: string) => `  prometheus:
     image: prom/prometheus:v3.1.0
-    profiles: [monitoring]
     ports:
-      - "9090:9090"
+      - "${BIND}:9090:9090"
     volumes:
-      - ./monitoring/prometheus/split.yml:/etc/prometheus/prometheus.yml:ro
+      - ./monitoring/prometheus/${prometheusConfig}:/etc/prometheus/prometheus.yml:ro
       - ./monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro
 
   grafana:
     image: grafana/grafana:11.4.0
-    profiles: [monitoring]
     ports:
-      - "3001:3000"
+      - "${BIND}:3001:3000"
     environment:
-      GF_AUTH_ANONYMOUS_ENABLED: "true"
-      GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer
+      # Everyone signs in: admin, with GRAFANA_ADMIN_PASSWORD.
+      GF_AUTH_ANONYMOUS_ENABLED: "false"
       GF_SECURITY_ADMIN_PASSWORD: \${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD for Grafana's admin}
     volumes:
       - ./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro
@@ -137,11 +147,40 @@ const MONITORING = `  # \`docker compose -f docker-compose.split.yml --profile m
   # OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318; UI on :16686.
   jaeger:
     image: jaegertracing/all-in-one:1.64.0
-    profiles: [monitoring]
     environment:
       COLLECTOR_OTLP_ENABLED: "true"
     ports:
-      - "16686:16686"`;
+      - "${BIND}:16686:16686"`;
+
+/** Where the monitoring UIs are published: this machine only, unless MONITORING_BIND says otherwise. */
+const BIND = '${MONITORING_BIND:-127.0.0.1}';
+
+/** The monitoring file of each topology: the base file it goes with, and its Prometheus configuration. */
+export const MONITORING_FILES = {
+  'docker-compose.monitoring.yml': { base: 'docker-compose.yml', prometheus: 'single.yml', name: 'the single process' },
+  'docker-compose.split.monitoring.yml': {
+    base: 'docker-compose.split.yml',
+    prometheus: 'split.yml',
+    name: 'the split services',
+  },
+} as const;
+
+export function renderMonitoringCompose(file: keyof typeof MONITORING_FILES): string {
+  const { base, prometheus, name } = MONITORING_FILES[file];
+  const secrets = base === 'docker-compose.split.yml' ? 'SERVICE_KEY=… ADMIN_PASSWORD=…' : 'ADMIN_PASSWORD=…';
+  return `# Prometheus (scraping every toko service), Grafana with the toko dashboard, and
+# Jaeger, for ${name} of ${base}. A file of its own, given with a second -f,
+# because Compose interpolates every file it reads before it looks at
+# profiles: GRAFANA_ADMIN_PASSWORD is asked for only with this file. Compose v2:
+#   ${secrets} GRAFANA_ADMIN_PASSWORD=… docker compose -f ${base} -f ${file} up --build
+# Published on 127.0.0.1 only (Prometheus and Jaeger have no sign-in of their
+# own, Grafana has no anonymous viewers): MONITORING_BIND=<address> publishes them there.
+# Generated by \`npm run generate\` (scripts/generate/compose.ts): edit the generator, not this file.
+
+services:
+${monitoringServices(prometheus)}
+`;
+}
 
 /** Named volumes: the modules' own (`deploy.volumes`), each database's, MongoDB's and Redis's. */
 function volumes(): string[] {
@@ -165,7 +204,11 @@ ${MODULE_NAMES.map(service).join('\n')}
 ${sqlModules().map(database).join('\n')}
 ${BACKING}
 
-${MONITORING}
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: ${SUBNET}
 
 volumes:
 ${volumes()

@@ -27,6 +27,7 @@ const PER_SERVICE = new Set([
   'PORT',
   'METRICS_PORT',
   'METRICS_HOST',
+  'TRUSTED_PROXIES',
   ...SERVICES.map((s) => `${s.toUpperCase()}_SERVICE_URL`),
 ]);
 /** The launcher's own settings: where the split's files go, and its ports. */
@@ -198,7 +199,8 @@ function serviceEnvironment(split: Split, name: ModuleName): Record<string, stri
     DATA_DIR: path.join(opts.dataDir, name),
     REDIS_URL: opts.redisUrl,
     SERVICE_KEY: split.serviceKey,
-    TRUST_PROXY: 'true',
+    // The gateway reaches every service from loopback: its X-Forwarded-For is the only one believed.
+    TRUSTED_PROXIES: '127.0.0.1',
     ...split.shared,
     ...Object.fromEntries(SERVICES.filter((s) => s !== name).map((s) => [`${s.toUpperCase()}_SERVICE_URL`, urls[s]])),
     ...opts.env,
