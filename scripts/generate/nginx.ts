@@ -6,6 +6,7 @@
 import { adminEventRoutes } from '../../src/http/admin-events.ts';
 import { DOC_ROUTES } from '../../src/http/docs.ts';
 import { QUEUES_PATH } from '../../src/http/queues-route.ts';
+import { jsonAnswerHeaders } from '../../src/http/security-headers.ts';
 import { MODULE_NAMES, PRODUCERS, TOKEN_ISSUER, type ModuleName } from '../../src/registry.ts';
 import { BANNER, definition, upper } from './registry.ts';
 
@@ -23,6 +24,27 @@ export function routePrefixes(m: ModuleName): string[] {
 const problem = (status: number, code: string, title: string, detail: string) =>
   `'{"type":"urn:toko:problem:${code}","title":"${title}","status":${status},"detail":"${detail}","code":"${code}"}'`;
 const NOT_FOUND = problem(404, 'HTTP.NOT_FOUND', 'Not found', 'No such resource');
+
+/**
+ * The security headers a service sends with a JSON answer, for the answers
+ * the gateway makes itself. Only those locations add them: a location that
+ * proxies adds none, so a service's answer passes with its own headers, once.
+ */
+function securityHeaders(): string[] {
+  return Object.entries(jsonAnswerHeaders()).map(([name, value]) => {
+    if (/["$\\]/.test(value)) throw new Error(`${name}: a value nginx would have to quote differently`);
+    return `add_header ${name} "${value}" always;`;
+  });
+}
+
+/** A location that answers itself, with the services' security headers (and `extra` directives). */
+function ownAnswer(match: string, status: number, type: string, body: string, extra: string[] = []): string {
+  return [
+    `  location ${match} {`,
+    ...[...extra, `default_type ${type};`, ...securityHeaders(), `return ${status} ${body};`].map((d) => `    ${d}`),
+    '  }',
+  ].join('\n');
+}
 
 const HEADER = `# The toko gateway: routes each module's public paths to the service that
 # hosts it. Used as is by docker-compose.split.yml (the nginx image fills the
@@ -54,25 +76,27 @@ const CLIENT_LIMITS = `  listen \${GATEWAY_LISTEN};
 
 /** The gateway's own refusals, as problem documents. */
 function problemPages(): string {
+  const json = 'application/problem+json';
   return `  # The gateway's own refusals are problem documents too, never nginx's HTML pages.
   error_page 413 = @too_large;
   error_page 502 503 504 = @unavailable;
   error_page 500 = @gateway_error;
   # A request nginx cannot read (a NUL in the path...) is answered from a fixed URI of its own.
   error_page 400 /__toko_bad_request;
-  location = /__toko_bad_request { internal; default_type application/problem+json; return 400 ${problem(400, 'REQUEST.BAD', 'Bad request', 'The gateway could not read this request')}; }
-  location @gateway_error { default_type application/problem+json; return 500 ${problem(500, 'SERVER.INTERNAL', 'Internal server error', 'The gateway could not handle the request')}; }
-  location @too_large { default_type application/problem+json; return 413 ${problem(413, 'REQUEST.TOO_LARGE', 'Payload too large', 'The request body is too large')}; }
+${ownAnswer('= /__toko_bad_request', 400, json, problem(400, 'REQUEST.BAD', 'Bad request', 'The gateway could not read this request'), ['internal;'])}
+${ownAnswer('@gateway_error', 500, json, problem(500, 'SERVER.INTERNAL', 'Internal server error', 'The gateway could not handle the request'))}
+${ownAnswer('@too_large', 413, json, problem(413, 'REQUEST.TOO_LARGE', 'Payload too large', 'The request body is too large'))}
   # Methods the API never serves (TRACE, PROPFIND, ...) are refused here, as the services refuse them.
   error_page 405 = @not_allowed;
   if ($request_method !~ ^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$) { return 405; }
-  location @not_allowed { default_type application/problem+json; add_header Allow "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" always; return 405 ${problem(405, 'HTTP.METHOD_NOT_ALLOWED', 'Method not allowed', 'This method is not served here')}; }
-  location @unavailable { default_type application/problem+json; add_header Retry-After 5 always; return 503 ${problem(503, 'SERVICE.UNAVAILABLE', 'Service unavailable', 'The service behind this route is not answering; try again shortly')}; }`;
+${ownAnswer('@not_allowed', 405, json, problem(405, 'HTTP.METHOD_NOT_ALLOWED', 'Method not allowed', 'This method is not served here'), ['add_header Allow "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" always;'])}
+${ownAnswer('@unavailable', 503, json, problem(503, 'SERVICE.UNAVAILABLE', 'Service unavailable', 'The service behind this route is not answering; try again shortly'), ['add_header Retry-After 5 always;'])}`;
 }
 
 const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   proxy_set_header Connection "";
-  proxy_set_header Host $host;
+  # The Host the client sent, port included: Bull Board compares it with the Origin of a change.
+  proxy_set_header Host $http_host;
   # The client's address as this gateway saw it; whatever X-Forwarded-For the client sent is dropped, never passed on.
   proxy_set_header X-Forwarded-For $remote_addr;
   proxy_set_header X-Forwarded-Proto $scheme;
@@ -80,12 +104,12 @@ const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   proxy_read_timeout 30s;`;
 
 const INTERNAL = `  # Service-to-service calls never pass through the gateway.
-  location /internal/ { default_type application/problem+json; return 404 ${NOT_FOUND}; }`;
+${ownAnswer('/internal/', 404, 'application/problem+json', NOT_FOUND)}`;
 
 /** The gateway's own liveness, the whole deployment's readiness, and each module's. */
 function healthLocations(): string {
   const health = MODULE_NAMES.map((m) => `  location = /health/${m} { proxy_pass http://toko_${m}/health/ready; }`);
-  return `  location = /health { default_type application/json; return 200 '{"status":"ok","gateway":"nginx"}'; }
+  return `${ownAnswer('= /health', 200, 'application/json', `'{"status":"ok","gateway":"nginx"}'`)}
   # Every service ready, or 503 naming the modules that are not.
   location = /health/ready { proxy_pass http://toko_any/health/system; proxy_next_upstream error timeout http_502; proxy_next_upstream_tries ${MODULE_NAMES.length}; proxy_read_timeout 5s; }
 ${health.join('\n')}`;
@@ -118,7 +142,7 @@ export function renderGatewayTemplate(): string {
     healthLocations(),
     moduleLocations(),
     documentLocations(),
-    `  location / { default_type application/problem+json; return 404 ${NOT_FOUND}; }`,
+    ownAnswer('/', 404, 'application/problem+json', NOT_FOUND),
   ];
   return `${HEADER}\n\n${upstreams()}\n\nserver {\n${server.join('\n\n')}\n}\n`;
 }

@@ -48,13 +48,16 @@ function headersOf(options: HelmetOptions): Record<string, string> {
   return Object.freeze(headers) as Record<string, string>;
 }
 
+/** The headers of every JSON answer; the gateway sends the same with answers of its own (scripts/generate/nginx.ts). */
+export const jsonAnswerHeaders = (): Record<string, string> => headersOf({ ...COMMON, contentSecurityPolicy: API_CSP });
+
 /**
  * helmet's headers on every response (nosniff, `X-Frame-Options: DENY`,
  * `Referrer-Policy: no-referrer`, HSTS, the cross-origin policies) with a
  * Content-Security-Policy for JSON and another for the HTML pages.
  */
 export function securityHeaders(): Middleware {
-  const api = headersOf({ ...COMMON, contentSecurityPolicy: API_CSP });
+  const api = jsonAnswerHeaders();
   const page = headersOf({ ...COMMON, contentSecurityPolicy: PAGE_CSP });
   return (ctx, next) => {
     ctx.set(isPage(ctx.path) ? page : api);
