@@ -7,7 +7,15 @@ import type { Context, Middleware } from 'koa';
 import { LRUCache } from 'lru-cache';
 import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { AppError, Forbidden, Unauthorized, ValidationFailed } from '../../kit/errors.ts';
+import {
+  AppError,
+  defineError,
+  Forbidden,
+  MethodNotAllowed,
+  NotFound,
+  Unauthorized,
+  ValidationFailed,
+} from '../../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
 
@@ -27,19 +35,82 @@ class BoardUnauthorized extends AppError {
 /** Bull Board's page links Google Fonts; without the link it uses the system's sans-serif and loads nothing from outside. */
 const OUTSIDE_STYLESHEET = /<link[^>]+href="https?:\/\/[^"]*"[^>]*rel="stylesheet"[^>]*>\s*/g;
 
+/** The board's base: a path, from where it is mounted (the gateway routes the same path), never from a request header. */
+const BOARD_BASE = `${QUEUES_PATH}/`;
+
+/** The page's first script, served here (the page's CSP allows this origin's scripts only). */
+const SIGNED_IN_SCRIPT = `${QUEUES_PATH}/toko-signed-in.js`;
+
 /**
- * The page as a browser should get it: no Google Fonts link, and an absolute
- * `<base href>` without credentials. Opened as `https://admin:pw@host/admin/queues`,
- * the relative base would carry the credentials into every API URL the page
- * builds, which fetch() refuses: the board would hang on "Loading".
+ * Opened as `http://admin:pw@host/admin/queues`, the document's URL keeps the
+ * credentials, and so does every URL resolved against the page's base; fetch()
+ * refuses such URLs, so the board's translations (the first thing it fetches)
+ * never load and it stays on "Loading". By the time this runs the browser has
+ * signed in and holds the credentials for this realm: the same page, loaded
+ * again without them in the URL, works.
+ */
+const SIGNED_IN_SOURCE = `(function () {
+  var base = new URL(document.baseURI);
+  if (!base.username && !base.password) return;
+  var clean = new URL(location.href);
+  clean.username = '';
+  clean.password = '';
+  location.replace(clean.href);
+})();
+`;
+
+/**
+ * The page as a browser should get it: no Google Fonts link, the base a path
+ * (so the board's router and its links work, behind the gateway too), and the
+ * script above first.
  */
 const pageForBrowsers: Middleware = async (ctx, next) => {
+  if (ctx.path === SIGNED_IN_SCRIPT && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+    ctx.type = 'text/javascript';
+    ctx.body = SIGNED_IN_SOURCE;
+    return;
+  }
   await next();
   if (typeof ctx.body === 'string' && ctx.response.is('html')) {
     ctx.body = ctx.body
       .replace(OUTSIDE_STYLESHEET, '')
-      .replace(/<base href="(\/[^"]*)"/, (_, p: string) => `<base href="${ctx.protocol}://${ctx.host}${p}"`);
+      .replace(
+        /<base href="[^"]*"\s*\/?>/,
+        `<base href="${BOARD_BASE}" />\n    <script src="${SIGNED_IN_SCRIPT}"></script>`,
+      );
   }
+};
+
+/**
+ * Every job on toko's queues is an event its producer's outbox wrote, under
+ * its event id, which the consumer's inbox keeps once. A job made on the
+ * board (add, duplicate) or rewritten (update data) would be an event nobody
+ * published: with a fresh id, a second welcome mail. Retries keep the job,
+ * its data and its event id, so they stay.
+ */
+export class BoardJobRefused extends defineError('QUEUES.JOB_REFUSED', 403, 'Job refused') {}
+
+/** Bull Board's API routes that make a job or rewrite one (@bull-board/api's routes.ts). */
+const REFUSED_ROUTES = [
+  { method: 'post', route: '/api/queues/:queueName/add' },
+  { method: 'patch', route: '/api/queues/:queueName/:jobId/update-data' },
+];
+
+/** The same routes under the board's path, as its router matches them (any case, one optional trailing slash). */
+const REFUSED_PATHS = REFUSED_ROUTES.map(({ method, route }) => ({
+  method: method.toUpperCase(),
+  path: new RegExp(`^${QUEUES_PATH}${route.replace(/:[a-zA-Z]+/g, '[^/]+')}/?$`, 'i'),
+}));
+
+const refusal = () =>
+  new BoardJobRefused(
+    'Bull Board does not create or rewrite jobs: each is an event from an outbox, handled once by its id; retry it instead',
+  );
+
+/** Answers a request for a refused route with a problem document, before Bull Board sees it. */
+const refuseJobChanges: Middleware = async (ctx, next) => {
+  if (REFUSED_PATHS.some((r) => r.method === ctx.method && r.path.test(ctx.path))) throw refusal();
+  await next();
 };
 
 /** Checks an e-mail and password under the login throttle (the identity capability's `signIn`); rejects with Unauthorized when they are wrong. */
@@ -66,13 +137,26 @@ function crossSite(ctx: Context): string | undefined {
  * browser can open it), checked by the identity module under the same
  * throttle as login. A successful basic sign-in is remembered for a minute (the board
  * polls its API every few seconds; each check is a bcrypt comparison).
- * Changes (retry, clean, add) are refused from other sites and with bodies a
- * form could send: cached basic credentials must not work cross-site.
+ * Changes (retry, clean...) are refused from other sites and with bodies a
+ * form could send: cached basic credentials must not work cross-site. Jobs
+ * are never made or rewritten here (BoardJobRefused).
  */
 export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; signIn?: SignIn }): Middleware {
   const adapter = new KoaAdapter();
   adapter.setBasePath(QUEUES_PATH);
-  createBullBoard({ queues: opts.queues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
+  createBullBoard({
+    queues: opts.queues.map((q) => new BullMQAdapter(q)),
+    serverAdapter: adapter,
+    // Whatever path reaches them, Bull Board's own handlers for those routes refuse too.
+    options: {
+      handlerHooks: {
+        before: ({ method, route }) =>
+          REFUSED_ROUTES.some((r) => r.method === method && r.route === route)
+            ? { allow: false, status: 403, message: refusal().message }
+            : undefined,
+      },
+    },
+  });
   const board = adapter.registerPlugin() as unknown as Middleware;
   const signedIn = new LRUCache<string, string>({ max: 1000, ttl: 60_000 });
 
@@ -104,9 +188,16 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
     }
     await next();
   };
-  const guarded = compose([gate, pageForBrowsers, board]);
+  const guarded = compose([gate, refuseJobChanges, pageForBrowsers, board]);
   return async function queues(ctx, next) {
-    if (ctx.path === QUEUES_PATH || ctx.path.startsWith(`${QUEUES_PATH}/`)) return guarded(ctx, next);
-    return next();
+    if (ctx.path !== QUEUES_PATH && !ctx.path.startsWith(`${QUEUES_PATH}/`)) return next();
+    // A path Bull Board has no route for ends here: the rest of the app has none under it either, and
+    // would read a body Bull Board has read (a 500, answered inside Bull Board's own error handler).
+    let unrouted = false;
+    await guarded(ctx, async () => {
+      unrouted = true;
+    });
+    if (unrouted && ctx.status === 405) throw new MethodNotAllowed('Bull Board does not serve this method here');
+    if (unrouted && ctx.status === 404) throw new NotFound('No such resource');
   };
 }
