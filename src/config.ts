@@ -141,12 +141,22 @@ const proxyList = z.preprocess(
     }),
 );
 
-/** A variable toko no longer reads: set, start-up stops and names what replaced it, so no deployment keeps it by mistake. */
-const removed = (instead: string) =>
-  z.preprocess(
-    blankIsUnset,
-    z.undefined({ message: `removed: set ${instead} instead (docs/security.md, the client address)` }).optional(),
-  );
+/** Settings before TRUSTED_PROXIES: read by nothing, and refused alone (superRefine below). */
+const deprecatedBool = z.preprocess(
+  blankIsUnset,
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'expected true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1')),
+);
+const deprecatedHops = z.preprocess(
+  blankIsUnset,
+  z
+    .string()
+    .regex(/^([1-9]|10)$/, 'expected a whole number from 1 to 10')
+    .transform(Number)
+    .optional(),
+);
 
 /** The variable of each module, named `<MODULE>_<suffix>`: `USER_DATABASE_URL`, ... */
 export const moduleVariable = (module: ModuleName, suffix: string) => `${module.toUpperCase()}_${suffix}`;
@@ -371,13 +381,14 @@ const envSchema = z
         "comma-separated addresses and CIDR ranges of your proxies (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`): `X-Forwarded-For` is read only when the socket's peer is one of them, from the right, past every address in the list; the first one that is not is the client. Unset = the socket's address, the header is never read",
       default: 'none',
     }),
-    TRUST_PROXY: removed('TRUSTED_PROXIES').meta({
-      description: 'removed: replaced by `TRUSTED_PROXIES`; start-up refuses it',
+    TRUST_PROXY: deprecatedBool.meta({
+      description:
+        'deprecated, read by nothing: `TRUSTED_PROXIES` decides. `true` without `TRUSTED_PROXIES` stops start-up, naming it',
       default: '—',
     }),
-    TRUSTED_PROXY_HOPS: removed('TRUSTED_PROXIES').meta({
+    TRUSTED_PROXY_HOPS: deprecatedHops.meta({
       description:
-        'removed: replaced by `TRUSTED_PROXIES` (every proxy in the chain is listed there); start-up refuses it',
+        'deprecated, read by nothing: every proxy of a chain is listed in `TRUSTED_PROXIES`. Set without `TRUSTED_PROXIES`, it stops start-up, naming it',
       default: '—',
     }),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000).meta({
@@ -445,6 +456,18 @@ const envSchema = z
     }),
   })
   .superRefine((env, ctx) => {
+    // They trusted X-Forwarded-For from any peer. Alone, ignoring them would quietly make every client behind
+    // the proxy one address to the throttles; refusing says what replaced them.
+    for (const old of ['TRUST_PROXY', 'TRUSTED_PROXY_HOPS'] as const) {
+      const meant = old === 'TRUST_PROXY' ? env.TRUST_PROXY === true : env.TRUSTED_PROXY_HOPS !== undefined;
+      if (meant && env.TRUSTED_PROXIES.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: [old],
+          message:
+            'replaced by TRUSTED_PROXIES, the addresses or CIDR ranges of your proxies: X-Forwarded-For is believed from them only (docs/security.md, the client address)',
+        });
+    }
     if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {
       const missing = env.JWT_PRIVATE_KEY ? 'JWT_PUBLIC_KEY' : 'JWT_PRIVATE_KEY';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other JWT key' });

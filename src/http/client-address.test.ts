@@ -57,10 +57,22 @@ describe('TRUSTED_PROXIES', () => {
       expect(settingOf({ TRUSTED_PROXIES: bad }), bad).toMatch(/^invalid configuration: TRUSTED_PROXIES: expected/);
   });
 
-  it('replaces TRUST_PROXY and TRUSTED_PROXY_HOPS, which stop start-up naming it', () => {
-    expect(settingOf({ TRUST_PROXY: 'true' })).toMatch(/TRUST_PROXY: removed: set TRUSTED_PROXIES instead/);
-    expect(settingOf({ TRUSTED_PROXIES: '10.0.0.1', TRUSTED_PROXY_HOPS: '1' })).toMatch(
-      /TRUSTED_PROXY_HOPS: removed: set TRUSTED_PROXIES instead/,
+  it('replaces TRUST_PROXY and TRUSTED_PROXY_HOPS: alone they stop start-up naming it, beside it they change nothing', () => {
+    const alone: Record<string, string>[] = [
+      { TRUST_PROXY: 'true' },
+      { TRUST_PROXY: '1', TRUSTED_PROXY_HOPS: '1' },
+      { TRUSTED_PROXY_HOPS: '2' },
+    ];
+    for (const old of alone)
+      expect(settingOf(old), JSON.stringify(old)).toMatch(
+        /^invalid configuration: TRUST(ED)?_PROXY(_HOPS)?: replaced by TRUSTED_PROXIES/,
+      );
+    expect(settingOf({ TRUST_PROXY: 'false' })).toEqual([]);
+    expect(settingOf({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '3', TRUSTED_PROXIES: '10.0.0.1' })).toEqual([
+      '10.0.0.1',
+    ]);
+    expect(settingOf({ TRUST_PROXY: 'yes', TRUSTED_PROXIES: '10.0.0.1' })).toMatch(
+      /TRUST_PROXY: expected true or false/,
     );
   });
 });

@@ -102,14 +102,14 @@ const REFUSED_PATHS = REFUSED_ROUTES.map(({ method, route }) => ({
   path: new RegExp(`^${QUEUES_PATH}${route.replace(/:[a-zA-Z]+/g, '[^/]+')}/?$`, 'i'),
 }));
 
-const refusal = () =>
+const jobRefused = () =>
   new BoardJobRefused(
     'Bull Board does not create or rewrite jobs: each is an event from an outbox, handled once by its id; retry it instead',
   );
 
 /** Answers a request for a refused route with a problem document, before Bull Board sees it. */
 const refuseJobChanges: Middleware = async (ctx, next) => {
-  if (REFUSED_PATHS.some((r) => r.method === ctx.method && r.path.test(ctx.path))) throw refusal();
+  if (REFUSED_PATHS.some((r) => r.method === ctx.method && r.path.test(ctx.path))) throw jobRefused();
   await next();
 };
 
@@ -152,7 +152,7 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
       handlerHooks: {
         before: ({ method, route }) =>
           REFUSED_ROUTES.some((r) => r.method === method && r.route === route)
-            ? { allow: false, status: 403, message: refusal().message }
+            ? { allow: false, status: 403, message: jobRefused().message }
             : undefined,
       },
     },
