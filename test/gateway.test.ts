@@ -74,7 +74,7 @@ describe.skipIf(!canSplit)('the gateway', () => {
     expected = headersOf(own, SECURITY_HEADERS);
     for (const name of SECURITY_HEADERS) expect(own.headers[name], `a service sends ${name}`).toHaveLength(1);
     expect(own.headers['content-security-policy']).toEqual(["default-src 'none';frame-ancestors 'none'"]);
-  }, 120_000);
+  }, 180_000);
   afterAll(() => rig?.close(), 60_000);
 
   const gateway = (p: string) => `${rig.url}${p}`;

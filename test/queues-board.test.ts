@@ -127,7 +127,7 @@ describe.each(topologies)('Bull Board: $name', ({ start, skip }) => {
     await mailbox.start();
     target = await start(mailbox.url);
     admin = (await http.post('/api/v1/users/login', TEST_ADMIN)).body.accessToken as string;
-  }, 120_000);
+  }, 180_000);
   afterAll(async () => {
     await target?.close();
     await mailbox.close();
