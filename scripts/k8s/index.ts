@@ -210,9 +210,7 @@ export const COMMON_SETTINGS: Record<string, string> = {
   DATA_DIR: '/data',
   // Each pod's init container migrates (under an advisory lock), so the server does not.
   MIGRATE_ON_START: 'false',
-  // One proxy stands in front (the gateway); its pods' addresses are the pod network.
-  TRUST_PROXY: 'true',
-  TRUSTED_PROXY_HOPS: '1',
+  // X-Forwarded-For is believed only from the pod network, where the gateway runs (and the network policy lets only it in).
   TRUSTED_PROXIES: POD_CIDR,
   DRAIN_DELAY_MS: String(STOP.drainDelayMs),
   SHUTDOWN_TIMEOUT_MS: String(STOP.shutdownTimeoutMs),

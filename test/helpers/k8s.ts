@@ -379,8 +379,8 @@ export function policyProblems(objects: K8sObject[]): string[] {
 
 // ---------------------------------------------------------------- topology
 
-/** Named by the issues that add them; src/config.ts does not read them yet. The lead removes this at merge. */
-const PENDING_VARIABLES = ['DRAIN_DELAY_MS', 'TRUSTED_PROXIES'];
+/** Named by the replicas work (draining), which src/config.ts does not read yet. */
+const PENDING_VARIABLES = ['DRAIN_DELAY_MS'];
 
 const hostOfUrl = (url: string) => new URL(url).hostname;
 
