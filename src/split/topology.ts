@@ -93,7 +93,12 @@ export interface SplitTopology {
 async function waitForHttp(url: string, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}`);
+    if (child && child.exitCode !== null) {
+      const said = lastLines.get(child) ?? [];
+      throw new Error(
+        `${url}: the process exited with ${child.exitCode}${said.length ? `; its last lines:\n${said.join('\n')}` : ''}`,
+      );
+    }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
       if (res.ok) return;
@@ -173,13 +178,21 @@ async function sharedDatabase(
   return { database, env: { DATABASE_URL: database.url, DB_POOL_MAX: String(SPLIT_POOL) } };
 }
 
-/** Hands `onLine` each line a child prints, on stdout or stderr. */
+/** The last lines each child printed, so that a child that dies while starting says why. */
+const lastLines = new WeakMap<ChildProcess, string[]>();
+const KEEP_LINES = 20;
+
+/** Hands `onLine` each line a child prints, on stdout or stderr, and keeps the last few. */
 function pipeLines(name: string, child: ChildProcess, onLine: SplitOptions['onLine']): void {
   let buf = '';
+  const kept: string[] = [];
+  lastLines.set(child, kept);
   const onData = (d: Buffer) => {
     buf += d.toString();
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
+      kept.push(buf.slice(0, i));
+      if (kept.length > KEEP_LINES) kept.shift();
       onLine?.(name, buf.slice(0, i));
       buf = buf.slice(i + 1);
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
@@ -59,32 +59,36 @@ export async function redisAnswersAt(url: string): Promise<boolean> {
   }
 }
 
-/** Ports nothing listens on right now (the OS picks them; a tiny race remains until they are bound). */
+/**
+ * Ports below Linux's ephemeral range (32768–60999 by default): a port the
+ * kernel hands out for listen(0) lies inside that range, where any outgoing
+ * connection (to PostgreSQL, Redis...) may take it as its local port between
+ * this probe and the service's own bind, and the service then dies with
+ * EADDRINUSE. Outside it, only another listener can take it.
+ */
+const PORT_RANGE = { low: 10_000, high: 32_000 };
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = createServer().once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** `n` distinct free ports on 127.0.0.1, outside the ephemeral range. */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((resolve) => {
-          const s = createServer();
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const ports = new Set<number>();
+  while (ports.size < n) {
+    const port = PORT_RANGE.low + Math.floor(Math.random() * (PORT_RANGE.high - PORT_RANGE.low));
+    if (!ports.has(port) && (await portFree(port))) ports.add(port);
+  }
+  return [...ports];
 }
 
 /** A base port whose next `n` ports are free (the split launcher puts its services at base+1, base+2...). */
 export async function freePortBlock(n: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer().once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
   for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await Promise.all(Array.from({ length: n }, (_, i) => free(base + i + 1)))).every(Boolean)) return base;
+    const base = PORT_RANGE.low + Math.floor(Math.random() * (PORT_RANGE.high - PORT_RANGE.low - n));
+    if ((await Promise.all(Array.from({ length: n }, (_, i) => portFree(base + i + 1)))).every(Boolean)) return base;
   }
 }
