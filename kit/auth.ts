@@ -40,6 +40,15 @@ export interface TokenIssuer {
   jwks(): { keys: Record<string, unknown>[] };
 }
 
+/**
+ * The drops topic (kit/shared.ts `Invalidations`) of accounts: the identity
+ * module publishes an account's id there whenever what `Identity.account`
+ * answers for it changes (deactivated, reactivated, role changed), before it
+ * answers the change; every process that trusts what it learnt of accounts
+ * (the token check, Bull Board's sign-ins) forgets it at once.
+ */
+export const ACCOUNTS_TOPIC = 'identity.accounts';
+
 /** What the kernel needs to know of an account behind a token: whether it may still act, and as what. */
 export interface AccountStatus {
   isActive: boolean;

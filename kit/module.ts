@@ -6,6 +6,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Meter } from './meter.ts';
 import type { ModuleMigrations } from './migrations.ts';
+import type { SharedState } from './shared.ts';
 import type { Sql } from './sql.ts';
 import type { ContractDef, ImplementationOf, PortOf, Subscription } from './contract.ts';
 import type { EventHandler, EventRecorder, Inbox } from './events.ts';
@@ -77,6 +78,8 @@ export interface ModuleKernel<S = Record<string, unknown>> {
   passwords(): PasswordHasher;
   /** Signs access tokens (the token issuer only). */
   tokens: TokenIssuer;
+  /** Throttles and cache drops shared with the other replicas of its service (in Redis with REDIS_URL, else in process). */
+  shared: SharedState;
   /** What a test replaced for this module (the notification module's mail transport...). */
   overrides: Record<string, unknown>;
 }

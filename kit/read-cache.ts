@@ -1,10 +1,17 @@
 import { LRUCache } from 'lru-cache';
+import type { Invalidations } from './shared.ts';
 
 export interface ReadCacheOptions {
   /** How long an entry may be served; 0 turns the cache off (every read loads). */
   ttlMs: number;
   /** Entries kept at most. */
   max: number;
+  /**
+   * Replicas share the drops: `forget` publishes on `topic`, and a drop any
+   * replica publishes there is made here too. Without it, other replicas may
+   * serve an entry up to `ttlMs` old.
+   */
+  shared?: { invalidations: Invalidations; topic: string };
 }
 
 /**
@@ -14,17 +21,22 @@ export interface ReadCacheOptions {
  *   handed to anyone who asks after the write;
  * - reads that miss together share one load, so an entry expiring under load
  *   sends one query to the database, not one per waiting request.
- * Other processes (replicas of the module) may serve an entry up to `ttlMs` old.
+ * With `shared`, every replica drops what any of them forgets, within
+ * milliseconds (Redis pub/sub); the TTL stays the backstop for a drop that
+ * did not arrive.
  */
 export class ReadCache<T extends object> {
   private readonly entries: LRUCache<string, T> | undefined;
   private readonly loading = new Map<string, Promise<T>>();
   private generation = 0;
+  private readonly shared: ReadCacheOptions['shared'];
 
   constructor(opts: ReadCacheOptions) {
     if (opts.ttlMs < 0) throw new Error('ttlMs must not be negative');
     if (opts.max < 1) throw new Error('max must be at least 1');
     if (opts.ttlMs > 0) this.entries = new LRUCache({ max: opts.max, ttl: opts.ttlMs });
+    this.shared = opts.shared;
+    this.shared?.invalidations.subscribe(this.shared.topic, (keys) => this.drop(keys));
   }
 
   /** The cached value, if any (no load). */
@@ -61,8 +73,19 @@ export class ReadCache<T extends object> {
     return loaded;
   }
 
-  /** Drops `keys` (every entry when none are given) and starts a new generation. */
-  forget(keys?: string[]): void {
+  /**
+   * Drops `keys` (every entry when none are given) here at once, and on every
+   * other replica when shared; resolves when the drop has been published
+   * (never rejects: a drop that cannot be published is logged, and the TTL
+   * stays the limit).
+   */
+  forget(keys?: string[]): Promise<void> {
+    this.drop(keys);
+    return this.shared ? this.shared.invalidations.publish(this.shared.topic, keys) : Promise.resolve();
+  }
+
+  /** Drops `keys` (every entry when none are given) in this process and starts a new generation. */
+  private drop(keys?: readonly string[]): void {
     this.generation++;
     if (!this.entries) return;
     if (keys) for (const k of keys) this.entries.delete(k);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { productModule } from '../modules/product/index.ts';
 import { MODULE_NAMES } from './registry.ts';
+import { processSharedState } from '../kit/shared.ts';
 
 describe('loadConfig', () => {
   it('has working defaults for the embedded, single-process setup', () => {
@@ -32,6 +33,7 @@ describe('loadConfig', () => {
         currency: c.currency,
         embedded: !c.databaseUrls.product && !c.mongoUrls.product,
         database: () => ({ kind: 'sql' }),
+        shared: processSharedState(),
       };
       return productModule.wire(kernel as unknown as Parameters<typeof productModule.wire>[0]);
     };

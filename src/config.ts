@@ -322,6 +322,10 @@ const envSchema = z
         description:
           '`redis://` URL: events travel as BullMQ jobs and Bull Board is served at `/admin/queues`; unset = events are delivered in process',
       }),
+    REPLICAS: int(1, 1000, 1).meta({
+      description:
+        'how many replicas of this service run (`npm run split -- --replicas` sets it). With `REDIS_URL` every throttle is counted in Redis across them; while Redis does not answer, each replica keeps its own count of limit / REPLICAS, so together they allow no more than the limit',
+    }),
     QUEUE_PREFIX: z
       .preprocess(
         blankIsUnset,
@@ -356,7 +360,7 @@ const envSchema = z
     }),
     ACCOUNT_CHECK_TTL_MS: int(0, 59_000, 30_000).meta({
       description:
-        'how long a process trusts what it learnt of an account behind a token (active? which role?) before asking the user module again: the most it takes a deactivation or role change to reach every service (at most 59000; `0` asks on every request)',
+        'how long a process trusts what it learnt of an account behind a token (active? which role?) before asking the user module again. A deactivation or role change is dropped at once in the process that made it and, with `REDIS_URL`, in every other process within milliseconds; this TTL is the backstop for a drop that did not arrive (at most 59000; `0` asks on every request)',
     }),
     DB_POOL_MAX: int(1, 100, 10).meta({ description: 'connections per module pool on a PostgreSQL server' }),
     MIGRATE_ON_START: bool(true).meta({
@@ -551,6 +555,8 @@ export interface Config {
   remoteTuning: Record<ModuleName, RemoteTuning>;
   /** Set: events travel over BullMQ on this Redis; unset: in process. */
   redisUrl?: string;
+  /** How many replicas of this service run: each keeps limit / replicas of every throttle while Redis is away. */
+  replicas: number;
   events: {
     queuePrefix: string;
     maxAttempts: number;
@@ -666,6 +672,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ]),
     ) as Record<ModuleName, RemoteTuning>,
     redisUrl: e.REDIS_URL,
+    replicas: e.REPLICAS,
     events: {
       queuePrefix: e.QUEUE_PREFIX,
       maxAttempts: e.EVENT_MAX_ATTEMPTS,

@@ -1,5 +1,6 @@
 import type { DemoData } from '../kit/module.ts';
 import { noopMeter } from '../kit/meter.ts';
+import { processSharedState } from '../kit/shared.ts';
 import { runCommand } from './command.ts';
 import { MODULE_DEFINITIONS } from './registry.ts';
 import { buildModules } from './wiring.ts';
@@ -29,6 +30,7 @@ await runCommand(
       },
       remote: () => undefined,
       meter: () => noopMeter,
+      shared: processSharedState(),
     });
     for (const [module, instance] of modules) {
       const inserted = await demoData(module)!.load(instance.runtime);

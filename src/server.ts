@@ -25,6 +25,8 @@ import { documentedRoutes } from './api-document.ts';
 import { EVENT_DEFINITIONS, EVENT_ROUTES, MODULE_DEFINITIONS, TOKEN_ISSUER, identityOver } from './registry.ts';
 import { routingProblems } from './events/routing.ts';
 import { createEventing, type Eventing } from './events/eventing.ts';
+import { createSharedState } from './shared-state.ts';
+import type { SharedState } from '../kit/shared.ts';
 import { registerOutboxMetrics } from './events/metrics.ts';
 import { instrumentHandlers, registerPoolMetrics, registerQueueMetrics, registryMeter } from './telemetry/metrics.ts';
 import { adminEventRoutes } from './http/admin-events.ts';
@@ -88,6 +90,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
   registerPoolMetrics(metrics.registry, databases);
   const eventing = await createEventing(config, databases, logger);
+  const shared = await createSharedState(config, logger, closer);
   const ports: Ports = new Map();
   const modules = await buildModules({
     config,
@@ -99,12 +102,13 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     recorder: eventing.recorder,
     remote: remotes.port,
     meter: (module) => registryMeter(metrics.registry, module),
+    shared,
     overrides: opts.overrides,
   });
   const identity = identityFor(ports, remotes, logger);
   // Every token is also checked against its account (active? which role?), through the identity module wherever it runs.
   const verify = identity
-    ? accountChecked(tokens.verify, (id) => identity.account(id), config.accountCheckTtlMs)
+    ? accountChecked(tokens.verify, (id) => identity.account(id), config.accountCheckTtlMs, shared.invalidations)
     : tokens.verify;
   checkEventRouting(modules, eventing, logger);
   await startModules(modules, eventing, metrics, closer);
@@ -114,7 +118,14 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   registerMetrics(metrics, eventing, remotes);
   const info = processInfo(eventing);
   routes.push(...healthRoutesOf(config, checks, info));
-  const { app, router } = await httpApp(config, logger, metrics, { routes, verify, identity, modules, eventing });
+  const { app, router } = await httpApp(config, logger, metrics, {
+    routes,
+    verify,
+    identity,
+    modules,
+    eventing,
+    shared,
+  });
   const listening = await listen(config, app, metrics, closer);
   logger.info(
     {
@@ -292,7 +303,14 @@ async function httpApp(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-  parts: { routes: BoundRoute[]; verify: TokenVerifier; identity?: Identity; modules: Modules; eventing: Eventing },
+  parts: {
+    routes: BoundRoute[];
+    verify: TokenVerifier;
+    identity?: Identity;
+    modules: Modules;
+    eventing: Eventing;
+    shared: SharedState;
+  },
 ) {
   return createApp({
     logger,
@@ -305,20 +323,36 @@ async function httpApp(
     trustedProxies: config.trustedProxies,
     metricsAccess: { onPublicPort: config.metrics.port === undefined, token: config.metrics.token },
     version: pkg.version,
-    extraMiddleware: await queuesBoardFor(parts.eventing, parts.verify, parts.identity),
+    extraMiddleware: await queuesBoardFor(config, parts),
     afterBodyMiddleware: internalRoutes(config, parts.modules),
   });
 }
 
 /** Bull Board where BullMQ is in use (it and its UI's dependencies are loaded only then); administrators sign in through the identity module. */
-async function queuesBoardFor(eventing: Eventing, verify: TokenVerifier, identity: Identity | undefined) {
+async function queuesBoardFor(
+  config: Config,
+  {
+    eventing,
+    verify,
+    identity,
+    shared,
+  }: { eventing: Eventing; verify: TokenVerifier; identity?: Identity; shared: SharedState },
+) {
   const bullmq = eventing.bullmq;
   if (!bullmq) return [];
   const { queuesBoard } = await import('./http/queues-board.ts');
   const signIn = identity
     ? (email: string, password: string, client: string) => identity.signIn({ email, password, client })
     : undefined;
-  return [queuesBoard({ queues: bullmq.allQueues(), verify, signIn })];
+  return [
+    queuesBoard({
+      queues: bullmq.allQueues(),
+      verify,
+      signIn,
+      signInTtlMs: config.accountCheckTtlMs,
+      invalidations: shared.invalidations,
+    }),
+  ];
 }
 
 /** The hosted modules' contracts, served to the other services at /internal (only with SERVICE_KEY). */

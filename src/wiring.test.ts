@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { noopMeter } from '../kit/meter.ts';
+import { processSharedState } from '../kit/shared.ts';
 import { notificationContract } from '../modules/notification/contract.ts';
 import { orderModule } from '../modules/order/index.ts';
 import { productContract } from '../modules/product/contract.ts';
@@ -21,6 +22,7 @@ const context = (ports: Map<string, unknown>): WiringContext => ({
   recorder: never,
   remote: () => undefined,
   meter: () => noopMeter,
+  shared: processSharedState(),
 });
 
 describe("the kernel a module's wire is handed", () => {

@@ -6,6 +6,7 @@ import type { ContractDef, PortOf } from '../kit/contract.ts';
 import type { TokenIssuer } from '../kit/auth.ts';
 import { createInbox, type EventRecorder } from '../kit/events.ts';
 import type { Meter } from '../kit/meter.ts';
+import type { SharedState } from '../kit/shared.ts';
 import type { BaseDeps, ModuleDatabase, ModuleDefinition, ModuleInstance, ModuleKernel } from '../kit/module.ts';
 import { MODULE_DEFINITIONS } from './registry.ts';
 
@@ -24,6 +25,8 @@ export interface WiringContext {
   remote: (name: ModuleName) => unknown;
   /** Each module's counters, labelled with its name. */
   meter: (module: ModuleName) => Meter;
+  /** Throttles and cache drops shared with the other replicas. */
+  shared: SharedState;
   /** What tests replace, per module (`{ notification: { transport } }`). */
   overrides?: Partial<Record<ModuleName, Record<string, unknown>>>;
 }
@@ -62,6 +65,7 @@ export function kernelFor(ctx: WiringContext, def: AnyDefinition): ModuleKernel 
     },
     passwords: () => ctx.passwords(),
     tokens: ctx.tokens,
+    shared: ctx.shared,
     overrides: ctx.overrides?.[name] ?? {},
   };
 }

@@ -237,6 +237,38 @@ describe.each(topologies)('Bull Board: $name', ({ start, skip }) => {
     expect(mailbox.count(u.email)).toBe(1);
   });
 
+  const basic = (email: string, password: string) =>
+    `Basic ${Buffer.from(`${email}:${password}`, 'utf8').toString('base64')}`;
+  const boardAs = (authorization: string) =>
+    http.get('/admin/queues/api/queues?page=1&jobsPerPage=1', { headers: { authorization } });
+
+  it.skipIf(skip)(
+    'forgets a basic sign-in the moment its admin is demoted, on whichever process serves the board',
+    async () => {
+      const u = newUser();
+      const reg = await http.post('/api/v1/users/register', u);
+      expect(reg.status).toBe(201);
+      const id = reg.body.id as string;
+      expect((await http.send('PATCH', `/api/v1/users/${id}`, { body: { role: 'admin' }, token: admin })).status).toBe(
+        200,
+      );
+      const signIn = basic(u.email, u.password);
+      expect((await boardAs(signIn)).status).toBe(200);
+      expect((await boardAs(signIn)).status).toBe(200);
+      expect(
+        (await http.send('PATCH', `/api/v1/users/${id}`, { body: { role: 'customer' }, token: admin })).status,
+      ).toBe(200);
+      // No wait: the remembered sign-in was dropped before the PATCH answered (over Redis when the board is elsewhere).
+      expect((await boardAs(signIn)).status).toBe(403);
+    },
+  );
+
+  it.skipIf(skip)('answers 401 to a NUL in the basic e-mail: bad input, never a database outage', async () => {
+    const res = await boardAs(basic('admin\u0000@toko.test', 'whatever-password'));
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
   it.skipIf(skip)('writes no request header into the page', async () => {
     const page = await http.get('/admin/queues', {
       token: admin,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { int, optionalBool } from '../../kit/env.ts';
 import { defineModule, type BaseDeps, type ModuleDatabase } from '../../kit/module.ts';
+import type { Invalidations } from '../../kit/shared.ts';
 import { OutOfStock, ProductNotFound, ReservationClosed, productContract } from './contract.ts';
 import { productMigrations } from './migrations/index.ts';
 import { ProductDocumentSchema } from './product.document.ts';
@@ -18,12 +19,14 @@ export interface ProductDeps extends BaseDeps {
   seedDemo: boolean;
   /** How long a product read by id may be served from memory (0: never). */
   cacheTtlMs: number;
+  /** Cache drops shared with the other replicas. */
+  invalidations: Invalidations;
 }
 
 const productSettings = z.object({
   PRODUCT_CACHE_TTL_MS: int(0, 60_000, 1000).meta({
     description:
-      'products by id and catalogue pages (`GET /api/v1/products…`) may be answered from memory for this long; every write in the process drops what it touched at once, so only other replicas of the product module can be this much behind. `0` turns the cache off',
+      'products by id and catalogue pages (`GET /api/v1/products…`) may be answered from memory for this long; every write drops what it touched at once in its process and, with `REDIS_URL`, in every other replica within milliseconds, so this is only the backstop for a drop that did not arrive. `0` turns the cache off',
   }),
   SEED_DEMO: optionalBool.meta({
     description: 'load the demo catalogue at start-up when the catalogue is empty',
@@ -62,6 +65,7 @@ export const productModule = defineModule<
     // The demo catalogue is for the one-command embedded start; a database server starts empty unless asked.
     seedDemo: k.settings.SEED_DEMO ?? k.embedded,
     cacheTtlMs: k.settings.PRODUCT_CACHE_TTL_MS,
+    invalidations: k.shared.invalidations,
   }),
   async create(deps) {
     // The MongoDB store (and its driver) is loaded only when products live there.
@@ -69,7 +73,10 @@ export const productModule = defineModule<
       deps.database.kind === 'mongo'
         ? new (await import('./stores/mongo.ts')).MongoProductStore(deps.database.orm, deps.currency)
         : new SqlProductStore(deps.database.orm, deps.database.sql, deps.currency);
-    const service = new ProductService(store, deps.currency, deps.logger, { cacheTtlMs: deps.cacheTtlMs });
+    const service = new ProductService(store, deps.currency, deps.logger, {
+      cacheTtlMs: deps.cacheTtlMs,
+      invalidations: deps.invalidations,
+    });
     const reservations = deps.meter.counter({
       name: 'toko_stock_reservations_total',
       help: 'Stock reservation requests by result (reserved, out_of_stock, not_found, closed)',

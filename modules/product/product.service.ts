@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Page } from '../../kit/pagination.ts';
 import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
+import type { Invalidations } from '../../kit/shared.ts';
 import {
   ProductNotFound,
   type ProductDto,
@@ -28,14 +29,17 @@ export interface ProductServiceOptions {
   cacheTtlMs: number;
   /** Products kept in memory at most. */
   cacheMax?: number;
+  /** Drops shared with the other replicas of the product module (kept in process when not given). */
+  invalidations?: Invalidations;
 }
 
 export class ProductService {
   /**
    * Products by id, for the hottest read of the shop. Every write made here
    * drops what it touches at once, so this process never serves a product
-   * older than its own last write; other processes hosting the product
-   * module (replicas) may serve one up to the TTL old. Reservations read
+   * older than its own last write; other replicas of the product module
+   * drop it when the drop reaches them over Redis (milliseconds), or at the
+   * TTL when it does not. Reservations read
    * stock in the store, never here.
    */
   private readonly byId: ReadCache<ProductDto>;
@@ -55,21 +59,21 @@ export class ProductService {
     opts: ProductServiceOptions = { cacheTtlMs: 0 },
   ) {
     const max = opts.cacheMax ?? 10_000;
-    this.byId = new ReadCache({ ttlMs: opts.cacheTtlMs, max });
-    this.pages = new ReadCache({ ttlMs: opts.cacheTtlMs, max: 1000 });
-    this.info = new ReadCache({ ttlMs: opts.cacheTtlMs, max });
+    const shared = (topic: string) =>
+      opts.invalidations ? { shared: { invalidations: opts.invalidations, topic } } : {};
+    this.byId = new ReadCache({ ttlMs: opts.cacheTtlMs, max, ...shared('product.byId') });
+    this.pages = new ReadCache({ ttlMs: opts.cacheTtlMs, max: 1000, ...shared('product.pages') });
+    this.info = new ReadCache({ ttlMs: opts.cacheTtlMs, max, ...shared('product.info') });
   }
 
-  /** After a stock change: the products and every page. */
-  private stockMoved(ids?: string[]): void {
-    this.byId.forget(ids);
-    this.pages.forget();
+  /** After a stock change: the products and every page, here at once and on every other replica. */
+  private async stockMoved(ids?: string[]): Promise<void> {
+    await Promise.all([this.byId.forget(ids), this.pages.forget()]);
   }
 
   /** After a change to what a product is (name, price, existence): that, too. */
-  private changed(ids?: string[]): void {
-    this.stockMoved(ids);
-    this.info.forget(ids);
+  private async changed(ids?: string[]): Promise<void> {
+    await Promise.all([this.stockMoved(ids), this.info.forget(ids)]);
   }
 
   private dto(p: ProductRecord): ProductDto {
@@ -110,22 +114,22 @@ export class ProductService {
 
   async create(input: NewProduct): Promise<ProductDto> {
     const p = await this.store.create(input);
-    this.changed([p.id]);
+    await this.changed([p.id]);
     this.logger.info({ productId: p.id }, 'product created');
     return this.dto(p);
   }
 
   async update(id: string, patch: ProductPatch): Promise<ProductDto> {
-    this.changed([id]);
+    await this.changed([id]);
     const p = ID.test(id) ? await this.store.update(id, patch) : null;
-    this.changed([id]);
+    await this.changed([id]);
     if (!p) throw this.notFound(id);
     return this.dto(p);
   }
 
   async remove(id: string): Promise<void> {
     const removed = ID.test(id) && (await this.store.remove(id));
-    this.changed([id]);
+    await this.changed([id]);
     if (!removed) throw this.notFound(id);
     this.logger.info({ productId: id }, 'product deleted');
   }
@@ -134,7 +138,7 @@ export class ProductService {
   async adjustStock(id: string, delta: number): Promise<ProductDto> {
     if (!ID.test(id)) throw this.notFound(id);
     const change = await this.store.adjustStock(id, delta);
-    this.stockMoved([id]);
+    await this.stockMoved([id]);
     if (change.ok) return this.dto(change.product);
     if (change.reason === 'not_found') throw this.notFound(id);
     const current = await this.store.get(id);
@@ -193,7 +197,7 @@ export class ProductService {
     try {
       return await this.store.reserve(reservationId, items);
     } finally {
-      this.stockMoved(items.map((i) => i.productId));
+      await this.stockMoved(items.map((i) => i.productId));
     }
   }
 
@@ -202,14 +206,14 @@ export class ProductService {
       return { released: await this.store.release(reservationId) };
     } finally {
       // Which products a reservation held is the store's to know: drop everything (releases are rare).
-      this.stockMoved();
+      await this.stockMoved();
     }
   }
 
   /** Loads the demo catalogue's products that are not there yet. Idempotent. */
   async seedDemo(): Promise<number> {
     const inserted = await this.store.insertMissing(DEMO_CATALOGUE);
-    this.changed();
+    await this.changed();
     this.logger.info({ inserted, catalogue: DEMO_CATALOGUE.length }, 'demo catalogue seeded');
     return inserted;
   }

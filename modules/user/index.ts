@@ -4,6 +4,7 @@ import { blankIsUnset, int, optionalString } from '../../kit/env.ts';
 import type { EventRecorder } from '../../kit/events.ts';
 import { Unauthorized } from '../../kit/errors.ts';
 import { defineModule, type SqlDeps } from '../../kit/module.ts';
+import type { SharedState } from '../../kit/shared.ts';
 import { InvalidCredentials, UserNotFound, userContract } from './contract.ts';
 import { LoginGuard, SignUpGuard, type LoginGuardOptions } from './login-guard.ts';
 import { userMigrations } from './migrations/index.ts';
@@ -21,6 +22,10 @@ export interface UserDeps extends SqlDeps {
   admin?: { email: string; password: string };
   /** How long a user read by id may be served from memory (0: never). */
   cacheTtlMs: number;
+  /** Throttles and cache drops shared with the other replicas. */
+  shared: SharedState;
+  /** Addresses that signed in to an account within this many days are exempt from its across-addresses limit. */
+  knownAddressDays: number;
 }
 
 /** The user module's own variables. */
@@ -47,6 +52,10 @@ const userSettings = z
         'registrations per client address within the login window before 429 (counted as they start, so a burst from one address gets no more); raise it for a kiosk or a test rig that signs many people up from one address',
     }),
     LOGIN_WINDOW_SECONDS: int(1, 86_400, 900).meta({ description: 'the login throttling window' }),
+    LOGIN_KNOWN_ADDRESS_DAYS: int(0, 3650, 30).meta({
+      description:
+        'an address (an IPv6 address: its /64) that signed in to an account within this many days is exempt from that account’s across-addresses limit (`LOGIN_MAX_FAILURES_PER_EMAIL`), so a guesser with many addresses cannot lock the owner out; its per-address limits still apply. `0`: no address is exempt',
+    }),
     USER_CACHE_TTL_MS: int(0, 60_000, 1000).meta({
       description:
         "a user read by id (each order's customer check, each notification's recipient, `GET /users/:id`) may be answered from the user module's memory for this long; a change made in the process drops it at once, so only other replicas of the user module can be this much behind. `0` turns the cache off",
@@ -126,16 +135,22 @@ export const userModule = defineModule<UserDeps, UserRuntime, typeof userContrac
         ? { email: k.settings.ADMIN_EMAIL.toLowerCase(), password: k.settings.ADMIN_PASSWORD }
         : undefined,
     cacheTtlMs: k.settings.USER_CACHE_TTL_MS,
+    shared: k.shared,
+    knownAddressDays: k.settings.LOGIN_KNOWN_ADDRESS_DAYS,
   }),
   async create(deps) {
     const service = new UserService({
       ...deps,
-      guard: new LoginGuard(deps.login),
-      signUps: new SignUpGuard({
-        maxConflicts: deps.login.maxSignUpConflictsPerClient,
-        maxPerClient: deps.login.maxSignUpsPerClient,
-        windowSeconds: deps.login.windowSeconds,
-      }),
+      invalidations: deps.shared.invalidations,
+      guard: new LoginGuard(deps.login, (o) => deps.shared.limiter(o)),
+      signUps: new SignUpGuard(
+        {
+          maxConflicts: deps.login.maxSignUpConflictsPerClient,
+          maxPerClient: deps.login.maxSignUpsPerClient,
+          windowSeconds: deps.login.windowSeconds,
+        },
+        (o) => deps.shared.limiter(o),
+      ),
     });
     return {
       runtime: { service, tokens: deps.tokens },

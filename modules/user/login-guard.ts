@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
 import { TooManyRequests } from '../../kit/errors.ts';
+import type { Limiter, LimiterOptions } from '../../kit/shared.ts';
 
 export interface LoginGuardOptions {
   /** Failed logins allowed for one e-mail from one client address within the window. */
@@ -12,73 +14,72 @@ export interface LoginGuardOptions {
 }
 
 /**
- * Slows password guessing without letting anyone lock anyone else out:
- * - one e-mail from one address: `maxFailuresPerEmail` tries, counted when
- *   they start (a burst of concurrent guesses gets no more), a success gives
- *   them back; so the owner, from another address, still logs in;
- * - one address over any e-mails: `maxFailuresPerClient` failures (only
- *   failures: forty colleagues behind one NAT logging in at once are fine);
- * - one e-mail from everywhere: `maxFailuresPerEmailAnywhere` failures, a
- *   slower limit for guessing spread over many addresses.
- * Past any of them, login answers 429 with Retry-After.
+ * Slows password guessing without letting anyone lock anyone else out. Every
+ * count is reserved before the password is checked (a concurrent burst gets
+ * no more than the limit) and given back when the password was right:
+ * - one e-mail from one address: `maxFailuresPerEmail` tries; so the owner,
+ *   from another address, still logs in;
+ * - one address over any e-mails: `maxFailuresPerClient` failures (successes
+ *   give their count back: forty colleagues behind one NAT logging in at once
+ *   are fine);
+ * - one e-mail from everywhere: `maxFailuresPerEmailAnywhere` failures, the
+ *   slower limit for guessing spread over many addresses. Addresses that
+ *   signed in to this account before (`knownAddress`) are exempt from it, so
+ *   a guesser with many addresses cannot lock the owner out.
+ * An IPv6 address counts as its /64 (one customer's network: addresses in it
+ * are free to whoever holds it). Past any limit, 429 with Retry-After. The
+ * counters are the kernel's shared limiters: with REDIS_URL, one count across
+ * every replica.
  */
 export class LoginGuard {
-  private readonly tries: RateLimiterMemory;
-  private readonly clientFailures: RateLimiterMemory;
-  private readonly emailFailures: RateLimiterMemory;
+  private readonly tries: Limiter;
+  private readonly clientFailures: Limiter;
+  private readonly emailFailures: Limiter;
   private readonly o: LoginGuardOptions;
 
-  constructor(opts: LoginGuardOptions) {
+  constructor(opts: LoginGuardOptions, limiter: (o: LimiterOptions) => Limiter = (o) => new RateLimiterMemory(o)) {
     this.o = { ...opts };
     if (this.o.maxFailuresPerEmail < 1 || this.o.maxFailuresPerClient < 1 || this.o.maxFailuresPerEmailAnywhere < 1)
       throw new Error('failure limits must be at least 1');
     if (this.o.windowSeconds < 1) throw new Error('windowSeconds must be at least 1');
     const duration = this.o.windowSeconds;
-    this.tries = new RateLimiterMemory({
-      keyPrefix: 'login-email-client',
-      points: this.o.maxFailuresPerEmail,
-      duration,
-    });
-    this.clientFailures = new RateLimiterMemory({
-      keyPrefix: 'login-client',
-      points: this.o.maxFailuresPerClient,
-      duration,
-    });
-    this.emailFailures = new RateLimiterMemory({
-      keyPrefix: 'login-email',
-      points: this.o.maxFailuresPerEmailAnywhere,
-      duration,
-    });
+    this.tries = limiter({ keyPrefix: 'login-email-client', points: this.o.maxFailuresPerEmail, duration });
+    this.clientFailures = limiter({ keyPrefix: 'login-client', points: this.o.maxFailuresPerClient, duration });
+    this.emailFailures = limiter({ keyPrefix: 'login-email', points: this.o.maxFailuresPerEmailAnywhere, duration });
   }
 
   /**
-   * Before the password is checked: refuses when the address or the e-mail
-   * has used up its failures, then takes one try from this e-mail's allowance
-   * at this address. Throws TooManyRequests.
+   * Before the password is checked: reserves one failure of the address, of
+   * the e-mail (unless the address is known to this account) and one try of
+   * this e-mail at this address; throws TooManyRequests, keeping none, when
+   * any is used up. A wrong password keeps them; `succeeded` gives them back.
    */
-  async attempt(email: string, client: string): Promise<void> {
-    const spent = await Promise.all([this.clientFailures.get(client), this.emailFailures.get(email)]);
-    const over = spent.filter(
-      (r, i): r is RateLimiterRes =>
-        r !== null && r.consumedPoints >= [this.o.maxFailuresPerClient, this.o.maxFailuresPerEmailAnywhere][i]!,
-    );
-    if (over.length) throw this.refusal(Math.max(...over.map((r) => r.msBeforeNext)));
-    try {
-      await this.tries.consume(key(email, client));
-    } catch (err) {
-      if (err instanceof Error) throw err;
-      throw this.refusal((err as RateLimiterRes).msBeforeNext);
-    }
+  async attempt(email: string, client: string, opts: { knownAddress?: boolean } = {}): Promise<void> {
+    const address = addressKey(client);
+    const taken: [Limiter, string][] = [];
+    const take = async (limiter: Limiter, key: string) => {
+      try {
+        await limiter.consume(key);
+        taken.push([limiter, key]);
+      } catch (err) {
+        await Promise.all(taken.map(([l, k]) => l.reward(k).catch(() => undefined)));
+        if (err instanceof Error) throw err;
+        throw this.refusal((err as RateLimiterRes).msBeforeNext);
+      }
+    };
+    await take(this.clientFailures, address);
+    if (!opts.knownAddress) await take(this.emailFailures, email);
+    await take(this.tries, key(email, address));
   }
 
-  /** The password was wrong: the address and the e-mail each count a failure (the try stays spent). */
-  async failed(email: string, client: string): Promise<void> {
-    await Promise.all([this.clientFailures.penalty(client, 1), this.emailFailures.penalty(email, 1)]);
-  }
-
-  /** The password was right: this e-mail starts afresh at this address. */
-  async succeeded(email: string, client: string): Promise<void> {
-    await this.tries.delete(key(email, client));
+  /** The password was right: the address and the e-mail get their reserved failure back, and this e-mail starts afresh at this address. */
+  async succeeded(email: string, client: string, opts: { knownAddress?: boolean } = {}): Promise<void> {
+    const address = addressKey(client);
+    await Promise.all([
+      this.clientFailures.reward(address),
+      opts.knownAddress ? undefined : this.emailFailures.reward(email),
+      this.tries.delete(key(email, address)),
+    ]);
   }
 
   private refusal(waitMs: number): TooManyRequests {
@@ -91,43 +92,67 @@ export class LoginGuard {
 const key = (email: string, client: string) => `${email}\u0000${client}`;
 
 /**
- * Throttles registration per client address: at most `maxPerClient`
- * registrations per window (counted as they start, so a concurrent burst gets
- * no more), and at most `maxConflicts` answered 409 (e-mail or username
- * taken: what tells who has an account). Past either, 429 with Retry-After.
+ * What a client address counts as: an IPv4 address itself, an IPv6 address
+ * its /64 (`2001:db8:1:2::/64`), anything else as written.
+ */
+export function addressKey(client: string): string {
+  if (isIP(client) !== 6) return client;
+  const [head = '', tail] = client.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (`::ffff:1.2.3.4`) takes two groups; only the first four groups matter here.
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+/**
+ * Throttles registration per client address (an IPv6 address as its /64): at
+ * most `maxPerClient` registrations per window, and at most `maxConflicts`
+ * answered 409 (e-mail or username taken: what tells who has an account).
+ * Both are reserved as a registration starts, so a concurrent burst gets no
+ * more; a registration that turns out not to conflict gives its conflict
+ * back (`done`). Past either, 429 with Retry-After.
  */
 export class SignUpGuard {
-  private readonly conflicts: RateLimiterMemory;
-  private readonly registrations: RateLimiterMemory;
+  private readonly conflicts: Limiter;
+  private readonly registrations: Limiter;
 
-  constructor(private readonly o: { maxConflicts: number; maxPerClient: number; windowSeconds: number }) {
+  constructor(
+    o: { maxConflicts: number; maxPerClient: number; windowSeconds: number },
+    limiter: (o: LimiterOptions) => Limiter = (o) => new RateLimiterMemory(o),
+  ) {
     if (o.maxConflicts < 1 || o.maxPerClient < 1) throw new Error('registration limits must be at least 1');
-    this.conflicts = new RateLimiterMemory({
-      keyPrefix: 'signup-conflicts',
-      points: o.maxConflicts,
-      duration: o.windowSeconds,
-    });
-    this.registrations = new RateLimiterMemory({
-      keyPrefix: 'signup-client',
-      points: o.maxPerClient,
-      duration: o.windowSeconds,
-    });
+    this.conflicts = limiter({ keyPrefix: 'signup-conflicts', points: o.maxConflicts, duration: o.windowSeconds });
+    this.registrations = limiter({ keyPrefix: 'signup-client', points: o.maxPerClient, duration: o.windowSeconds });
   }
 
+  /** Reserves a registration and a conflict of this address; throws TooManyRequests (keeping neither) when either is used up. */
   async attempt(client: string): Promise<void> {
-    const spent = await this.conflicts.get(client);
-    if (spent && spent.consumedPoints >= this.o.maxConflicts)
-      throw refusal(spent.msBeforeNext, 'Too many registrations with taken details from this address; try again later');
+    const address = addressKey(client);
     try {
-      await this.registrations.consume(client);
+      await this.conflicts.consume(address);
     } catch (err) {
+      if (err instanceof Error) throw err;
+      throw refusal(
+        (err as RateLimiterRes).msBeforeNext,
+        'Too many registrations with taken details from this address; try again later',
+      );
+    }
+    try {
+      await this.registrations.consume(address);
+    } catch (err) {
+      await this.conflicts.reward(address).catch(() => undefined);
       if (err instanceof Error) throw err;
       throw refusal((err as RateLimiterRes).msBeforeNext, 'Too many registrations from this address; try again later');
     }
   }
 
-  async conflicted(client: string): Promise<void> {
-    await this.conflicts.penalty(client, 1);
+  /** The registration did not conflict (it succeeded, or failed for another reason): its reserved conflict is given back. */
+  async done(client: string): Promise<void> {
+    await this.conflicts.reward(addressKey(client));
   }
 }
 

@@ -6,7 +6,7 @@ import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/help
 import { newUser } from '../../test/helpers/http.ts';
 import { createEventRecorder } from '../../src/events/recorder.ts';
 import { userContract } from './contract.ts';
-import { LoginGuard } from './login-guard.ts';
+import { LoginGuard, addressKey } from './login-guard.ts';
 import { InvalidCredentials } from './user.errors.ts';
 import { UserService } from './user.service.ts';
 
@@ -91,10 +91,9 @@ describe('LoginGuard', () => {
     maxFailuresPerEmailAnywhere: 100,
     windowSeconds: 60,
   };
-  /** One wrong password, as the service reports it. */
+  /** One wrong password: the try is reserved and never given back. */
   const fail = async (guard: LoginGuard, email: string, client: string) => {
     await guard.attempt(email, client);
-    await guard.failed(email, client);
   };
 
   it('blocks an e-mail at the address that failed, leaves other e-mails alone, and clears on success', async () => {
@@ -127,14 +126,19 @@ describe('LoginGuard', () => {
     expect(burst.filter((r) => r.status === 'rejected' && r.reason instanceof TooManyRequests)).toHaveLength(25);
   });
 
-  it('never counts a successful login against the address: forty colleagues behind one NAT log in at once', async () => {
+  it('never counts a successful login against the address: forty colleagues behind one NAT log in, as many at once as the limit', async () => {
     const guard = new LoginGuard({ ...limits, maxFailuresPerClient: 2 });
-    const logins = await Promise.allSettled(
-      Array.from({ length: 40 }, async (_, i) => {
-        await guard.attempt(`${i}@x.co`, 'office');
-        await guard.succeeded(`${i}@x.co`, 'office');
-      }),
-    );
+    const logins: PromiseSettledResult<void>[] = [];
+    for (let batch = 0; batch < 20; batch++)
+      logins.push(
+        ...(await Promise.allSettled(
+          [0, 1].map(async (j) => {
+            await guard.attempt(`${batch}-${j}@x.co`, 'office');
+            await guard.succeeded(`${batch}-${j}@x.co`, 'office');
+          }),
+        )),
+      );
+    expect(logins).toHaveLength(40);
     expect(logins.filter((r) => r.status === 'rejected')).toEqual([]);
   });
 
@@ -151,5 +155,49 @@ describe('LoginGuard', () => {
 
   it('refuses options that make no sense', () => {
     expect(() => new LoginGuard({ ...limits, maxFailuresPerEmail: 0 })).toThrow('at least 1');
+  });
+
+  it('reserves before checking: 40 concurrent wrong logins from one address over 40 e-mails get exactly the limit through', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 5, maxFailuresPerClient: 20 });
+    const burst = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => guard.attempt(`${i}@x.co`, '10.1.1.1')),
+    );
+    expect(burst.filter((r) => r.status === 'fulfilled')).toHaveLength(20);
+    expect(burst.filter((r) => r.status === 'rejected' && r.reason instanceof TooManyRequests)).toHaveLength(20);
+  });
+
+  it('keeps no count for a refused try: the address limit is not spent by an e-mail that is blocked', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 1, maxFailuresPerClient: 3 });
+    await fail(guard, 'a@x.co', 'c');
+    for (let i = 0; i < 5; i++) await expect(guard.attempt('a@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
+    // Two failures of the address are left, whatever the refusals above.
+    await fail(guard, 'b@x.co', 'c');
+    await fail(guard, 'd@x.co', 'c');
+    await expect(guard.attempt('e@x.co', 'c')).rejects.toBeInstanceOf(TooManyRequests);
+  });
+
+  it('lets the owner in from an address that signed in before, past the across-addresses limit (ten addresses × five tries)', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 5, maxFailuresPerEmailAnywhere: 50 });
+    for (let a = 0; a < 10; a++) for (let t = 0; t < 5; t++) await fail(guard, 'owner@x.co', `203.0.113.${a}`);
+    await expect(guard.attempt('owner@x.co', '198.51.100.7')).rejects.toBeInstanceOf(TooManyRequests);
+    await expect(guard.attempt('owner@x.co', '198.51.100.7', { knownAddress: true })).resolves.toBeUndefined();
+  });
+
+  it('counts an IPv6 address as its /64: rotating addresses inside it gets no more tries', async () => {
+    const guard = new LoginGuard({ ...limits, maxFailuresPerEmail: 2, maxFailuresPerClient: 100 });
+    await fail(guard, 'v6@x.co', '2001:db8:1:2::1');
+    await fail(guard, 'v6@x.co', '2001:db8:1:2:ffff::9');
+    await expect(guard.attempt('v6@x.co', '2001:0db8:0001:0002:0:0:0:77')).rejects.toBeInstanceOf(TooManyRequests);
+    await expect(guard.attempt('v6@x.co', '2001:db8:1:3::1')).resolves.toBeUndefined();
+  });
+});
+
+describe('addressKey', () => {
+  it('keeps IPv4 and names an IPv6 address by its /64, however it is written', () => {
+    expect(addressKey('10.0.0.5')).toBe('10.0.0.5');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('2001:0DB8:0000:0000:1:2:3:4')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1:2:3:4:5')).toBe('fe80:0:0:1::/64');
   });
 });

@@ -2,16 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } from '../../kit/auth.ts';
+import { ACCOUNTS_TOPIC, fitsBcrypt, type IssuedToken, type PasswordHasher, type TokenIssuer } from '../../kit/auth.ts';
 import type { EventRecorder } from '../../kit/events.ts';
 import type { Page } from '../../kit/pagination.ts';
 import { UserNotFound, type UserDto } from './contract.ts';
-import type { LoginGuard, SignUpGuard } from './login-guard.ts';
+import { addressKey, type LoginGuard, type SignUpGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, LastAdmin, UserAlreadyExists } from './user.errors.ts';
 import { isUuid } from '../../kit/values.ts';
 import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
+import { LocalInvalidations, type Invalidations } from '../../kit/shared.ts';
 import type { Sql } from '../../kit/sql.ts';
 import { table } from './schema.ts';
 
@@ -27,6 +28,10 @@ export interface UserServiceDeps {
   logger: Logger;
   /** How long a user read by id may be served from memory; 0 reads every time. */
   cacheTtlMs?: number;
+  /** Where cache drops and account changes are published to every replica (in process when not given). */
+  invalidations?: Invalidations;
+  /** Addresses that signed in to an account within this many days are exempt from its across-addresses limit (0: none is). */
+  knownAddressDays?: number;
 }
 
 export interface NewUser {
@@ -77,6 +82,10 @@ const fromRow = (r: UserRow): UserDto => ({
   updatedAt: new Date(r.updated_at).toISOString(),
 });
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const DAY_MS = 86_400_000;
+
 function takenField(err: UniqueConstraintViolationException): 'email' | 'username' {
   return err.message.includes('users_username_unique') ? 'username' : 'email';
 }
@@ -88,9 +97,21 @@ export class UserService {
    * another replica of the user module may answer up to the TTL late.
    */
   private readonly byId: ReadCache<UserDto>;
+  private readonly invalidations: Invalidations;
 
   constructor(private readonly d: UserServiceDeps) {
-    this.byId = new ReadCache({ ttlMs: d.cacheTtlMs ?? 0, max: 10_000 });
+    this.invalidations = d.invalidations ?? new LocalInvalidations();
+    this.byId = new ReadCache({
+      ttlMs: d.cacheTtlMs ?? 0,
+      max: 10_000,
+      shared: { invalidations: this.invalidations, topic: 'user.byId' },
+    });
+  }
+
+  /** What is cached of these accounts is dropped on every replica, and every process's account check hears of it, before the change is answered. */
+  private async accountsChanged(ids: string[]): Promise<void> {
+    await this.byId.forget(ids);
+    await this.invalidations.publish(ACCOUNTS_TOPIC, ids);
   }
 
   private em(): EntityManager {
@@ -100,10 +121,22 @@ export class UserService {
   /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
   async register(input: NewUser, client = 'internal'): Promise<UserDto> {
     await this.d.signUps?.attempt(client);
+    let conflicted = false;
+    try {
+      return await this.create(input);
+    } catch (err) {
+      conflicted = err instanceof UserAlreadyExists;
+      throw err;
+    } finally {
+      // A conflict keeps the count it reserved; anything else gives it back.
+      if (!conflicted) await this.d.signUps?.done(client);
+    }
+  }
+
+  private async create(input: NewUser): Promise<UserDto> {
     const em = this.em();
     const clash = await em.findOne(UserEntity, { $or: [{ email: input.email }, { username: input.username }] });
     if (clash) {
-      await this.d.signUps?.conflicted(client);
       const field = clash.email === input.email ? 'email' : 'username';
       throw new UserAlreadyExists(`A user with this ${field} already exists`, { field });
     }
@@ -162,17 +195,44 @@ export class UserService {
     input: { email: string; password: string },
     client: string,
   ): Promise<{ id: string; role: UserDto['role'] }> {
-    if (!fitsBcrypt(input.password)) throw new InvalidCredentials('E-mail or password is wrong');
-    await this.d.guard.attempt(input.email, client);
-    const user = await this.em().findOne(UserEntity, { email: input.email }, { populate: ['passwordHash'] });
-    // An unknown e-mail costs one bcrypt comparison too.
-    const hash = user?.passwordHash ?? this.d.passwords.dummy;
-    const matches = await this.d.passwords.verify(input.password, hash);
-    if (!user || !matches || !user.isActive) {
-      await this.d.guard.failed(input.email, client);
+    // A control character (a NUL...) is in no e-mail: refused before it reaches the database, as a wrong e-mail is.
+    if (!fitsBcrypt(input.password) || CONTROL.test(input.email))
       throw new InvalidCredentials('E-mail or password is wrong');
-    }
-    await this.d.guard.succeeded(input.email, client);
+    const address = addressKey(client);
+    const days = this.d.knownAddressDays ?? 0;
+    const [user] = await this.d.sql.query<{
+      id: string;
+      role: UserDto['role'];
+      is_active: boolean;
+      password_hash: string;
+      known_at: string | Date | null;
+    }>(
+      `select "u"."id", "u"."role", "u"."is_active", "u"."password_hash",
+              (select max("k"."signed_in_at") from ${table('known_addresses')} "k"
+                where "k"."user_id" = "u"."id" and "k"."address" = $2
+                  and "k"."signed_in_at" > now() - $3::int * interval '1 day') as "known_at"
+         from ${table('users')} "u" where "u"."email" = $1`,
+      [input.email, address, days],
+      'users.signIn',
+    );
+    const knownAddress = Boolean(user?.known_at);
+    await this.d.guard.attempt(input.email, client, { knownAddress });
+    // An unknown e-mail costs one bcrypt comparison too.
+    const matches = await this.d.passwords.verify(input.password, user?.password_hash ?? this.d.passwords.dummy);
+    if (!user || !matches || !user.is_active) throw new InvalidCredentials('E-mail or password is wrong');
+    await this.d.guard.succeeded(input.email, client, { knownAddress });
+    // Remembered (refreshed at most daily): from here, this account's across-addresses limit never locks this address out.
+    if (days > 0 && (!user.known_at || Date.now() - new Date(user.known_at).getTime() > DAY_MS))
+      await this.d.sql.query(
+        `with "gone" as (
+           delete from ${table('known_addresses')}
+            where "user_id" = $1 and "address" <> $2 and "signed_in_at" <= now() - $3::int * interval '1 day'
+         )
+         insert into ${table('known_addresses')} ("user_id", "address", "signed_in_at") values ($1, $2, now())
+         on conflict ("user_id", "address") do update set "signed_in_at" = excluded."signed_in_at"`,
+        [user.id, address, days],
+        'users.knownAddress',
+      );
     return { id: user.id, role: user.role };
   }
 
@@ -224,8 +284,10 @@ export class UserService {
    * An admin takes access back or hands it out: deactivates or reactivates a
    * user, changes a role. Not on one's own account, and never the last
    * active admin (either would lock the shop out of its own administration):
-   * throws ValidationFailed, LastAdmin. Every process stops honouring the
-   * user's old tokens, or their old role, within ACCOUNT_CHECK_TTL_MS.
+   * throws ValidationFailed, LastAdmin. The old tokens, or the old role,
+   * stop working before this answers in this process, and within
+   * milliseconds in every other (ACCOUNTS_TOPIC over Redis; at worst within
+   * ACCOUNT_CHECK_TTL_MS).
    */
   async setAccess(
     rawId: string,
@@ -264,7 +326,7 @@ export class UserService {
     const row = rows[0];
     if (!row) throw new UserNotFound(`No user with id ${id}`, { id });
     if (row.last_admin) throw new LastAdmin('This is the last active admin: make another admin first', { id });
-    this.byId.forget([id]);
+    await this.accountsChanged([id]);
     const user = fromRow(row);
     this.d.logger.info({ userId: id, isActive: user.isActive, role: user.role, by: actorId }, 'user access changed');
     return user;
@@ -299,7 +361,7 @@ export class UserService {
     if (!samePassword) existing.passwordHash = await this.d.passwords.hash(admin.password);
     existing.updatedAt = now;
     await em.flush();
-    this.byId.forget([existing.id]);
+    await this.accountsChanged([existing.id]);
     this.d.logger.info({ email: admin.email }, 'admin account updated');
   }
 

@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import {
+  ACCOUNTS_TOPIC,
   ROLES,
   type AccessClaims,
   type AccountStatus,
@@ -12,6 +13,7 @@ import {
 } from '../../kit/auth.ts';
 import { Unauthorized } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
+import type { Invalidations } from '../../kit/shared.ts';
 import type { SigningKeys } from './keys.ts';
 
 export interface TokenOptions {
@@ -130,13 +132,24 @@ export type AccountLookup = (userId: string) => Promise<AccountStatus | undefine
 /**
  * A verifier that also asks whether the token's account may still act: a
  * deactivated (or deleted) user's tokens are refused, and a changed role
- * replaces the token's. Answers are kept for `ttlMs` per user, so a change
- * reaches every process within that time (ACCOUNT_CHECK_TTL_MS, under 60 s)
- * at the cost of one user lookup per user per interval.
+ * replaces the token's. Answers are kept for `ttlMs` per user (one user
+ * lookup per user per interval), and dropped as soon as the identity module
+ * says the account changed (ACCOUNTS_TOPIC: at once in its own process, over
+ * Redis in the others); the TTL (ACCOUNT_CHECK_TTL_MS, under 60 s) is the
+ * backstop for a drop that did not arrive.
  */
-export function accountChecked(verify: TokenVerifier, lookup: AccountLookup, ttlMs: number): TokenVerifier {
+export function accountChecked(
+  verify: TokenVerifier,
+  lookup: AccountLookup,
+  ttlMs: number,
+  invalidations: Invalidations,
+): TokenVerifier {
   // A gone account is cached as inactive; misses that arrive together share one lookup.
-  const accounts = new ReadCache<AccountStatus>({ ttlMs, max: 50_000 });
+  const accounts = new ReadCache<AccountStatus>({
+    ttlMs,
+    max: 50_000,
+    shared: { invalidations, topic: ACCOUNTS_TOPIC },
+  });
   return async (token) => {
     const claims = await verify(token);
     const account = await accounts.get(

@@ -137,6 +137,8 @@ describe('isStoreOutage', () => {
       isStoreOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })),
     ).toBe(true);
     expect(isStoreOutage(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: '08006' }) }))).toBe(true);
+    // A protocol violation is what a NUL in a value earns: bad input, which must not trip the outage alert.
+    expect(isStoreOutage(Object.assign(new Error('invalid message format'), { code: '08P01' }))).toBe(false);
     expect(isStoreOutage(Object.assign(new Error('duplicate key value'), { code: '23505' }))).toBe(false);
     expect(isStoreOutage(new TypeError('undefined is not a function'))).toBe(false);
     expect(isStoreOutage('ECONNREFUSED')).toBe(false);

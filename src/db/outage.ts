@@ -37,7 +37,9 @@ const OUTAGE_MESSAGES =
 export function isStoreOutage(err: unknown): boolean {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
-    if (typeof code === 'string' && (OUTAGE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+    // 08P01 (protocol violation) is what PostgreSQL answers to a value it cannot take (a NUL in a string): bad input, not an outage.
+    if (typeof code === 'string' && (OUTAGE_CODES.has(code) || (/^08[0-9A-Z]{3}$/.test(code) && code !== '08P01')))
+      return true;
     if (typeof name === 'string' && OUTAGE_NAMES.has(name)) return true;
     if (typeof message === 'string' && OUTAGE_MESSAGES.test(message)) return true;
   }

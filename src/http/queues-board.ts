@@ -5,6 +5,8 @@ import { KoaAdapter } from '@bull-board/koa';
 import type { Queue } from 'bullmq';
 import type { Context, Middleware } from 'koa';
 import { LRUCache } from 'lru-cache';
+import { ACCOUNTS_TOPIC } from '../../kit/auth.ts';
+import type { Invalidations } from '../../kit/shared.ts';
 import compose from 'koa-compose';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import {
@@ -117,6 +119,9 @@ const refuseJobChanges: Middleware = async (ctx, next) => {
 export type SignIn = (email: string, password: string, client: string) => Promise<{ role: string }>;
 
 /** Whether a request that changes something comes from elsewhere: another site's Origin, or a body a form could send. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function crossSite(ctx: Context): string | undefined {
   if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return undefined;
   const origin = ctx.get('Origin');
@@ -135,13 +140,23 @@ function crossSite(ctx: Context): string | undefined {
  * Bull Board at /admin/queues for administrators only: an admin Bearer
  * token, or HTTP basic with any admin account's e-mail and password (so a
  * browser can open it), checked by the identity module under the same
- * throttle as login. A successful basic sign-in is remembered for a minute (the board
- * polls its API every few seconds; each check is a bcrypt comparison).
+ * throttle as login. A successful basic sign-in is remembered as long as
+ * the token check trusts an account (ACCOUNT_CHECK_TTL_MS: the board polls
+ * its API every few seconds, and each check is a bcrypt comparison), and
+ * forgotten, like a token's account, the moment any account changes.
  * Changes (retry, clean...) are refused from other sites and with bodies a
  * form could send: cached basic credentials must not work cross-site. Jobs
  * are never made or rewritten here (BoardJobRefused).
  */
-export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; signIn?: SignIn }): Middleware {
+export function queuesBoard(opts: {
+  queues: Queue[];
+  verify: TokenVerifier;
+  signIn?: SignIn;
+  /** How long a basic sign-in is remembered (0: checked on every request). */
+  signInTtlMs: number;
+  /** Where account changes are heard (ACCOUNTS_TOPIC): every remembered sign-in is forgotten then. */
+  invalidations: Invalidations;
+}): Middleware {
   const adapter = new KoaAdapter();
   adapter.setBasePath(QUEUES_PATH);
   createBullBoard({
@@ -158,7 +173,14 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
     },
   });
   const board = adapter.registerPlugin() as unknown as Middleware;
-  const signedIn = new LRUCache<string, string>({ max: 1000, ttl: 60_000 });
+  const signedIn =
+    opts.signInTtlMs > 0 ? new LRUCache<string, string>({ max: 1000, ttl: opts.signInTtlMs }) : undefined;
+  // Which sign-in belongs to which account is not kept: any account's change forgets them all (changes are rare).
+  let changes = 0;
+  opts.invalidations.subscribe(ACCOUNTS_TOPIC, () => {
+    changes++;
+    signedIn?.clear();
+  });
 
   const gate: Middleware = async function queuesBoardAuth(ctx, next) {
     const refusal = crossSite(ctx);
@@ -167,17 +189,21 @@ export function queuesBoard(opts: { queues: Queue[]; verify: TokenVerifier; sign
     const basic = /^Basic\s+(.+)$/i.exec(header);
     if (basic) {
       const key = createHash('sha256').update(basic[1]!).digest('base64url');
-      let role = signedIn.get(key);
+      let role = signedIn?.get(key);
       if (!role) {
         const [email, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-        if (!opts.signIn) throw new BoardUnauthorized();
+        const password = rest.join(':');
+        // A control character (a NUL...) is in no account’s e-mail: refused here, it never reaches a database.
+        if (!opts.signIn || CONTROL.test(email ?? '')) throw new BoardUnauthorized();
+        const since = changes;
         try {
-          role = (await opts.signIn((email ?? '').trim().toLowerCase(), rest.join(':'), ctx.ip)).role;
+          role = (await opts.signIn((email ?? '').trim().toLowerCase(), password, ctx.ip)).role;
         } catch (err) {
           if (err instanceof Unauthorized || err instanceof ValidationFailed) throw new BoardUnauthorized();
           throw err;
         }
-        signedIn.set(key, role);
+        // Not remembered when an account changed while it was being checked: the answer may predate the change.
+        if (since === changes) signedIn?.set(key, role);
       }
       if (role !== 'admin') throw new Forbidden('Bull Board is for administrators');
     } else if (!header) {

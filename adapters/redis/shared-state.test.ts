@@ -1,0 +1,82 @@
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ReadCache } from '../../kit/read-cache.ts';
+import { freePorts, redisAnswers, TEST_REDIS_URL, testQueuePrefix } from '../../test/helpers/wait.ts';
+import { RedisSharedState } from './shared-state.ts';
+
+const redisUp = await redisAnswers();
+if (!redisUp) console.warn(`shared-state tests skipped: no Redis answers at ${TEST_REDIS_URL} (set TEST_REDIS_URL)`);
+const logger = pino({ level: 'silent' });
+const opened: RedisSharedState[] = [];
+afterAll(() => Promise.all(opened.map((s) => s.close())));
+
+/** One replica's shared state: two of these with one prefix are two replicas of a service. */
+async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2) {
+  const s = new RedisSharedState({ redisUrl: url, prefix, replicas, commandTimeoutMs: 500, logger });
+  opened.push(s);
+  await s.ready(2000);
+  return s;
+}
+
+const outcome = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: unknown) => (e instanceof Error ? `error: ${e.message}` : 'refused'),
+  );
+
+describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
+  it('counts one limit across two replicas: 40 concurrent consumes of a limit of 20 get exactly 20 through', async () => {
+    const prefix = testQueuePrefix();
+    const [a, b] = [await replica(prefix), await replica(prefix)];
+    const limits = [a, b].map((s) => s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 }));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => outcome(limits[i % 2]!.consume('10.0.0.1'))),
+    );
+    expect(results.filter((r) => r === 'ok')).toHaveLength(20);
+    expect(results.filter((r) => r === 'refused')).toHaveLength(20);
+  });
+
+  it('drops a cache entry on the other replica within 100 ms of the change', async () => {
+    const prefix = testQueuePrefix();
+    const [a, b] = [await replica(prefix), await replica(prefix)];
+    const caches = [a, b].map(
+      (s) =>
+        new ReadCache<{ v: number }>({
+          ttlMs: 60_000,
+          max: 10,
+          shared: { invalidations: s.invalidations, topic: 't' },
+        }),
+    );
+    let version = 1;
+    for (const c of caches) expect(await c.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
+    version = 2;
+    const started = Date.now();
+    await caches[0]!.forget(['k']);
+    expect(await caches[0]!.get('k', async () => ({ v: version }))).toEqual({ v: 2 });
+    let seen = 0;
+    while (Date.now() - started < 100 && seen !== 2) {
+      seen = (await caches[1]!.get('k', async () => ({ v: version }))).v;
+      if (seen !== 2) await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(seen).toBe(2);
+  });
+
+  it('with Redis unreachable, each replica allows limit / replicas and no error reaches the caller', async () => {
+    const [port] = await freePorts(1);
+    const s = await replica(testQueuePrefix(), `redis://127.0.0.1:${port}`, 2);
+    const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
+    const results: string[] = [];
+    for (let i = 0; i < 15; i++) results.push(await outcome(limit.consume('10.0.0.2')));
+    expect(results.filter((r) => r.startsWith('error'))).toEqual([]);
+    expect(results.filter((r) => r === 'ok')).toHaveLength(10);
+    // A drop that cannot be published is still made here.
+    const cache = new ReadCache<{ v: number }>({
+      ttlMs: 60_000,
+      max: 10,
+      shared: { invalidations: s.invalidations, topic: 't' },
+    });
+    await cache.get('k', async () => ({ v: 1 }));
+    await cache.forget(['k']);
+    expect(cache.peek('k')).toBeUndefined();
+  });
+});

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import { LocalInvalidations, type Invalidations, type SharedState } from '../../kit/shared.ts';
+
+export interface RedisSharedStateOptions {
+  redisUrl: string;
+  /** Namespaces the counters' keys and the drops' channel (one deployment's, not another's on the same Redis). */
+  prefix: string;
+  /** Replicas of this service: while Redis cannot be reached, each keeps limit / replicas in memory. */
+  replicas: number;
+  /** A Redis command not answered within this is an error (then the in-memory insurance decides). */
+  commandTimeoutMs: number;
+  logger: Logger;
+}
+
+interface Drop {
+  from: string;
+  topic: string;
+  keys?: string[];
+}
+
+/**
+ * Throttles and cache drops shared through Redis by every replica:
+ * - each limiter is rate-limiter-flexible's RateLimiterRedis (one atomic
+ *   increment per consume), with an in-memory insurance limiter of
+ *   points / replicas used whenever Redis does not answer, so an outage
+ *   neither lets a guesser through nor turns a login into a 5xx;
+ * - drops are published on one channel; each replica subscribes on a
+ *   connection of its own and, whenever that subscription comes back after
+ *   a loss, drops everything it caches (it may have missed messages).
+ */
+export class RedisSharedState implements SharedState {
+  readonly kind = 'redis' as const;
+  private readonly client: Redis;
+  private readonly subscriber: Redis;
+  private readonly local = new LocalInvalidations();
+  private readonly self = randomUUID();
+  private readonly channel: string;
+  private readonly subscribed: Promise<void>;
+  readonly invalidations: Invalidations;
+
+  constructor(private readonly o: RedisSharedStateOptions) {
+    if (o.replicas < 1) throw new Error('replicas must be at least 1');
+    this.channel = `${o.prefix}:invalidate`;
+    // No offline queue: a command while Redis is away fails at once, and the insurance limiter answers.
+    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: o.commandTimeoutMs };
+    this.client = new Redis(o.redisUrl, { ...options, lazyConnect: false });
+    this.client.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis connection error'));
+    this.subscriber = new Redis(o.redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+    this.subscriber.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis subscription error'));
+    let subscribedOnce = false;
+    this.subscriber.on('ready', () => {
+      // ioredis subscribes again on reconnect; what was published meanwhile is lost to this replica.
+      if (subscribedOnce) {
+        o.logger.info('cache-drop subscription is back: dropping every cached entry');
+        this.local.deliverAll();
+      }
+      subscribedOnce = true;
+    });
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      let drop: Drop;
+      try {
+        drop = JSON.parse(message) as Drop;
+      } catch {
+        return;
+      }
+      if (drop.from === this.self || typeof drop.topic !== 'string') return;
+      this.local.deliver(drop.topic, Array.isArray(drop.keys) ? drop.keys.map(String) : undefined);
+    });
+    this.subscribed = this.subscriber.subscribe(this.channel).then(
+      () => undefined,
+      (err: unknown) => {
+        o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not subscribe to cache drops');
+      },
+    );
+    this.invalidations = {
+      publish: (topic, keys) => this.publish(topic, keys),
+      subscribe: (topic, drop) => this.local.subscribe(topic, drop),
+    };
+  }
+
+  limiter(opts: { keyPrefix: string; points: number; duration: number }) {
+    return new RateLimiterRedis({
+      storeClient: this.client,
+      keyPrefix: `${this.o.prefix}:rl:${opts.keyPrefix}`,
+      points: opts.points,
+      duration: opts.duration,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory({
+        keyPrefix: `insurance:${opts.keyPrefix}`,
+        points: Math.max(1, Math.floor(opts.points / this.o.replicas)),
+        duration: opts.duration,
+      }),
+    });
+  }
+
+  private async publish(topic: string, keys?: readonly string[]): Promise<void> {
+    this.local.deliver(topic, keys);
+    const drop: Drop = { from: this.self, topic, ...(keys ? { keys: [...keys] } : {}) };
+    try {
+      await this.client.publish(this.channel, JSON.stringify(drop));
+    } catch (err) {
+      // The other replicas drop everything when their subscription comes back, or at the TTL.
+      this.o.logger.warn(
+        { err: err instanceof Error ? err.message : String(err), topic },
+        'a cache drop did not reach the other replicas: they serve the entry until its TTL',
+      );
+    }
+  }
+
+  /** Resolves once the drops' subscription is in place, or after `timeoutMs` (start-up waits on it, bounded). */
+  async ready(timeoutMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.subscribed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+    this.client.disconnect();
+  }
+}
