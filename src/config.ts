@@ -345,6 +345,10 @@ const envSchema = z
       description:
         'events handled at once: jobs per BullMQ worker, and deliveries per outbox relay (events about one order or one user always go out in order)',
     }),
+    EVENT_PARTITIONS: int(1, 256, 1).meta({
+      description:
+        "with BullMQ: queues per consuming module. 1: one queue `<prefix>-<module>`, EVENT_CONCURRENCY jobs at once per replica, per-subject order only at EVENT_CONCURRENCY=1 and one consumer replica. More: queues `<prefix>-<module>-p<i>` chosen by a hash of the event's subject, each handling one job at a time across all replicas, so events about one subject are handled in order with any number of replicas (up to this many jobs at once per module)",
+    }),
     OUTBOX_POLL_MS: int(10, 600_000, 1000).meta({
       description: 'how often each outbox is read even when nobody woke the relay (rows left by a crash)',
     }),
@@ -562,6 +566,8 @@ export interface Config {
     maxAttempts: number;
     backoffMs: number;
     concurrency: number;
+    /** BullMQ queues per consuming module, by a hash of the subject; see EVENT_PARTITIONS. */
+    partitions: number;
     pollMs: number;
     leaseSeconds: number;
     retentionHours: number;
@@ -678,6 +684,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: e.EVENT_MAX_ATTEMPTS,
       backoffMs: e.EVENT_BACKOFF_MS,
       concurrency: e.EVENT_CONCURRENCY,
+      partitions: e.EVENT_PARTITIONS,
       pollMs: e.OUTBOX_POLL_MS,
       leaseSeconds: e.OUTBOX_LEASE_SECONDS,
       retentionHours: e.OUTBOX_RETENTION_HOURS,

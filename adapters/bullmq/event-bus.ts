@@ -22,6 +22,25 @@ export interface BullMqEventBusOptions {
   logger: Logger;
   /** Prefix of every queue name: one queue per consuming module, `<prefix>-<module>`. */
   prefix?: string;
+  /**
+   * 1: one queue per consuming module, `concurrency` jobs at once per worker
+   * (per-subject order only at concurrency 1 and one replica). More: each
+   * consumer's events are spread over this many queues
+   * (`<prefix>-<module>-p<i>`) by a hash of their subject, and each queue runs
+   * one job at a time across every replica (BullMQ global concurrency 1), so
+   * events about one subject are handled in order however many replicas consume.
+   */
+  partitions?: number;
+}
+
+/** FNV-1a of the subject (the event id when it has none): the same partition in every process. */
+export function partitionOf(key: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % partitions;
 }
 
 /**
@@ -38,24 +57,28 @@ export class BullMqEventBus implements EventBus {
   private readonly workerConnections: Redis[] = [];
 
   constructor(opts: BullMqEventBusOptions) {
-    this.o = { prefix: 'toko', ...opts };
+    this.o = { prefix: 'toko', partitions: 1, ...opts };
+    if (!Number.isInteger(this.o.partitions) || this.o.partitions < 1) throw new Error('partitions must be at least 1');
     if (this.o.attempts < 1) throw new Error('attempts must be at least 1');
     if (this.o.concurrency < 1) throw new Error('concurrency must be at least 1');
     if (this.o.backoffMs < 0) throw new Error('backoffMs must not be negative');
     // BullMQ needs maxRetriesPerRequest: null on connections its workers block on.
     this.connection = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null });
     this.connection.on('error', (err) => this.o.logger.warn({ err: err.message }, 'redis connection error'));
-    for (const consumer of new Set(Object.values(this.o.routes).flat())) this.queue(consumer);
+    for (const consumer of new Set(Object.values(this.o.routes).flat()))
+      for (let p = 0; p < this.o.partitions; p++) this.queue(consumer, p);
   }
 
-  queueName(consumer: string): string {
-    return `${this.o.prefix}-${consumer}`;
+  /** The queue of `consumer`'s partition `partition` (the only one when there is one partition). */
+  queueName(consumer: string, partition = 0): string {
+    return this.o.partitions === 1 ? `${this.o.prefix}-${consumer}` : `${this.o.prefix}-${consumer}-p${partition}`;
   }
 
-  private queue(consumer: string): Queue {
-    let q = this.queues.get(consumer);
+  private queue(consumer: string, partition: number): Queue {
+    const name = this.queueName(consumer, partition);
+    let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(this.queueName(consumer), {
+      q = new Queue(name, {
         connection: this.connection,
         defaultJobOptions: {
           attempts: this.o.attempts,
@@ -65,7 +88,7 @@ export class BullMqEventBus implements EventBus {
         },
       });
       q.on('error', (err) => this.o.logger.warn({ err: err.message, queue: q!.name }, 'queue error'));
-      this.queues.set(consumer, q);
+      this.queues.set(name, q);
     }
     return q;
   }
@@ -78,24 +101,37 @@ export class BullMqEventBus implements EventBus {
   async publish(event: EventEnvelope, _delivery: DeliveryContext): Promise<void> {
     await Promise.all(
       (this.o.routes[event.type] ?? []).map((consumer) =>
-        this.queue(consumer).add(event.type, event, { jobId: event.id }),
+        this.queue(consumer, partitionOf(event.subject ?? event.id, this.o.partitions)).add(event.type, event, {
+          jobId: event.id,
+        }),
       ),
     );
   }
 
   consume(consumer: string, handlers: Record<string, EventHandler>): void {
     assertHandlersCover(this.o.routes, consumer, handlers);
+    for (let p = 0; p < this.o.partitions; p++) this.addWorker(consumer, p, handlers);
+  }
+
+  private addWorker(consumer: string, partition: number, handlers: Record<string, EventHandler>): void {
     const connection = this.connection.duplicate();
     this.workerConnections.push(connection);
     const worker = new Worker(
-      this.queueName(consumer),
+      this.queueName(consumer, partition),
       async (job: Job<EventEnvelope>) => {
         const handler = handlers[job.name];
         if (!handler) throw new Error(`${consumer} has no handler for ${job.name}`);
         const delivery = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 };
         await requestContext.run({ requestId: job.data.requestId ?? job.data.id }, () => handler(job.data, delivery));
       },
-      { connection, concurrency: this.o.concurrency, autorun: false },
+      // Partitioned: one job at a time per partition (also across replicas, by the queue's global concurrency).
+      // A worker that finds its partition busy on another replica waits as if rate limited: at most 250 ms, not 30 s.
+      {
+        connection,
+        concurrency: this.o.partitions === 1 ? this.o.concurrency : 1,
+        maximumRateLimitDelay: 250,
+        autorun: false,
+      },
     );
     worker.on('error', (err) => this.o.logger.warn({ err: err.message, consumer }, 'worker error'));
     worker.on('failed', (job, err) => {
@@ -110,6 +146,7 @@ export class BullMqEventBus implements EventBus {
 
   async start(): Promise<void> {
     await this.connection.ping();
+    if (this.o.partitions > 1) await Promise.all([...this.queues.values()].map((q) => q.setGlobalConcurrency(1)));
     for (const w of this.workers) void w.run().catch((err: unknown) => this.o.logger.error({ err }, 'worker stopped'));
   }
 

@@ -35,6 +35,7 @@ export async function createEventing(
         attempts: config.events.maxAttempts,
         backoffMs: config.events.backoffMs,
         concurrency: config.events.concurrency,
+        partitions: config.events.partitions,
         prefix: config.events.queuePrefix,
         logger: busLogger,
       })
