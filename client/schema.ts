@@ -29,7 +29,7 @@ export interface paths {
         };
         /**
          * Readiness: every hosted module's dependencies answer
-         * @description Answers 503 naming each check that failed.
+         * @description Answers 503 naming each check that failed, and 503 (`failing: ["draining"]`) from SIGTERM on.
          */
         get: operations["getReadiness"];
         put?: never;

@@ -399,6 +399,10 @@ const envSchema = z
         'deprecated, read by nothing: every proxy of a chain is listed in `TRUSTED_PROXIES`. Set without `TRUSTED_PROXIES`, it stops start-up, naming it',
       default: '—',
     }),
+    DRAIN_DELAY_MS: int(0, 60_000, 0).meta({
+      description:
+        'after SIGTERM, how long `/health/ready` answers 503 while requests are still served, so the gateway or load balancer stops sending new ones before the listener closes',
+    }),
     SHUTDOWN_TIMEOUT_MS: int(0, 120_000, 10_000).meta({
       description: 'how long in-flight requests may take to finish after SIGTERM',
     }),
@@ -579,6 +583,7 @@ export interface Config {
   bodyLimit: string;
   /** Addresses and CIDR ranges of the proxies whose X-Forwarded-For is believed; empty: none is. */
   trustedProxies: string[];
+  drainDelayMs: number;
   shutdownTimeoutMs: number;
   /** Set: traces are exported over OTLP/HTTP to this collector; unset: tracing is off. */
   tracing?: { endpoint: string; serviceName?: string };
@@ -695,6 +700,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: e.CORS_ORIGINS,
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
     trustedProxies: e.TRUSTED_PROXIES,
+    drainDelayMs: e.DRAIN_DELAY_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,

@@ -117,7 +117,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const checks = readinessChecks(databases, remotes, eventing);
   registerMetrics(metrics, eventing, remotes);
   const info = processInfo(eventing);
-  routes.push(...healthRoutesOf(config, checks, info));
+  const drain = { draining: false };
+  routes.push(...healthRoutesOf(config, checks, info, () => drain.draining));
   const { app, router } = await httpApp(config, logger, metrics, {
     routes,
     verify,
@@ -137,7 +138,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     },
     'toko is listening',
   );
-  const close = shutdown(listening.server, closer, config, logger);
+  const close = shutdown(listening.server, closer, config, logger, drain);
   return { ...listening, router, logger, databases, modules, eventing, ports, close };
 }
 
@@ -288,6 +289,7 @@ function healthRoutesOf(
   config: Config,
   checks: Record<string, HealthCheck>,
   info: Record<string, string>,
+  draining: () => boolean,
 ): BoundRoute[] {
   const hosted = config.modules;
   const peers = Object.fromEntries(
@@ -295,7 +297,10 @@ function healthRoutesOf(
       (e): e is [string, string] => e[1] !== undefined && !hosted.includes(e[0] as ModuleName),
     ),
   );
-  return healthRoutes.map((def) => ({ def, runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers } }));
+  return healthRoutes.map((def) => ({
+    def,
+    runtime: { modules: hosted, checks, info, timeoutMs: 2000, peers, draining },
+  }));
 }
 
 /** The Koa app over this process's routes, with Bull Board where BullMQ is in use and the contracts it serves at /internal. */
@@ -388,12 +393,26 @@ async function listen(config: Config, app: Koa, metrics: Metrics, closer: Closer
   return { server, port, url, metricsUrl };
 }
 
-/** Stops accepting, lets in-flight requests finish within SHUTDOWN_TIMEOUT_MS (then cuts them), then closes everything else. Idempotent. */
-function shutdown(server: Server, closer: Closer, config: Config, logger: Logger): () => Promise<void> {
+/**
+ * Drains, then closes: readiness answers 503 at once while requests are still
+ * served for DRAIN_DELAY_MS (the gateway or load balancer stops sending new
+ * ones), then the listener stops accepting, in-flight requests finish within
+ * SHUTDOWN_TIMEOUT_MS (then are cut), and the rest closes newest first
+ * (outbox relays and event workers finish their jobs). Idempotent.
+ */
+function shutdown(
+  server: Server,
+  closer: Closer,
+  config: Config,
+  logger: Logger,
+  drain: { draining: boolean },
+): () => Promise<void> {
   let closing: Promise<void> | undefined;
   return () =>
     (closing ??= (async () => {
-      logger.info('shutting down');
+      drain.draining = true;
+      logger.info({ drainDelayMs: config.drainDelayMs }, 'shutting down');
+      if (config.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;

@@ -36,6 +36,8 @@ export interface HealthRuntime {
   timeoutMs: number;
   /** The other services of a split deployment (`<M>_SERVICE_URL`), by the module each hosts, for `/health/system`. */
   peers: Record<string, string>;
+  /** True from SIGTERM on: readiness answers 503 (`failing: ['draining']`) while in-flight and new requests are still served. */
+  draining: () => boolean;
 }
 
 const route = routesFor<HealthRuntime>();
@@ -95,7 +97,7 @@ export const healthRoutes = [
     operationId: 'getReadiness',
     path: '/health/ready',
     summary: "Readiness: every hosted module's dependencies answer",
-    description: 'Answers 503 naming each check that failed.',
+    description: 'Answers 503 naming each check that failed, and 503 (`failing: ["draining"]`) from SIGTERM on.',
     tags: ['health'],
     access: 'public',
     problems: [NotReady],
@@ -113,6 +115,7 @@ export const healthRoutes = [
         },
       }),
     handler: async (_input, rt) => {
+      if (rt.draining()) throw new NotReady('Not ready: shutting down', { failing: ['draining'], info: rt.info });
       const { checks, failed } = await runChecks(rt);
       if (failed.length > 0)
         throw new NotReady(`Not ready: ${failed.join(', ')}`, { checks, failing: failed, info: rt.info });

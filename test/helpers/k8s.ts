@@ -380,7 +380,7 @@ export function policyProblems(objects: K8sObject[]): string[] {
 // ---------------------------------------------------------------- topology
 
 /** Named by the replicas work (draining), which src/config.ts does not read yet. */
-const PENDING_VARIABLES = ['DRAIN_DELAY_MS'];
+const PENDING_VARIABLES: string[] = [];
 
 const hostOfUrl = (url: string) => new URL(url).hostname;
 
