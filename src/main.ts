@@ -16,7 +16,27 @@ const tracing: Tracing | undefined = config.tracing
   : undefined;
 const logger = createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
 
+/** Rejects with a plain message when the port is taken, before any migration or seed runs. */
+async function portFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const { createServer } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `port ${port} on ${host} is in use (is toko already running? set PORT)`
+            : err.message,
+        ),
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
 try {
+  await portFree(config.port, config.host);
   // The embedded database starts on its own thread while the rest of toko loads.
   const database = embeddedDatabaseFor(config, logger);
   const embedded = database ? database.start().then(() => database) : Promise.resolve(undefined);
