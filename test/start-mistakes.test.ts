@@ -29,4 +29,32 @@ describe('npm start on a port in use', () => {
       taken.close();
     }
   }, 90_000);
+
+  it('with an unreachable REDIS_URL fails in one line after a bounded wait, before the database starts', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const redisPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
+    try {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          PORT: '0',
+          DATA_DIR: dir,
+          DATABASE_URL: '',
+          REDIS_URL: `redis://:sekrit@127.0.0.1:${redisPort}`,
+        },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/Redis at REDIS_URL does not answer/)]);
+      expect(run.stderr).not.toContain('sekrit');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
