@@ -141,4 +141,17 @@ describe('isStoreOutage', () => {
     expect(isStoreOutage(new TypeError('undefined is not a function'))).toBe(false);
     expect(isStoreOutage('ECONNREFUSED')).toBe(false);
   });
+
+  it('knows the MongoDB timeouts MikroORM rewraps as a DriverException with no cause, and not its other driver errors', () => {
+    const driver = (message: string) => Object.assign(new Error(message), { name: 'DriverException' });
+    expect(isStoreOutage(driver('Server selection timed out after 2000 ms'))).toBe(true);
+    expect(isStoreOutage(driver('Timed out while checking out a connection from connection pool'))).toBe(true);
+    expect(isStoreOutage(driver('connection 3 to 127.0.0.1:27017 timed out'))).toBe(true);
+    expect(isStoreOutage(driver('connection 3 to 127.0.0.1:27017 closed'))).toBe(true);
+    expect(
+      isStoreOutage(driver('Connection pool for 127.0.0.1:27017 was cleared because another operation failed')),
+    ).toBe(true);
+    expect(isStoreOutage(driver('E11000 duplicate key error collection: toko.product'))).toBe(false);
+    expect(isStoreOutage(new Error('Server selection timed out after 2000 ms'))).toBe(false);
+  });
 });
