@@ -103,6 +103,9 @@ describe('a database that goes away', () => {
     // Logged as what it is: a dependency down, not a fault in toko.
     expect(app.logs.some((l) => l.msg === 'a database is unavailable; answered 503')).toBe(true);
     expect(app.logs.some((l) => l.msg === 'unhandled error')).toBe(false);
+    // An outage is a warning, request lines included: nothing in toko is at fault.
+    expect(app.logs.filter((l) => l.msg === 'request' && l.status === 503).map((l) => l.level)).toContain('warn');
+    expect(app.logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 60_000);
 });
 
