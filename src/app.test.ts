@@ -218,6 +218,18 @@ describe('CORS', () => {
 });
 
 describe('health, metrics and docs', () => {
+  it('sends the bare address to the API docs, and names their addresses and /metrics when listening', async () => {
+    const res = await fetch(`${app.url}/`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/docs');
+    expect(app.logs.find((l) => l.msg === 'toko is listening')).toMatchObject({
+      url: app.url,
+      docs: `${app.url}/docs`,
+      redoc: `${app.url}/redoc`,
+      metrics: `${app.url}/metrics`,
+    });
+  });
+
   it('says it is alive and which modules it hosts', async () => {
     const res = await http.get('/health');
     expect(res.body).toEqual({ status: 'ok', modules: MODULE_NAMES });

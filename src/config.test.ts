@@ -6,6 +6,13 @@ import { MODULE_NAMES } from './registry.ts';
 import { processSharedState } from '../kit/shared.ts';
 
 describe('loadConfig', () => {
+  it('writes readable logs in development unless told not to, JSON elsewhere', () => {
+    expect(loadConfig({}).logPretty).toBe(true);
+    expect(loadConfig({ LOG_PRETTY: 'false' }).logPretty).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production' }).logPretty).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', LOG_PRETTY: 'true' }).logPretty).toBe(true);
+  });
+
   it('has working defaults for the embedded, single-process setup', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({

@@ -1,7 +1,7 @@
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z, type GlobalMeta } from 'zod';
-import { blankIsUnset, bool, int, optionalString } from '../kit/env.ts';
+import { blankIsUnset, bool, int, optionalBool, optionalString } from '../kit/env.ts';
 import { isAddressOrRange } from './http/client-address.ts';
 import { MODULE_DEFINITIONS, MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from './registry.ts';
 
@@ -217,9 +217,9 @@ const envSchema = z
         z.enum(LOG_LEVELS, { message: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
       )
       .meta({ description: '`fatal` `error` `warn` `info` `debug` `trace` `silent`; logs are JSON lines on stdout' }),
-    LOG_PRETTY: bool(false).meta({
+    LOG_PRETTY: optionalBool.meta({
       description:
-        '`true`: coloured, human-readable lines (pino-pretty), only when stdout is a terminal; JSON otherwise',
+        '`true`: coloured, human-readable lines (pino-pretty), only when stdout is a terminal; JSON otherwise. Unset: on in `development`',
     }),
     MODULES: moduleList.meta({
       description: `comma-separated modules this process hosts: ${MODULE_NAMES.map((m) => `\`${m}\``).join(', ')}`,
@@ -644,7 +644,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST ?? e.HOST, token: e.METRICS_TOKEN },
     logLevel: e.LOG_LEVEL,
-    logPretty: e.LOG_PRETTY,
+    logPretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development',
     tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT
       ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME }
       : undefined,

@@ -16,7 +16,57 @@ const tracing: Tracing | undefined = config.tracing
   : undefined;
 const logger = createLogger({ level: config.logLevel, service: serviceName(config), pretty: config.logPretty });
 
+/** Rejects with a plain message when the port is taken, before any migration or seed runs. */
+async function portFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const { createServer } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `port ${port} on ${host} is in use (is toko already running? set PORT)`
+            : err.message,
+        ),
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+/** Resolves once Redis answers PING; rejects in one plain sentence after `withinMs` of refused or silent attempts. */
+async function redisAnswers(url: string, withinMs: number): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const deadline = Date.now() + withinMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      connectTimeout: Math.max(100, deadline - Date.now()),
+    });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      await redis.ping();
+      redis.disconnect();
+      return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+      redis.disconnect();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`Redis at REDIS_URL does not answer after ${withinMs} ms (${last})`);
+}
+
 try {
+  await portFree(config.port, config.host);
+  // Redis unreachable at start is a mistake to report, not to retry forever; once running, a lost Redis is survived.
+  if (config.redisUrl) await redisAnswers(config.redisUrl, Math.max(5000, config.storeTimeoutMs));
   // The embedded database starts on its own thread while the rest of toko loads.
   const database = embeddedDatabaseFor(config, logger);
   const embedded = database ? database.start().then(() => database) : Promise.resolve(undefined);

@@ -131,10 +131,12 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   logger.info(
     {
       url: listening.url,
+      docs: `${listening.url}/docs`,
+      redoc: `${listening.url}/redoc`,
       modules: config.modules,
       startupMs: Math.round(process.uptime() * 1000),
-      ...(eventing.bullmq ? { queues: info.queuesDashboard } : {}),
-      ...(listening.metricsUrl ? { metrics: listening.metricsUrl } : {}),
+      ...(eventing.bullmq ? { queues: `${listening.url}${QUEUES_PATH}` } : {}),
+      metrics: listening.metricsUrl ?? `${listening.url}/metrics`,
     },
     'toko is listening',
   );

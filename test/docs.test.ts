@@ -81,4 +81,43 @@ describe('README and docs/', () => {
     expect(readme).toContain('```sh\nnpm test\n```');
     expect(readme.split('\n').length).toBeLessThan(200);
   });
+
+  it('start-up and memory numbers have one source: docs/performance.md quotes the footprint results, README none of its own', () => {
+    const page = read('docs/performance.md');
+    const file = /On an idle machine \(`([^`]+-footprint\.json)`\)/.exec(page)?.[1];
+    expect(file).toBeDefined();
+    const { rows } = (
+      JSON.parse(read(`bench/results/${file}`)) as {
+        footprint: {
+          rows: {
+            topology: string;
+            firstStartMs: number;
+            restartMs: number;
+            rssFirstStart: number;
+            rssRestart: number;
+            rssAfterLoad: number;
+          }[];
+        };
+      }
+    ).footprint;
+    const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    const label: Record<string, string> = {
+      embedded: '`npm start`, embedded',
+      postgres: '`npm start`, PostgreSQL',
+      split: '`npm run split` (4 services, gateway, one embedded database)',
+    };
+    const lines = page.split('\n');
+    for (const r of rows) {
+      const row = lines.find((l) => l.startsWith(`| ${label[r.topology]} |`));
+      expect(row, r.topology).toBe(
+        `| ${label[r.topology]} | ${s(r.firstStartMs)} | ${s(r.restartMs)} | ${r.rssFirstStart} MiB | ${r.rssRestart} MiB | ${r.rssAfterLoad} MiB |`,
+      );
+    }
+    const embedded = rows.find((r) => r.topology === 'embedded')!;
+    const flat = page.replace(/\s+/g, ' ');
+    expect(flat).toContain(`Start-up on this slower day is ${s(embedded.restartMs)} on restart`);
+    expect(flat).toContain(`| ${s(embedded.firstStartMs)}, ${s(embedded.restartMs)} (this day);`);
+    // README points to the page rather than quoting timings that drift from it.
+    expect(read('README.md')).not.toMatch(/\d(\.\d+)? ?(s|ms|MiB)\b/);
+  });
 });

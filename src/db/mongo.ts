@@ -27,6 +27,8 @@ export async function openModuleMongo(
       serverSelectionTimeoutMS: opts.timeoutMs,
       connectTimeoutMS: opts.timeoutMs,
       waitQueueTimeoutMS: opts.timeoutMs,
+      // A frozen server (SIGSTOP) accepts and never answers: without this a read waits until the OS gives up.
+      socketTimeoutMS: opts.timeoutMs,
     },
     allowGlobalContext: false,
     discovery: { warnWhenNoEntities: false },

@@ -103,6 +103,9 @@ describe('a database that goes away', () => {
     // Logged as what it is: a dependency down, not a fault in toko.
     expect(app.logs.some((l) => l.msg === 'a database is unavailable; answered 503')).toBe(true);
     expect(app.logs.some((l) => l.msg === 'unhandled error')).toBe(false);
+    // An outage is a warning, request lines included: nothing in toko is at fault.
+    expect(app.logs.filter((l) => l.msg === 'request' && l.status === 503).map((l) => l.level)).toContain('warn');
+    expect(app.logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 60_000);
 });
 
@@ -142,5 +145,18 @@ describe('isStoreOutage', () => {
     expect(isStoreOutage(Object.assign(new Error('duplicate key value'), { code: '23505' }))).toBe(false);
     expect(isStoreOutage(new TypeError('undefined is not a function'))).toBe(false);
     expect(isStoreOutage('ECONNREFUSED')).toBe(false);
+  });
+
+  it('knows the MongoDB timeouts MikroORM rewraps as a DriverException with no cause, and not its other driver errors', () => {
+    const driver = (message: string) => Object.assign(new Error(message), { name: 'DriverException' });
+    expect(isStoreOutage(driver('Server selection timed out after 2000 ms'))).toBe(true);
+    expect(isStoreOutage(driver('Timed out while checking out a connection from connection pool'))).toBe(true);
+    expect(isStoreOutage(driver('connection 3 to 127.0.0.1:27017 timed out'))).toBe(true);
+    expect(isStoreOutage(driver('connection 3 to 127.0.0.1:27017 closed'))).toBe(true);
+    expect(
+      isStoreOutage(driver('Connection pool for 127.0.0.1:27017 was cleared because another operation failed')),
+    ).toBe(true);
+    expect(isStoreOutage(driver('E11000 duplicate key error collection: toko.product'))).toBe(false);
+    expect(isStoreOutage(new Error('Server selection timed out after 2000 ms'))).toBe(false);
   });
 });

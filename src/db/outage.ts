@@ -29,6 +29,10 @@ const OUTAGE_NAMES = new Set([
 const OUTAGE_MESSAGES =
   /Connection terminated|Connection ended|timeout exceeded when trying to connect|Client has encountered a connection error|Timeout acquiring a connection/i;
 
+/** What the MongoDB driver's timeouts say once MikroORM rewraps them as a DriverException with no cause. */
+const MONGO_TIMEOUT_MESSAGES =
+  /Server selection timed out|Timed out while checking out a connection|connection (?:\S+ )?to \S+ (?:timed out|closed)|Connection pool for \S+ was cleared|Topology is closed/i;
+
 /**
  * Whether an error means a database is unavailable (down, unreachable, or not
  * answering within STORE_TIMEOUT_MS), rather than a fault in the request or
@@ -42,6 +46,7 @@ export function isStoreOutage(err: unknown): boolean {
       return true;
     if (typeof name === 'string' && OUTAGE_NAMES.has(name)) return true;
     if (typeof message === 'string' && OUTAGE_MESSAGES.test(message)) return true;
+    if (name === 'DriverException' && typeof message === 'string' && MONGO_TIMEOUT_MESSAGES.test(message)) return true;
   }
   return false;
 }

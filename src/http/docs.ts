@@ -56,6 +56,7 @@ export const DOC_ROUTES: MetaRoute[] = [
     summary: 'This OpenAPI 3.1 document',
     contentType: 'application/json',
   },
+  { method: 'get', path: '/', operationId: 'getHome', summary: 'Redirects to /docs', contentType: 'text/html' },
   { method: 'get', path: '/docs', operationId: 'getSwaggerUi', summary: 'Swagger UI', contentType: 'text/html' },
   { method: 'get', path: '/redoc', operationId: 'getRedoc', summary: 'Redoc', contentType: 'text/html' },
 ];
@@ -65,6 +66,10 @@ export function mountDocs(router: Router, document: () => unknown): void {
   const cache = new Map<string, Buffer>();
   router.get('/openapi.json', (ctx) => {
     ctx.body = document();
+  });
+  // README's first link is the bare address: it leads to the API docs rather than a 404.
+  router.get('/', (ctx) => {
+    ctx.redirect('/docs');
   });
   router.get('/docs', (ctx) => {
     ctx.type = 'text/html';

@@ -30,7 +30,9 @@ export function requestLines(logger: Logger): (line: RequestLine) => void {
   return (line) => {
     const trace = currentTraceIds();
     const entry = trace ? { ...line, ...trace } : line;
-    if (line.status >= 500) lines.error(entry, 'request');
+    // 503 is a store or peer not answering (already said once as a warning), not a fault in toko.
+    if (line.status === 503) lines.warn(entry, 'request');
+    else if (line.status >= 500) lines.error(entry, 'request');
     else lines.info(entry, 'request');
   };
 }

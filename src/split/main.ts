@@ -16,6 +16,7 @@ const { env, dropped } = passedOn(process.env);
 const logger = createLogger({ level: config.logLevel, service: 'toko-split' });
 if (dropped.length > 0)
   logger.warn({ dropped }, 'these variables are set per service by the launcher, so yours are not passed on');
+// A launch that cannot start (a port taken by a split already running, say) says why in one line, not a stack.
 const topology = await startSplit({
   dataDir: path.join(config.dataDir, 'split'),
   gatewayPort: Number(process.env.GATEWAY_PORT ?? 8080),
@@ -24,6 +25,9 @@ const topology = await startSplit({
   env: { SEED_DEMO: 'true', ...env },
   embedded: { templateDir: config.embeddedTemplateDir, logger },
   onLine: (service, line) => process.stdout.write(`${service.padEnd(12)} ${line}\n`),
+}).catch((err: unknown) => {
+  process.stderr.write(`toko split: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
 });
 process.stdout.write(
   [
