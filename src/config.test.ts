@@ -44,10 +44,11 @@ describe('loadConfig', () => {
       };
       return productModule.wire(kernel as unknown as Parameters<typeof productModule.wire>[0]);
     };
-    // The demo catalogue only for the embedded product store, unless told.
+    // An empty catalogue gets the demo products whatever the store, unless told not to.
     expect(wired({}).seedDemo).toBe(true);
-    expect(wired({ DATABASE_URL: 'postgres://a@db/shop' }).seedDemo).toBe(false);
-    expect(wired({ PRODUCT_MONGODB_URL: 'mongodb://m/shop' }).seedDemo).toBe(false);
+    expect(wired({ DATABASE_URL: 'postgres://a@db/shop' }).seedDemo).toBe(true);
+    expect(wired({ PRODUCT_MONGODB_URL: 'mongodb://m/shop' }).seedDemo).toBe(true);
+    expect(wired({ DATABASE_URL: 'postgres://a@db/shop', SEED_DEMO: 'false' }).seedDemo).toBe(false);
     expect(wired({ DATABASE_URL: 'postgres://a@db/shop', SEED_DEMO: 'true' }).seedDemo).toBe(true);
     expect(wired({ SEED_DEMO: 'false', PRODUCT_CACHE_TTL_MS: '0' })).toMatchObject({ seedDemo: false, cacheTtlMs: 0 });
   });

@@ -139,23 +139,38 @@ describe('requests.http', () => {
 });
 
 describe('the walk-through in docs/api.md', () => {
-  it('runs in a shell against toko, every curl answered with success, twice', async () => {
+  const script = () => {
     const api = readFileSync(path.resolve(import.meta.dirname, '..', 'docs', 'api.md'), 'utf8');
     const heading = api.indexOf('\n## A walk through the API\n');
     expect(heading, 'docs/api.md has its walk-through').toBeGreaterThan(-1);
-    const section = api.slice(heading);
-    const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
-    expect(script).toContain('curl');
-    // As written, against this test's toko; any answer that is not 2xx stops the script.
-    const run = [
-      'set -euo pipefail',
-      `curl() { command curl --fail-with-body "$@"; }`,
-      script.replaceAll('localhost:3000', new URL(app.url).host),
-      'echo "walk-through done: order $ORDER"',
-    ].join('\n');
+    const text = /```sh\n([\s\S]*?)```/.exec(api.slice(heading))![1]!;
+    expect(text).toContain('curl');
+    return text;
+  };
+  const walk = (url: string) =>
+    promisify(execFile)('bash', ['-c', script().replaceAll('localhost:3000', new URL(url).host)], { timeout: 30_000 });
+
+  it('runs in a shell against toko as written, every step answered with success, twice', async () => {
     for (let i = 0; i < 2; i++) {
-      const { stdout } = await promisify(execFile)('bash', ['-c', run], { timeout: 30_000 });
+      const { stdout } = await walk(app.url);
       expect(stdout).toMatch(/walk-through done: order [0-9a-f-]{36}/);
+    }
+  });
+
+  it('stops at the first step that fails: with no product to find, no order is attempted and it exits non-zero', async () => {
+    const empty = await startTestApp({ SEED_DEMO: 'false' });
+    try {
+      const failed = await walk(empty.url).then(
+        () => undefined,
+        (err: { code?: number; stdout?: string; stderr?: string }) => err,
+      );
+      expect(failed, 'the walk-through went on past a failed step').toBeDefined();
+      expect(failed!.code).not.toBe(0);
+      expect(failed!.stdout).not.toMatch(/walk-through done/);
+      // It stopped where the product was looked up (no product: node could not read an id), before any order.
+      expect(failed!.stderr).toMatch(/TypeError|Cannot read/);
+    } finally {
+      await empty.close();
     }
   });
 });

@@ -29,8 +29,9 @@ const productSettings = z.object({
       'products by id and catalogue pages (`GET /api/v1/products…`) may be answered from memory for this long; every write drops what it touched at once in its process and, with `REDIS_URL`, in every other replica within milliseconds, so this is only the backstop for a drop that did not arrive. `0` turns the cache off',
   }),
   SEED_DEMO: optionalBool.meta({
-    description: 'load the demo catalogue at start-up when the catalogue is empty',
-    default: '`true` when products are embedded, else `false`',
+    description:
+      'load the demo catalogue at start-up when the catalogue is empty (any store, any topology); `false` for a shop that starts empty',
+    default: '`true`',
   }),
 });
 
@@ -62,8 +63,8 @@ export const productModule = defineModule<
     ...k.base,
     database: k.database(),
     currency: k.currency,
-    // The demo catalogue is for the one-command embedded start; a database server starts empty unless asked.
-    seedDemo: k.settings.SEED_DEMO ?? k.embedded,
+    // An empty catalogue gets the demo products in every topology and store unless told not to (SEED_DEMO=false).
+    seedDemo: k.settings.SEED_DEMO ?? true,
     cacheTtlMs: k.settings.PRODUCT_CACHE_TTL_MS,
     invalidations: k.shared.invalidations,
   }),
