@@ -9,7 +9,8 @@
  *   if (error?.code === 'ORDER.OUT_OF_STOCK') console.log(error.items);
  */
 import createClient, { type Client } from 'openapi-fetch';
-import type { components, operations, paths } from './schema.ts';
+// `.js`: the built package's declarations name the built file (a type-only import, erased from the JavaScript).
+import type { components, operations, paths } from './schema.js';
 
 export type { components, operations, paths };
 /** The API's named schemas: `Schemas['Order']`, `Schemas['Problem.ORDER.OUT_OF_STOCK']`... */

@@ -49,12 +49,20 @@ async function redisAnswers(url: string, withinMs: number): Promise<void> {
       connectTimeout: Math.max(100, deadline - Date.now()),
     });
     redis.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await redis.connect();
-      await redis.ping();
+      // The whole probe is bounded: a listener that accepts and never answers (a frozen or wrong endpoint) must not hang start-up.
+      await Promise.race([
+        redis.connect().then(() => redis.ping()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), Math.max(100, deadline - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
       redis.disconnect();
       return;
     } catch (err) {
+      clearTimeout(timer);
       last = err instanceof Error ? err.message : String(err);
       redis.disconnect();
       await new Promise((r) => setTimeout(r, 250));

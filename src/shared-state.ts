@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import type { Closer } from './closer.ts';
 
 /** How long a Redis command of a throttle may take before the in-memory insurance answers instead. */
-const COMMAND_TIMEOUT_MS = 500;
+const COMMAND_TIMEOUT_MS = 250;
 
 /**
  * What the replicas of a service share: with REDIS_URL, throttles counted in

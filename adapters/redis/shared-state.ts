@@ -15,6 +15,8 @@ export interface RedisSharedStateOptions {
   logger: Logger;
 }
 
+const PROBE_EVERY_MS = 1000;
+
 interface Drop {
   from: string;
   topic: string;
@@ -39,6 +41,7 @@ export class RedisSharedState implements SharedState {
   private readonly self = randomUUID();
   private readonly channel: string;
   private readonly subscribed: Promise<void>;
+  private readonly watchdog: NodeJS.Timeout;
   readonly invalidations: Invalidations;
 
   constructor(private readonly o: RedisSharedStateOptions) {
@@ -48,6 +51,11 @@ export class RedisSharedState implements SharedState {
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: o.commandTimeoutMs };
     this.client = new Redis(o.redisUrl, { ...options, lazyConnect: false });
     this.client.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis connection error'));
+    // A Redis that accepts connections but does not answer (frozen, half-open) still looks "ready": a PING
+    // every second that goes unanswered drops the connection, so the throttles turn to their insurance at
+    // once instead of waiting out a timeout on every call, and the commands queued to it are dropped.
+    this.watchdog = setInterval(() => void this.probe(), PROBE_EVERY_MS);
+    this.watchdog.unref();
     this.subscriber = new Redis(o.redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: true });
     this.subscriber.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis subscription error'));
     let subscribedOnce = false;
@@ -118,7 +126,27 @@ export class RedisSharedState implements SharedState {
     clearTimeout(timer);
   }
 
+  private async probe(): Promise<void> {
+    for (const connection of [this.client, this.subscriber]) {
+      if (connection.status !== 'ready') continue;
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        connection.ping().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.o.commandTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (!answered && connection.status === 'ready') {
+        this.o.logger.warn('shared-state redis does not answer: reconnecting; throttles use their in-memory insurance');
+        connection.disconnect(true);
+      }
+    }
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.watchdog);
     this.subscriber.disconnect();
     this.client.disconnect();
   }

@@ -97,14 +97,26 @@ const key = (email: string, client: string) => `${email}\u0000${client}`;
  */
 export function addressKey(client: string): string {
   if (isIP(client) !== 6) return client;
-  const [head = '', tail] = client.toLowerCase().split('::');
+  // A dotted IPv4 tail is two groups.
+  const written = client
+    .toLowerCase()
+    .replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) =>
+      [((+a << 8) | +b).toString(16), ((+c << 8) | +d).toString(16)].join(':'),
+    );
+  const [head = '', tail] = written.split('::');
   const left = head ? head.split(':') : [];
   const right = tail === undefined ? [] : tail ? tail.split(':') : [];
-  // An embedded IPv4 tail (`::ffff:1.2.3.4`) takes two groups; only the first four groups matter here.
-  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right].map((g) =>
+    parseInt(g, 16),
+  );
+  // An IPv4 address written as IPv6 (`::ffff:1.2.3.4`, `0:0:0:0:0:ffff:102:304`, `::1.2.3.4`) is that IPv4 address.
+  const [g6 = 0, g7 = 0] = groups.slice(6);
+  const compatible = groups[5] === 0 && !written.endsWith('::') && g6 !== 0;
+  if (groups.slice(0, 5).every((g) => g === 0) && (groups[5] === 0xffff || compatible))
+    return [g6 >> 8, g6 & 255, g7 >> 8, g7 & 255].join('.');
   return `${groups
     .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .map((g) => g.toString(16))
     .join(':')}::/64`;
 }
 

@@ -199,5 +199,8 @@ describe('addressKey', () => {
     expect(addressKey('2001:0DB8:0000:0000:1:2:3:4')).toBe('2001:db8:0:0::/64');
     expect(addressKey('::1')).toBe('0:0:0:0::/64');
     expect(addressKey('fe80::1:2:3:4:5')).toBe('fe80:0:0:1::/64');
+    // An IPv4 address however IPv6 spells it is that IPv4 address, never the shared bucket of 0:0:0:0::/64.
+    for (const v4 of ['::ffff:1.2.3.4', '0:0:0:0:0:ffff:1.2.3.4', '::ffff:102:304', '::1.2.3.4'])
+      expect(addressKey(v4), v4).toBe('1.2.3.4');
   });
 });

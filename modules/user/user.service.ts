@@ -112,6 +112,9 @@ export class UserService {
   private async accountsChanged(ids: string[]): Promise<void> {
     await this.byId.forget(ids);
     await this.invalidations.publish(ACCOUNTS_TOPIC, ids);
+    // Once more after another replica's users-by-id entry has surely gone: a process that heard the first drop
+    // and asked a replica whose drop had not yet arrived may have cached the old account again.
+    setTimeout(() => void this.invalidations.publish(ACCOUNTS_TOPIC, ids), (this.d.cacheTtlMs ?? 0) + 100).unref();
   }
 
   private em(): EntityManager {
@@ -223,16 +226,21 @@ export class UserService {
     await this.d.guard.succeeded(input.email, client, { knownAddress });
     // Remembered (refreshed at most daily): from here, this account's across-addresses limit never locks this address out.
     if (days > 0 && (!user.known_at || Date.now() - new Date(user.known_at).getTime() > DAY_MS))
-      await this.d.sql.query(
-        `with "gone" as (
+      await this.d.sql
+        .query(
+          `with "gone" as (
            delete from ${table('known_addresses')}
             where "user_id" = $1 and "address" <> $2 and "signed_in_at" <= now() - $3::int * interval '1 day'
          )
          insert into ${table('known_addresses')} ("user_id", "address", "signed_in_at") values ($1, $2, now())
          on conflict ("user_id", "address") do update set "signed_in_at" = excluded."signed_in_at"`,
-        [user.id, address, days],
-        'users.knownAddress',
-      );
+          [user.id, address, days],
+          'users.knownAddress',
+        )
+        // Best effort: the login succeeded; an address not remembered this time only loses its exemption.
+        .catch((err: unknown) =>
+          this.d.logger.warn({ err, userId: user.id }, 'could not remember the sign-in address'),
+        );
     return { id: user.id, role: user.role };
   }
 
