@@ -32,7 +32,17 @@ export class RedisServer {
     );
   }
 
+  /** SIGSTOP: Redis keeps its socket and accepts connections, but answers nothing (a frozen store, not a stopped one). */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    this.thaw();
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = once(child, 'exit');
