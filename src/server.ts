@@ -135,7 +135,12 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       redoc: `${listening.url}/redoc`,
       modules: config.modules,
       startupMs: Math.round(process.uptime() * 1000),
-      ...(eventing.bullmq ? { queues: `${listening.url}${QUEUES_PATH}` } : {}),
+      ...(eventing.bullmq
+        ? {
+            queues: `${listening.url}${QUEUES_PATH}`,
+            queuesSignIn: 'any admin account (HTTP basic) or an admin bearer token',
+          }
+        : {}),
       metrics: listening.metricsUrl ?? `${listening.url}/metrics`,
     },
     'toko is listening',

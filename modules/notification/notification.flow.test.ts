@@ -290,7 +290,9 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
           (await http.get('/admin/queues', { headers: { authorization: basic(c.email, c.password) } })).status,
         ).toBe(403);
         // The listening line says how to sign in.
-        expect(app.logs.find((l) => l.msg === 'toko is listening')?.queues).toMatch(/any admin account/);
+        const listening = app.logs.find((l) => l.msg === 'toko is listening');
+        expect(listening?.queues).toMatch(/\/admin\/queues$/);
+        expect(listening?.queuesSignIn).toMatch(/any admin account/);
 
         // Cross-site changes with cached basic credentials are refused: a foreign Origin, or a form body.
         const creds = { authorization: basic(ADMIN.email, ADMIN.password) };

@@ -122,18 +122,20 @@ export function addressKey(client: string): string {
 
 /**
  * Throttles registration per client address (an IPv6 address as its /64): at
- * most `maxPerClient` registrations per window, and at most `maxConflicts`
- * answered 409 (e-mail or username taken: what tells who has an account).
- * Both are reserved as a registration starts, so a concurrent burst gets no
- * more; a registration that turns out not to conflict gives its conflict
- * back (`done`). Past either, 429 with Retry-After.
+ * most `maxPerClient` registrations per window, counted as they start (a
+ * concurrent burst gets no more), and at most `maxConflicts` answered 409
+ * (e-mail or username taken: what tells who has an account), counted at the
+ * moment a conflict is found: one past the limit is answered 429 instead of
+ * 409, so even a concurrent burst learns of no more than `maxConflicts`
+ * accounts, while registrations that do not conflict are never held up by
+ * it. Past either, 429 with Retry-After.
  */
 export class SignUpGuard {
   private readonly conflicts: Limiter;
   private readonly registrations: Limiter;
 
   constructor(
-    o: { maxConflicts: number; maxPerClient: number; windowSeconds: number },
+    private readonly o: { maxConflicts: number; maxPerClient: number; windowSeconds: number },
     limiter: (o: LimiterOptions) => Limiter = (o) => new RateLimiterMemory(o),
   ) {
     if (o.maxConflicts < 1 || o.maxPerClient < 1) throw new Error('registration limits must be at least 1');
@@ -141,32 +143,32 @@ export class SignUpGuard {
     this.registrations = limiter({ keyPrefix: 'signup-client', points: o.maxPerClient, duration: o.windowSeconds });
   }
 
-  /** Reserves a registration and a conflict of this address; throws TooManyRequests (keeping neither) when either is used up. */
+  /** Refuses an address past its conflicts, then counts a registration of it; throws TooManyRequests. */
   async attempt(client: string): Promise<void> {
     const address = addressKey(client);
-    try {
-      await this.conflicts.consume(address);
-    } catch (err) {
-      if (err instanceof Error) throw err;
-      throw refusal(
-        (err as RateLimiterRes).msBeforeNext,
-        'Too many registrations with taken details from this address; try again later',
-      );
-    }
+    const spent = await this.conflicts.get(address);
+    if (spent && spent.consumedPoints >= this.o.maxConflicts) throw conflictsRefusal(spent.msBeforeNext);
     try {
       await this.registrations.consume(address);
     } catch (err) {
-      await this.conflicts.reward(address).catch(() => undefined);
       if (err instanceof Error) throw err;
       throw refusal((err as RateLimiterRes).msBeforeNext, 'Too many registrations from this address; try again later');
     }
   }
 
-  /** The registration did not conflict (it succeeded, or failed for another reason): its reserved conflict is given back. */
-  async done(client: string): Promise<void> {
-    await this.conflicts.reward(addressKey(client));
+  /** A conflict was found: counted now; throws TooManyRequests (to answer instead of the 409) when it is one too many. */
+  async conflicted(client: string): Promise<void> {
+    try {
+      await this.conflicts.consume(addressKey(client));
+    } catch (err) {
+      if (err instanceof Error) throw err;
+      throw conflictsRefusal((err as RateLimiterRes).msBeforeNext);
+    }
   }
 }
+
+const conflictsRefusal = (waitMs: number) =>
+  refusal(waitMs, 'Too many registrations with taken details from this address; try again later');
 
 const refusal = (waitMs: number, detail: string) =>
   new TooManyRequests(detail, { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });

@@ -124,15 +124,12 @@ export class UserService {
   /** Creates a customer. Throws UserAlreadyExists naming the taken field. */
   async register(input: NewUser, client = 'internal'): Promise<UserDto> {
     await this.d.signUps?.attempt(client);
-    let conflicted = false;
     try {
       return await this.create(input);
     } catch (err) {
-      conflicted = err instanceof UserAlreadyExists;
+      // Counted as the conflict is found; one past the limit answers 429 instead of telling that the account exists.
+      if (err instanceof UserAlreadyExists) await this.d.signUps?.conflicted(client);
       throw err;
-    } finally {
-      // A conflict keeps the count it reserved; anything else gives it back.
-      if (!conflicted) await this.d.signUps?.done(client);
     }
   }
 
