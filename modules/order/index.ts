@@ -39,7 +39,8 @@ const orderSettings = z.object({
     description: 'a `pending` order older than this is released and rejected by the recovery pass',
   }),
   ORDER_RECOVERY_INTERVAL_SECONDS: int(1, 86_400, 30).meta({
-    description: 'how often the recovery pass runs (it also runs at start-up)',
+    description:
+      'how often the recovery pass runs: on one replica per period (the first to claim it), and at each start-up',
   }),
 });
 

@@ -202,3 +202,26 @@ describe('order recovery', () => {
     expect((await call(app.url, 'GET', '/api/v1/admin/orders?stuck=maybe', { token: admin })).status).toBe(422);
   });
 });
+
+describe('the periodic pass across replicas', () => {
+  it('runs on exactly one of three replicas per period, however many ticks arrive at once', async () => {
+    const real = app.server.ports.get('product') as ProductPort;
+    const replicas = [build(real), build(real), build(real)];
+    const { orm } = replicas[0]!;
+    const runs = async () =>
+      (await Promise.all(replicas.flatMap((r) => [r.recovery.tick(), r.recovery.tick()]))).filter(
+        (r) => r !== undefined,
+      ).length;
+    // Whatever an earlier pass left: this period starts now.
+    await orm.em.fork().getConnection().execute(`delete from "orders"."periodic_runs"`);
+    expect(await runs()).toBe(1);
+    // Within the same period nobody runs it again.
+    expect(await runs()).toBe(0);
+    // A period later (the last run moved back by one interval), again exactly one.
+    await orm.em
+      .fork()
+      .getConnection()
+      .execute(`update "orders"."periodic_runs" set "ran_at" = "ran_at" - interval '60 seconds'`);
+    expect(await runs()).toBe(1);
+  });
+});

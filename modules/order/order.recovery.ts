@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ProductPort } from '../product/contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
+import { table } from './schema.ts';
 import { errorText, type OrderService } from './order.service.ts';
 
 export interface RecoveryOptions {
@@ -26,7 +27,10 @@ export interface RecoveryResult {
  * has its reservation released (idempotent; it also closes the reservation
  * so a late reserve cannot take stock) and then becomes `rejected`; a
  * cancelled order whose stock is still held gets it released. Safe to run in
- * several processes at once: every step is idempotent or conditional.
+ * several processes at once (every step is idempotent or conditional), but
+ * the periodic pass runs on one replica per period: each tick claims the
+ * period in `periodic_runs` (one conditional upsert), and only the replica
+ * whose claim succeeds runs it.
  */
 export class OrderRecovery {
   private readonly o: RecoveryOptions;
@@ -50,10 +54,31 @@ export class OrderRecovery {
 
   start(): void {
     this.timer = setInterval(
-      () => void this.runOnce().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')),
+      () => void this.tick().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')),
       this.o.intervalSeconds * 1000,
     );
     this.timer.unref();
+  }
+
+  /**
+   * The periodic pass, on whichever replica claims this period first: the
+   * claim succeeds when no replica ran it within the last period (a little
+   * less, so timers that drift do not skip one). Returns undefined when
+   * another replica has it.
+   */
+  async tick(): Promise<RecoveryResult | undefined> {
+    const claimed = await this.deps.orm.em
+      .fork()
+      .getConnection()
+      .execute<{ name: string }[]>(
+        `insert into ${table('periodic_runs')} ("name", "ran_at") values ('order-recovery', now())
+         on conflict ("name") do update set "ran_at" = excluded."ran_at"
+         where ${table('periodic_runs')}."ran_at" <= now() - ?::int * interval '1 millisecond'
+         returning "name"`,
+        [Math.round(this.o.intervalSeconds * 1000 * 0.9)],
+      );
+    if (claimed.length === 0) return undefined;
+    return this.runOnce();
   }
 
   /** Stops the timer and waits for a pass in progress, at most `waitMs` (a pass stuck on a dead database must not block shutdown). */
