@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { EventDef } from '../../kit/contract.ts';
 import type { EventBus, EventEnvelope } from '../../kit/events.ts';
 import { subjectOf } from './routing.ts';
+import { isStoreOutage } from '../db/outage.ts';
 import type { Sql } from '../../kit/sql.ts';
 import { SpanKind, contextFrom, currentTraceparent, inSpan } from '../../kit/tracing.ts';
 import { jsonColumn } from '../../kit/values.ts';
@@ -119,7 +120,13 @@ export class OutboxRelay {
       while ((await this.pass()) === this.o.batchSize && !this.stopped);
       if (++this.passes % 100 === 1) await this.prune();
     } catch (err) {
-      this.o.logger.error({ err, module: this.o.module }, 'outbox relay pass failed');
+      // A database that is away is an outage (retried at the next poll, alerted on elsewhere), not a fault of the relay.
+      if (isStoreOutage(err))
+        this.o.logger.warn(
+          { err: errorMessage(err), module: this.o.module },
+          'outbox relay pass waits for its database',
+        );
+      else this.o.logger.error({ err, module: this.o.module }, 'outbox relay pass failed');
     }
   }
 
@@ -268,3 +275,5 @@ function toEnvelope(row: OutboxRow, producer: string, events: Record<string, Eve
     payload,
   };
 }
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
