@@ -9,7 +9,7 @@ import { UserNotFound, type UserDto } from './contract.ts';
 import { addressKey, type LoginGuard, type SignUpGuard } from './login-guard.ts';
 import { UserEntity, type User } from './user.entity.ts';
 import { InvalidCredentials, LastAdmin, UserAlreadyExists } from './user.errors.ts';
-import { isUuid } from '../../kit/values.ts';
+import { CONTROL_OR_FORMAT, isUuid } from '../../kit/values.ts';
 import { ValidationFailed } from '../../kit/errors.ts';
 import { ReadCache } from '../../kit/read-cache.ts';
 import { LocalInvalidations, type Invalidations } from '../../kit/shared.ts';
@@ -82,8 +82,6 @@ const fromRow = (r: UserRow): UserDto => ({
   updatedAt: new Date(r.updated_at).toISOString(),
 });
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
 const DAY_MS = 86_400_000;
 
 function takenField(err: UniqueConstraintViolationException): 'email' | 'username' {
@@ -196,7 +194,7 @@ export class UserService {
     client: string,
   ): Promise<{ id: string; role: UserDto['role'] }> {
     // A control character (a NUL...) is in no e-mail: refused before it reaches the database, as a wrong e-mail is.
-    if (!fitsBcrypt(input.password) || CONTROL.test(input.email))
+    if (!fitsBcrypt(input.password) || CONTROL_OR_FORMAT.test(input.email))
       throw new InvalidCredentials('E-mail or password is wrong');
     const address = addressKey(client);
     const days = this.d.knownAddressDays ?? 0;

@@ -20,6 +20,7 @@ import {
 } from '../../kit/errors.ts';
 import { authorize } from './auth.ts';
 import { QUEUES_PATH } from './queues-route.ts';
+import { CONTROL_OR_FORMAT } from '../../kit/values.ts';
 
 /** 401 that also invites a browser to ask for basic credentials. */
 class BoardUnauthorized extends AppError {
@@ -119,8 +120,6 @@ const refuseJobChanges: Middleware = async (ctx, next) => {
 export type SignIn = (email: string, password: string, client: string) => Promise<{ role: string }>;
 
 /** Whether a request that changes something comes from elsewhere: another site's Origin, or a body a form could send. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 function crossSite(ctx: Context): string | undefined {
   if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return undefined;
@@ -194,7 +193,7 @@ export function queuesBoard(opts: {
         const [email, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
         const password = rest.join(':');
         // A control character (a NUL...) is in no account’s e-mail: refused here, it never reaches a database.
-        if (!opts.signIn || CONTROL.test(email ?? '')) throw new BoardUnauthorized();
+        if (!opts.signIn || CONTROL_OR_FORMAT.test(email ?? '')) throw new BoardUnauthorized();
         const since = changes;
         try {
           role = (await opts.signIn((email ?? '').trim().toLowerCase(), password, ctx.ip)).role;
