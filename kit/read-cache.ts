@@ -80,8 +80,10 @@ export class ReadCache<T extends object> {
    * stays the limit).
    */
   forget(keys?: string[]): Promise<void> {
+    // Publishing hands the drop to this process's subscribers, this cache among them, before it returns.
+    if (this.shared) return this.shared.invalidations.publish(this.shared.topic, keys);
     this.drop(keys);
-    return this.shared ? this.shared.invalidations.publish(this.shared.topic, keys) : Promise.resolve();
+    return Promise.resolve();
   }
 
   /** Drops `keys` (every entry when none are given) in this process and starts a new generation. */
