@@ -138,7 +138,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
       ...(eventing.bullmq
         ? {
             queues: `${listening.url}${QUEUES_PATH}`,
-            queuesSignIn: 'any admin account (HTTP basic) or an admin bearer token',
+            queuesSignIn: QUEUES_SIGN_IN,
           }
         : {}),
       metrics: listening.metricsUrl ?? `${listening.url}/metrics`,
@@ -281,12 +281,15 @@ function registerMetrics(metrics: Metrics, eventing: Eventing, remotes: Remotes)
   registerQueueMetrics(metrics.registry, () => eventing.bullmq?.allQueues() ?? []);
 }
 
+/** Who may open Bull Board, as readiness and the listening line say it. */
+const QUEUES_SIGN_IN = 'any admin account (HTTP basic) or an admin bearer token';
+
 /** Facts about this process that readiness shows. */
 function processInfo(eventing: Eventing): Record<string, string> & { queuesDashboard: string } {
   return {
     eventBus: eventing.bus.kind,
     queuesDashboard: eventing.bullmq
-      ? `${QUEUES_PATH}: sign in with any admin account (HTTP basic) or an admin bearer token`
+      ? `${QUEUES_PATH}: sign in with ${QUEUES_SIGN_IN}`
       : 'off: BullMQ is not in use (set REDIS_URL to use it)',
   };
 }

@@ -22,7 +22,7 @@ const topology = await startSplit({
   gatewayPort: Number(process.env.GATEWAY_PORT ?? 8080),
   basePort: Number(process.env.SPLIT_BASE_PORT ?? 3100),
   redisUrl: config.redisUrl ?? 'redis://127.0.0.1:6379',
-  env: { SEED_DEMO: 'true', ...env },
+  env,
   embedded: { templateDir: config.embeddedTemplateDir, logger },
   onLine: (service, line) => process.stdout.write(`${service.padEnd(12)} ${line}\n`),
 }).catch((err: unknown) => {
