@@ -34,36 +34,43 @@ function slowBus() {
   return { bus, delivered, maxInFlight: () => maxInFlight };
 }
 
+/** `steps` events per user into the user module's outbox, step by step: events about one user in the order 0, 1, 2… */
+async function recordSteps(users: string[], steps: number): Promise<void> {
+  const orm = sqlOrm(app.server, 'user');
+  for (let step = 0; step < steps; step++)
+    for (const userId of users)
+      await orm.em
+        .fork()
+        .getConnection()
+        .execute(
+          `insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`,
+          [randomUUID(), JSON.stringify({ userId, step })],
+        );
+}
+
+/** A relay of the user module's outbox onto `bus`, polling every `pollMs`, four deliveries at once. */
+const relayOnto = (bus: EventBus, pollMs: number) =>
+  new OutboxRelay({
+    module: 'user',
+    schema: 'users',
+    sql: sqlDatabase(app.server, 'user').sql,
+    bus,
+    events: userContract.events,
+    logger: pino({ level: 'silent' }),
+    maxAttempts: 3,
+    backoffMs: 10,
+    pollMs,
+    retentionHours: 1,
+    concurrency: 4,
+  });
+
 describe('OutboxRelay', () => {
   it('delivers events about different subjects side by side, and those about one subject in order', async () => {
-    const orm = sqlOrm(app.server, 'user');
     const users = Array.from({ length: 6 }, () => randomUUID());
     // Three events per user, recorded one after another.
-    for (let step = 0; step < 3; step++) {
-      for (const userId of users) {
-        await orm.em
-          .fork()
-          .getConnection()
-          .execute(
-            `insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`,
-            [randomUUID(), JSON.stringify({ userId, step })],
-          );
-      }
-    }
+    await recordSteps(users, 3);
     const { bus, delivered, maxInFlight } = slowBus();
-    const relay = new OutboxRelay({
-      module: 'user',
-      schema: 'users',
-      sql: sqlDatabase(app.server, 'user').sql,
-      bus,
-      events: userContract.events,
-      logger: pino({ level: 'silent' }),
-      maxAttempts: 3,
-      backoffMs: 10,
-      pollMs: 50,
-      retentionHours: 1,
-      concurrency: 4,
-    });
+    const relay = relayOnto(bus, 50);
     relay.start();
     const started = Date.now();
     while (delivered.length < 18 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
@@ -83,44 +90,23 @@ describe('several relays on one outbox (replicas of the producer)', () => {
   // Per-subject order does NOT hold across relays today (one relay keeps it within its batch; two relays may
   // deliver one subject's events out of order): the subject is not a column the claim could order by. Known gap.
   it('deliver each of 300 events exactly once between three relays', async () => {
-    const orm = sqlOrm(app.server, 'user');
     const users: string[] = Array.from({ length: 30 }, () => randomUUID());
-    for (let step = 0; step < 10; step++) {
-      for (const userId of users) {
-        await orm.em
-          .fork()
-          .getConnection()
-          .execute(
-            `insert into "users"."outbox" ("id", "type", "version", "payload", "occurred_at") values (?, 'user.registered', 1, ?::jsonb, clock_timestamp())`,
-            [randomUUID(), JSON.stringify({ userId, step })],
-          );
-      }
-    }
+    await recordSteps(users, 10);
     const delivered: { relay: number; event: EventEnvelope }[] = [];
-    const relays = [0, 1, 2].map(
-      (n) =>
-        new OutboxRelay({
-          module: 'user',
-          schema: 'users',
-          sql: sqlDatabase(app.server, 'user').sql,
-          bus: {
-            kind: 'in-process',
-            async publish(event) {
-              await new Promise((r) => setTimeout(r, 2));
-              delivered.push({ relay: n, event });
-            },
-            consume: () => undefined,
-            start: async () => undefined,
-            close: async () => undefined,
+    const relays = [0, 1, 2].map((n) =>
+      relayOnto(
+        {
+          kind: 'in-process',
+          async publish(event) {
+            await new Promise((r) => setTimeout(r, 2));
+            delivered.push({ relay: n, event });
           },
-          events: userContract.events,
-          logger: pino({ level: 'silent' }),
-          maxAttempts: 3,
-          backoffMs: 10,
-          pollMs: 20,
-          retentionHours: 1,
-          concurrency: 4,
-        }),
+          consume: () => undefined,
+          start: async () => undefined,
+          close: async () => undefined,
+        },
+        20,
+      ),
     );
     for (const r of relays) r.start();
     const ours = () => delivered.filter((d) => users.includes((d.event.payload as { userId: string }).userId));
