@@ -66,7 +66,7 @@ export class ProductService {
     this.info = new ReadCache({ ttlMs: opts.cacheTtlMs, max, ...shared('product.info') });
   }
 
-  /** After a stock change: the products and every page, here at once and on every other replica. */
+  /** After a stock change: the products and every page, here at once (before this returns) and on every other replica (when it settles; never rejects). */
   private async stockMoved(ids?: string[]): Promise<void> {
     await Promise.all([this.byId.forget(ids), this.pages.forget()]);
   }
@@ -197,7 +197,9 @@ export class ProductService {
     try {
       return await this.store.reserve(reservationId, items);
     } finally {
-      await this.stockMoved(items.map((i) => i.productId));
+      // Dropped here before answering; the other replicas' drop is not waited for on the order path (stock they
+      // show may lag by the publish, never past the TTL; reservations read stock in the store, never a cache).
+      void this.stockMoved(items.map((i) => i.productId));
     }
   }
 
@@ -206,7 +208,7 @@ export class ProductService {
       return { released: await this.store.release(reservationId) };
     } finally {
       // Which products a reservation held is the store's to know: drop everything (releases are rare).
-      await this.stockMoved();
+      void this.stockMoved();
     }
   }
 
