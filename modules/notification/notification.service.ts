@@ -163,7 +163,7 @@ export class NotificationService {
   ): Promise<void> {
     if (await this.d.inbox.handled(event.id, template)) return;
     const p = await prepare();
-    const mail = { to: p.recipient, subject: p.rendered.subject, text: p.rendered.text };
+    const mail = { id: `${event.id}.${template}`, to: p.recipient, subject: p.rendered.subject, text: p.rendered.text };
     const values = [randomUUID(), event.id, p.userId, template, mail.to, mail.subject, mail.text];
     try {
       await this.d.transport.send(mail);

@@ -165,6 +165,14 @@ export class SmtpCatcher {
     return this.accepted.filter((m) => unfold(m).includes(text)).length;
   }
 
+  /** Distinct messages (by Message-ID) among those: a resend of one notification after a crash is the same message. */
+  messages(text: string): number {
+    const ids = this.accepted
+      .filter((m) => unfold(m).includes(text))
+      .map((m) => /^Message-ID:\s*(\S+)/im.exec(m)?.[1] ?? m);
+    return new Set(ids).size;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }

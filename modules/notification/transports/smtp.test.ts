@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../../test/helpers/app.ts';
 import { api, newUser } from '../../../test/helpers/http.ts';
 import { waitFor } from '../../../test/helpers/wait.ts';
+import { SmtpTransport } from './smtp.ts';
 
 interface Received {
   from: string;
@@ -15,6 +16,7 @@ interface Received {
 const ADMIN = { email: 'admin@toko.test', password: 'admin-password-1' };
 const inbox: Received[] = [];
 let smtp: SMTPServer;
+let port: number;
 let app: TestApp;
 const http = api(() => app.url);
 
@@ -38,7 +40,7 @@ beforeAll(async () => {
     },
   });
   await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-  const port = (smtp.server.address() as AddressInfo).port;
+  port = (smtp.server.address() as AddressInfo).port;
   app = await startTestApp({
     NOTIFY_TRANSPORT: 'smtp',
     SMTP_URL: `smtp://127.0.0.1:${port}`,
@@ -84,5 +86,22 @@ describe('the SMTP transport', () => {
     expect(mail.parsed.text).toContain('2 × Teh Melati: IDR 37,000');
     expect(mail.parsed.text).toContain('Total: IDR 37,000');
     expect(inbox.filter((m) => m.to.includes(u.email))).toHaveLength(2);
+    // The notification's own Message-ID (its event and template): a resend after a crash is recognisably the same message.
+    expect(mail.parsed.messageId).toMatch(/^<[0-9a-f-]{36}\.order-confirmed@toko>$/);
+  });
+
+  it('gives one notification the same Message-ID on every send, and different notifications different ones', async () => {
+    const transport = new SmtpTransport({ url: `smtp://127.0.0.1:${port}`, from: 'halo@toko.test' });
+    const to = `again-${Date.now()}@example.co.id`;
+    try {
+      for (const id of ['ev-1.welcome', 'ev-1.welcome', 'ev-2.welcome'])
+        await transport.send({ id, to, subject: 'Halo', text: 'Selamat datang' });
+    } finally {
+      await transport.close();
+    }
+    const ids = await Promise.all(
+      inbox.filter((m) => m.to.includes(to)).map(async (m) => (await simpleParser(m.raw)).messageId),
+    );
+    expect(ids).toEqual(['<ev-1.welcome@toko>', '<ev-1.welcome@toko>', '<ev-2.welcome@toko>']);
   });
 });

@@ -11,7 +11,13 @@ export class SmtpTransport implements MailTransport {
   }
 
   async send(mail: OutgoingMail): Promise<void> {
-    await this.transporter.sendMail({ to: mail.to, subject: mail.subject, text: mail.text });
+    // A Message-ID of the notification's own: a resend after a crash is the same message, which mail clients show once.
+    await this.transporter.sendMail({
+      messageId: `<${mail.id}@toko>`,
+      to: mail.to,
+      subject: mail.subject,
+      text: mail.text,
+    });
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,10 @@
 export interface OutgoingMail {
+  /**
+   * The same for every send of one notification (its event and template): a
+   * send repeated after a crash between the hand-over and its record carries
+   * it again, so the receiver can tell it is the same message.
+   */
+  id: string;
   to: string;
   subject: string;
   text: string;
