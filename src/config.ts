@@ -255,7 +255,7 @@ const envSchema = z
     HTTP_CLIENT_TIMEOUT_MS: int(1, 120_000, 2000).meta({ description: 'timeout of each internal call attempt' }),
     STORE_TIMEOUT_MS: int(100, 120_000, 2000).meta({
       description:
-        "the longest a request waits to reach a database: a new connection, a free one from the pool, MongoDB's server selection; past it the request is answered 503 with `Retry-After`",
+        "the longest a request waits on a database: a new connection, a free one from the pool, MongoDB's server selection, and on a PostgreSQL server each statement's answer (after migrations); past it the request is answered 503 with `Retry-After`",
     }),
     HTTP_CLIENT_RETRIES: int(0, 10, 2).meta({
       description: 'extra attempts for contract methods marked idempotent, with exponential backoff and jitter',

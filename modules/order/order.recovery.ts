@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ProductPort } from '../product/contract.ts';
 import type { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
+import { isStoreOutage } from '../../kit/outage.ts';
 import { table } from './schema.ts';
 import { errorText, type OrderService } from './order.service.ts';
 
@@ -54,7 +55,13 @@ export class OrderRecovery {
 
   start(): void {
     this.timer = setInterval(
-      () => void this.tick().catch((err: unknown) => this.deps.logger.error({ err }, 'order recovery failed')),
+      () =>
+        void this.tick().catch((err: unknown) =>
+          // A database that is away is an outage, said as a warning; the next tick tries again.
+          isStoreOutage(err)
+            ? this.deps.logger.warn({ err }, 'order recovery skipped: its database is unavailable')
+            : this.deps.logger.error({ err }, 'order recovery failed'),
+        ),
       this.o.intervalSeconds * 1000,
     );
     this.timer.unref();

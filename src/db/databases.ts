@@ -6,7 +6,7 @@ import { MODULE_DEFINITIONS } from '../registry.ts';
 import type { EmbeddedPostgres } from './embedded-postgres.ts';
 import { EMBEDDED_POOL_PER_MODULE, embeddedDatabaseFor, placeOf } from './placement.ts';
 import { withEventTables } from './event-tables.ts';
-import { migrateModule, openModuleOrm } from './orm.ts';
+import { boundStatements, migrateModule, openModuleOrm } from './orm.ts';
 import { sqlOf } from './sql.ts';
 
 /**
@@ -67,6 +67,8 @@ export async function openDatabases(
       const applied = await migrateModule(orm, { schema: def.schema, migrations }, { lock: url !== undefined });
       if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');
     }
+    // A server can freeze under open connections; the embedded database lives and stalls with this process.
+    if (url) boundStatements(orm, config.storeTimeoutMs);
   }
   return databases;
 }

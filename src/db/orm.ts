@@ -5,12 +5,65 @@ import type { BaseDeps, ModuleDefinition } from '../../kit/module.ts';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModule = ModuleDefinition<BaseDeps, any, any>;
 
+/** The statement limit of each ORM's pooled connections: off (0) until `boundStatements` sets it. */
+const statementLimits = new WeakMap<MikroORM, { ms: number }>();
+
+/** node-postgres's client, as far as the statement limit needs it. */
+interface PgClient {
+  query: (...args: unknown[]) => unknown;
+  connection?: { stream?: { destroy(): void } };
+}
+
+const READ_TIMEOUT = 'Query read timeout';
+const timedOut = (err: unknown) => err instanceof Error && err.message === READ_TIMEOUT;
+
+/**
+ * Gives every statement on `conn` node-postgres's client-side `query_timeout`
+ * while `limit.ms` is set, and closes the connection when one runs out: a
+ * database that stopped answering (SIGSTOP, a frozen VM) leaves its
+ * connections open and silent, so neither the pool's wait nor TCP keepalive
+ * ever ends such a statement. Closing the socket marks the connection
+ * disposed for the pool, and a server that wakes up rolls its transaction back.
+ */
+function limitStatements(conn: PgClient, limit: { ms: number }): void {
+  const query = conn.query.bind(conn);
+  const drop = () => conn.connection?.stream?.destroy();
+  conn.query = (config: unknown, ...rest: unknown[]) => {
+    if (limit.ms <= 0 || !config || typeof config !== 'object' || 'submit' in config) return query(config, ...rest);
+    const bounded = { ...config, query_timeout: limit.ms };
+    const at = rest.findIndex((a) => typeof a === 'function');
+    if (at >= 0) {
+      const callback = rest[at] as (err: unknown, res: unknown) => void;
+      rest[at] = (err: unknown, res: unknown) => {
+        if (timedOut(err)) drop();
+        callback(err, res);
+      };
+      return query(bounded, ...rest);
+    }
+    return (query(bounded, ...rest) as Promise<unknown>).catch((err: unknown) => {
+      if (timedOut(err)) drop();
+      throw err;
+    });
+  };
+}
+
+/**
+ * From now on, a statement on this ORM's pool that gets no answer within `ms`
+ * fails (an outage: 503) and its connection is closed. Set after migrations,
+ * which may legitimately run longer (and wait on each other's lock).
+ */
+export function boundStatements(orm: MikroORM, ms: number): void {
+  const limit = statementLimits.get(orm);
+  if (limit) limit.ms = ms;
+}
+
 /** One MikroORM instance per module, bound to that module's own schema; committed migrations only. */
 export async function openModuleOrm(
   mod: AnyModule,
   opts: { clientUrl: string; poolMax: number; timeoutMs: number; logger: Logger },
 ): Promise<MikroORM> {
-  return MikroORM.init({
+  const limit = { ms: 0 };
+  const orm = await MikroORM.init({
     clientUrl: opts.clientUrl,
     schema: mod.schema,
     entities: mod.entities,
@@ -21,8 +74,26 @@ export async function openModuleOrm(
       snapshot: false,
     },
     // Bounded waits: a new connection, and a free one from the pool; a dead peer is noticed by TCP keepalive.
-    pool: { min: 0, max: opts.poolMax, acquireTimeoutMillis: opts.timeoutMs, createTimeoutMillis: opts.timeoutMs },
-    driverOptions: { connection: { connectionTimeoutMillis: opts.timeoutMs, keepAlive: true } },
+    pool: {
+      min: 0,
+      max: opts.poolMax,
+      acquireTimeoutMillis: opts.timeoutMs,
+      createTimeoutMillis: opts.timeoutMs,
+      afterCreate: (conn: PgClient, done: (err: Error | null, conn: PgClient) => void) => {
+        limitStatements(conn, limit);
+        done(null, conn);
+      },
+    },
+    driverOptions: {
+      connection: { connectionTimeoutMillis: opts.timeoutMs, keepAlive: true },
+      // knex's own notices (a closed connection leaving the pool) go to the log, not to the console.
+      log: {
+        warn: (message: string) => opts.logger.warn({ module: mod.name }, message),
+        error: (message: string) => opts.logger.error({ module: mod.name }, message),
+        deprecate: (message: string) => opts.logger.warn({ module: mod.name }, message),
+        debug: () => undefined,
+      },
+    },
     forceUtcTimezone: true,
     allowGlobalContext: false,
     ensureDatabase: false,
@@ -37,6 +108,8 @@ export async function openModuleOrm(
       isEnabled: () => false,
     }),
   });
+  statementLimits.set(orm, limit);
+  return orm;
 }
 
 /**

@@ -3,7 +3,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { productModule } from '../../modules/product/index.ts';
 import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.ts';
-import { TEST_ADMIN, call } from '../../test/helpers/http.ts';
+import { TEST_ADMIN, call, type Res } from '../../test/helpers/http.ts';
+import { waitFor } from '../../test/helpers/wait.ts';
 import { openModuleMongo } from './mongo.ts';
 import { isStoreOutage } from './outage.ts';
 
@@ -11,11 +12,14 @@ import { isStoreOutage } from './outage.ts';
  * A TCP hop in front of a database that a test can cut: `pass` forwards,
  * `refuse` closes every connection at once (the server is down), `blackhole`
  * accepts and never answers (a network partition: the worst case, where
- * only a bounded wait helps).
+ * only a bounded wait helps). `freeze` keeps every open connection open and
+ * stops carrying bytes either way, as a database stopped with SIGSTOP does:
+ * the pool's connections look alive and nothing they send is answered.
  */
 class Hop {
   mode: 'pass' | 'refuse' | 'blackhole' = 'pass';
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<[Socket, Socket]>();
   private server: Server | undefined;
   constructor(private readonly upstream: { host: string; port: number }) {}
 
@@ -31,10 +35,13 @@ class Hop {
       server.on('close', () => this.sockets.delete(server));
       server.on('error', () => client.destroy());
       client.on('close', () => server.destroy());
+      const pair: [Socket, Socket] = [client, server];
       server.connect(this.upstream.port, this.upstream.host, () => {
         client.pipe(server);
         server.pipe(client);
+        this.pairs.add(pair);
       });
+      client.on('close', () => this.pairs.delete(pair));
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     return (this.server.address() as AddressInfo).port;
@@ -44,6 +51,26 @@ class Hop {
   cut(mode: 'refuse' | 'blackhole'): void {
     this.mode = mode;
     for (const s of this.sockets) s.destroy();
+  }
+
+  /** Open connections stay open and carry nothing; new ones are accepted and never answered. */
+  freeze(): void {
+    this.mode = 'blackhole';
+    for (const [client, server] of this.pairs) {
+      client.unpipe(server);
+      server.unpipe(client);
+      client.pause();
+      server.pause();
+    }
+  }
+
+  /** Carries what waited meanwhile, and everything after it. */
+  thaw(): void {
+    this.mode = 'pass';
+    for (const [client, server] of this.pairs) {
+      client.pipe(server);
+      server.pipe(client);
+    }
   }
 
   async close(): Promise<void> {
@@ -105,6 +132,41 @@ describe('a database that goes away', () => {
     expect(app.logs.some((l) => l.msg === 'unhandled error')).toBe(false);
     // An outage is a warning, request lines included: nothing in toko is at fault.
     expect(app.logs.filter((l) => l.msg === 'request' && l.status === 503).map((l) => l.level)).toContain('warn');
+    expect(app.logs.filter((l) => l.level === 'error')).toEqual([]);
+  }, 60_000);
+
+  it('answers 503 within its wait when the database freezes under open connections (SIGSTOP), and recovers on thaw', async () => {
+    // Warm the pool: the connections a frozen database leaves open are the ones that hang.
+    await Promise.all(Array.from({ length: 4 }, () => get(uncached())));
+    hop.freeze();
+    try {
+      // A request still unanswered after 10 s counts as a hang (status 0).
+      const hang = () =>
+        new Promise<Res>((r) =>
+          setTimeout(() => r({ status: 0, text: 'hung', body: {}, headers: new Headers() }), 10_000).unref(),
+        );
+      const frozen = await Promise.all(
+        [
+          get(uncached()),
+          get(uncached()),
+          call(app.url, 'POST', '/api/v1/users/login', {
+            body: { email: 'someone@toko.test', password: 'long-enough-password' },
+          }),
+        ].map((request) => Promise.race([request, hang()])),
+      );
+      for (const res of frozen) {
+        expect(res.status, res.text).toBe(503);
+        expect(res.body).toMatchObject({ code: 'SERVICE.UNAVAILABLE', status: 503 });
+      }
+    } finally {
+      hop.thaw();
+    }
+    await waitFor(
+      'reads again after the thaw',
+      async () => ((await get(uncached())).status === 404 ? true : undefined),
+      10_000,
+      100,
+    );
     expect(app.logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 60_000);
 });
