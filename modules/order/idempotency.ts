@@ -7,6 +7,13 @@ import { table } from './schema.ts';
 
 export interface IdempotencyOptions {
   ttlSeconds: number;
+  /**
+   * How long a first attempt may hold its key in flight. Past it, the attempt
+   * is over (it met an outage or a crash before recording its outcome; no
+   * request runs this long): a retry answers the order it placed, or places
+   * one when it placed none.
+   */
+  leaseSeconds: number;
   /** How long a duplicate waits for the first request to finish before it gets 409. */
   waitMs: number;
   pollMs: number;
@@ -17,7 +24,9 @@ interface Row {
   state: 'in_flight' | 'done';
   response_status: number | null;
   response_body: unknown;
-  expires_at: Date;
+  order_id: string | null;
+  /** In flight past the lease: its attempt is over. */
+  abandoned: boolean;
 }
 
 interface StoredProblem {
@@ -33,7 +42,38 @@ interface StoredProblem {
  * a 409 problem) for `ttlSeconds`; the same key with another body is 422; a
  * duplicate arriving while the first runs waits for it up to `waitMs`, then
  * gets 409. Outcomes that may change on retry (503, 500) are not kept.
+ *
+ * An attempt that cannot record its outcome (its database went away, or the
+ * process died) leaves the key in flight; once `leaseSeconds` have passed, a
+ * retry answers the order that attempt placed (`recover`), or takes the key
+ * and places one when it placed none. The pending order names its key in the
+ * statement that creates it (`placedWith`), and is created only while that
+ * attempt still holds the key, so a slow first attempt and a retry that took
+ * over its key never both place an order.
  */
+/** A key held by this attempt: `token` tells it from a later claim of the same key. */
+export interface KeyClaim {
+  userId: string;
+  key: string;
+  token: string;
+}
+
+/**
+ * A `with` clause for the statement that creates the pending order `$orderId`:
+ * it names the order on its key while `claim` still holds it. The statement
+ * must create the order only when this clause returned a row (`"placed_with"`).
+ */
+export function placedWith(claim: KeyClaim, orderId: string, first: number): { sql: string; values: string[] } {
+  return {
+    sql: `"placed_with" as (
+       update ${table('idempotency_keys')} set "order_id" = $${first}::uuid
+       where "user_id" = $${first + 1} and "key" = $${first + 2} and "state" = 'in_flight' and "order_id" is null
+         and "created_at" = $${first + 3}::timestamptz
+       returning "key")`,
+    values: [orderId, claim.userId, claim.key, claim.token],
+  };
+}
+
 export class IdempotencyStore {
   private readonly o: IdempotencyOptions;
 
@@ -43,44 +83,65 @@ export class IdempotencyStore {
   ) {
     this.o = { ...opts };
     if (this.o.ttlSeconds < 1) throw new Error('ttlSeconds must be at least 1');
+    if (this.o.leaseSeconds < 1) throw new Error('leaseSeconds must be at least 1');
     if (this.o.pollMs < 1 || this.o.waitMs < 0) throw new Error('pollMs must be at least 1 and waitMs not negative');
   }
 
-  async run<T>(userId: string, key: string, requestHash: string, work: () => Promise<T>): Promise<T> {
+  async run<T>(
+    userId: string,
+    key: string,
+    requestHash: string,
+    work: (claim: KeyClaim) => Promise<T>,
+    recover: (orderId: string) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (await this.claim(userId, key, requestHash)) return this.execute(userId, key, work);
+      const token = await this.claim(userId, key, requestHash);
+      if (token !== undefined) return this.execute({ userId, key, token }, work);
       const row = await this.awaitOutcome(userId, key, requestHash);
-      if (row) return this.replay<T>(row);
-      // The first attempt failed in a way that is not kept, or the key expired: try to claim it again.
+      if (row?.state === 'done') return this.replay<T>(row);
+      if (row?.order_id) return recover(row.order_id);
+      // The first attempt failed in a way that is not kept, was abandoned before placing an order, or the key
+      // expired: try to claim it again.
     }
     throw new IdempotencyInFlight('This Idempotency-Key is busy; retry shortly');
   }
 
-  /** Takes the key, or a key whose lifetime is over, in one statement; false when someone holds it. */
-  private async claim(userId: string, key: string, requestHash: string): Promise<boolean> {
-    const rows = await this.sql.query(
+  /**
+   * Takes the key, a key whose lifetime is over, or one abandoned in flight before it placed an order, in one
+   * statement; undefined when someone holds it, else the claim's token (when it was taken).
+   */
+  private async claim(userId: string, key: string, requestHash: string): Promise<string | undefined> {
+    const rows = await this.sql.query<{ token: string }>(
       `insert into ${table('idempotency_keys')} ("user_id", "key", "request_hash", "state", "expires_at")
        values ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4))
        on conflict ("user_id", "key") do update set "request_hash" = excluded."request_hash", "state" = 'in_flight', "response_status" = null,
-         "response_body" = null, "created_at" = now(), "expires_at" = excluded."expires_at"
+         "response_body" = null, "order_id" = null, "created_at" = now(), "expires_at" = excluded."expires_at"
        where "idempotency_keys"."expires_at" <= now()
-       returning "key"`,
-      [userId, key, requestHash, this.o.ttlSeconds],
+         or ("idempotency_keys"."state" = 'in_flight' and "idempotency_keys"."order_id" is null
+           and "idempotency_keys"."request_hash" = excluded."request_hash"
+           and "idempotency_keys"."created_at" <= now() - make_interval(secs => $5))
+       returning "created_at"::text as "token"`,
+      [userId, key, requestHash, this.o.ttlSeconds, this.o.leaseSeconds],
       'idempotency.claim',
     );
-    return rows.length > 0;
+    return rows[0]?.token;
   }
 
   private async read(userId: string, key: string): Promise<Row | undefined> {
     const rows = await this.sql.query<Row>(
-      `select "request_hash", "state", "response_status", "response_body", "expires_at" from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`,
-      [userId, key],
+      `select "request_hash", "state", "response_status", "response_body", "order_id",
+         "state" = 'in_flight' and "created_at" <= now() - make_interval(secs => $3) as "abandoned"
+       from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`,
+      [userId, key, this.o.leaseSeconds],
       'idempotency.read',
     );
     return rows[0];
   }
 
-  /** The stored outcome, after waiting for an in-flight first request; undefined when there is none to replay. */
+  /**
+   * The stored outcome, after waiting for an in-flight first request, or the abandoned attempt's row (its order,
+   * if it placed one); undefined when there is none to replay.
+   */
   private async awaitOutcome(userId: string, key: string, requestHash: string): Promise<Row | undefined> {
     const deadline = Date.now() + this.o.waitMs;
     for (;;) {
@@ -88,32 +149,32 @@ export class IdempotencyStore {
       if (!row) return undefined;
       if (row.request_hash !== requestHash)
         throw new IdempotencyKeyReused('This Idempotency-Key was used with a different request body');
-      if (row.state === 'done') return row;
+      if (row.state === 'done' || row.abandoned) return row;
       if (Date.now() >= deadline)
         throw new IdempotencyInFlight('A request with this Idempotency-Key is still in progress; retry shortly');
       await sleep(this.o.pollMs);
     }
   }
 
-  private async execute<T>(userId: string, key: string, work: () => Promise<T>): Promise<T> {
+  /** Runs the claimed attempt and records its outcome, only while this claim still holds the key. */
+  private async execute<T>(claim: KeyClaim, work: (claim: KeyClaim) => Promise<T>): Promise<T> {
+    const held = `"user_id" = $1 and "key" = $2 and "created_at" = $3::timestamptz`;
+    const mine = [claim.userId, claim.key, claim.token];
     const finish = (status: number, body: unknown) =>
       this.sql.query(
-        `update ${table('idempotency_keys')} set "state" = 'done', "response_status" = $1, "response_body" = $2::jsonb where "user_id" = $3 and "key" = $4`,
-        [status, JSON.stringify(body), userId, key],
+        `update ${table('idempotency_keys')} set "state" = 'done', "response_status" = $4, "response_body" = $5::jsonb where ${held}`,
+        [...mine, status, JSON.stringify(body)],
         'idempotency.finish',
       );
     let result: T;
     try {
-      result = await work();
+      result = await work(claim);
     } catch (err) {
       if (err instanceof AppError && err.status === 409) {
         const problem: StoredProblem = { code: err.code, title: err.title, detail: err.message, extras: err.extras };
         await finish(err.status, problem);
       } else {
-        await this.sql.query(`delete from ${table('idempotency_keys')} where "user_id" = $1 and "key" = $2`, [
-          userId,
-          key,
-        ]);
+        await this.sql.query(`delete from ${table('idempotency_keys')} where ${held}`, mine);
       }
       throw err;
     }

@@ -76,6 +76,8 @@ export const orderModule = defineModule<
   async create(deps) {
     const idempotency = new IdempotencyStore(deps.sql, {
       ttlSeconds: deps.settings.idempotencyTtlSeconds,
+      // An attempt older than a pending order may live is over: the recovery pass releases its order.
+      leaseSeconds: deps.settings.pendingTimeoutSeconds,
       waitMs: 10_000,
       pollMs: 25,
     });

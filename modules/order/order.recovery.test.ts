@@ -26,7 +26,7 @@ const logger = pino({ level: 'silent' });
 function build(products: ProductPort) {
   const registry = new Registry();
   const { orm, sql } = sqlDatabase(app.server, 'order');
-  const idempotency = new IdempotencyStore(sql, { ttlSeconds: 60, waitMs: 1000, pollMs: 10 });
+  const idempotency = new IdempotencyStore(sql, { ttlSeconds: 60, leaseSeconds: 60, waitMs: 1000, pollMs: 10 });
   const orders = new OrderService({
     orm,
     sql,

@@ -16,9 +16,15 @@ import {
 } from '../product/contract.ts';
 import { UserNotFound, type UserPort } from '../user/contract.ts';
 import { OrderNotFound, type OrderDto } from './contract.ts';
-import type { IdempotencyStore } from './idempotency.ts';
+import { placedWith, type IdempotencyStore, type KeyClaim } from './idempotency.ts';
 import { OrderEntity, type Order, type OrderLineRecord } from './order.entity.ts';
-import { CustomerInactive, OrderNotCancellable, OrderOutOfStock, OrderRejected } from './order.errors.ts';
+import {
+  CustomerInactive,
+  IdempotencyInFlight,
+  OrderNotCancellable,
+  OrderOutOfStock,
+  OrderRejected,
+} from './order.errors.ts';
 import { isUuid, jsonColumn } from '../../kit/values.ts';
 import type { Counter, Meter } from '../../kit/meter.ts';
 import { SCHEMA, table } from './schema.ts';
@@ -188,7 +194,13 @@ export class OrderService {
     const lines = this.normalise(items);
     if (!idempotencyKey) return this.placeOnce(userId, lines);
     const hash = createHash('sha256').update(JSON.stringify(lines)).digest('hex');
-    return this.d.idempotency.run(userId, idempotencyKey, hash, () => this.placeOnce(userId, lines));
+    return this.d.idempotency.run(
+      userId,
+      idempotencyKey,
+      hash,
+      (claim) => this.placeOnce(userId, lines, claim),
+      (orderId) => this.getById(orderId),
+    );
   }
 
   /**
@@ -197,7 +209,7 @@ export class OrderService {
    * `rejected`. When the product module cannot answer, the order stays
    * `pending` and the recovery pass finishes it.
    */
-  private async placeOnce(userId: string, lines: RequestedLine[]): Promise<OrderDto> {
+  private async placeOnce(userId: string, lines: RequestedLine[], claim?: KeyClaim): Promise<OrderDto> {
     await this.ensureCustomer(userId);
     const snapshots = await this.d.products.getPrices({ ids: lines.map((l) => l.productId) });
     const byId = new Map(snapshots.map((s) => [s.id, s]));
@@ -227,13 +239,7 @@ export class OrderService {
       createdAt: now,
       updatedAt: now,
     };
-    // One autocommitted insert: the order exists, pending, before any stock is taken for it (recovery finds it if we die).
-    await this.d.sql.query(
-      `insert into ${table('orders')} ("id", "user_id", "status", "lines", "total", "currency", "rejection_reason", "stock_held", "created_at", "updated_at")
-       values ($1, $2, 'pending', $3::jsonb, $4, $5, null, true, $6, $6)`,
-      [order.id, userId, JSON.stringify(pendingLines), order.total, order.currency, now],
-      'orders.insertPending',
-    );
+    await this.insertPending(order, claim);
 
     let reservation: Reservation;
     try {
@@ -259,6 +265,33 @@ export class OrderService {
       throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
     this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
     return toOrderDto(confirmed);
+  }
+
+  /**
+   * One autocommitted insert: the order exists, pending, before any stock is
+   * taken for it (recovery finds it if we die). Under an Idempotency-Key, the
+   * same statement names the order on the key, and places it only while this
+   * attempt still holds the key.
+   */
+  private async insertPending(order: Order, claim: KeyClaim | undefined): Promise<void> {
+    const tag = claim && placedWith(claim, order.id, 7);
+    const inserted = await this.d.sql.query(
+      `${tag ? `with ${tag.sql} ` : ''}insert into ${table('orders')} ("id", "user_id", "status", "lines", "total", "currency", "rejection_reason", "stock_held", "created_at", "updated_at")
+       select $1::uuid, $2, 'pending', $3::jsonb, $4::bigint, $5, null, true, $6::timestamptz, $6::timestamptz
+       ${tag ? 'where exists (select 1 from "placed_with")' : ''} returning "id"`,
+      [
+        order.id,
+        order.userId,
+        JSON.stringify(order.lines),
+        order.total,
+        order.currency,
+        order.createdAt,
+        ...(tag?.values ?? []),
+      ],
+      tag ? 'orders.insertPendingUnderKey' : 'orders.insertPending',
+    );
+    if (inserted.length === 0)
+      throw new IdempotencyInFlight('This Idempotency-Key was taken over by a later attempt; retry to get its outcome');
   }
 
   /**
