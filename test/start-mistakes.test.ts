@@ -4,6 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePortBlock } from './helpers/wait.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-port-'));
@@ -57,4 +58,37 @@ describe('npm start on a port in use', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+});
+
+describe('npm run split while another split holds its ports', () => {
+  it('says why in a line, with no stack trace, and exits 1', async () => {
+    // What a second `npm run split` finds: the first one's gateway and service ports taken.
+    const base = await freePortBlock(6);
+    const taken = Array.from({ length: 6 }, () => createServer());
+    await Promise.all(taken.map((s, i) => new Promise<void>((r) => s.listen(base + i, '127.0.0.1', r))));
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-split-'));
+    try {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/split/main.ts'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          GATEWAY_PORT: String(base),
+          SPLIT_BASE_PORT: String(base + 1),
+          DATA_DIR: dir,
+          DATABASE_URL: '',
+          LOG_LEVEL: 'warn',
+        },
+        encoding: 'utf8',
+        timeout: 90_000,
+      });
+      expect(run.status).toBe(1);
+      const lines = run.stderr.trim().split('\n');
+      expect(lines[0]).toMatch(/^toko split: could not start: .*\d+/);
+      expect(run.stderr).toMatch(/is in use \(is toko already running\?/);
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      taken.forEach((s) => s.close());
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
