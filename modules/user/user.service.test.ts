@@ -204,3 +204,16 @@ describe('addressKey', () => {
       expect(addressKey(v4), v4).toBe('1.2.3.4');
   });
 });
+
+describe('UserService.ensureAdmin', () => {
+  it('creates one admin when several replicas start at once on one database, and none of them fails', async () => {
+    const admin = { email: `first-${Date.now()}@toko.test`, password: 'admin-password-1' };
+    const replicas = [service(countingHasher()), service(countingHasher()), service(countingHasher())];
+    await Promise.all(replicas.map((r) => r.ensureAdmin(admin)));
+    const rows = await sqlDatabase(app.server, 'user').sql.query<{ role: string }>(
+      `select "role" from "users"."users" where "email" = $1`,
+      [admin.email],
+    );
+    expect(rows).toEqual([{ role: 'admin' }]);
+  });
+});

@@ -335,8 +335,11 @@ export class UserService {
     return user;
   }
 
-  /** Creates the configured admin, or makes sure the existing account is an active admin with that password. Idempotent. */
-  async ensureAdmin(admin: { email: string; password: string }): Promise<void> {
+  /**
+   * Creates the configured admin, or makes sure the existing account is an active admin with that password.
+   * Idempotent, also when several replicas start at once on one database.
+   */
+  async ensureAdmin(admin: { email: string; password: string }, raced = false): Promise<void> {
     const em = this.em();
     const existing = await em.findOne(UserEntity, { email: admin.email }, { populate: ['passwordHash'] });
     const now = new Date();
@@ -353,7 +356,13 @@ export class UserService {
         createdAt: now,
         updatedAt: now,
       });
-      await em.flush();
+      try {
+        await em.flush();
+      } catch (err) {
+        // Another replica starting at the same moment created it first: make sure of that one instead.
+        if (err instanceof UniqueConstraintViolationException && !raced) return this.ensureAdmin(admin, true);
+        throw err;
+      }
       this.d.logger.info({ email: admin.email }, 'admin account created');
       return;
     }
