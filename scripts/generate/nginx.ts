@@ -57,7 +57,7 @@ ${BANNER}`;
  * timed out, 502 or 503): the gateway stops sending to a dead or draining
  * replica. nginx ignores both when a module's upstream has one server.
  */
-const SKIP_FAILED = 'max_fails=2 fail_timeout=5s';
+const SKIP_FAILED = 'max_fails=2 fail_timeout=3s';
 
 /**
  * An upstream per module, and one of them all for what any service can
