@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODULE_NAMES } from '../src/registry.ts';
 import { MAX_REPLICAS, parseReplicas, parseSplitArguments } from '../src/split/replicas.ts';
-import { renderGatewayConfig } from '../src/split/topology.ts';
+import { passedOn, renderGatewayConfig } from '../src/split/topology.ts';
 import { call, newUser } from './helpers/http.ts';
 import { startSplitRig, type SplitRig } from './helpers/split.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -58,6 +58,13 @@ describe('the --replicas argument', () => {
     expect(() => parseSplitArguments(['--replicas', '--other'])).toThrow('--replicas needs a value');
     expect(() => parseSplitArguments(['--replicas', '2', '--replicas', '3'])).toThrow('--replicas is given twice');
     expect(() => parseSplitArguments(['--scale', '2'])).toThrow('unknown argument "--scale"');
+  });
+
+  it('sets REPLICAS per service itself: one set around the launcher is named and not passed on', () => {
+    expect(passedOn({ REPLICAS: '3', LOG_LEVEL: 'warn' })).toEqual({
+      env: { LOG_LEVEL: 'warn' },
+      dropped: ['REPLICAS'],
+    });
   });
 
   it('stops `npm run split` with exit code 1 and one line, before anything starts', () => {
