@@ -86,8 +86,15 @@ describe('loadConfig', () => {
     [{ ADMIN_EMAIL: 'boss@toko.test', ADMIN_PASSWORD: 'é'.repeat(37) }, 'ADMIN_PASSWORD: expected at most 72 bytes'],
     [{ JWT_PRIVATE_KEY: 'not a pem' }, 'JWT_PRIVATE_KEY: expected a PEM private key'],
     [{ BODY_LIMIT: 'huge' }, 'BODY_LIMIT: expected a size like 100kb or 1mb'],
+    [{ REPLICAS: '2' }, 'REPLICAS: more than one replica needs REDIS_URL'],
+    [{ REPLICAS: '0' }, 'REPLICAS: expected a whole number from 1 to 1000'],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('runs several replicas with Redis, and one without', () => {
+    expect(loadConfig({ REPLICAS: '2', REDIS_URL: 'redis://127.0.0.1:6379' }).replicas).toBe(2);
+    expect(loadConfig({}).replicas).toBe(1);
   });
 
   it('never echoes a secret value in its message', () => {

@@ -324,7 +324,7 @@ const envSchema = z
       }),
     REPLICAS: int(1, 1000, 1).meta({
       description:
-        'how many replicas of this service run (`npm run split -- --replicas` sets it). With `REDIS_URL` every throttle is counted in Redis across them; while Redis does not answer, each replica keeps its own count of limit / REPLICAS, so together they allow no more than the limit',
+        'how many replicas of this service run (`npm run split -- --replicas` sets it); more than 1 needs `REDIS_URL`. With it every throttle is counted in Redis across them; while Redis does not answer, each replica keeps its own count of limit / REPLICAS, so together they allow no more than the limit',
     }),
     QUEUE_PREFIX: z
       .preprocess(
@@ -480,6 +480,14 @@ const envSchema = z
             'replaced by TRUSTED_PROXIES, the addresses or CIDR ranges of your proxies: X-Forwarded-For is believed from them only (docs/security.md, the client address)',
         });
     }
+    // Without Redis each replica would count its own throttles and keep its own caches: N replicas, N times the tries.
+    if (env.REPLICAS > 1 && !env.REDIS_URL)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REPLICAS'],
+        message:
+          'more than one replica needs REDIS_URL: without it throttles and cache drops are not shared between the replicas',
+      });
     if (Boolean(env.JWT_PRIVATE_KEY) !== Boolean(env.JWT_PUBLIC_KEY)) {
       const missing = env.JWT_PRIVATE_KEY ? 'JWT_PUBLIC_KEY' : 'JWT_PRIVATE_KEY';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'expected to be set together with the other JWT key' });

@@ -1,4 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { BlockList } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +19,8 @@ interface Service {
   ports?: string[];
   profiles?: string[];
   networks?: Record<string, { ipv4_address?: string } | null>;
+  deploy?: { replicas?: string | number };
+  container_name?: string;
 }
 
 const load = (file: string) =>
@@ -216,6 +220,83 @@ describe('docker-compose.split.yml', () => {
     for (const m of MODULE_NAMES) {
       const upstream = gateway.environment![`${m.toUpperCase()}_UPSTREAM`]!;
       expect(hostedBy(m), `${m} upstream`).toEqual([upstream.split(':')[0]]);
+    }
+  });
+});
+
+describe('docker-compose.split.yml with several replicas of a service', () => {
+  const compose = load('docker-compose.split.yml');
+  const services = MODULE_NAMES.map((m) => [m, compose.services[m]!] as const);
+
+  it('can run each service several times: no fixed host port or container name, <SERVICE>_REPLICAS processes, each told how many', () => {
+    for (const [m, s] of services) {
+      expect(s.ports, `${m} publishes no port of its own`).toBeUndefined();
+      expect(s.container_name, `${m} has no fixed container name`).toBeUndefined();
+      const variable = `${m.toUpperCase()}_REPLICAS`;
+      expect(interpolate(String(s.deploy?.replicas), {}), `${m} runs once by default`).toBe('1');
+      expect(interpolate(String(s.deploy?.replicas), { [variable]: '3' })).toBe('3');
+      expect(interpolate(s.environment!.REPLICAS!, { [variable]: '3' }), `${m}'s REPLICAS follows ${variable}`).toBe(
+        '3',
+      );
+      // With REDIS_URL, as the file gives every service: several replicas are a configuration the services accept.
+      const env = substitute({
+        ...s.environment!,
+        REPLICAS: interpolate(s.environment!.REPLICAS!, { [variable]: '3' }),
+      });
+      expect(loadConfig(env).replicas).toBe(3);
+    }
+  });
+
+  it("has the gateway follow every replica through Docker's DNS (upstream servers with resolve, in a shared zone)", () => {
+    const gateway = compose.services.gateway!;
+    const [, version] = /^nginx:(\d+\.\d+\.\d+)-alpine$/.exec(gateway.image!) ?? [];
+    const [major, minor, patch] = version!.split('.').map(Number);
+    // `resolve` on an upstream server came to open-source nginx in 1.27.3.
+    expect(major! * 1e6 + minor! * 1e3 + patch!, `${gateway.image} has resolve`).toBeGreaterThanOrEqual(1_027_003);
+    for (const m of MODULE_NAMES) expect(gateway.environment![`${m.toUpperCase()}_UPSTREAM`]).toBe(`${m}:3000 resolve`);
+    const mount = gateway.volumes!.find((v) => v.includes('/etc/nginx/conf.d/'))!;
+    const dns = readFileSync(path.join(ROOT, mount.split(':')[0]!), 'utf8');
+    expect(dns).toMatch(/^resolver 127\.0\.0\.11 valid=\d+s ipv6=off;$/m);
+    const template = readFileSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'), 'utf8');
+    for (const [, body] of template.matchAll(/^upstream \w+ \{(.*)\}$/gm)) expect(body).toMatch(/ zone \w+ \w+;/);
+  });
+
+  const nginx = spawnSync('nginx', ['-v']).status === 0;
+  it.skipIf(!nginx)('gives nginx a configuration it accepts (the template filled as the nginx image fills it)', () => {
+    const gateway = compose.services.gateway!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-compose-nginx-'));
+    try {
+      const env = gateway.environment!;
+      // Docker's names resolve only in Compose's network: loopback stands in for them. This machine's nginx
+      // may predate `resolve` (1.27.3): the rest of each server line is checked all the same.
+      const local = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr;
+      const [, v = '0.0.0'] = /nginx\/(\d+\.\d+\.\d+)/.exec(local) ?? [];
+      const [a, b, c] = v.split('.').map(Number);
+      const hasResolve = a! * 1e6 + b! * 1e3 + c! >= 1_027_003;
+      const text = readFileSync(path.join(ROOT, 'deploy/nginx/toko.conf.template'), 'utf8').replace(
+        /\$\{([A-Z_]+)\}/g,
+        (_, name: string) => {
+          const value = env[name]!;
+          if (name === 'GATEWAY_LISTEN') return `127.0.0.1:${value === '80' ? 18080 : value}`;
+          return hasResolve
+            ? value.replace(/^[a-z]+:/, 'localhost:')
+            : value.replace(/^[a-z]+:(\d+) resolve$/, '127.0.0.1:$1');
+        },
+      );
+      const dns = readFileSync(path.join(ROOT, 'deploy/nginx/docker-dns.conf'), 'utf8');
+      writeFileSync(path.join(dir, 'default.conf'), text);
+      writeFileSync(path.join(dir, 'dns.conf'), dns);
+      writeFileSync(
+        path.join(dir, 'nginx.conf'),
+        `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; include ${dir}/dns.conf; include ${dir}/default.conf; }\n`,
+      );
+      const check = spawnSync('nginx', ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf')], {
+        encoding: 'utf8',
+      });
+      expect(check.stderr).toBe('');
+      expect(check.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -154,7 +154,9 @@ async function labelledAsPayment(metricsUrl: string) {
 describe('a module added with its folder and one line in the registry', () => {
   it('gets its gateway routes, compose service and scrape target from npm run generate', () => {
     const template = readFileSync(path.join(copy, 'deploy/nginx/toko.conf.template'), 'utf8');
-    expect(template).toContain('upstream toko_payment { server ${PAYMENT_UPSTREAM}; keepalive 16; }');
+    expect(template).toMatch(
+      /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 16; \}/,
+    );
     expect(template).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
     expect(readFileSync(path.join(copy, 'docker-compose.split.yml'), 'utf8')).toMatch(
       /\n {2}payment:\n[\s\S]*PAYMENT_DATABASE_URL: postgres:\/\/toko:toko@payment-db:5432\/payments/,

@@ -24,6 +24,8 @@ const header = () => `# toko as ${MODULE_NAMES.length} services from one image (
 #   then http://localhost:8080/docs
 # The services believe X-Forwarded-For from the gateway's address only (TRUSTED_PROXIES):
 # it has a fixed one, GATEWAY_ADDRESS in SPLIT_SUBNET; set both if that range is taken here.
+# Several replicas of a service: <SERVICE>_REPLICAS=2 (USER_REPLICAS, PRODUCT_REPLICAS...) runs two
+# and tells each (REPLICAS); the gateway follows every replica through Docker's DNS.
 ${BANNER}
 name: toko-split`;
 
@@ -39,9 +41,26 @@ x-service: &service
     test: ["CMD", "node", "-e", "fetch('http://127.0.0.1:3000/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
     <<: *healthy`;
 
-/** nginx with the generated template, an upstream per module. */
+/** Where the gateway finds Docker's DNS, which names every replica of a service (deploy/nginx/docker-dns.conf). */
+export const DOCKER_DNS_CONF = 'deploy/nginx/docker-dns.conf';
+
+/** The gateway's resolver in Compose: Docker's embedded DNS, asked again every few seconds. */
+export const renderDockerDns =
+  () => `# The gateway's resolver in docker-compose.split.yml: Docker's embedded DNS, which answers a
+# service's name with the address of each of its replicas. The template's upstream servers
+# are given there as \`<service>:3000 resolve\`, so nginx follows the replicas that
+# \`docker compose up --scale\` adds or removes, and a replica restarted on a new address.
+${BANNER}
+resolver 127.0.0.11 valid=5s ipv6=off;
+`;
+
+/**
+ * nginx with the generated template, an upstream per module: each the
+ * service's DNS name with \`resolve\` (nginx 1.27.3 or later), so that it lists
+ * every replica Compose runs and follows them as they change.
+ */
 const gateway = () => `  gateway:
-    image: nginx:1.27-alpine
+    image: nginx:1.27.5-alpine
     ports:
       - "8080:80"
     networks:
@@ -49,9 +68,10 @@ const gateway = () => `  gateway:
         ipv4_address: ${GATEWAY_ADDRESS}
     environment:
       GATEWAY_LISTEN: "80"
-${MODULE_NAMES.map((m) => `      ${upper(m)}_UPSTREAM: ${m}:3000`).join('\n')}
+${MODULE_NAMES.map((m) => `      ${upper(m)}_UPSTREAM: ${m}:3000 resolve`).join('\n')}
     volumes:
       - ./deploy/nginx/toko.conf.template:/etc/nginx/templates/default.conf.template:ro
+      - ./${DOCKER_DNS_CONF}:/etc/nginx/conf.d/00-docker-dns.conf:ro
     depends_on:
 ${MODULE_NAMES.map((m) => `      ${m}: { condition: service_healthy }`).join('\n')}`;
 
@@ -60,6 +80,7 @@ function serviceEnv(m: ModuleName): [string, string][] {
   const def = definition(m);
   return [
     ['MODULES', m],
+    ['REPLICAS', `\${${upper(m)}_REPLICAS:-1}`],
     ...MODULE_NAMES.filter((o) => o !== m).map((o): [string, string] => [
       `${upper(o)}_SERVICE_URL`,
       `http://${o}:3000`,
@@ -86,6 +107,9 @@ function service(m: ModuleName): string {
   return [
     `  ${m}:`,
     '    <<: *service',
+    // No fixed host port and no container name: Compose can run several, all behind the gateway.
+    '    deploy:',
+    `      replicas: \${${upper(m)}_REPLICAS:-1}`,
     '    environment:',
     ...serviceEnv(m).map(([k, v]) => `      ${k}: ${v}`),
     ...(def.deploy?.volumes?.length ? ['    volumes:', ...def.deploy.volumes.map((v) => `      - ${v}`)] : []),

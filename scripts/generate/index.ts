@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLIENT_SCHEMA, clientSchemaSource } from '../generate-client.ts';
 import { kubernetesFiles } from '../k8s/index.ts';
-import { renderMonitoringCompose, renderSplitCompose } from './compose.ts';
+import { DOCKER_DNS_CONF, renderDockerDns, renderMonitoringCompose, renderSplitCompose } from './compose.ts';
 import { renderConfigReference } from './config-reference.ts';
 import { renderGatewayTemplate } from './nginx.ts';
 import { renderPrometheusSplit } from './prometheus.ts';
@@ -25,6 +25,7 @@ export interface Output {
 export const GENERATED: Output[] = [
   { file: 'deploy/nginx/toko.conf.template', render: renderGatewayTemplate },
   { file: 'docker-compose.split.yml', render: renderSplitCompose },
+  { file: DOCKER_DNS_CONF, render: renderDockerDns },
   { file: 'docker-compose.monitoring.yml', render: () => renderMonitoringCompose('docker-compose.monitoring.yml') },
   {
     file: 'docker-compose.split.monitoring.yml',

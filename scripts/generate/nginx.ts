@@ -52,10 +52,24 @@ const HEADER = `# The toko gateway: routes each module's public paths to the ser
 # tests, which fill them with loopback addresses.
 ${BANNER}`;
 
-/** An upstream per module, and one of them all for what any service can answer. */
+/**
+ * A module's replicas are skipped for a while after failing twice (refused,
+ * timed out, 502 or 503): the gateway stops sending to a dead or draining
+ * replica. nginx ignores both when a module's upstream has one server.
+ */
+const SKIP_FAILED = 'max_fails=2 fail_timeout=3s';
+
+/**
+ * An upstream per module, and one of them all for what any service can
+ * answer. Each lives in a shared-memory zone, so that a server given as a DNS
+ * name with `resolve` (docker-compose.split.yml) follows its replicas'
+ * addresses as they come and go; `npm run split` writes one server per replica.
+ */
 function upstreams(): string {
-  const own = MODULE_NAMES.map((m) => `upstream toko_${m} { server \${${upper(m)}_UPSTREAM}; keepalive 16; }`);
-  const any = `upstream toko_any { ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; }`;
+  const own = MODULE_NAMES.map(
+    (m) => `upstream toko_${m} { zone toko_${m} 64k; server \${${upper(m)}_UPSTREAM} ${SKIP_FAILED}; keepalive 16; }`,
+  );
+  const any = `upstream toko_any { zone toko_any 64k; ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; }`;
   return `${own.join('\n')}
 # Any service can tell the whole deployment's readiness (each knows the others' URLs); one that does not answer is skipped.
 ${any}`;
@@ -100,8 +114,13 @@ const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   # The client's address as this gateway saw it; whatever X-Forwarded-For the client sent is dropped, never passed on.
   proxy_set_header X-Forwarded-For $remote_addr;
   proxy_set_header X-Forwarded-Proto $scheme;
-  proxy_connect_timeout 2s;
-  proxy_read_timeout 30s;`;
+  proxy_connect_timeout 1s;
+  proxy_read_timeout 30s;
+  # A request a replica refused, did not answer in time, or answered 502/503 (draining) goes to the next replica:
+  # GET, HEAD, PUT, DELETE, OPTIONS always; POST and PATCH only when they never reached a replica (no
+  # non_idempotent here: an order that may have been taken is never sent twice; its Idempotency-Key retry is the client's).
+  proxy_next_upstream error timeout http_502 http_503;
+  proxy_next_upstream_tries 3;`;
 
 const INTERNAL = `  # Service-to-service calls never pass through the gateway.
 ${ownAnswer('/internal/', 404, 'application/problem+json', NOT_FOUND)}`;

@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -110,5 +111,48 @@ describe('JWT_EXTRA_PUBLIC_KEYS', () => {
       expect(() => loadConfig({ JWT_EXTRA_PUBLIC_KEYS: bad })).toThrow(
         /JWT_EXTRA_PUBLIC_KEYS: expected one or more PEM public keys/,
       );
+  });
+});
+
+describe('a key pair generated under DATA_DIR', () => {
+  it('is one pair for every replica sharing the directory, even when they all start at once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-shared-'));
+    try {
+      const load = `import { loadSigningKeys } from './src/auth/keys.ts'; console.log(loadSigningKeys({ dataDir: ${JSON.stringify(dir)} }).kid);`;
+      const kids = await Promise.all(
+        Array.from(
+          { length: 4 },
+          () =>
+            new Promise<string>((resolve, reject) => {
+              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', load], {
+                cwd: path.resolve(import.meta.dirname, '..', '..'),
+              });
+              let out = '';
+              child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+              child.on('error', reject);
+              child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`exit ${code}`))));
+            }),
+        ),
+      );
+      expect(new Set(kids).size).toBe(1);
+      expect(loadSigningKeys({ dataDir: dir }).kid).toBe(kids[0]);
+      // Nothing written aside is left behind.
+      expect(readdirSync(path.join(dir, 'keys')).sort()).toEqual(['jwt-private.pem', 'jwt-public.pem']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('gets its public half back from the private one when that file is missing', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-half-'));
+    try {
+      const first = loadSigningKeys({ dataDir: dir });
+      rmSync(path.join(dir, 'keys', 'jwt-public.pem'));
+      const again = loadSigningKeys({ dataDir: dir });
+      expect(again.kid).toBe(first.kid);
+      expect(existsSync(path.join(dir, 'keys', 'jwt-public.pem'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

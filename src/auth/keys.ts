@@ -3,10 +3,11 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  randomBytes,
   type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** A public key as verifiers know it: by its `kid`. */
@@ -48,17 +49,38 @@ export function loadSigningKeys(opts: {
   const dir = path.join(opts.dataDir, 'keys');
   const privPath = path.join(dir, 'jwt-private.pem');
   const pubPath = path.join(dir, 'jwt-public.pem');
-  if (!existsSync(privPath) || !existsSync(pubPath)) {
+  // Replicas sharing the directory (a Compose volume) may start at once: the first private key to land is
+  // everyone's. It appears whole (written aside, then linked, which fails if one is there), and the public
+  // key is derived from it, so any replica may write that.
+  if (!existsSync(privPath)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pair = generateKeyPairSync('rsa', {
+    const { privateKey } = generateKeyPairSync('rsa', {
       modulusLength: 2048,
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     });
-    writeFileSync(privPath, pair.privateKey, { mode: 0o600 });
-    writeFileSync(pubPath, pair.publicKey, { mode: 0o644 });
+    writeAtomically(privPath, privateKey, 0o600, 'link');
   }
-  return describe(readFileSync(privPath, 'utf8'), readFileSync(pubPath, 'utf8'), extra);
+  const privateKey = readFileSync(privPath, 'utf8');
+  if (!existsSync(pubPath)) {
+    const publicKey = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'pem' }).toString();
+    writeAtomically(pubPath, publicKey, 0o644, 'rename');
+  }
+  return describe(privateKey, readFileSync(pubPath, 'utf8'), extra);
+}
+
+/** Writes `file` whole or not at all: beside it first, then linked (kept if one is there already) or renamed over it. */
+function writeAtomically(file: string, text: string, mode: number, how: 'link' | 'rename'): void {
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(aside, text, { mode });
+  try {
+    if (how === 'rename') renameSync(aside, file);
+    else linkSync(aside, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    rmSync(aside, { force: true });
+  }
 }
 
 function describe(privateKey: string, publicKey: string, extra: string[]): SigningKeys {

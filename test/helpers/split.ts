@@ -25,9 +25,18 @@ export interface SplitRig {
  */
 export async function startSplitRig(
   env: Record<string, string>,
-  opts: { persistentRedis?: boolean } = {},
+  opts: {
+    persistentRedis?: boolean;
+    /** Processes per service (default one each); a service of several gets a balancer port too. */
+    replicas?: Partial<Record<ModuleName, number>>;
+    /** The launcher starts again a service process that exits unasked. */
+    restart?: boolean;
+  } = {},
 ): Promise<SplitRig> {
-  const [gateway, redisPort, ...services] = await freePorts(2 + MODULE_NAMES.length);
+  const counts = MODULE_NAMES.map((m) => opts.replicas?.[m] ?? 1);
+  const balanced = MODULE_NAMES.filter((_, i) => counts[i]! > 1);
+  const [gateway, redisPort, ...free] = await freePorts(2 + counts.reduce((a, b) => a + b, 0) + balanced.length);
+  const take = (n: number) => free.splice(0, n);
   const redisDir = mkdtempSync(path.join(tmpdir(), 'toko-redis-'));
   const redis = new RedisServer(redisPort!, opts.persistentRedis === false ? {} : { dir: redisDir });
   await redis.start();
@@ -36,7 +45,10 @@ export async function startSplitRig(
     dataDir: db.dataDir,
     gatewayPort: gateway!,
     basePort: 0,
-    ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, services[i]!])) as Record<ModuleName, number>,
+    ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, take(counts[i]!)])) as Record<ModuleName, number[]>,
+    balancerPorts: Object.fromEntries(balanced.map((m) => [m, take(1)[0]!])),
+    replicas: opts.replicas,
+    restart: opts.restart,
     redisUrl: redis.url,
     env: {
       ...(db.url ? { DATABASE_URL: db.url } : {}),
