@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Router } from './http/router.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -386,6 +386,8 @@ async function listen(config: Config, app: Koa, metrics: Metrics, closer: Closer
       headersTimeout: config.http.headersTimeoutMs,
       requestTimeout: config.http.requestTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+      // Longer than the gateway keeps an idle connection to us (4 s), so the gateway, not we, ends idle ones.
+      keepAliveTimeout: 5000,
     },
     app.callback(),
   );
@@ -421,6 +423,9 @@ function shutdown(
   return () =>
     (closing ??= (async () => {
       drain.draining = true;
+      // Every answer from now on ends its connection: the gateway stops reusing ours before the listener closes,
+      // so no request is sent on a connection we are closing (a POST that met that would not be retried).
+      server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'));
       logger.info({ drainDelayMs: config.drainDelayMs }, 'shutting down');
       if (config.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -19,7 +19,9 @@ describe('draining on SIGTERM (DRAIN_DELAY_MS)', () => {
     running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '12', DRAIN_DELAY_MS: '3000' });
     const user = newUser();
     expect((await call(running.url, 'POST', '/api/v1/users/register', { body: user })).status).toBe(201);
-    expect((await fetch(`${running.url}/health/ready`)).status).toBe(200);
+    const before = await fetch(`${running.url}/health/ready`);
+    expect(before.status).toBe(200);
+    expect(before.headers.get('connection')).toBe('keep-alive');
 
     const login = call(running.url, 'POST', '/api/v1/users/login', {
       body: { email: user.email, password: user.password },
@@ -33,7 +35,11 @@ describe('draining on SIGTERM (DRAIN_DELAY_MS)', () => {
     const ready = await fetch(`${running.url}/health/ready`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { failing: string[] }).failing).toEqual(['draining']);
-    expect((await fetch(`${running.url}/health`)).status).toBe(200);
+    const live = await fetch(`${running.url}/health`);
+    expect(live.status).toBe(200);
+    // Each answer now ends its connection, so a gateway stops reusing ours before the listener closes.
+    expect(live.headers.get('connection')).toBe('close');
+    expect(ready.headers.get('connection')).toBe('close');
 
     const res = await login;
     expect(res.status).toBe(200);

@@ -58,6 +58,12 @@ ${BANNER}`;
  * replica. nginx ignores both when a module's upstream has one server.
  */
 const SKIP_FAILED = 'max_fails=2 fail_timeout=3s';
+/**
+ * Idle connections to a service are dropped here before the service drops
+ * them (its keep-alive timeout is 5 s): a request sent on a connection the
+ * service is closing at that moment fails, and a POST is never retried.
+ */
+const IDLE = 'keepalive_timeout 4s;';
 
 /**
  * An upstream per module, and one of them all for what any service can
@@ -67,9 +73,10 @@ const SKIP_FAILED = 'max_fails=2 fail_timeout=3s';
  */
 function upstreams(): string {
   const own = MODULE_NAMES.map(
-    (m) => `upstream toko_${m} { zone toko_${m} 64k; server \${${upper(m)}_UPSTREAM} ${SKIP_FAILED}; keepalive 16; }`,
+    (m) =>
+      `upstream toko_${m} { zone toko_${m} 64k; server \${${upper(m)}_UPSTREAM} ${SKIP_FAILED}; keepalive 16; ${IDLE} }`,
   );
-  const any = `upstream toko_any { zone toko_any 64k; ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; }`;
+  const any = `upstream toko_any { zone toko_any 64k; ${MODULE_NAMES.map((m) => `server \${${upper(m)}_UPSTREAM};`).join(' ')} keepalive 4; ${IDLE} }`;
   return `${own.join('\n')}
 # Any service can tell the whole deployment's readiness (each knows the others' URLs); one that does not answer is skipped.
 ${any}`;
