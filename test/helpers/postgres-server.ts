@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -23,9 +23,11 @@ export class PostgresServer {
   private readonly dir = mkdtempSync(path.join(tmpdir(), 'toko-pg-'));
   private readonly data = path.join(this.dir, 'data');
 
+  /** `listen`: addresses besides loopback (the host side of test namespaces), trusted from 10.231.0.0/16. */
   constructor(
     readonly port: number,
     private readonly bin: string,
+    private readonly listen: string[] = [],
   ) {}
 
   get url(): string {
@@ -44,6 +46,7 @@ export class PostgresServer {
   start(): void {
     if (process.getuid?.() === 0) execFileSync('chown', ['postgres', this.dir]);
     this.run('initdb', ['-D', this.data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8']);
+    if (this.listen.length) appendFileSync(path.join(this.data, 'pg_hba.conf'), 'host all all 10.231.0.0/16 trust\n');
     this.run('pg_ctl', [
       '-D',
       this.data,
@@ -51,7 +54,7 @@ export class PostgresServer {
       '-l',
       path.join(this.dir, 'log'),
       '-o',
-      `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.dir} -c fsync=off`,
+      `-p ${this.port} -c listen_addresses=${['127.0.0.1', ...this.listen].join(',')} -k ${this.dir} -c fsync=off -c max_connections=200`,
       'start',
     ]);
   }

@@ -8,7 +8,7 @@ export class RedisServer {
   /** With `dir`, every write is appended and fsynced before Redis answers (AOF, appendfsync always), so a kill loses nothing. */
   constructor(
     readonly port: number,
-    private readonly opts: { dir?: string } = {},
+    private readonly opts: { dir?: string; bind?: string[] } = {},
   ) {}
 
   get url(): string {
@@ -21,7 +21,17 @@ export class RedisServer {
       : ['--appendonly', 'no'];
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        ...(this.opts.bind ?? []),
+        ...(this.opts.bind?.length ? ['--protected-mode', 'no'] : []),
+        '--save',
+        '',
+        ...persistence,
+      ],
       { stdio: 'ignore' },
     );
     await waitFor(
