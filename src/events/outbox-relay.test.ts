@@ -68,7 +68,7 @@ const stepsByUser = (users: string[], events: EventEnvelope[]) =>
   users.map((u) => events.filter((e) => userOf(e) === u).map(stepOf));
 
 /** A relay of the user module's outbox onto `bus`, polling every `pollMs`, four deliveries at once. */
-const relayOnto = (bus: EventBus, pollMs: number, batchSize = 100) =>
+const relayOnto = (bus: EventBus, pollMs: number, batchSize = 100, leaseSeconds = 30) =>
   new OutboxRelay({
     module: 'user',
     schema: 'users',
@@ -82,6 +82,7 @@ const relayOnto = (bus: EventBus, pollMs: number, batchSize = 100) =>
     retentionHours: 1,
     concurrency: 4,
     batchSize,
+    leaseSeconds,
   });
 
 describe('OutboxRelay', () => {
@@ -192,12 +193,17 @@ describe.skipIf(!hasRedis)('three relays onto two consumer replicas (BullMQ, par
   const buses: BullMqEventBus[] = [];
   const relays: OutboxRelay[] = [];
   afterEach(async () => {
-    await Promise.all(relays.splice(0).map((r) => r.stop()));
+    await Promise.all(relays.splice(0).map((r) => r.stop(500))); // a killed relay's pass never ends
     if (buses[0]) await Promise.all(buses[0].allQueues().map((q) => q.obliterate({ force: true })));
     await Promise.all(buses.splice(0).map((b) => b.close()));
   });
 
-  it('1,000 events over 50 subjects, written while they run: each handled once, in the order written per subject', async () => {
+  /**
+   * 1,000 events over 50 subjects, written while three relays run, handled by two consumer replicas. `killOne`:
+   * the third relay dies mid-stream — its bus stops answering after 100 events, the last of which Redis had
+   * already taken — leaving its claimed rows leased (1 s) for the other two to take over.
+   */
+  async function throughReplicas({ killOne }: { killOne: boolean }) {
     const prefix = `obx${randomBytes(3).toString('hex')}`;
     const make = () => {
       const bus = new BullMqEventBus({
@@ -231,8 +237,21 @@ describe.skipIf(!hasRedis)('three relays onto two consumer replicas (BullMQ, par
     const consumers = [make(), make()];
     consumers.forEach((bus, replica) => bus.consume('audit', { 'user.registered': handler(replica) }));
     await Promise.all(consumers.map((bus) => bus.start()));
-    const producers = [...consumers, make()];
-    for (const bus of producers) relays.push(relayOnto(bus, 20));
+    const third = make();
+    let published = 0;
+    const dying: EventBus = {
+      ...third,
+      kind: 'bullmq',
+      async publish(event, delivery) {
+        if (++published <= 100) return third.publish(event, delivery);
+        if (published === 101) await third.publish(event, delivery);
+        await new Promise(() => undefined); // never answers again, as a killed process
+      },
+      consume: (c, h) => third.consume(c, h),
+      start: () => third.start(),
+      close: () => third.close(),
+    };
+    for (const bus of [...consumers, killOne ? dying : third]) relays.push(relayOnto(bus, 20, 100, 1));
     for (const r of relays) r.start();
 
     // Written step by step while the relays run, each step waking one relay (as a commit wakes its own).
@@ -257,8 +276,21 @@ describe.skipIf(!hasRedis)('three relays onto two consumer replicas (BullMQ, par
         handled.map((h) => h.event),
       ),
     ).toEqual(users.map(() => Array.from({ length: STEPS }, (_, i) => i)));
+    if (killOne) expect(published).toBeGreaterThan(101);
     console.log(
-      `[relays→replicas] handled per replica: ${[0, 1].map((r) => handled.filter((h) => h.replica === r).length).join(', ')}`,
+      `[relays→replicas${killOne ? ', one relay killed' : ''}] handled per replica: ${[0, 1].map((r) => handled.filter((h) => h.replica === r).length).join(', ')}`,
     );
-  }, 120_000);
+  }
+
+  it(
+    '1,000 events over 50 subjects, written while they run: each handled once, in the order written per subject',
+    () => throughReplicas({ killOne: false }),
+    120_000,
+  );
+
+  it(
+    'the same when one of the three relays dies mid-stream holding claimed events',
+    () => throughReplicas({ killOne: true }),
+    120_000,
+  );
 });
