@@ -35,6 +35,8 @@ export interface OutboxEntry {
   payload: string;
   requestId: string | null;
   traceContext: string | null;
+  /** What the event is about (`order:<id>`, or the event id when its type has no ordering key): the relay claims only the oldest pending row of each. */
+  subject: string;
 }
 
 /** How a module publishes: into its own outbox, inside the transaction (or the statement) of the state change. */
@@ -162,15 +164,22 @@ export function assertHandlersCover(
  * `insert into <schema>.outbox … select $n… from <source>`: an outbox row
  * written by the same statement as the change it reports, in a CTE whose
  * `source` yields one row when the change happened and none otherwise.
- * Its five parameters start at `$first`; pass `outboxValues(entry)` there.
+ * Its six parameters start at `$first`; pass `outboxValues(entry)` there.
  */
 export function outboxInsert(schema: string, first: number, source: string): string {
   const p = (i: number) => `$${first + i}`;
-  return `insert into "${schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "occurred_at")
-    select ${p(0)}::uuid, ${p(1)}, 1, ${p(2)}::jsonb, ${p(3)}, ${p(4)}, now() from ${source}`;
+  return `insert into "${schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "subject", "occurred_at")
+    select ${p(0)}::uuid, ${p(1)}, 1, ${p(2)}::jsonb, ${p(3)}, ${p(4)}, ${p(5)}, now() from ${source}`;
 }
 
-export const outboxValues = (e: OutboxEntry): unknown[] => [e.id, e.type, e.payload, e.requestId, e.traceContext];
+export const outboxValues = (e: OutboxEntry): unknown[] => [
+  e.id,
+  e.type,
+  e.payload,
+  e.requestId,
+  e.traceContext,
+  e.subject,
+];
 
 /** SQL for a module's outbox table, used by each module's own migration. */
 export function outboxTableSql(schema: string): string[] {
@@ -199,6 +208,29 @@ export function outboxTableSql(schema: string): string[] {
 /** Adds the column that keeps the trace of the request that recorded each event (a later migration of each producer). */
 export function outboxTraceColumnSql(schema: string): string[] {
   return [`alter table "${schema}"."outbox" add column "trace_context" varchar(256) null;`];
+}
+
+/**
+ * Adds what the relay orders by (a later migration of each producer): the
+ * event's subject, written with the row, and `seq`, the order rows were
+ * written in (`occurred_at` is the transaction's start, tied within one and
+ * not the commit order across two). Rows already there are numbered by
+ * `occurred_at`, and given the subject `subjectSql` computes from their type
+ * and payload (reading the row as `o`; null: ordered on its own, as a row an
+ * older writer adds).
+ */
+export function outboxSubjectColumnsSql(schema: string, subjectSql: string): string[] {
+  const t = `"${schema}"."outbox"`;
+  return [
+    `alter table ${t} add column "subject" varchar(255) null, add column "seq" bigint null;`,
+    `create sequence "${schema}"."outbox_seq_seq" owned by ${t}."seq";`,
+    `update ${t} as o set "seq" = n."seq", "subject" = ${subjectSql}
+       from (select "id", row_number() over (order by "occurred_at", "id") as "seq" from ${t}) as n where o."id" = n."id";`,
+    `select setval('"${schema}"."outbox_seq_seq"', (select coalesce(max("seq"), 0) + 1 from ${t}), false);`,
+    `alter table ${t} alter column "seq" set default nextval('"${schema}"."outbox_seq_seq"'), alter column "seq" set not null;`,
+    `create index "outbox_pending_seq_index" on ${t} ("seq") where "status" = 'pending';`,
+    `create index "outbox_pending_subject_index" on ${t} ("subject", "seq") where "status" = 'pending';`,
+  ];
 }
 
 /** SQL for a consuming module's inbox: which events each handler has already dealt with. */

@@ -59,8 +59,9 @@ export async function openDatabases(
       const def = MODULE_DEFINITIONS[name];
       const migrations = withEventTables({
         schema: def.schema,
+        module: name,
+        events: def.contract.events,
         migrations: def.migrations,
-        publishes: Object.keys(def.contract.events).length > 0,
         consumes: (('consumes' in def && def.consumes) || []).length > 0,
       });
       // One process owns an embedded database (one PGlite session serves every connection, so a lock there would exclude nothing).

@@ -63,8 +63,9 @@ const expectedNames = (m: (typeof MODULE_NAMES)[number]) => {
   const def = MODULE_DEFINITIONS[m];
   return withEventTables({
     schema: def.schema,
+    module: m,
+    events: def.contract.events,
     migrations: def.migrations,
-    publishes: Object.keys(def.contract.events).length > 0,
     consumes: (('consumes' in def && def.consumes) || []).length > 0,
   }).names;
 };

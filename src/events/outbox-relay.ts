@@ -39,6 +39,10 @@ export interface OutboxRow {
   request_id: string | null;
   /** traceparent of the request that recorded the event (null when tracing was off). */
   trace_context: string | null;
+  /** What the event is about (`order:<id>`; the event id when its type has no ordering key). Null on a row an older toko wrote. */
+  subject: string | null;
+  /** The order rows were written in (a sequence; bigint, so a string from the driver). */
+  seq: string;
   occurred_at: Date;
   status: 'pending' | 'delivered' | 'dead';
   attempts: number;
@@ -52,9 +56,12 @@ export interface OutboxRow {
  * short lease by one statement (`FOR UPDATE SKIP LOCKED`), so several
  * processes of one module can relay side by side, and no transaction stays
  * open while the bus delivers; the delivered ones of a batch are marked by
- * one statement too. Woken after commits, and polling for rows a crash left
- * behind. Failed deliveries are retried with exponential backoff; after
- * `maxAttempts` the row is `dead`, with its last error, until replayed.
+ * one statement too. A claim takes only the oldest pending row of each
+ * subject, so however many relays run, one subject's events go out one at a
+ * time and in the order they were written. Woken after commits, and polling
+ * for rows a crash left behind. Failed deliveries are retried with
+ * exponential backoff (holding back the later events of their subject);
+ * after `maxAttempts` the row is `dead`, with its last error, until replayed.
  */
 export class OutboxRelay {
   private readonly o: Required<OutboxRelayOptions>;
@@ -117,7 +124,12 @@ export class OutboxRelay {
 
   private async drain(): Promise<void> {
     try {
-      while ((await this.pass()) === this.o.batchSize && !this.stopped);
+      // Again while a batch was full, or while a delivered row left a later one of its subject behind (claimable now).
+      for (
+        let p = await this.pass();
+        (p.claimed === this.o.batchSize || p.more) && !this.stopped;
+        p = await this.pass()
+      );
       if (++this.passes % 100 === 1) await this.prune();
     } catch (err) {
       // A database that is away is an outage (retried at the next poll, alerted on elsewhere), not a fault of the relay.
@@ -130,44 +142,58 @@ export class OutboxRelay {
     }
   }
 
-  /** One batch: claim, deliver each, record the outcomes. Returns how many rows it claimed. */
-  private async pass(): Promise<number> {
-    const rows = await this.o.sql.query<OutboxRow>(
-      `update ${this.table()} set "locked_until" = now() + make_interval(secs => $1), "attempts" = "attempts" + 1
+  /**
+   * One batch: claim, deliver each, record the outcomes. Returns how many
+   * rows it claimed, and whether a delivered one has a later pending row of
+   * its subject (which this claim could not take).
+   */
+  private async pass(): Promise<{ claimed: number; more: boolean }> {
+    const t = this.table();
+    // Only the oldest pending row of a subject: a later one waits while an earlier one is pending — leased to
+    // another relay, or waiting for its retry — so two relays never hold two events of one subject. A row
+    // without a subject (written by an older toko) is ordered on its own.
+    const rows = await this.o.sql.query<OutboxRow & { more: boolean }>(
+      `update ${t} set "locked_until" = now() + make_interval(secs => $1), "attempts" = "attempts" + 1
        where "id" in (
-         select "id" from ${this.table()}
-         where "status" = 'pending' and "next_attempt_at" <= now() and ("locked_until" is null or "locked_until" < now())
-         order by "occurred_at" limit $2 for update skip locked)
-       returning *`,
+         select o."id" from ${t} as o
+         where o."status" = 'pending' and o."next_attempt_at" <= now() and (o."locked_until" is null or o."locked_until" < now())
+           and not exists (select 1 from ${t} as e where e."subject" = o."subject" and e."status" = 'pending' and e."seq" < o."seq")
+         order by o."seq" limit $2 for update of o skip locked)
+       returning *, exists (select 1 from ${t} as n where n."subject" = ${t}."subject" and n."status" = 'pending' and n."seq" > ${t}."seq") as "more"`,
       [this.o.leaseSeconds, this.o.batchSize],
       `${this.o.schema}.outbox.claim`,
     );
-    if (rows.length === 0) return 0;
-    rows.sort((a, b) => new Date(a.occurred_at).getTime() - new Date(b.occurred_at).getTime());
-    // Events about one thing (an order, a user) go out in the order they happened; different things side by side.
-    const lanes = new Map<string, { row: OutboxRow; event: EventEnvelope }[]>();
-    for (const row of rows) {
+    if (rows.length === 0) return { claimed: 0, more: false };
+    rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+    // Different subjects side by side; rows without a subject column may still share one (in their payload): in order.
+    const lanes = new Map<string, { row: OutboxRow; event: EventEnvelope; more: boolean }[]>();
+    for (const { more, ...row } of rows) {
       const event = toEnvelope(row, this.o.module, this.o.events);
       const key = event.subject ?? event.id;
-      lanes.set(key, [...(lanes.get(key) ?? []), { row, event }]);
+      lanes.set(key, [...(lanes.get(key) ?? []), { row, event, more }]);
     }
     const queue = [...lanes.values()];
     const delivered: string[] = [];
+    let more = false;
     await Promise.all(
       Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
         for (let lane = queue.shift(); lane; lane = queue.shift()) {
-          for (const { row, event } of lane) if (await this.deliver(row, event)) delivered.push(row.id);
+          for (const d of lane) {
+            if (!(await this.deliver(d.row, d.event))) continue;
+            delivered.push(d.row.id);
+            more ||= d.more;
+          }
         }
       }),
     );
     if (delivered.length) {
       await this.o.sql.query(
-        `update ${this.table()} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = any($1::uuid[])`,
+        `update ${t} set "status" = 'delivered', "delivered_at" = now(), "locked_until" = null, "last_error" = null where "id" = any($1::uuid[])`,
         [delivered],
         `${this.o.schema}.outbox.delivered`,
       );
     }
-    return rows.length;
+    return { claimed: rows.length, more };
   }
 
   /** Publishes one event; on failure records the retry or the death of the row. True when delivered. */
@@ -271,7 +297,7 @@ function toEnvelope(row: OutboxRow, producer: string, events: Record<string, Eve
     occurredAt: new Date(row.occurred_at).toISOString(),
     producer,
     requestId: row.request_id,
-    subject: subjectOf(producer, events[row.type], row.id, payload),
+    subject: row.subject ?? subjectOf(producer, events[row.type], row.id, payload),
     payload,
   };
 }

@@ -5,6 +5,7 @@ import { outboxInsert, outboxValues, type EventRecorder, type OutboxEntry } from
 import { currentRequestId } from '../../kit/request-context.ts';
 import type { SqlTx } from '../../kit/sql.ts';
 import { currentTraceparent } from '../../kit/tracing.ts';
+import { subjectOf } from './routing.ts';
 
 /**
  * A module's EventRecorder: the envelope is built here (id, version,
@@ -19,14 +20,17 @@ export function createEventRecorder(opts: {
   wake: () => void;
 }): EventRecorder {
   const entry = (type: string, payload: unknown): OutboxEntry => {
-    const schema = opts.events[type]?.payload;
-    if (!schema) throw new Error(`${opts.module} does not declare the event ${type} in its contract`);
+    const def = opts.events[type];
+    if (!def) throw new Error(`${opts.module} does not declare the event ${type} in its contract`);
+    const id = randomUUID();
+    const parsed = def.payload.parse(payload);
     return {
-      id: randomUUID(),
+      id,
       type,
-      payload: JSON.stringify(schema.parse(payload)),
+      payload: JSON.stringify(parsed),
       requestId: currentRequestId() ?? null,
       traceContext: currentTraceparent(),
+      subject: subjectOf(opts.module, def, id, parsed),
     };
   };
   const insert = outboxInsert(opts.schema, 1, '(select 1) as "one"');
@@ -37,7 +41,7 @@ export function createEventRecorder(opts: {
       await em
         .getConnection()
         .execute(
-          `insert into "${opts.schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "occurred_at") values (?, ?, 1, ?::jsonb, ?, ?, now())`,
+          `insert into "${opts.schema}"."outbox" ("id", "type", "version", "payload", "request_id", "trace_context", "subject", "occurred_at") values (?, ?, 1, ?::jsonb, ?, ?, ?, now())`,
           outboxValues(e),
           'run',
           em.getTransactionContext(),
