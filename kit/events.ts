@@ -52,10 +52,10 @@ export interface EventRecorder {
 }
 
 /**
- * A statement that does an event's work, reading the CTE `"inbox"` as its
- * source: one row when the event is new to the handler, none when it was
- * handled before (`insert into … select $3, $4 … from "inbox"`). Its own
- * parameters start at `$3`.
+ * A statement that does an event's work, reading the inbox's `source` (a
+ * CTE) as its own: one row when the event is new to the handler, none when
+ * it was handled before (`insert into … select $3, $4 … ${inbox.source}`).
+ * Its own parameters start at `$3`.
  */
 export interface InboxStatement {
   text: string;
@@ -70,6 +70,8 @@ export interface InboxStatement {
  * does its work once.
  */
 export interface Inbox {
+  /** The `from` clause a `handleOnce` statement reads the new event through (one row, or none when handled before). */
+  readonly source: string;
   /** Whether `handler` has dealt with the event. */
   handled(eventId: string, handler: string): Promise<boolean>;
   /**
@@ -87,10 +89,14 @@ export interface Inbox {
   ): Promise<R[]>;
 }
 
+/** The CTE of `handleOnce`: the event's id when this call recorded it, nothing when it was recorded before. */
+const NEW_EVENT = '"inbox"';
+
 /** The inbox in `schema` (the kernel hands it to a consuming module as `kernel.inbox()`). */
 export function createInbox(sql: Sql, schema: string): Inbox {
   const inbox = inSchema(schema)('inbox');
   return {
+    source: `from ${NEW_EVENT}`,
     async handled(eventId, handler) {
       const rows = await sql.query(
         `select 1 from ${inbox} where "event_id" = $1 and "handler" = $2`,
@@ -101,7 +107,7 @@ export function createInbox(sql: Sql, schema: string): Inbox {
     },
     handleOnce: (db, eventId, handler, work) =>
       db.query(
-        `with "inbox" as (
+        `with ${NEW_EVENT} as (
            insert into ${inbox} ("event_id", "handler") values ($1, $2) on conflict do nothing returning "event_id")
          ${work.text}`,
         [eventId, handler, ...work.values],

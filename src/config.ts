@@ -627,11 +627,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/**
- * Reads and validates the environment once. Throws `ConfigError` whose
- * message is one line naming each bad variable and what it expects.
- */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+/** The kernel's variables and each module's settings, or `ConfigError` naming every bad variable. */
+function parseEnvironment(source: NodeJS.ProcessEnv): { e: Env; settings: ModuleSettingsOf } {
   const parsed = envSchema.safeParse(source);
   const modules = MODULE_NAMES.map((m) => [m, MODULE_DEFINITIONS[m].settings?.safeParse(source)] as const);
   const issues = [...(parsed.error?.issues ?? []), ...modules.flatMap(([, r]) => r?.error?.issues ?? [])];
@@ -639,24 +636,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     const problems = issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${[...new Set(problems)].join('; ')}`);
   }
-  const e = parsed.data;
   const settings = Object.fromEntries(modules.map(([m, r]) => [m, r?.data ?? {}])) as ModuleSettingsOf;
-  const own = (m: ModuleName, suffix: string) =>
-    (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
-  const databaseUrls = Object.fromEntries(
-    MODULE_NAMES.map((m) => [m, own(m, 'DATABASE_URL') ?? e.DATABASE_URL]),
-  ) as Record<ModuleName, string | undefined>;
+  return { e: parsed.data, settings };
+}
+
+/** A module's own variable (`<MODULE>_<suffix>`), if set. */
+const own = (e: Env, m: ModuleName, suffix: string) =>
+  (e as Record<string, unknown>)[moduleVariable(m, suffix)] as string | undefined;
+
+/** Where the data lives: the embedded database's folders, each module's database and MongoDB. */
+function storesOf(e: Env): Pick<Config, 'dataDir' | 'embeddedTemplateDir' | 'databaseUrls' | 'mongoUrls'> {
   return {
-    env: e.NODE_ENV,
-    host: e.HOST,
-    port: e.PORT,
-    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST ?? e.HOST, token: e.METRICS_TOKEN },
-    logLevel: e.LOG_LEVEL,
-    logPretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development',
-    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT
-      ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME }
-      : undefined,
-    modules: e.MODULES,
     dataDir: path.resolve(e.DATA_DIR),
     embeddedTemplateDir:
       e.EMBEDDED_TEMPLATE_DIR === 'off'
@@ -664,16 +654,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         : path.resolve(
             e.EMBEDDED_TEMPLATE_DIR ?? path.join(e.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'toko'),
           ),
-    databaseUrls,
-    dbPoolMax: e.DB_POOL_MAX,
-    storeTimeoutMs: e.STORE_TIMEOUT_MS,
+    databaseUrls: Object.fromEntries(
+      MODULE_NAMES.map((m) => [m, own(e, m, 'DATABASE_URL') ?? e.DATABASE_URL]),
+    ) as Record<ModuleName, string | undefined>,
     mongoUrls: Object.fromEntries(
-      MONGO_CAPABLE.filter((m) => own(m, 'MONGODB_URL')).map((m) => [m, own(m, 'MONGODB_URL')!]),
+      MONGO_CAPABLE.filter((m) => own(e, m, 'MONGODB_URL')).map((m) => [m, own(e, m, 'MONGODB_URL')!]),
     ),
+  };
+}
+
+/** Where the modules this process does not host run, and how they are called. */
+function remotesOf(e: Env): Pick<Config, 'serviceUrls' | 'serviceKey' | 'remoteTuning'> {
+  return {
     serviceUrls: Object.fromEntries(
-      MODULE_NAMES.filter((m) => own(m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [
+      MODULE_NAMES.filter((m) => own(e, m, 'SERVICE_URL') && !e.MODULES.includes(m)).map((m) => [
         m,
-        own(m, 'SERVICE_URL')!,
+        own(e, m, 'SERVICE_URL')!,
       ]),
     ),
     serviceKey: e.SERVICE_KEY,
@@ -690,18 +686,45 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         },
       ]),
     ) as Record<ModuleName, RemoteTuning>,
+  };
+}
+
+/** How events travel: the queues, retries and the outbox relay. */
+const eventsOf = (e: Env): Config['events'] => ({
+  queuePrefix: e.QUEUE_PREFIX,
+  maxAttempts: e.EVENT_MAX_ATTEMPTS,
+  backoffMs: e.EVENT_BACKOFF_MS,
+  concurrency: e.EVENT_CONCURRENCY,
+  partitions: e.EVENT_PARTITIONS,
+  pollMs: e.OUTBOX_POLL_MS,
+  leaseSeconds: e.OUTBOX_LEASE_SECONDS,
+  retentionHours: e.OUTBOX_RETENTION_HOURS,
+});
+
+/**
+ * Reads and validates the environment once. Throws `ConfigError` whose
+ * message is one line naming each bad variable and what it expects.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const { e, settings } = parseEnvironment(source);
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST ?? e.HOST, token: e.METRICS_TOKEN },
+    logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development',
+    tracing: e.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME }
+      : undefined,
+    modules: e.MODULES,
+    ...storesOf(e),
+    dbPoolMax: e.DB_POOL_MAX,
+    storeTimeoutMs: e.STORE_TIMEOUT_MS,
+    ...remotesOf(e),
     redisUrl: e.REDIS_URL,
     replicas: e.REPLICAS,
-    events: {
-      queuePrefix: e.QUEUE_PREFIX,
-      maxAttempts: e.EVENT_MAX_ATTEMPTS,
-      backoffMs: e.EVENT_BACKOFF_MS,
-      concurrency: e.EVENT_CONCURRENCY,
-      partitions: e.EVENT_PARTITIONS,
-      pollMs: e.OUTBOX_POLL_MS,
-      leaseSeconds: e.OUTBOX_LEASE_SECONDS,
-      retentionHours: e.OUTBOX_RETENTION_HOURS,
-    },
+    events: eventsOf(e),
     currency: e.SHOP_CURRENCY,
     accountCheckTtlMs: e.ACCOUNT_CHECK_TTL_MS,
     migrateOnStart: e.MIGRATE_ON_START,

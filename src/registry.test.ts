@@ -32,7 +32,16 @@ describe('the module registry', () => {
   });
 
   it('starts services in waves: the token issuer, then whatever needs only what has started', () => {
-    expect(startWaves(MODULE_DEFINITIONS, TOKEN_ISSUER)).toEqual([['user'], ['product', 'notification'], ['order']]);
+    const waves = startWaves(MODULE_DEFINITIONS, TOKEN_ISSUER);
+    const waveOf = (m: string) => waves.findIndex((w) => w.includes(m));
+    expect(waves.flat().sort()).toEqual([...MODULE_NAMES].sort());
+    expect(waves[0]).toEqual([TOKEN_ISSUER]);
+    for (const [name, def] of Object.entries(MODULE_DEFINITIONS)) {
+      const needs = [...def.requires, ...(name === TOKEN_ISSUER ? [] : [TOKEN_ISSUER])];
+      for (const r of needs) expect(waveOf(r), `${name} starts after ${r}`).toBeLessThan(waveOf(name));
+      // As early as it can: in the wave right after the last one holding something it needs.
+      expect(waveOf(name), name).toBe(Math.max(-1, ...needs.map(waveOf)) + 1);
+    }
     expect(startWaves(defs({ user: [], a: [], b: ['a'] }), 'user')).toEqual([['user'], ['a'], ['b']]);
   });
 

@@ -128,6 +128,18 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     shared,
   });
   const listening = await listen(config, app, metrics, closer);
+  logListening(config, logger, listening, eventing);
+  const close = shutdown(listening.server, closer, config, logger, drain);
+  return { ...listening, router, logger, databases, modules, eventing, ports, close };
+}
+
+/** The line that says toko is up: where its API, docs, queues and metrics are, and how long it took to start. */
+function logListening(
+  config: Config,
+  logger: Logger,
+  listening: { url: string; metricsUrl?: string },
+  eventing: { bullmq?: unknown },
+): void {
   logger.info(
     {
       url: listening.url,
@@ -145,8 +157,6 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     },
     'toko is listening',
   );
-  const close = shutdown(listening.server, closer, config, logger, drain);
-  return { ...listening, router, logger, databases, modules, eventing, ports, close };
 }
 
 /**

@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,11 +9,13 @@ import { renderGatewayTemplate } from '../scripts/generate/nginx.ts';
 import { K8S_DIR, renderKubernetes, TOPOLOGIES } from '../scripts/k8s/index.ts';
 import { MODULE_NAMES } from '../src/registry.ts';
 import { findKubectl, render, schemaProblems, typeProblems, type K8sObject } from './helpers/k8s.ts';
+import { freePorts, waitFor } from './helpers/wait.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OVERLAYS = TOPOLOGIES.map((t) => t.overlay);
 const FIXTURES = 'test/fixtures/k8s';
 const kubectl = findKubectl();
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 if (!kubectl) console.warn('Kubernetes render checks skipped: kubectl is not installed (under CI it is an error)');
 
 const rendered = new Map<string, K8sObject[]>();
@@ -118,3 +122,92 @@ describe.skipIf(!kubectl)('the gateway config in each overlay', () => {
     }
   });
 });
+
+/**
+ * `/internal` is for service-to-service calls only (issue 25): the gateway of
+ * every overlay, run by nginx on loopback with every Service replaced by one
+ * recording server, answers any `/internal/...` path with its own 404 and
+ * passes none of them on.
+ */
+describe.skipIf(!kubectl || !has('nginx'))('the gateway of each overlay and /internal', () => {
+  const PATHS = [
+    '/internal/',
+    ...MODULE_NAMES.map((m) => `/internal/v1/${m}/get`),
+    '/%69nternal/v1/user/get',
+    '/api/v1/users/../../internal/v1/user/get',
+    '//internal/v1/order/get',
+  ];
+
+  /** Starts nginx on the overlay's gateway config (as `edit` leaves it); answers each of PATHS, and what reached a Service. */
+  async function ask(name: string, edit: (conf: string) => string = (c) => c) {
+    const seen: string[] = [];
+    const backend = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.end('a service answered');
+    });
+    const [backendPort, gatewayPort] = (await freePorts(2)) as [number, number];
+    await new Promise<void>((resolve) => backend.listen(backendPort, '127.0.0.1', resolve));
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-k8s-internal-'));
+    const conf = overlay(name).find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('toko-gateway-nginx'))!;
+    const text = edit((conf.data as Record<string, string>)['default.conf']!)
+      .replace(/server toko[a-z-]*:\d+/g, `server 127.0.0.1:${backendPort}`)
+      .replace(/listen \d+;/, `listen 127.0.0.1:${gatewayPort};`);
+    writeFileSync(path.join(dir, 'default.conf'), text);
+    writeFileSync(
+      path.join(dir, 'nginx.conf'),
+      `daemon off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; include ${dir}/default.conf; }\n`,
+    );
+    const nginx = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], {
+      stdio: 'ignore',
+    });
+    try {
+      const url = `http://127.0.0.1:${gatewayPort}`;
+      await waitFor(
+        'the gateway to answer',
+        async () => (await fetch(`${url}/health`).catch(() => undefined))?.ok || undefined,
+        10_000,
+        50,
+      );
+      const answers: Record<string, number> = {};
+      for (const p of PATHS) answers[p] = await statusOf(gatewayPort, p);
+      return { answers, seen };
+    } finally {
+      if (nginx.exitCode === null && nginx.signalCode === null) {
+        const exited = once(nginx, 'exit');
+        nginx.kill('SIGTERM');
+        await exited;
+      }
+      backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it.each(OVERLAYS)('answers /internal/... with 404 and passes none on (%s)', async (name) => {
+    const { answers, seen } = await ask(name);
+    expect(answers).toEqual(Object.fromEntries(PATHS.map((p) => [p, 404])));
+    expect(seen).toEqual([]);
+  });
+
+  it('sees a gateway that routes /internal to a service (fault)', async () => {
+    const { answers, seen } = await ask('split', (conf) =>
+      conf.replace(
+        /location \/internal\/ \{\n[\s\S]*?\n {2}\}\n/,
+        'location /internal/ { proxy_pass http://toko_user; }\n',
+      ),
+    );
+    expect(answers['/internal/v1/user/get']).toBe(200);
+    expect(seen).toContain('/internal/v1/user/get');
+  });
+});
+
+/** The status of a GET of `rawPath` exactly as written (fetch would normalise `..` and `//` first). */
+function statusOf(port: number, rawPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: rawPath, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

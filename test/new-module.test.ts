@@ -4,6 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { TEST_ADMIN, TEST_ADMIN_ENV, api, createProduct, registerCustomer } from './helpers/http.ts';
 import {
   TEST_REDIS_URL,
@@ -162,6 +163,23 @@ describe('a module added with its folder and one line in the registry', () => {
       /\n {2}payment:\n[\s\S]*PAYMENT_DATABASE_URL: postgres:\/\/toko:toko@payment-db:5432\/payments/,
     );
     expect(readFileSync(path.join(copy, 'monitoring/prometheus/split.yml'), 'utf8')).toContain('"payment:9464"');
+  });
+
+  it('gets its Kubernetes Deployment, Service, Secret key and gateway routes from npm run generate', () => {
+    const split = path.join(copy, 'deploy/k8s/overlays/split');
+    const objects = parseAllDocuments(readFileSync(path.join(split, 'payment.yaml'), 'utf8')).map(
+      (d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> },
+    );
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(
+      expect.arrayContaining(['Deployment/toko-payment', 'Service/toko-payment']),
+    );
+    expect(JSON.stringify(objects.find((o) => o.kind === 'Deployment'))).toContain(
+      '"secretKeyRef":{"name":"toko-secrets","key":"PAYMENT_DATABASE_URL"}',
+    );
+    expect(readFileSync(path.join(split, 'kustomization.yaml'), 'utf8')).toMatch(/\n {2}- payment\.yaml\n/);
+    const gateway = readFileSync(path.join(split, 'gateway.conf'), 'utf8');
+    expect(gateway).toContain('upstream toko_payment { server toko-payment:3000; keepalive 16; }');
+    expect(gateway).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
   });
 
   it('gets its settings and its per-module variables in the configuration reference from npm run generate', () => {

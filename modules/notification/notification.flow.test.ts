@@ -350,7 +350,7 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
       const { sql } = notificationDb();
       const inbox = createInbox(sql, SCHEMA);
       // Work that reads the inbox's row: one when the event is new to the handler, none after.
-      const work = { text: `select $3::text as "done" from "inbox"`, values: ['done'] };
+      const work = { text: `select $3::text as "done" ${inbox.source}`, values: ['done'] };
       const eventId = randomUUID();
       expect(await inbox.handleOnce(sql, eventId, 'inbox-test', work)).toEqual([{ done: 'done' }]);
       expect(await inbox.handleOnce(sql, eventId, 'inbox-test', work)).toEqual([]);
@@ -359,7 +359,7 @@ describe.each(buses)('events and notifications over the $name bus', ({ name, env
       // Work that fails takes its inbox row with it: the event is still to be handled.
       const failing = randomUUID();
       await expect(
-        inbox.handleOnce(sql, failing, 'inbox-test', { text: `select 1 / 0 from "inbox"`, values: [] }),
+        inbox.handleOnce(sql, failing, 'inbox-test', { text: `select 1 / 0 ${inbox.source}`, values: [] }),
       ).rejects.toThrow(/division by zero/);
       expect(await inbox.handled(failing, 'inbox-test')).toBe(false);
     },

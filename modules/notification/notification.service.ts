@@ -176,7 +176,7 @@ export class NotificationService {
       throw err;
     }
     const [sent] = await this.d.inbox.handleOnce<{ id: string }>(this.d.sql, event.id, template, {
-      text: recordSql(3, 'from "inbox"'),
+      text: recordSql(3, this.d.inbox.source),
       values: [...values, 'sent', null],
       name: 'notifications.record-sent',
     });

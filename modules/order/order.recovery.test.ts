@@ -5,14 +5,13 @@ import { sqlDatabase, startTestApp, type TestApp } from '../../test/helpers/app.
 import { TEST_ADMIN, TEST_ADMIN_ENV, call, createProduct, registerCustomer } from '../../test/helpers/http.ts';
 import type { ProductPort } from '../product/contract.ts';
 import type { UserPort } from '../user/contract.ts';
-import { createEventRecorder } from '../../src/events/recorder.ts';
+import { createEventRecorder, registryMeter } from '../../test/helpers/kernel.ts';
 import { orderContract } from './contract.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { OrderEntity } from './order.entity.ts';
 import { OrderRecovery } from './order.recovery.ts';
 import { OrderService } from './order.service.ts';
 import { Registry } from 'prom-client';
-import { registryMeter } from '../../src/telemetry/metrics.ts';
 
 let app: TestApp;
 beforeAll(async () => {

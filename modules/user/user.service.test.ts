@@ -4,7 +4,7 @@ import type { PasswordHasher } from '../../kit/auth.ts';
 import { TooManyRequests } from '../../kit/errors.ts';
 import { sqlDatabase, sqlOrm, startTestApp, type TestApp } from '../../test/helpers/app.ts';
 import { newUser } from '../../test/helpers/http.ts';
-import { createEventRecorder } from '../../src/events/recorder.ts';
+import { createEventRecorder } from '../../test/helpers/kernel.ts';
 import { userContract } from './contract.ts';
 import { LoginGuard, addressKey } from './login-guard.ts';
 import { InvalidCredentials } from './user.errors.ts';

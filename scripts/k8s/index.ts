@@ -349,21 +349,48 @@ export function renderOverlay(
   ];
   const resources = [`${root}/base`];
   for (const host of t.hosts) {
-    const file = host.name === 'toko' ? 'toko' : host.name.replace(/^toko-/, '');
-    const configMap = `${host.name}-config`;
-    const { settings, secrets } = variablesOf(t, host);
-    files[`${file}.env`] = envFile(
+    const own = hostFiles(t, host, banner);
+    Object.assign(files, own.files);
+    generators.push(own.generator);
+    resources.push(own.resource);
+  }
+  files['gateway.conf'] = gatewayConf(t, gatewayTemplate);
+  for (const [file, text] of Object.entries(extraFiles(t, banner))) {
+    files[file] = text;
+    resources.push(file);
+  }
+  files['kustomization.yaml'] = kustomization(
+    comment(
+      t.summary,
+      `  kubectl apply -k ${o.applyAs}   (after creating the Secret toko-secrets: docs/kubernetes.md)`,
+      banner,
+    ),
+    {
+      namespace: NAMESPACE,
+      resources,
+      ...(t.monitoring ? { components: [`${root}/components/monitoring`] } : {}),
+      configMapGenerator: generators,
+    },
+  );
+  return files;
+}
+
+/** One Deployment's files in an overlay (its settings and its workload), its ConfigMap generator and its resource. */
+function hostFiles(t: Topology, host: Topology['hosts'][number], banner: string) {
+  const file = host.name === 'toko' ? 'toko' : host.name.replace(/^toko-/, '');
+  const configMap = `${host.name}-config`;
+  const { settings, secrets } = variablesOf(t, host);
+  const replicas = `${t.replicas} ${t.replicas === 1 ? 'replica' : 'replicas'}`;
+  const what = host.modules.length === MODULE_NAMES.length ? 'every module' : `the ${host.modules.join(', ')} module`;
+  const files = {
+    [`${file}.env`]: envFile(
       comment(
         `Settings of ${host.name} (ConfigMap ${configMap}): the modules it hosts and where the others are.`,
         banner,
       ),
       settings,
-    );
-    // Labelled like the Deployment, so `kubectl apply -l app.kubernetes.io/instance=...` takes its settings along.
-    generators.push({ name: configMap, envs: [`${file}.env`], options: { labels: labelsOf(host.name, 'service') } });
-    const replicas = `${t.replicas} ${t.replicas === 1 ? 'replica' : 'replicas'}`;
-    const what = host.modules.length === MODULE_NAMES.length ? 'every module' : `the ${host.modules.join(', ')} module`;
-    files[`${file}.yaml`] = yamlDocs(
+    ),
+    [`${file}.yaml`]: yamlDocs(
       comment(
         `${host.name}: ${what}, ${replicas}, resources from the footprint bench (scripts/k8s/figures.ts).`,
         `Secrets, keys of the Secret toko-secrets: ${secrets.map((s) => s.name + (s.optional ? ' (optional)' : '')).join(', ')}.`,
@@ -381,16 +408,21 @@ export function renderOverlay(
         disruptionBudget(host.name, 'service'),
         autoscaler(host.name, 'service', t.replicas, t.maxReplicas),
       ],
-    );
-    resources.push(`${file}.yaml`);
-  }
-  files['gateway.conf'] = gatewayConf(t, gatewayTemplate);
+    ),
+  };
+  // Labelled like the Deployment, so `kubectl apply -l app.kubernetes.io/instance=...` takes its settings along.
+  const generator = { name: configMap, envs: [`${file}.env`], options: { labels: labelsOf(host.name, 'service') } };
+  return { files, generator, resource: `${file}.yaml` };
+}
+
+/** The overlay's ServiceMonitors and its own stores, when it has them: each a file and a resource. */
+function extraFiles(t: Topology, banner: string): Record<string, string> {
+  const files: Record<string, string> = {};
   if (t.monitoring) {
     files['monitoring.yaml'] = yamlDocs(
       comment('One ServiceMonitor per Service: Prometheus (operator) scrapes each pod’s metrics port.', banner),
       t.hosts.map((h) => serviceMonitor(h.name)),
     );
-    resources.push('monitoring.yaml');
   }
   if (t.stores) {
     files['stores.yaml'] = yamlDocs(
@@ -401,21 +433,7 @@ export function renderOverlay(
       ),
       [...devPostgres(), storePolicy('postgres', 'postgres'), ...devRedis(), storePolicy('redis', 'redis')],
     );
-    resources.push('stores.yaml');
   }
-  files['kustomization.yaml'] = kustomization(
-    comment(
-      t.summary,
-      `  kubectl apply -k ${o.applyAs}   (after creating the Secret toko-secrets: docs/kubernetes.md)`,
-      banner,
-    ),
-    {
-      namespace: NAMESPACE,
-      resources,
-      ...(t.monitoring ? { components: [`${root}/components/monitoring`] } : {}),
-      configMapGenerator: generators,
-    },
-  );
   return files;
 }
 

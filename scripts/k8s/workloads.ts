@@ -87,6 +87,22 @@ export interface TokoWorkload {
   figure: Figure;
 }
 
+/** The server container: its ports, the three probes and the preStop delay, on top of what the migrate step shares. */
+const serverContainer = (base: Container): Container => ({
+  ...base,
+  ports: [
+    { name: 'http', containerPort: HTTP_PORT },
+    { name: 'metrics', containerPort: METRICS_PORT },
+  ],
+  // Up to 60 s for the first answer (the bench's cold start on PostgreSQL: 2.0 s).
+  startupProbe: httpProbe('/health', 'http', { periodSeconds: 2, failureThreshold: 30 }),
+  // Out of the Service while a dependency it owns is down, or while it drains.
+  readinessProbe: httpProbe('/health/ready', 'http', { periodSeconds: 5, failureThreshold: 2 }),
+  // The process itself answers: /health never checks a dependency, so a database outage restarts nothing.
+  livenessProbe: httpProbe('/health', 'http', { periodSeconds: 10, failureThreshold: 3 }),
+  lifecycle: { preStop: { exec: { command: ['sleep', String(STOP.preStopSeconds)] } } },
+});
+
 /**
  * A toko Deployment: its migrations run first in an init container (every
  * pod runs it; the advisory lock lets one apply and the rest find nothing to
@@ -132,22 +148,7 @@ export function tokoDeployment(w: TokoWorkload): Deployment {
             },
           ],
           initContainers: [{ ...base, name: 'migrate', command: ['node', 'dist/src/migrate.js'] }],
-          containers: [
-            {
-              ...base,
-              ports: [
-                { name: 'http', containerPort: HTTP_PORT },
-                { name: 'metrics', containerPort: METRICS_PORT },
-              ],
-              // Up to 60 s for the first answer (the bench's cold start on PostgreSQL: 2.0 s).
-              startupProbe: httpProbe('/health', 'http', { periodSeconds: 2, failureThreshold: 30 }),
-              // Out of the Service while a dependency it owns is down, or while it drains.
-              readinessProbe: httpProbe('/health/ready', 'http', { periodSeconds: 5, failureThreshold: 2 }),
-              // The process itself answers: /health never checks a dependency, so a database outage restarts nothing.
-              livenessProbe: httpProbe('/health', 'http', { periodSeconds: 10, failureThreshold: 3 }),
-              lifecycle: { preStop: { exec: { command: ['sleep', String(STOP.preStopSeconds)] } } },
-            },
-          ],
+          containers: [serverContainer(base)],
           volumes,
         },
       },

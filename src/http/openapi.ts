@@ -183,50 +183,8 @@ function problemResponses(def: AnyRouteDef) {
 
 export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRoute[]; version: string }) {
   const registry = new OpenAPIRegistry();
-  registry.registerComponent('securitySchemes', 'bearerAuth', {
-    type: 'http',
-    scheme: 'bearer',
-    bearerFormat: 'JWT',
-    description: 'RS256 access token from POST /api/v1/users/login',
-  });
-  registry.registerComponent('securitySchemes', 'basicAuth', {
-    type: 'http',
-    scheme: 'basic',
-    description:
-      "Any administrator's e-mail and password (Bull Board, so a browser can sign in), under the login throttle",
-  });
-  registry.registerComponent('securitySchemes', 'metricsToken', {
-    type: 'http',
-    scheme: 'bearer',
-    description: 'METRICS_TOKEN; callers on the same machine need none',
-  });
-  for (const def of opts.routes) {
-    registry.registerPath({
-      method: def.method,
-      path: toOpenApiPath(def.path),
-      operationId: def.operationId,
-      summary: def.summary,
-      description: def.description,
-      tags: def.tags,
-      security: def.access === 'public' ? [] : [{ bearerAuth: [] }],
-      request: {
-        params: def.params,
-        query: def.query,
-        headers: def.headers,
-        body: def.body ? { required: true, content: { 'application/json': { schema: def.body } } } : undefined,
-      },
-      responses: {
-        [def.status ?? 200]:
-          def.status === 204
-            ? { description: 'Done; no content' }
-            : {
-                description: 'Success',
-                content: { 'application/json': { schema: def.response, example: exampleOf(def.response) } },
-              },
-        ...problemResponses(def),
-      },
-    });
-  }
+  registerSecuritySchemes(registry);
+  for (const def of opts.routes) registerRoute(registry, def);
   for (const m of opts.meta) {
     registry.registerPath({
       method: m.method,
@@ -247,5 +205,55 @@ export function buildOpenApiDocument(opts: { routes: AnyRouteDef[]; meta: MetaRo
         'Public API of toko, the same whichever process answers. Errors are application/problem+json (RFC 9457).',
     },
     servers: [{ url: '/' }],
+  });
+}
+
+/** How callers prove who they are: access tokens, basic sign-in (Bull Board), the metrics token. */
+function registerSecuritySchemes(registry: OpenAPIRegistry): void {
+  registry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description: 'RS256 access token from POST /api/v1/users/login',
+  });
+  registry.registerComponent('securitySchemes', 'basicAuth', {
+    type: 'http',
+    scheme: 'basic',
+    description:
+      "Any administrator's e-mail and password (Bull Board, so a browser can sign in), under the login throttle",
+  });
+  registry.registerComponent('securitySchemes', 'metricsToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'METRICS_TOKEN; callers on the same machine need none',
+  });
+}
+
+/** One public route: its request schemas, its success response with an example, and its problem responses. */
+function registerRoute(registry: OpenAPIRegistry, def: AnyRouteDef): void {
+  registry.registerPath({
+    method: def.method,
+    path: toOpenApiPath(def.path),
+    operationId: def.operationId,
+    summary: def.summary,
+    description: def.description,
+    tags: def.tags,
+    security: def.access === 'public' ? [] : [{ bearerAuth: [] }],
+    request: {
+      params: def.params,
+      query: def.query,
+      headers: def.headers,
+      body: def.body ? { required: true, content: { 'application/json': { schema: def.body } } } : undefined,
+    },
+    responses: {
+      [def.status ?? 200]:
+        def.status === 204
+          ? { description: 'Done; no content' }
+          : {
+              description: 'Success',
+              content: { 'application/json': { schema: def.response, example: exampleOf(def.response) } },
+            },
+      ...problemResponses(def),
+    },
   });
 }

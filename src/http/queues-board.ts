@@ -156,55 +156,15 @@ export function queuesBoard(opts: {
   /** Where account changes are heard (ACCOUNTS_TOPIC): every remembered sign-in is forgotten then. */
   invalidations: Invalidations;
 }): Middleware {
-  const adapter = new KoaAdapter();
-  adapter.setBasePath(QUEUES_PATH);
-  createBullBoard({
-    queues: opts.queues.map((q) => new BullMQAdapter(q)),
-    serverAdapter: adapter,
-    // Whatever path reaches them, Bull Board's own handlers for those routes refuse too.
-    options: {
-      handlerHooks: {
-        before: ({ method, route }) =>
-          REFUSED_ROUTES.some((r) => r.method === method && r.route === route)
-            ? { allow: false, status: 403, message: jobRefused().message }
-            : undefined,
-      },
-    },
-  });
-  const board = adapter.registerPlugin() as unknown as Middleware;
-  const signedIn =
-    opts.signInTtlMs > 0 ? new LRUCache<string, string>({ max: 1000, ttl: opts.signInTtlMs }) : undefined;
-  // Which sign-in belongs to which account is not kept: any account's change forgets them all (changes are rare).
-  let changes = 0;
-  opts.invalidations.subscribe(ACCOUNTS_TOPIC, () => {
-    changes++;
-    signedIn?.clear();
-  });
-
+  const board = bullBoard(opts.queues);
+  const basicRole = basicSignIns(opts);
   const gate: Middleware = async function queuesBoardAuth(ctx, next) {
     const refusal = crossSite(ctx);
     if (refusal) throw new Forbidden(`Bull Board does not accept ${refusal}`);
     const header = ctx.get('Authorization');
     const basic = /^Basic\s+(.+)$/i.exec(header);
     if (basic) {
-      const key = createHash('sha256').update(basic[1]!).digest('base64url');
-      let role = signedIn?.get(key);
-      if (!role) {
-        const [email, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-        const password = rest.join(':');
-        // A control character (a NUL...) is in no account’s e-mail: refused here, it never reaches a database.
-        if (!opts.signIn || CONTROL_OR_FORMAT.test(email ?? '')) throw new BoardUnauthorized();
-        const since = changes;
-        try {
-          role = (await opts.signIn((email ?? '').trim().toLowerCase(), password, ctx.ip)).role;
-        } catch (err) {
-          if (err instanceof Unauthorized || err instanceof ValidationFailed) throw new BoardUnauthorized();
-          throw err;
-        }
-        // Not remembered when an account changed while it was being checked: the answer may predate the change.
-        if (since === changes) signedIn?.set(key, role);
-      }
-      if (role !== 'admin') throw new Forbidden('Bull Board is for administrators');
+      if ((await basicRole(basic[1]!, ctx.ip)) !== 'admin') throw new Forbidden('Bull Board is for administrators');
     } else if (!header) {
       throw new BoardUnauthorized();
     } else {
@@ -224,5 +184,63 @@ export function queuesBoard(opts: {
     });
     if (unrouted && ctx.status === 405) throw new MethodNotAllowed('Bull Board does not serve this method here');
     if (unrouted && ctx.status === 404) throw new NotFound('No such resource');
+  };
+}
+
+/** Bull Board's own app over the queues, under QUEUES_PATH, its routes that change jobs refused by its handlers too. */
+function bullBoard(queues: Queue[]): Middleware {
+  const adapter = new KoaAdapter();
+  adapter.setBasePath(QUEUES_PATH);
+  createBullBoard({
+    queues: queues.map((q) => new BullMQAdapter(q)),
+    serverAdapter: adapter,
+    // Whatever path reaches them, Bull Board's own handlers for those routes refuse too.
+    options: {
+      handlerHooks: {
+        before: ({ method, route }) =>
+          REFUSED_ROUTES.some((r) => r.method === method && r.route === route)
+            ? { allow: false, status: 403, message: jobRefused().message }
+            : undefined,
+      },
+    },
+  });
+  return adapter.registerPlugin() as unknown as Middleware;
+}
+
+/**
+ * The role of the account that HTTP basic credentials (base64 `email:password`) sign in, checked by
+ * the identity module and remembered for `signInTtlMs` until any account changes; BoardUnauthorized when they sign in none.
+ */
+function basicSignIns(opts: {
+  signIn?: SignIn;
+  signInTtlMs: number;
+  invalidations: Invalidations;
+}): (credentials: string, ip: string) => Promise<string> {
+  const signedIn =
+    opts.signInTtlMs > 0 ? new LRUCache<string, string>({ max: 1000, ttl: opts.signInTtlMs }) : undefined;
+  // Which sign-in belongs to which account is not kept: any account's change forgets them all (changes are rare).
+  let changes = 0;
+  opts.invalidations.subscribe(ACCOUNTS_TOPIC, () => {
+    changes++;
+    signedIn?.clear();
+  });
+  return async (credentials, ip) => {
+    const key = createHash('sha256').update(credentials).digest('base64url');
+    let role = signedIn?.get(key);
+    if (role) return role;
+    const [email, ...rest] = Buffer.from(credentials, 'base64').toString('utf8').split(':');
+    const password = rest.join(':');
+    // A control character (a NUL...) is in no account’s e-mail: refused here, it never reaches a database.
+    if (!opts.signIn || CONTROL_OR_FORMAT.test(email ?? '')) throw new BoardUnauthorized();
+    const since = changes;
+    try {
+      role = (await opts.signIn((email ?? '').trim().toLowerCase(), password, ip)).role;
+    } catch (err) {
+      if (err instanceof Unauthorized || err instanceof ValidationFailed) throw new BoardUnauthorized();
+      throw err;
+    }
+    // Not remembered when an account changed while it was being checked: the answer may predate the change.
+    if (since === changes) signedIn?.set(key, role);
+    return role;
   };
 }

@@ -1,7 +1,7 @@
 import type { MikroORM as MongoORM } from '@mikro-orm/mongodb';
 import pino from 'pino';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { openModuleMongo } from '../../../src/db/mongo.ts';
+import { openModuleMongo } from '../../../test/helpers/kernel.ts';
 import { sqlDatabase, startTestApp, type TestApp } from '../../../test/helpers/app.ts';
 import { productModule } from '../index.ts';
 import { MongoProductStore } from './mongo.ts';
