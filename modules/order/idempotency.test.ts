@@ -86,6 +86,50 @@ describe('an Idempotency-Key left in flight', () => {
     expect((await order(c.token, p, 'claimed-then-lost')).body.id).toBe(retry.body.id);
   });
 
+  it('past its lease, a retry answers 409 while the abandoned order is pending, and places it again once rejected', async () => {
+    const c = await customer();
+    const p = await product(10);
+    const first = await order(c.token, p, 'placed-then-released');
+    expect(first.status).toBe(201);
+    await abandon(c.id, 'placed-then-released');
+    const setStatus = (status: string) =>
+      sql().query(`update ${table('orders')} set "status" = $2 where "id" = $1`, [first.body.id, status]);
+    await setStatus('pending');
+    const early = await order(c.token, p, 'placed-then-released');
+    expect(early.status).toBe(409);
+    expect(early.body.code).toBe('ORDER.IDEMPOTENCY_IN_FLIGHT');
+    // The recovery pass released it: that attempt came to nothing, so the retry places the order.
+    await setStatus('rejected');
+    const retry = await order(c.token, p, 'placed-then-released');
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.body.id).not.toBe(first.body.id);
+    expect((await ordersOf(c.token)).sort()).toEqual([first.body.id, retry.body.id].sort());
+  });
+
+  it('keeps the key of an attempt that failed after placing its order (its confirmation may have committed)', async () => {
+    const store = new IdempotencyStore(sql(), { ttlSeconds: 60, leaseSeconds: 60, waitMs: 0, pollMs: 10 });
+    const userId = `failed-${Math.random()}`;
+    const orderId = '00000000-0000-4000-8000-0000000000aa';
+    await expect(
+      store.run(
+        userId,
+        'lost-answer',
+        'h'.repeat(64),
+        async (claim) => {
+          const tag = placedWith(claim, orderId, 1);
+          await sql().query(`with ${tag.sql} select "key" from "placed_with"`, [...tag.values]);
+          throw new Error('Query read timeout');
+        },
+        async () => undefined,
+      ),
+    ).rejects.toThrow('Query read timeout');
+    const rows = await sql().query<{ order_id: string; state: string }>(
+      `select "order_id", "state" from ${table('idempotency_keys')} where "user_id" = $1`,
+      [userId],
+    );
+    expect(rows).toEqual([{ order_id: orderId, state: 'in_flight' }]);
+  });
+
   it('refuses a different body on an abandoned key', async () => {
     const c = await customer();
     const p = await product(10);

@@ -46,7 +46,8 @@ interface StoredProblem {
  * An attempt that cannot record its outcome (its database went away, or the
  * process died) leaves the key in flight; once `leaseSeconds` have passed, a
  * retry answers the order that attempt placed (`recover`), or takes the key
- * and places one when it placed none. The pending order names its key in the
+ * and places one when it placed none or its order was rejected (released by
+ * the recovery pass). The pending order names its key in the
  * statement that creates it (`placedWith`), and is created only while that
  * attempt still holds the key, so a slow first attempt and a retry that took
  * over its key never both place an order.
@@ -92,14 +93,18 @@ export class IdempotencyStore {
     key: string,
     requestHash: string,
     work: (claim: KeyClaim) => Promise<T>,
-    recover: (orderId: string) => Promise<T>,
+    recover: (orderId: string) => Promise<T | undefined>,
   ): Promise<T> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const token = await this.claim(userId, key, requestHash);
       if (token !== undefined) return this.execute({ userId, key, token }, work);
       const row = await this.awaitOutcome(userId, key, requestHash);
       if (row?.state === 'done') return this.replay<T>(row);
-      if (row?.order_id) return recover(row.order_id);
+      if (row?.order_id) {
+        // The abandoned attempt's order answers, unless it came to nothing (then the key is taken again, below).
+        const outcome = await recover(row.order_id);
+        if (outcome !== undefined) return outcome;
+      }
       // The first attempt failed in a way that is not kept, was abandoned before placing an order, or the key
       // expired: try to claim it again.
     }
@@ -117,9 +122,10 @@ export class IdempotencyStore {
        on conflict ("user_id", "key") do update set "request_hash" = excluded."request_hash", "state" = 'in_flight', "response_status" = null,
          "response_body" = null, "order_id" = null, "created_at" = now(), "expires_at" = excluded."expires_at"
        where "idempotency_keys"."expires_at" <= now()
-         or ("idempotency_keys"."state" = 'in_flight' and "idempotency_keys"."order_id" is null
-           and "idempotency_keys"."request_hash" = excluded."request_hash"
-           and "idempotency_keys"."created_at" <= now() - make_interval(secs => $5))
+         or ("idempotency_keys"."state" = 'in_flight' and "idempotency_keys"."request_hash" = excluded."request_hash"
+           and "idempotency_keys"."created_at" <= now() - make_interval(secs => $5)
+           and ("idempotency_keys"."order_id" is null or exists (select 1 from ${table('orders')} o
+             where o."id" = "idempotency_keys"."order_id" and o."status" = 'rejected')))
        returning "created_at"::text as "token"`,
       [userId, key, requestHash, this.o.ttlSeconds, this.o.leaseSeconds],
       'idempotency.claim',
@@ -174,7 +180,9 @@ export class IdempotencyStore {
         const problem: StoredProblem = { code: err.code, title: err.title, detail: err.message, extras: err.extras };
         await finish(err.status, problem);
       } else {
-        await this.sql.query(`delete from ${table('idempotency_keys')} where ${held}`, mine);
+        // Given back only if this attempt placed no order: one it placed may have been confirmed by a statement
+        // that committed after its answer was lost (a timeout), and the key must keep answering that order.
+        await this.sql.query(`delete from ${table('idempotency_keys')} where ${held} and "order_id" is null`, mine);
       }
       throw err;
     }

@@ -199,7 +199,7 @@ export class OrderService {
       idempotencyKey,
       hash,
       (claim) => this.placeOnce(userId, lines, claim),
-      (orderId) => this.getById(orderId),
+      (orderId) => this.outcomeOf(orderId),
     );
   }
 
@@ -265,6 +265,20 @@ export class OrderService {
       throw new OrderRejected('The order could not be completed in time and was released', { orderId: order.id });
     this.d.logger.info({ orderId: order.id, total: confirmed.total }, 'order confirmed');
     return toOrderDto(confirmed);
+  }
+
+  /**
+   * What a retry answers for the order an abandoned attempt placed under its key: a confirmed (or since
+   * cancelled) order as it is; a pending one is still being settled (409, retry shortly); a rejected one came to
+   * nothing, so the retry places the order again (undefined).
+   */
+  private async outcomeOf(orderId: string): Promise<OrderDto | undefined> {
+    const order = await this.getById(orderId);
+    if (order.status === 'pending')
+      throw new IdempotencyInFlight(
+        'The first request with this Idempotency-Key is still being settled; retry shortly',
+      );
+    return order.status === 'rejected' ? undefined : order;
   }
 
   /**

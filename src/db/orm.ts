@@ -12,6 +12,8 @@ const statementLimits = new WeakMap<MikroORM, { ms: number }>();
 interface PgClient {
   query: (...args: unknown[]) => unknown;
   connection?: { stream?: { destroy(): void } };
+  /** knex's mark of a connection the pool must discard. */
+  __knex__disposed?: unknown;
 }
 
 const READ_TIMEOUT = 'Query read timeout';
@@ -27,7 +29,11 @@ const timedOut = (err: unknown) => err instanceof Error && err.message === READ_
  */
 function limitStatements(conn: PgClient, limit: { ms: number }): void {
   const query = conn.query.bind(conn);
-  const drop = () => conn.connection?.stream?.destroy();
+  // Marked disposed at once, so the pool never hands it to the next request before its close is noticed.
+  const drop = () => {
+    conn.__knex__disposed = READ_TIMEOUT;
+    conn.connection?.stream?.destroy();
+  };
   conn.query = (config: unknown, ...rest: unknown[]) => {
     if (limit.ms <= 0 || !config || typeof config !== 'object' || 'submit' in config) return query(config, ...rest);
     const bounded = { ...config, query_timeout: limit.ms };
