@@ -155,4 +155,17 @@ describe('a key pair generated under DATA_DIR', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('starts again when only the public key was left in the directory (a new pair, the public half rewritten)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-stale-'));
+    try {
+      const first = loadSigningKeys({ dataDir: dir });
+      rmSync(path.join(dir, 'keys', 'jwt-private.pem'));
+      const second = loadSigningKeys({ dataDir: dir });
+      expect(second.kid).not.toBe(first.kid);
+      expect(loadSigningKeys({ dataDir: dir }).kid).toBe(second.kid);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -62,11 +62,11 @@ export function loadSigningKeys(opts: {
     writeAtomically(privPath, privateKey, 0o600, 'link');
   }
   const privateKey = readFileSync(privPath, 'utf8');
-  if (!existsSync(pubPath)) {
-    const publicKey = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'pem' }).toString();
+  // The public key is always the private key's own: one missing, or left from an older private key, is rewritten.
+  const publicKey = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'pem' }).toString();
+  if (!existsSync(pubPath) || readFileSync(pubPath, 'utf8') !== publicKey)
     writeAtomically(pubPath, publicKey, 0o644, 'rename');
-  }
-  return describe(privateKey, readFileSync(pubPath, 'utf8'), extra);
+  return describe(privateKey, publicKey, extra);
 }
 
 /** Writes `file` whole or not at all: beside it first, then linked (kept if one is there already) or renamed over it. */

@@ -389,7 +389,7 @@ function restartAfterExit(
     `toko split: ${label} exited (${signal ?? `code ${code}`}); starting it again${wait ? ` in ${wait} ms` : ''}`,
   );
   setTimeout(() => {
-    if (!split.supervising || split.children.get(key) !== child) return;
+    if (!split.supervising || split.children.get(key) !== child || split.stopped.has(child)) return;
     launch(split, name, replica).catch((err: unknown) =>
       split.opts.onLine?.(label, `toko split: ${label} did not start again: ${errorLine(err)}`),
     );
@@ -415,8 +415,10 @@ async function launchGateway(split: Split): Promise<void> {
 /** Stops one process (SIGTERM by default) and waits for its exit; nothing when it is not running. */
 async function stopChild(split: Split, key: ProcessKey, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const child = split.children.get(key);
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  if (!child) return;
+  // Marked even when it already exited: a restart waiting in its backoff then does not start it again.
   split.stopped.add(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill(signal);
   await exited;
@@ -425,6 +427,30 @@ async function stopChild(split: Split, key: ProcessKey, signal: NodeJS.Signals =
 /** Every replica of every service: [service, replica] pairs in module order. */
 const everyProcess = (split: Split): [ModuleName, number][] =>
   SERVICES.flatMap((s) => Array.from({ length: split.counts[s] }, (_, i): [ModuleName, number] => [s, i + 1]));
+
+/**
+ * Starts every process: with several replicas of a service the others call it through the gateway's balancer, so
+ * nginx comes first; each wave's first replicas once the services they need answer (the token issuer first: the
+ * others fetch its public keys), then every other replica (the first has migrated and written the signing keys).
+ * On a failure, stops what started and the shared database, and throws.
+ */
+async function launchAll(split: Split, database: EmbeddedPostgres | undefined): Promise<void> {
+  const several = SERVICES.some((s) => split.counts[s] > 1);
+  try {
+    if (several) await launchGateway(split);
+    for (const wave of WAVES) await Promise.all(wave.map((name) => launch(split, name, 1)));
+    await Promise.all(
+      everyProcess(split)
+        .filter(([, r]) => r > 1)
+        .map(([name, r]) => launch(split, name, r)),
+    );
+    if (!several) await launchGateway(split);
+  } catch (err) {
+    await Promise.all([...split.children.keys()].map((k) => stopChild(split, k)));
+    await database?.stop();
+    throw err;
+  }
+}
 
 /**
  * The four services as plain `node` processes (MODULES=<one each>, as many
@@ -459,24 +485,7 @@ export async function startSplit(opts: SplitOptions): Promise<SplitTopology> {
     quickExits: new Map(),
     supervising: false,
   };
-  const several = SERVICES.some((s) => counts[s] > 1);
-  try {
-    // With several replicas of a service the others call it through the gateway's balancer: nginx comes first.
-    if (several) await launchGateway(split);
-    // Each wave's first replicas once the services they need answer (the token issuer first: the others fetch
-    // its public keys), then every other replica (the first has migrated and written the signing keys).
-    for (const wave of WAVES) await Promise.all(wave.map((name) => launch(split, name, 1)));
-    await Promise.all(
-      everyProcess(split)
-        .filter(([, r]) => r > 1)
-        .map(([name, r]) => launch(split, name, r)),
-    );
-    if (!several) await launchGateway(split);
-  } catch (err) {
-    await Promise.all([...split.children.keys()].map((k) => stopChild(split, k)));
-    await database?.stop();
-    throw err;
-  }
+  await launchAll(split, database);
 
   split.supervising = opts.restart === true;
   const replicaOf = (name: ModuleName, replica = 1): number => {

@@ -71,20 +71,33 @@ export class PostgresServer {
 
   /** SIGSTOP to every process of the server: connections stay open and nothing answers. */
   freeze(): void {
-    for (const pid of this.pids()) process.kill(pid, 'SIGSTOP');
+    for (const pid of this.pids()) signal(pid, 'SIGSTOP');
   }
 
   thaw(): void {
-    for (const pid of this.pids()) process.kill(pid, 'SIGCONT');
+    for (const pid of this.pids()) signal(pid, 'SIGCONT');
   }
 
   stop(): void {
     try {
       this.thaw();
+    } catch {
+      // never started
+    }
+    try {
       this.run('pg_ctl', ['-D', this.data, '-m', 'immediate', 'stop']);
     } catch {
       // never started, or already gone
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A signal to a process that may have exited meanwhile (a backend ending as its connection closes). */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
