@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- reads] [-- orders] [-- footprint] [-- --no-split]
+ * npm run bench [-- reads] [-- orders] [-- footprint] [-- replicas] [-- --no-split]
  *
  * Measures toko beside what bounds it, in one run on this machine:
  * - reads: the bare node:http ceiling, the seed-style FastAPI peer
@@ -7,8 +7,11 @@
  *   taking turns (bench/reads.ts);
  * - orders: a bare-SQL order loop (bench/order-ceiling.ts) beside toko's
  *   POST /orders on PostgreSQL, embedded and split (bench/orders.ts);
- * - footprint: start-up and RSS of `npm start` and `npm run split` (bench/footprint.ts).
- * With no section named, all three run. Load comes from wrk (installed from
+ * - footprint: start-up and RSS of `npm start` and `npm run split` (bench/footprint.ts);
+ * - replicas (only when named): reads and orders through the gateway with 1
+ *   and 2 replicas of every service, and how fast a change on one replica
+ *   reaches the other (bench/replicas.ts).
+ * With no section named, the first three run. Load comes from wrk (installed from
  * Debian's packages when missing). Prints tables and ratios and writes
  * bench/results/<date>-<sections>.json. PostgreSQL at BENCH_DATABASE_URL
  * (default the local server); BENCH_SECONDS per run (5), BENCH_ROUNDS (2).
@@ -20,11 +23,12 @@ import { benchFootprint } from './footprint.ts';
 import { benchOrders } from './orders.ts';
 import { ROOT } from './procs.ts';
 import { benchReads } from './reads.ts';
+import { benchReplicas } from './replicas.ts';
 import { ensureCommand, ensureWrk } from './wrk.ts';
 
-const SECTIONS = ['reads', 'orders', 'footprint'] as const;
+const SECTIONS = ['reads', 'orders', 'footprint', 'replicas'] as const;
 const asked = SECTIONS.filter((s) => process.argv.includes(s));
-const sections = asked.length ? asked : [...SECTIONS];
+const sections = asked.length ? asked : SECTIONS.filter((s) => s !== 'replicas');
 const withSplit = !process.argv.includes('--no-split');
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -54,6 +58,10 @@ if (sections.includes('reads')) {
 }
 if (sections.includes('orders')) {
   result.orders = await benchOrders({ adminUrl, seconds, connections: [16, 64], withSplit });
+  save();
+}
+if (sections.includes('replicas')) {
+  result.replicas = await benchReplicas({ adminUrl, seconds, rounds, connections: 64 });
   save();
 }
 if (sections.includes('footprint')) {

@@ -165,6 +165,8 @@ export function renderGatewayConfig(o: {
   gatewayPort: number;
   ports: Record<ModuleName, number | number[]>;
   balancers?: Partial<Record<ModuleName, number>>;
+  /** Replicas elsewhere than on loopback (`address:port` each), in place of `ports`' loopback ones. */
+  addresses?: Partial<Record<ModuleName, string[]>>;
 }): string {
   const serviceOf = (variable: string) => variable.replace(/_UPSTREAM$/, '').toLowerCase() as ModuleName;
   const server = readFileSync(path.join(ROOT, 'deploy', 'nginx', 'toko.conf.template'), 'utf8')
@@ -172,9 +174,8 @@ export function renderGatewayConfig(o: {
     .replace(/server \$\{([A-Z_]+_UPSTREAM)\}([^;]*);/g, (line, variable: string, parameters: string) => {
       const ports = o.ports[serviceOf(variable)];
       if (ports === undefined) return line;
-      return portList(ports)
-        .map((p) => `server 127.0.0.1:${p}${parameters};`)
-        .join(' ');
+      const servers = o.addresses?.[serviceOf(variable)] ?? portList(ports).map((p) => `127.0.0.1:${p}`);
+      return servers.map((a) => `server ${a}${parameters};`).join(' ');
     })
     .replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
       if (name === 'GATEWAY_LISTEN') return `127.0.0.1:${o.gatewayPort}`;

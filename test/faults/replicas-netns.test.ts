@@ -1,11 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODULE_NAMES, type ModuleName } from '../../src/registry.ts';
+import { renderGatewayConfig } from '../../src/split/topology.ts';
 import { call, registerCustomer } from '../helpers/http.ts';
 import { Hosts, netnsAvailable, type Host } from '../helpers/netns.ts';
 import { PostgresServer, postgresBin } from '../helpers/postgres-server.ts';
@@ -97,32 +99,6 @@ class Replica {
   errors(): string[] {
     return this.lines.filter((l) => /"level":(50|60)/.test(l));
   }
-}
-
-/** The repo's gateway template with every module's upstream listing every replica, wrapped for a non-root nginx. */
-function gatewayConfig(dir: string, listen: string, servers: string[]): string {
-  const template = readFileSync(path.join(ROOT, 'deploy', 'nginx', 'toko.conf.template'), 'utf8');
-  const body = template
-    .replace(/\$\{GATEWAY_LISTEN\}/g, listen)
-    .replace(/server \$\{[A-Z]+_UPSTREAM\}( [^;]*)?;/g, (_m, params: string | undefined) =>
-      servers.map((s) => `server ${s}${params ?? ''};`).join(' '),
-    )
-    .replace(/\$\{[A-Z]+_UPSTREAM\}/g, servers[0]!);
-  return `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-${body}
-}
-`;
 }
 
 interface Tally {
@@ -238,15 +214,18 @@ describe.skipIf(!can)('replicas on hosts of their own', () => {
         }),
       );
     await Promise.all(replicas.map((r) => r.start()));
+    // The gateway `npm run split` writes, with every module's upstream listing the replicas' hosts.
     const gw = path.join(dir, 'gateway');
     for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(gw, sub), { recursive: true });
+    const everywhere = machines.map((h) => `${h.address}:${PORT}`);
     writeFileSync(
       path.join(gw, 'nginx.conf'),
-      gatewayConfig(
-        gw,
-        `127.0.0.1:${gatewayPort}`,
-        machines.map((h) => `${h.address}:${PORT}`),
-      ),
+      renderGatewayConfig({
+        dataDir: dir,
+        gatewayPort: gatewayPort!,
+        ports: Object.fromEntries(MODULE_NAMES.map((m) => [m, PORT])) as Record<ModuleName, number>,
+        addresses: Object.fromEntries(MODULE_NAMES.map((m) => [m, everywhere])),
+      }),
     );
     nginx = spawn('nginx', ['-c', path.join(gw, 'nginx.conf'), '-p', gw], { stdio: 'ignore' });
     gateway = `http://127.0.0.1:${gatewayPort}`;
