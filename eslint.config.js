@@ -16,9 +16,16 @@ export default tseslint.config(
   },
   {
     // Issue 28 item 5: no function of the product over 60 lines of code (comments and blank lines are not counted:
-    // a why-comment should never be the reason to split). Tests, test suites and fixtures are exempt, and so is the
-    // bench harness for now.
-    files: ['kit/**/*.ts', 'src/**/*.ts', 'modules/**/*.ts', 'adapters/**/*.ts', 'scripts/**/*.ts', 'client/**/*.ts'],
+    // a why-comment should never be the reason to split). Tests, test suites and fixtures are exempt.
+    files: [
+      'kit/**/*.ts',
+      'src/**/*.ts',
+      'modules/**/*.ts',
+      'adapters/**/*.ts',
+      'scripts/**/*.ts',
+      'client/**/*.ts',
+      'bench/**/*.ts',
+    ],
     ignores: ['**/*.test.ts', '**/*.suite.ts', '**/fixtures/**'],
     rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }] },
   },

@@ -115,40 +115,12 @@ async function shopAt(target: Target): Promise<Shop> {
  * that every confirmed order got exactly one notification.
  */
 export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }> {
-  const [tokoPort, embeddedPort, gw, ...servicePorts] = await freePorts(3 + MODULE_NAMES.length);
   const tokoDb = await freshPgDatabase(o.adminUrl, 'toko_bench');
   const ceilingDb = await freshPgDatabase(o.adminUrl, 'ceiling_bench');
   const splitDir = mkdtempSync(path.join(tmpdir(), 'toko-bench-split-'));
-  const shops: Partial<Record<TargetName, Shop>> = {};
   const stops: (() => Promise<void>)[] = [];
   try {
-    const toko = await startToko('toko', tokoPort!, tokoDb.url);
-    stops.push(() => toko.stop());
-    shops.toko = await shopAt(toko);
-    const embedded = await startToko('toko-embedded', embeddedPort!, undefined);
-    stops.push(() => embedded.stop());
-    shops['toko-embedded'] = await shopAt(embedded);
-    if (o.withSplit) {
-      // As npm run split runs it: compiled services, one embedded database hosted here.
-      const env = tokoEnv(0, { QUEUE_PREFIX: `bench${randomBytes(3).toString('hex')}` });
-      for (const k of ['PORT', 'HOST']) delete env[k];
-      const topology = await startSplit({
-        dataDir: splitDir,
-        gatewayPort: gw!,
-        basePort: 0,
-        ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, servicePorts[i]!])) as Record<ModuleName, number>,
-        redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
-        env,
-        command: TOKO_COMMAND[1],
-        embedded: {
-          templateDir: process.env.EMBEDDED_TEMPLATE_DIR ?? path.join(homedir(), '.cache', 'toko'),
-          logger: pino({ level: 'warn' }),
-        },
-      });
-      stops.push(() => topology.close());
-      shops.split = await shopAt({ name: 'split', url: topology.gatewayUrl, stop: () => topology.close() });
-    }
-
+    const shops = await startTargets(o, tokoDb.url, splitDir, stops);
     const print = table(`orders: POST /api/v1/orders, ${o.seconds} s per run (targets take turns)`, [
       { name: 'scenario', width: 22, left: true },
       { name: 'conns', width: 5 },
@@ -168,58 +140,24 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
           lines: s.lines,
           spread: s.spread,
         });
-        const base: OrderRow = {
-          scenario: s.name,
-          target: 'ceiling',
-          connections,
-          rps: c0.rps,
-          p50: c0.p50,
-          p99: c0.p99,
-          errors: c0.errors,
-          non2xx: 0,
-        };
+        const base: OrderRow = { scenario: s.name, target: 'ceiling', connections, ...c0, non2xx: 0 };
         rows.push(base);
         print([s.name, connections, 'bare SQL', base.rps, base.p50, base.p99, base.errors, 0, undefined, 100]);
         for (const [target, shop] of Object.entries(shops) as [TargetName, Shop][]) {
-          const ids = s.spread ? shop.catalogue.slice(3) : shop.catalogue.slice(0, s.lines);
-          const lines = ids.map((id) => `{"productId":"${id}","quantity":1}`).join(',');
-          const spec: Omit<LoadSpec, 'seconds'> = {
-            url: `${shop.target.url}/api/v1/orders`,
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${shop.users.customerToken}` },
-            ...(s.spread
-              ? {
-                  ids,
-                  bodyLua: `'{"items":[' .. table.concat((function() local t = {} for i, id in ipairs(pick(${s.lines})) do t[i] = '{"productId":"' .. id .. '","quantity":1}' end return t end)(), ',') .. ']}'`,
-                }
-              : { body: `{"items":[${lines}]}` }),
-            connections,
-          };
-          // A second of warm-up (JIT, pools, caches), not counted; its events drain before the run.
-          await load({ ...spec, seconds: 1 });
-          await drain(shop);
-          const r = await load({ ...spec, seconds: o.seconds });
-          const drained = await drain(shop);
-          const row: OrderRow = {
-            scenario: s.name,
-            target,
-            connections,
-            ...r,
-            drainMs: drained.ms,
-            notificationGap: drained.gap,
-          };
+          const row = await orderRun(shop, target, s, connections, o.seconds);
           rows.push(row);
+          const { rps, p50, p99, errors, non2xx, drainMs } = row;
           print([
             s.name,
             connections,
             target,
-            row.rps,
-            row.p50,
-            row.p99,
-            row.errors,
-            row.non2xx,
-            row.drainMs ?? 'stuck',
-            ratio(row.rps * 100, base.rps),
+            rps,
+            p50,
+            p99,
+            errors,
+            non2xx,
+            drainMs ?? 'stuck',
+            ratio(rps * 100, base.rps),
           ]);
         }
       }
@@ -230,4 +168,71 @@ export async function benchOrders(o: OrderOptions): Promise<{ rows: OrderRow[] }
     for (const db of [tokoDb, ceilingDb]) await db.drop();
     rmSync(splitDir, { recursive: true, force: true });
   }
+}
+
+/** toko on PostgreSQL, embedded, and (with `withSplit`) split as npm run split runs it, each with its shop; `stops` gets how to stop each. */
+async function startTargets(
+  o: OrderOptions,
+  tokoDbUrl: string,
+  splitDir: string,
+  stops: (() => Promise<void>)[],
+): Promise<Partial<Record<TargetName, Shop>>> {
+  const [tokoPort, embeddedPort, gw, ...servicePorts] = await freePorts(3 + MODULE_NAMES.length);
+  const shops: Partial<Record<TargetName, Shop>> = {};
+  const toko = await startToko('toko', tokoPort!, tokoDbUrl);
+  stops.push(() => toko.stop());
+  shops.toko = await shopAt(toko);
+  const embedded = await startToko('toko-embedded', embeddedPort!, undefined);
+  stops.push(() => embedded.stop());
+  shops['toko-embedded'] = await shopAt(embedded);
+  if (!o.withSplit) return shops;
+  // As npm run split runs it: compiled services, one embedded database hosted here.
+  const env = tokoEnv(0, { QUEUE_PREFIX: `bench${randomBytes(3).toString('hex')}` });
+  for (const k of ['PORT', 'HOST']) delete env[k];
+  const topology = await startSplit({
+    dataDir: splitDir,
+    gatewayPort: gw!,
+    basePort: 0,
+    ports: Object.fromEntries(MODULE_NAMES.map((m, i) => [m, servicePorts[i]!])) as Record<ModuleName, number>,
+    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    env,
+    command: TOKO_COMMAND[1],
+    embedded: {
+      templateDir: process.env.EMBEDDED_TEMPLATE_DIR ?? path.join(homedir(), '.cache', 'toko'),
+      logger: pino({ level: 'warn' }),
+    },
+  });
+  stops.push(() => topology.close());
+  shops.split = await shopAt({ name: 'split', url: topology.gatewayUrl, stop: () => topology.close() });
+  return shops;
+}
+
+/** One toko target's run of a scenario: a second of warm-up, drained, then the measured run, drained. */
+async function orderRun(
+  shop: Shop,
+  target: TargetName,
+  s: (typeof SCENARIOS)[number],
+  connections: number,
+  seconds: number,
+): Promise<OrderRow> {
+  const ids = s.spread ? shop.catalogue.slice(3) : shop.catalogue.slice(0, s.lines);
+  const lines = ids.map((id) => `{"productId":"${id}","quantity":1}`).join(',');
+  const spec: Omit<LoadSpec, 'seconds'> = {
+    url: `${shop.target.url}/api/v1/orders`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${shop.users.customerToken}` },
+    ...(s.spread
+      ? {
+          ids,
+          bodyLua: `'{"items":[' .. table.concat((function() local t = {} for i, id in ipairs(pick(${s.lines})) do t[i] = '{"productId":"' .. id .. '","quantity":1}' end return t end)(), ',') .. ']}'`,
+        }
+      : { body: `{"items":[${lines}]}` }),
+    connections,
+  };
+  // A second of warm-up (JIT, pools, caches), not counted; its events drain before the run.
+  await load({ ...spec, seconds: 1 });
+  await drain(shop);
+  const r = await load({ ...spec, seconds });
+  const drained = await drain(shop);
+  return { scenario: s.name, target, connections, ...r, drainMs: drained.ms, notificationGap: drained.gap };
 }

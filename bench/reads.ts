@@ -115,18 +115,7 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
     );
     const rows: ReadRow[] = [];
     for (const s of scenarios(targets, users, products)) {
-      const runs = new Map<TargetName, LoadResult[]>();
-      // A second of warm-up per target (JIT, pools, caches), not counted.
-      for (const spec of Object.values(s.spec) as LoadSpec[])
-        await load({ ...spec, connections: o.connections, seconds: 1 });
-      for (let r = 0; r < o.rounds; r++) {
-        for (const [name, spec] of Object.entries(s.spec) as [TargetName, LoadSpec][]) {
-          runs.set(name, [
-            ...(runs.get(name) ?? []),
-            await load({ ...spec, connections: o.connections, seconds: o.seconds }),
-          ]);
-        }
-      }
+      const runs = await takeTurns(s.spec, o);
       for (const [target, results] of runs) {
         const row: ReadRow = {
           scenario: s.name,
@@ -144,33 +133,58 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
       }
     }
 
-    const ratios: ReadRatios[] = [];
-    const printRatio = table('reads: ratios', [
-      { name: 'scenario', width: 24, left: true },
-      { name: 'toko/peer', width: 10 },
-      { name: 'toko/ceil', width: 10 },
-      { name: 'emb/pg', width: 8 },
-      { name: 'toko p99', width: 9 },
-      { name: 'peer p99', width: 9 },
-    ]);
-    for (const name of [...new Set(rows.map((r) => r.scenario))]) {
-      const get = (t: TargetName) => rows.find((r) => r.scenario === name && r.target === t);
-      const toko = get('toko');
-      const x: ReadRatios = {
-        scenario: name,
-        tokoOverPeer: ratio(toko?.rps, get('peer')?.rps),
-        tokoOverCeiling: ratio(toko?.rps, get('ceiling')?.rps),
-        embeddedOverPostgres: ratio(get('toko-embedded')?.rps, toko?.rps),
-        tokoP99: toko?.p99,
-        peerP99: get('peer')?.p99,
-      };
-      ratios.push(x);
-      printRatio([name, x.tokoOverPeer, x.tokoOverCeiling, x.embeddedOverPostgres, x.tokoP99, x.peerP99]);
-    }
+    const ratios = ratiosOf(rows);
     return { rows, ratios };
   } finally {
     for (const t of Object.values(targets)) await t.stop();
     await tokoDb.drop();
     await peerDb.drop();
   }
+}
+
+/** A second of warm-up per target (JIT, pools, caches), not counted; then `rounds` runs, the targets taking turns. */
+async function takeTurns(
+  specs: Partial<Record<TargetName, Omit<LoadSpec, 'connections' | 'seconds'>>>,
+  o: ReadOptions,
+): Promise<Map<TargetName, LoadResult[]>> {
+  const runs = new Map<TargetName, LoadResult[]>();
+  for (const spec of Object.values(specs) as LoadSpec[])
+    await load({ ...spec, connections: o.connections, seconds: 1 });
+  for (let r = 0; r < o.rounds; r++) {
+    for (const [name, spec] of Object.entries(specs) as [TargetName, LoadSpec][]) {
+      runs.set(name, [
+        ...(runs.get(name) ?? []),
+        await load({ ...spec, connections: o.connections, seconds: o.seconds }),
+      ]);
+    }
+  }
+  return runs;
+}
+
+/** toko against the peer, the ceiling and itself embedded, per scenario; printed as a table. */
+function ratiosOf(rows: ReadRow[]): ReadRatios[] {
+  const ratios: ReadRatios[] = [];
+  const printRatio = table('reads: ratios', [
+    { name: 'scenario', width: 24, left: true },
+    { name: 'toko/peer', width: 10 },
+    { name: 'toko/ceil', width: 10 },
+    { name: 'emb/pg', width: 8 },
+    { name: 'toko p99', width: 9 },
+    { name: 'peer p99', width: 9 },
+  ]);
+  for (const name of [...new Set(rows.map((r) => r.scenario))]) {
+    const get = (t: TargetName) => rows.find((r) => r.scenario === name && r.target === t);
+    const toko = get('toko');
+    const x: ReadRatios = {
+      scenario: name,
+      tokoOverPeer: ratio(toko?.rps, get('peer')?.rps),
+      tokoOverCeiling: ratio(toko?.rps, get('ceiling')?.rps),
+      embeddedOverPostgres: ratio(get('toko-embedded')?.rps, toko?.rps),
+      tokoP99: toko?.p99,
+      peerP99: get('peer')?.p99,
+    };
+    ratios.push(x);
+    printRatio([name, x.tokoOverPeer, x.tokoOverCeiling, x.embeddedOverPostgres, x.tokoP99, x.peerP99]);
+  }
+  return ratios;
 }
