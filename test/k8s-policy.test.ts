@@ -250,8 +250,8 @@ const TOPOLOGY_FAULTS: Fault[] = [
     apply: (o) => {
       const data = configMap(o, 'toko-gateway-nginx');
       data['default.conf'] = data['default.conf']!.replace(
-        'upstream toko_order { server toko-order:',
-        'upstream toko_order { server toko-product:',
+        /(upstream toko_order \{ (?:zone \S+ \S+; )?server )toko-order:/,
+        '$1toko-product:',
       );
     },
     problem: /^the gateway sends order to toko-product, not the Service of the Deployment hosting order$/,

@@ -156,7 +156,7 @@ describe('a module added with its folder and one line in the registry', () => {
   it('gets its gateway routes, compose service and scrape target from npm run generate', () => {
     const template = readFileSync(path.join(copy, 'deploy/nginx/toko.conf.template'), 'utf8');
     expect(template).toMatch(
-      /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 16; \}/,
+      /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 16; keepalive_timeout 4s; \}/,
     );
     expect(template).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
     expect(readFileSync(path.join(copy, 'docker-compose.split.yml'), 'utf8')).toMatch(
@@ -178,7 +178,9 @@ describe('a module added with its folder and one line in the registry', () => {
     );
     expect(readFileSync(path.join(split, 'kustomization.yaml'), 'utf8')).toMatch(/\n {2}- payment\.yaml\n/);
     const gateway = readFileSync(path.join(split, 'gateway.conf'), 'utf8');
-    expect(gateway).toContain('upstream toko_payment { server toko-payment:3000; keepalive 16; }');
+    expect(gateway).toMatch(
+      /upstream toko_payment \{ zone toko_payment \w+; server toko-payment:3000[^;]*; keepalive 16;/,
+    );
     expect(gateway).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
   });
 

@@ -474,7 +474,7 @@ export function topologyProblems(objects: K8sObject[]): string[] {
   );
   if (!gatewayConf) problems.push('no ConfigMap holds the gateway config');
   for (const m of MODULE_NAMES) {
-    const server = new RegExp(`upstream toko_${m} \\{ server ([^:;]+):(\\d+);`).exec(
+    const server = new RegExp(`upstream toko_${m} \\{ (?:zone \\S+ \\S+; )?server ([^:;\\s]+):(\\d+)[^;]*;`).exec(
       gatewayConf?.data?.['default.conf'] ?? '',
     );
     const behind = server ? deploymentBehind(server[1]!) : undefined;
