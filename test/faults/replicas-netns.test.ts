@@ -240,7 +240,12 @@ describe.skipIf(!can)('replicas on hosts of their own', () => {
   afterAll(async () => {
     for (const h of hosts.hosts) hosts.link(h, true);
     await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
-    nginx?.kill('SIGKILL');
+    // SIGTERM, not SIGKILL: nginx's master then stops its worker, which a killed master would leave listening.
+    if (nginx && nginx.exitCode === null) {
+      const exited = once(nginx, 'exit');
+      nginx.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000).then(() => nginx.kill('SIGKILL'))]);
+    }
     await redis?.stop();
     pg?.stop();
     hosts.close();
