@@ -47,7 +47,16 @@ export class Hosts {
       spawnSync('ip', ['link', 'del', m[1]!]);
   }
 
+  /**
+   * An unreachable route under the hosts' /30s: while a host's link is down its own route is gone, and without
+   * this its address would be sent on by the default route, off this machine.
+   */
+  private fence(): void {
+    if (this.hosts.length === 0) ip('route', 'replace', 'unreachable', `10.231.${this.block}.0/24`, 'metric', '4000');
+  }
+
   add(): Host {
+    this.fence();
     const n = this.hosts.length + 1;
     if (n > 60) throw new Error('at most 60 hosts');
     const name = `toko-${this.tag}-${n}`;
@@ -85,6 +94,8 @@ export class Hosts {
       spawnSync('ip', ['link', 'del', `tk${this.tag}${i + 1}h`]);
       spawnSync('ip', ['netns', 'del', host.name]);
     }
+    if (this.hosts.length)
+      spawnSync('ip', ['route', 'del', 'unreachable', `10.231.${this.block}.0/24`, 'metric', '4000']);
     this.hosts.length = 0;
   }
 }
