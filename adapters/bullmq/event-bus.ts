@@ -10,6 +10,7 @@ import {
   type EventRoutes,
 } from '../../kit/events.ts';
 import { requestContext } from '../../kit/request-context.ts';
+import { PartitionLeases } from './partition-leases.ts';
 
 export interface BullMqEventBusOptions {
   redisUrl: string;
@@ -29,6 +30,8 @@ export interface BullMqEventBusOptions {
    * (`<prefix>-<module>-p<i>`) by a hash of their subject, and each queue runs
    * one job at a time across every replica (BullMQ global concurrency 1), so
    * events about one subject are handled in order however many replicas consume.
+   * The replicas share the partitions out by leases (`partition-leases.ts`):
+   * each runs workers only for its share.
    */
   partitions?: number;
 }
@@ -55,6 +58,9 @@ export class BullMqEventBus implements EventBus {
   private readonly queues = new Map<string, Queue>();
   private readonly workers: Worker[] = [];
   private readonly workerConnections: Redis[] = [];
+  /** Partitioned: the workers this replica runs now, by `<consumer>:<partition>`, and each consumer's leases. */
+  private readonly leased = new Map<string, { worker: Worker; connection: Redis }>();
+  private readonly leases: PartitionLeases[] = [];
 
   constructor(opts: BullMqEventBusOptions) {
     this.o = { prefix: 'toko', partitions: 1, ...opts };
@@ -110,12 +116,50 @@ export class BullMqEventBus implements EventBus {
 
   consume(consumer: string, handlers: Record<string, EventHandler>): void {
     assertHandlersCover(this.o.routes, consumer, handlers);
-    for (let p = 0; p < this.o.partitions; p++) this.addWorker(consumer, p, handlers);
+    if (this.o.partitions === 1) {
+      const connection = this.connection.duplicate();
+      this.workerConnections.push(connection);
+      this.workers.push(this.worker(consumer, 0, handlers, connection));
+      return;
+    }
+    this.leases.push(
+      new PartitionLeases({
+        redis: this.connection,
+        group: `${this.o.prefix}-${consumer}`,
+        partitions: this.o.partitions,
+        logger: this.o.logger,
+        onAcquire: (p) => this.startLeased(consumer, p, handlers),
+        onSurrender: (p) => this.stopLeased(consumer, p),
+      }),
+    );
   }
 
-  private addWorker(consumer: string, partition: number, handlers: Record<string, EventHandler>): void {
+  /** Which partitions of `consumer` this replica works now (all of them when not partitioned). */
+  heldPartitions(consumer: string): number[] {
+    if (this.o.partitions === 1) return [0];
+    return [...this.leased.keys()]
+      .filter((k) => k.startsWith(`${consumer}:`))
+      .map((k) => Number(k.slice(consumer.length + 1)))
+      .sort((a, b) => a - b);
+  }
+
+  private startLeased(consumer: string, partition: number, handlers: Record<string, EventHandler>): void {
     const connection = this.connection.duplicate();
-    this.workerConnections.push(connection);
+    const worker = this.worker(consumer, partition, handlers, connection);
+    this.leased.set(`${consumer}:${partition}`, { worker, connection });
+    void worker.run().catch((err: unknown) => this.o.logger.error({ err }, 'worker stopped'));
+  }
+
+  private async stopLeased(consumer: string, partition: number): Promise<void> {
+    const key = `${consumer}:${partition}`;
+    const entry = this.leased.get(key);
+    if (!entry) return;
+    await entry.worker.close();
+    this.leased.delete(key);
+    await entry.connection.quit().catch(() => entry.connection.disconnect());
+  }
+
+  private worker(consumer: string, partition: number, handlers: Record<string, EventHandler>, connection: Redis) {
     const worker = new Worker(
       this.queueName(consumer, partition),
       async (job: Job<EventEnvelope>) => {
@@ -124,14 +168,19 @@ export class BullMqEventBus implements EventBus {
         const delivery = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 };
         await requestContext.run({ requestId: job.data.requestId ?? job.data.id }, () => handler(job.data, delivery));
       },
-      // Partitioned: one job at a time per partition (also across replicas, by the queue's global concurrency).
-      // A worker that finds its partition busy on another replica waits as if rate limited: at most 250 ms, not 30 s.
-      {
-        connection,
-        concurrency: this.o.partitions === 1 ? this.o.concurrency : 1,
-        maximumRateLimitDelay: 250,
-        autorun: false,
-      },
+      // Partitioned: one job at a time per partition, and the queue's global concurrency 1 fences a second
+      // worker (a replica cut off from Redis whose lease another took). A worker that finds its partition busy
+      // waits at most 250 ms; a killed replica's job is put back after its 10 s lock runs out, not 30 s.
+      this.o.partitions === 1
+        ? { connection, concurrency: this.o.concurrency, autorun: false }
+        : {
+            connection,
+            concurrency: 1,
+            maximumRateLimitDelay: 250,
+            lockDuration: 10_000,
+            stalledInterval: 5_000,
+            autorun: false,
+          },
     );
     worker.on('error', (err) => this.o.logger.warn({ err: err.message, consumer }, 'worker error'));
     worker.on('failed', (job, err) => {
@@ -141,23 +190,41 @@ export class BullMqEventBus implements EventBus {
         final ? 'event handling failed for good' : 'event handling failed; will retry',
       );
     });
-    this.workers.push(worker);
+    return worker;
   }
 
   async start(): Promise<void> {
     await this.connection.ping();
     if (this.o.partitions > 1) await Promise.all([...this.queues.values()].map((q) => q.setGlobalConcurrency(1)));
     for (const w of this.workers) void w.run().catch((err: unknown) => this.o.logger.error({ err }, 'worker stopped'));
+    await Promise.all(this.leases.map((l) => l.start()));
   }
 
   async ping(): Promise<void> {
     await this.connection.ping();
   }
 
-  /** Workers first (they finish their active jobs), then queues, then the connection. */
+  /** Workers first (they finish their active jobs; leased ones then give their lease up), then queues, then the connection. */
   async close(): Promise<void> {
+    await Promise.all(this.leases.map((l) => l.close()));
     await Promise.all(this.workers.map((w) => w.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     await Promise.all([...this.workerConnections, this.connection].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  /**
+   * As a killed process, for tests: no more heartbeats, nothing given up; the workers stop without finishing
+   * their jobs (BullMQ puts those back once their lock runs out) and every connection is dropped.
+   */
+  async abandon(): Promise<void> {
+    for (const l of this.leases) l.abandon();
+    this.leases.length = 0;
+    await Promise.all([...this.leased.values()].map((e) => e.worker.close(true)));
+    await Promise.all(this.workers.map((w) => w.close(true)));
+    this.workers.length = 0;
+    for (const e of this.leased.values()) e.connection.disconnect();
+    this.leased.clear();
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    for (const c of [...this.workerConnections, this.connection]) c.disconnect();
   }
 }
