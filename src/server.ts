@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Router } from './http/router.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,6 +17,7 @@ import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
 import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
+import { stopListening } from './http/stop-listening.ts';
 import { createMetrics, serveMetrics, type Metrics } from './http/metrics.ts';
 import type { BoundRoute } from './http/routes.ts';
 import type { DemoData, ModuleDatabase } from '../kit/module.ts';
@@ -418,8 +419,8 @@ async function listen(config: Config, app: Koa, metrics: Metrics, closer: Closer
 /**
  * Drains, then closes: readiness answers 503 at once while requests are still
  * served for DRAIN_DELAY_MS (the gateway or load balancer stops sending new
- * ones), then the listener stops accepting, in-flight requests finish within
- * SHUTDOWN_TIMEOUT_MS (then are cut), and the rest closes newest first
+ * ones), then the listener stops accepting, in-flight requests and kept-alive
+ * connections end within SHUTDOWN_TIMEOUT_MS (then are cut), and the rest closes newest first
  * (outbox relays and event workers finish their jobs). Idempotent.
  */
 function shutdown(
@@ -433,19 +434,21 @@ function shutdown(
   return () =>
     (closing ??= (async () => {
       drain.draining = true;
-      // Every answer from now on ends its connection: the gateway stops reusing ours before the listener closes,
-      // so no request is sent on a connection we are closing (a POST that met that would not be retried).
-      server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('connection', 'close'));
+      // Connections stay kept alive while draining: answering `Connection: close` now would make the gateway
+      // open a new connection for each request, and one it has opened that we have not yet accepted when the
+      // listener closes is reset by the kernel after its request was sent (test/listener-close.test.ts).
       logger.info({ drainDelayMs: config.drainDelayMs }, 'shutting down');
       if (config.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      const drained = stopListening(server);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
       });
       if ((await Promise.race([drained, timedOut])) === 'timeout') {
-        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight requests did not finish in time; closing them');
+        logger.warn(
+          { timeoutMs: config.shutdownTimeoutMs },
+          'in-flight requests or kept-alive connections did not end in time; closing them',
+        );
         server.closeAllConnections();
         await drained;
       }

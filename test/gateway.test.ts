@@ -1,10 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { request } from 'node:http';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
+import { renderGatewayConfig } from '../src/split/topology.ts';
 import { newUser } from './helpers/http.ts';
 import { startSplitRig, type SplitRig } from './helpers/split.ts';
-import { waitFor } from './helpers/wait.ts';
+import { freePorts, waitFor } from './helpers/wait.ts';
 
 /**
  * The nginx gateway of the split topology: its own answers carry the
@@ -180,4 +186,114 @@ describe.skipIf(!canSplit)('the gateway', () => {
     });
     expect(headersOf(back, SECURITY_HEADERS)).toEqual(expected);
   }, 90_000);
+});
+
+/**
+ * The gateway built from the repo's template in front of two replicas of
+ * every module: one slow (it answers after 3 s), one fast. A GET is asked of
+ * the next replica when one does not answer within the gateway's short read
+ * timeout; a POST is sent once, to one replica, and waited for.
+ */
+describe.skipIf(!has('nginx'))('the gateway in front of a slow replica and a fast one', () => {
+  const SLOW_MS = 3000;
+  /** What reached each replica: method and URL, exactly as received. */
+  const hits: Record<'slow' | 'fast', string[]> = { slow: [], fast: [] };
+  const servers: Server[] = [];
+  let nginx: ChildProcess;
+  let url: string;
+  const dir = mkdtempSync(path.join(tmpdir(), 'toko-gateway-slow-'));
+
+  /** A replica that answers with its name; the slow one (and every one, for paths with `everywhere-slow` and POSTs) after a delay. */
+  const replica = (name: 'slow' | 'fast') =>
+    createServer((req, res) => {
+      hits[name].push(`${req.method} ${req.url}`);
+      req.resume();
+      const slow = name === 'slow' || req.url!.includes('everywhere-slow');
+      const delay = req.method === 'POST' ? 1500 : slow ? SLOW_MS : 0;
+      setTimeout(() => {
+        if (!res.destroyed) res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+      }, delay);
+    });
+
+  beforeAll(async () => {
+    const [slowPort, fastPort, gatewayPort] = (await freePorts(3)) as [number, number, number];
+    for (const [name, port] of [
+      ['slow', slowPort],
+      ['fast', fastPort],
+    ] as const) {
+      const server = replica(name);
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    }
+    const gw = path.join(dir, 'gateway');
+    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(gw, sub), { recursive: true });
+    writeFileSync(
+      path.join(gw, 'nginx.conf'),
+      renderGatewayConfig({
+        dataDir: dir,
+        gatewayPort,
+        ports: Object.fromEntries(MODULE_NAMES.map((m) => [m, [slowPort, fastPort]])) as Record<ModuleName, number[]>,
+      }),
+    );
+    nginx = spawn('nginx', ['-c', path.join(gw, 'nginx.conf'), '-p', gw], { stdio: 'ignore' });
+    url = `http://127.0.0.1:${gatewayPort}`;
+    await waitFor('the gateway', async () => (await send(`${url}/health`).catch(() => undefined))?.status, 15_000, 50);
+  }, 30_000);
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null && nginx.signalCode === null) {
+      const exited = once(nginx, 'exit');
+      nginx.kill('SIGTERM');
+      await exited;
+    }
+    for (const s of servers) s.closeAllConnections();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers each GET from the fast replica, the path and query exactly as the client sent them', async () => {
+    // Round robin sends some of them to the slow replica first; those are asked of the fast one after the timeout.
+    const paths = [0, 1, 2, 3].map((i) => `/api/v1/products/a%2Fb%20${i}?limit=5&q=%C3%A9t%C3%A9&x=1+2`);
+    for (const p of paths) {
+      const res = await send(`${url}${p}`);
+      expect(res.status, p).toBe(200);
+      expect(res.body, p).toBe('fast');
+    }
+    expect(hits.fast).toEqual(paths.map((p) => `GET ${p}`));
+    expect(hits.slow.length).toBeGreaterThan(0);
+    for (const h of hits.slow) expect(paths.map((p) => `GET ${p}`)).toContain(h);
+  }, 30_000);
+
+  it('sends a POST that is slower than a GET may be to one replica, once, and waits for its answer', async () => {
+    hits.slow.length = 0;
+    hits.fast.length = 0;
+    const res = await send(`${url}/api/v1/orders?x=%2F`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    expect([...hits.slow, ...hits.fast]).toEqual(['POST /api/v1/orders?x=%2F']);
+  }, 30_000);
+
+  it('answers a GET no replica answers in time with its own 503, having asked each replica once', async () => {
+    hits.slow.length = 0;
+    hits.fast.length = 0;
+    const res = await send(`${url}/api/v1/products/everywhere-slow`);
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'SERVICE.UNAVAILABLE' });
+    expect(hits.fast).toEqual(['GET /api/v1/products/everywhere-slow']);
+    expect(hits.slow.length).toBeLessThanOrEqual(1);
+  }, 30_000);
+
+  it('keeps the internal read locations unreachable from outside', async () => {
+    hits.slow.length = 0;
+    hits.fast.length = 0;
+    for (const p of ['/__toko_read/product', '/__toko_read/product?x=1', '/__toko_read/user']) {
+      const res = await send(`${url}${p}`);
+      expect(res.status, p).toBe(404);
+      expect(JSON.parse(res.body), p).toMatchObject({ code: 'HTTP.NOT_FOUND' });
+    }
+    expect([...hits.slow, ...hits.fast]).toEqual([]);
+  });
 });

@@ -158,7 +158,10 @@ describe('a module added with its folder and one line in the registry', () => {
     expect(template).toMatch(
       /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 16; keepalive_timeout 4s; \}/,
     );
-    expect(template).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
+    expect(template).toMatch(
+      /location \/api\/v1\/payments \{ [^\n]*\/__toko_read\/payment last; \} proxy_pass http:\/\/toko_payment; \}/,
+    );
+    expect(template).toContain('location = /__toko_read/payment { internal; ');
     expect(readFileSync(path.join(copy, 'docker-compose.split.yml'), 'utf8')).toMatch(
       /\n {2}payment:\n[\s\S]*PAYMENT_DATABASE_URL: postgres:\/\/toko:toko@payment-db:5432\/payments/,
     );
@@ -181,7 +184,10 @@ describe('a module added with its folder and one line in the registry', () => {
     expect(gateway).toMatch(
       /upstream toko_payment \{ zone toko_payment \w+; server toko-payment:3000[^;]*; keepalive 16;/,
     );
-    expect(gateway).toContain('location /api/v1/payments { proxy_pass http://toko_payment; }');
+    expect(gateway).toMatch(
+      /location \/api\/v1\/payments \{ [^\n]*\/__toko_read\/payment last; \} proxy_pass http:\/\/toko_payment; \}/,
+    );
+    expect(gateway).toContain('proxy_pass http://toko_payment$request_uri; }');
   });
 
   it('gets its settings and its per-module variables in the configuration reference from npm run generate', () => {

@@ -104,6 +104,9 @@ function problemPages(): string {
   error_page 500 = @gateway_error;
   # A request nginx cannot read (a NUL in the path...) is answered from a fixed URI of its own.
   error_page 400 /__toko_bad_request;
+  # A path nginx refuses itself (an internal location asked from outside) is the same 404 as any unknown path.
+  error_page 404 = @not_found;
+${ownAnswer('@not_found', 404, json, NOT_FOUND)}
 ${ownAnswer('= /__toko_bad_request', 400, json, problem(400, 'REQUEST.BAD', 'Bad request', 'The gateway could not read this request'), ['internal;'])}
 ${ownAnswer('@gateway_error', 500, json, problem(500, 'SERVER.INTERNAL', 'Internal server error', 'The gateway could not handle the request'))}
 ${ownAnswer('@too_large', 413, json, problem(413, 'REQUEST.TOO_LARGE', 'Payload too large', 'The request body is too large'))}
@@ -141,13 +144,39 @@ function healthLocations(): string {
 ${health.join('\n')}`;
 }
 
-/** Each module's public route prefixes, to its service. */
+/**
+ * How long the gateway waits for a replica's answer to a GET or HEAD before it
+ * asks the next replica (other methods wait PROXY_DEFAULTS' 30 s and are never
+ * sent twice). A replica cut off from the network then holds a read for this
+ * long, not until its link returns.
+ */
+export const GET_READ_TIMEOUT = '1s';
+
+/** Where a module's GETs and HEADs are sent on to, inside the gateway (never reachable from outside it). */
+export const readPath = (m: ModuleName) => `/__toko_read/${m}`;
+
+/**
+ * Each module's public route prefixes, to its service; its GETs and HEADs go
+ * through an internal location of their own with the short read timeout.
+ * `$request_uri` is the path and query exactly as the client sent them, as a
+ * `proxy_pass` without a URI passes them (the rewrite changes only which
+ * location handles the request).
+ */
 function moduleLocations(): string {
   const routes = MODULE_NAMES.flatMap((m) =>
-    routePrefixes(m).map((p) => `  location ${p} { proxy_pass http://toko_${m}; }`),
+    routePrefixes(m).map(
+      (p) =>
+        `  location ${p} { if ($request_method ~ ^(GET|HEAD)$) { rewrite ^ ${readPath(m)} last; } proxy_pass http://toko_${m}; }`,
+    ),
   );
-  return `  # Each module's public routes, from its definition.
-${routes.join('\n')}`;
+  const reads = MODULE_NAMES.map(
+    (m) =>
+      `  location = ${readPath(m)} { internal; proxy_read_timeout ${GET_READ_TIMEOUT}; proxy_pass http://toko_${m}$request_uri; }`,
+  );
+  return `  # Each module's public routes, from its definition. A GET or HEAD is answered within ${GET_READ_TIMEOUT} or
+  # asked of the next replica (proxy_next_upstream above), from a location of its own; other methods wait 30 s.
+${routes.join('\n')}
+${reads.join('\n')}`;
 }
 
 /** The API's documents and Bull Board, which every service serves: the token issuer's answers. */

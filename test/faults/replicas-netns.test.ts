@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -163,6 +163,21 @@ async function load(
   return t;
 }
 
+/**
+ * The requests the gateway had sent to a replica that then reset the connection (nginx's error log, from line
+ * `from` on), by method: a POST among them reached the client as a failure (never retried once sent).
+ */
+function resetsSent(errorLog: string, from: number): Record<string, number> {
+  const lines = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').split('\n').slice(from) : [];
+  const counts: Record<string, number> = {};
+  for (const l of lines) {
+    const method = /reset by peer\) while reading response header.*request: "([A-Z]+) /.exec(l)?.[1];
+    if (method) counts[method] = (counts[method] ?? 0) + 1;
+  }
+  return counts;
+}
+const lineCount = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').length - 1 : 0);
+
 const p = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
 
@@ -311,6 +326,8 @@ describe.skipIf(!can)('replicas on hosts of their own', () => {
     const during = async (name: string, scenario: () => Promise<void>) => {
       let end!: () => void;
       const stop = new Promise<void>((r) => (end = r));
+      const errorLog = path.join(dir, 'gateway', 'error.log');
+      const logFrom = lineCount(errorLog);
       const running = load(gateway, shop, stop, name.replace(/\W+/g, '_'));
       const started = Date.now();
       await sleep(1000);
@@ -331,6 +348,7 @@ describe.skipIf(!can)('replicas on hosts of their own', () => {
         postP99ms: p(t.postLatencies, 0.99),
         firstFailedGets: t.getFailures.slice(0, 2),
         firstFailedPosts: t.postFailures.slice(0, 2).map((f) => f.text),
+        gatewayResetsAfterSending: resetsSent(errorLog, logFrom),
       };
       return t;
     };
