@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,8 @@ interface Load {
   gets: { ok: number; failed: string[]; resentAfterReset: number };
   signups: { ok: number; failed: string[] };
   orders: { key: string; first: number; final: number }[];
+  /** Each order's first attempt that failed (status, time, answer), resent once with its Idempotency-Key. */
+  retried: string[];
   sent: number;
   startedAt: number;
   endedAt: number;
@@ -252,6 +254,17 @@ async function extractAndReturn(moves: MoveReport[], steps: string[]): Promise<v
   await dropCopy({ module: 'product', url: TARGET });
 }
 
+/** What the gateway logged about its upstreams, at most 6 lines; a refused connect (the next replica takes the request) and the skipped replica it leads to are left out. */
+function gatewayErrors(): string[] {
+  const log = path.join(dir, 'gateway', 'error.log');
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => /upstream/.test(l) && !/Connection refused|temporarily disabled/.test(l))
+    .slice(0, 6)
+    .map((l) => l.slice(0, 300));
+}
+
 interface Actors {
   adminToken: string;
   products: string[];
@@ -269,11 +282,11 @@ async function one(i: number, a: Actors, load: Load): Promise<void> {
       res = await request(gateway, 'GET', p);
     }
     if (res.status === 200) load.gets.ok++;
-    else load.gets.failed.push(`${res.status} ${p} ${res.text.slice(0, 200)}`);
+    else load.gets.failed.push(`${res.status} ${p} @${Math.round(performance.now())} ${res.text.slice(0, 160)}`);
   } else if (kind < 17) {
     const res = await request(gateway, 'POST', '/api/v1/users/register', { body: newUser() });
     if (res.status === 201) load.signups.ok++;
-    else load.signups.failed.push(`${res.status} ${res.text.slice(0, 200)}`);
+    else load.signups.failed.push(`${res.status} @${Math.round(performance.now())} ${res.text.slice(0, 160)}`);
   } else {
     const c = a.customers[i % a.customers.length]!;
     const key = `ext-${tag}-${i}`;
@@ -282,9 +295,11 @@ async function one(i: number, a: Actors, load: Load): Promise<void> {
         body: { items: [{ productId: a.products[i % a.products.length], quantity: 1 }] },
         headers: { authorization: `Bearer ${c.token}`, 'idempotency-key': key },
       });
-    const first = (await place()).status;
+    const answer = await place();
+    const first = answer.status;
     let final = first;
     if (first === 0 || first >= 500) {
+      load.retried.push(`${first} @${Math.round(performance.now())} ${answer.text.slice(0, 160)}`);
       await sleep(1000);
       final = (await place()).status;
     }
@@ -298,6 +313,7 @@ async function runLoad(a: Actors, done: Promise<void>, max: number): Promise<Loa
     gets: { ok: 0, failed: [], resentAfterReset: 0 },
     signups: { ok: 0, failed: [] },
     orders: [],
+    retried: [],
     sent: 0,
     startedAt: performance.now(),
     endedAt: 0,
@@ -387,7 +403,7 @@ describe('extracting a module from the running monolith (issue 26)', () => {
       signups: load.signups,
       orders: {
         sent: load.orders.length,
-        firstAttemptFailed: load.orders.filter((o) => o.first === 0 || o.first >= 500).map((o) => o.first),
+        firstAttemptFailed: load.retried,
         failedAfterRetry: orderFailures,
         answered201: load.orders.filter((o) => o.final === 201).length,
         answered409: load.orders.filter((o) => o.final === 409).length,
@@ -399,6 +415,7 @@ describe('extracting a module from the running monolith (issue 26)', () => {
       writeFreezeMs: moves.map((m) => m.freezeMs),
       lockAttempts: moves.map((m) => m.lockAttempts),
       rowsCopied: moves.map((m) => ({ snapshot: m.copied, delta: m.delta })),
+      gatewayUpstreamErrors: gatewayErrors(),
     });
     expect(load.gets.failed).toEqual([]);
     expect(orderFailures).toEqual([]);
