@@ -12,6 +12,8 @@ const OUTAGE_CODES = new Set([
   '57P02',
   '57P03',
   '53300',
+  // A write to a module's old copy after `npm run move-data` switched it (src/db/moved.ts): retried, it reaches the new one.
+  'TKMOV',
 ]);
 
 /** Error names the drivers give a store they cannot reach in time (knex's pool, MikroORM, the MongoDB driver). */

@@ -8,6 +8,7 @@ import { EMBEDDED_POOL_PER_MODULE, embeddedDatabaseFor, placeOf } from './placem
 import { withEventTables } from './event-tables.ts';
 import { boundStatements, migrateModule, openModuleOrm } from './orm.ts';
 import { sqlOf } from './sql.ts';
+import { watchMoved } from './moved.ts';
 
 /**
  * Opens one MikroORM per hosted module: on its own server when a URL is
@@ -70,6 +71,11 @@ export async function openDatabases(
     }
     // A server can freeze under open connections; the embedded database lives and stalls with this process.
     if (url) boundStatements(orm, config.storeTimeoutMs);
+    // On a server, `npm run move-data` can move the module's data while it runs: it follows the marker.
+    if (url) {
+      const stop = watchMoved(orm, MODULE_DEFINITIONS[name].schema, name, logger);
+      closer.add(`${name} moved-data watch`, async () => stop());
+    }
   }
   return databases;
 }

@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isStoreOutage } from '../../kit/outage.ts';
+import { Closer } from '../closer.ts';
+import { loadConfig } from '../config.ts';
+import { openDatabases } from '../db/databases.ts';
+import { MOVED_SQLSTATE } from '../db/moved.ts';
+import { dropCopy, moveData } from './move-data.ts';
+
+/**
+ * `npm run move-data` on two real PostgreSQL databases: the product module's
+ * rows copied, a write made during the copy carried by the frozen delta, the
+ * old copy refusing writes with the code that answers 503, a running
+ * module's connections following the marker, the move back, and the drop.
+ */
+const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const tag = randomBytes(5).toString('hex');
+const dbUrl = (name: string) => Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString();
+const names = [`ext_mv_${tag}_a`, `ext_mv_${tag}_b`];
+const [A, B] = names.map(dbUrl) as [string, string];
+const silent = pino({ level: 'silent' });
+
+async function sql<T = Record<string, unknown>>(url: string, text: string, values?: unknown[]): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+const hasPostgres = await sql(ADMIN_URL, 'select 1').then(
+  () => true,
+  () => false,
+);
+const skip = !hasPostgres && !process.env.CI;
+if (skip) console.warn(`move-data tests skipped: no PostgreSQL answers at ${ADMIN_URL} (set TEST_DATABASE_URL)`);
+
+const closer = new Closer(silent);
+let running: Awaited<ReturnType<typeof openDatabases>>;
+
+const insertProduct = (url: string, id: string, stock = 5) =>
+  sql(
+    url,
+    `insert into products.products (id, name, description, price, stock, category, created_at, updated_at)
+     values ($1, 'P', 'd', 100, $2, 'c', now(), now())`,
+    [id.padEnd(24, 'x'), stock],
+  );
+
+beforeAll(async () => {
+  if (skip) return;
+  for (const n of names) await sql(ADMIN_URL, `create database "${n}"`);
+  // The product module as a service runs it: on database A, migrated, watching for a move.
+  const config = {
+    ...loadConfig({ DATABASE_URL: A, LOG_LEVEL: 'silent', DB_POOL_MAX: '2' }),
+    modules: ['product' as const],
+  };
+  running = await openDatabases(config, silent, closer, { migrate: true });
+  for (let i = 0; i < 30; i++) await insertProduct(A, `p${i}`);
+}, 60_000);
+
+afterAll(async () => {
+  if (skip) return;
+  await closer.run();
+  for (const n of names) await sql(ADMIN_URL, `drop database if exists "${n}" with (force)`);
+});
+
+/** A logger that runs `onLine` on every line moveData logs. */
+const watching = (onLine: (line: string) => void) =>
+  pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, done) {
+        onLine(String(chunk));
+        done();
+      },
+    }),
+  );
+
+describe.skipIf(skip)('npm run move-data', () => {
+  it('rejects bad input with a sentence that names it', async () => {
+    await expect(moveData({ module: 'nope', from: A, to: B, logger: silent })).rejects.toThrow(/unknown module "nope"/);
+    await expect(moveData({ module: 'product', from: A, to: 'mongodb://x/y', logger: silent })).rejects.toThrow(
+      /--to must be a postgres:\/\/ URL/,
+    );
+    await expect(moveData({ module: 'product', from: A, logger: silent })).rejects.toThrow(
+      /--to needs a PostgreSQL URL/,
+    );
+    await expect(moveData({ module: 'product', from: A, to: A, logger: silent })).rejects.toThrow(
+      /--to names the database/,
+    );
+  });
+
+  it('copies, carries a write made during the copy, verifies, and guards the old copy', async () => {
+    // A write in flight when the copy starts: the freeze waits for it, and the delta carries it.
+    const writer = new pg.Client({ connectionString: A });
+    await writer.connect();
+    await writer.query('begin');
+    await writer.query(`update products.products set stock = 42 where id = $1`, ['p0'.padEnd(24, 'x')]);
+    let committed: Promise<unknown> | undefined;
+    const logger = watching((line) => {
+      if (line.includes('snapshot copied') && !committed)
+        committed = new Promise((r) => setTimeout(r, 700)).then(() => writer.query('commit'));
+    });
+    const report = await moveData({ module: 'product', from: A, to: B, logger });
+    await committed;
+    await writer.end();
+
+    expect(report.lockAttempts).toBeGreaterThan(1);
+    expect(report.delta).toBeGreaterThanOrEqual(1);
+    expect(report.tables.find((t) => t.table === 'products')?.rows).toBe(30);
+    expect(await sql(B, `select stock from products.products where id = $1`, ['p0'.padEnd(24, 'x')])).toEqual([
+      { stock: 42 },
+    ]);
+    const refused = await insertProduct(A, 'late').catch((e: unknown) => e);
+    expect((refused as { code?: string }).code).toBe(MOVED_SQLSTATE);
+    expect(isStoreOutage(refused)).toBe(true);
+    expect(await sql(A, `select url from products.toko_moved`)).toEqual([{ url: B }]);
+  }, 60_000);
+
+  it("moves a running module's connections to the new database", async () => {
+    const db = running.get('product');
+    if (db?.kind !== 'sql') throw new Error('product should be on SQL');
+    await insertProduct(B, 'onlyinb');
+    const seen = async () =>
+      (await db.sql.query(`select 1 from products.products where id = $1`, ['onlyinb'.padEnd(24, 'x')])).length;
+    const deadline = Date.now() + 20_000;
+    while ((await seen().catch(() => 0)) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await seen()).toBe(1);
+    await db.sql.query(`update products.products set stock = 7 where id = $1`, ['onlyinb'.padEnd(24, 'x')]);
+  }, 30_000);
+
+  it('moves back with the same command, then drops only a marked old copy', async () => {
+    await insertProduct(B, 'made-on-b');
+    const back = await moveData({ module: 'product', from: B, to: A, logger: silent });
+    expect(back.tables.find((t) => t.table === 'products')?.rows).toBe(32);
+    await insertProduct(A, 'after-back');
+    expect((await insertProduct(B, 'refused').catch((e: { code?: string }) => e)) as { code?: string }).toMatchObject({
+      code: MOVED_SQLSTATE,
+    });
+    await expect(dropCopy({ module: 'product', url: A })).rejects.toThrow(/holds no moved copy/);
+    await dropCopy({ module: 'product', url: B });
+    expect(await sql(B, `select 1 from pg_namespace where nspname = 'products'`)).toEqual([]);
+    expect(await sql(A, `select count(*)::int as n from products.products`)).toEqual([{ n: 33 }]);
+  }, 60_000);
+});

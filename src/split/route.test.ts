@@ -1,0 +1,108 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODULE_NAMES, type ModuleName } from '../config.ts';
+import { renderGatewayConfig } from './topology.ts';
+import { parseAddresses, rerouteUpstream, route } from './route.ts';
+
+/**
+ * `npm run route` on a real nginx: the product routes move from one backend
+ * to another by a reload while the other modules' routes stay; a
+ * configuration nginx rejects is put back and nothing is reloaded.
+ */
+const hasNginx = spawnSync('sh', ['-c', 'command -v nginx']).status === 0;
+if (!hasNginx && !process.env.CI) console.warn('route tests skipped: nginx is not installed');
+
+const dir = mkdtempSync(path.join(tmpdir(), 'toko-route-'));
+const conf = path.join(dir, 'gateway', 'nginx.conf');
+let nginx: ChildProcess | undefined;
+const servers: http.Server[] = [];
+let gatewayPort = 0;
+
+/** A backend that answers every request with its own name. */
+async function backend(name: string): Promise<number> {
+  const s = http.createServer((_req, res) => res.end(name));
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  servers.push(s);
+  return (s.address() as AddressInfo).port;
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const get = async (p: string) => (await fetch(`http://127.0.0.1:${gatewayPort}${p}`)).text();
+
+/** What a path answers once the reload took effect (bounded: nginx reloads in the background). */
+async function answerBecomes(p: string, want: string): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  let got = '';
+  while (Date.now() < deadline && (got = await get(p).catch(() => '')) !== want)
+    await new Promise((r) => setTimeout(r, 100));
+  return got;
+}
+
+let other = 0;
+beforeAll(async () => {
+  if (!hasNginx) return;
+  const [old, moved] = [await backend('monolith'), await backend('product-service')];
+  other = moved;
+  gatewayPort = await freePort();
+  const ports = Object.fromEntries(MODULE_NAMES.map((m) => [m, old])) as Record<ModuleName, number>;
+  mkdirSync(path.dirname(conf), { recursive: true });
+  writeFileSync(conf, renderGatewayConfig({ dataDir: dir, gatewayPort, ports }));
+  nginx = spawn('nginx', ['-c', conf, '-p', path.dirname(conf)], { stdio: 'ignore' });
+  expect(await answerBecomes('/api/v1/products', 'monolith')).toBe('monolith');
+}, 30_000);
+
+afterAll(async () => {
+  if (nginx && nginx.exitCode === null) {
+    const exited = once(nginx, 'exit');
+    nginx.kill('SIGTERM');
+    await exited;
+  }
+  for (const s of servers) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('route input', () => {
+  it('refuses what is not a list of host:port, and an unknown module', async () => {
+    expect(() => parseAddresses('127.0.0.1')).toThrow(/not an address/);
+    expect(() => parseAddresses('a:0')).toThrow(/not an address/);
+    expect(parseAddresses('127.0.0.1:1,[::1]:2')).toEqual(['127.0.0.1:1', '[::1]:2']);
+    await expect(route({ module: 'nope', to: '127.0.0.1:1', conf })).rejects.toThrow(/unknown module "nope"/);
+  });
+
+  it("rewrites only the module's servers, keeping their parameters", () => {
+    const c = 'upstream toko_product { zone toko_product 64k; server 127.0.0.1:1 max_fails=2; keepalive 16; }';
+    expect(rerouteUpstream(c, 'product', ['h:2', 'h:3'])).toBe(
+      'upstream toko_product { zone toko_product 64k; server h:2 max_fails=2; server h:3 max_fails=2; keepalive 16; }',
+    );
+    expect(() => rerouteUpstream(c, 'user', ['h:2'])).toThrow(/no upstream toko_user/);
+  });
+});
+
+describe.skipIf(!hasNginx)('npm run route on a running gateway', () => {
+  it("moves the module's routes by a reload and leaves the others", async () => {
+    await route({ module: 'product', to: `127.0.0.1:${other}`, conf });
+    expect(await answerBecomes('/api/v1/products', 'product-service')).toBe('product-service');
+    expect(await get('/api/v1/users/me')).toBe('monolith');
+  }, 30_000);
+
+  it('puts back a configuration nginx rejects and does not reload', async () => {
+    const before = readFileSync(conf, 'utf8');
+    await expect(route({ module: 'product', to: 'no-such-host.invalid:80', conf })).rejects.toThrow(/nginx rejected/);
+    expect(readFileSync(conf, 'utf8')).toBe(before);
+    expect(await get('/api/v1/products')).toBe('product-service');
+  }, 30_000);
+});
