@@ -1,5 +1,7 @@
 import { freePorts } from '../test/helpers/wait.ts';
-import { LOAD_COLUMNS, median, ratio, table } from './report.ts';
+import { benchCold } from './cold.ts';
+import { benchLadder } from './ladder-bench.ts';
+import { LOAD_COLUMNS, ratio, table } from './report.ts';
 import {
   ensurePeerPackages,
   freshPgDatabase,
@@ -11,13 +13,15 @@ import {
   type Target,
   type Users,
 } from './targets.ts';
-import { load, type LoadResult, type LoadSpec, type RunFigures } from './wrk.ts';
+import { figures, takeTurns, type LoadResult, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface ReadOptions {
   adminUrl: string;
   seconds: number;
   rounds: number;
   connections: number;
+  /** Parts left out (`--skip=ladder,cold`): the main scenarios, the ladder, the cold reads. */
+  skip?: string[];
 }
 
 type TargetName = 'ceiling' | 'peer' | 'toko' | 'toko-embedded';
@@ -87,7 +91,12 @@ function scenarios(
  * within each scenario the targets take turns, round after round, so noise
  * on the machine hits all of them alike. Rows hold the medians.
  */
-export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; ratios: ReadRatios[] }> {
+export async function benchReads(o: ReadOptions): Promise<{
+  rows: ReadRow[];
+  ratios: ReadRatios[];
+  ladder?: Awaited<ReturnType<typeof benchLadder>>;
+  cold?: Awaited<ReturnType<typeof benchCold>>;
+}> {
   ensurePeerPackages();
   const [ceilingPort, peerPort, tokoPort, embeddedPort] = await freePorts(4);
   const tokoDb = await freshPgDatabase(o.adminUrl, 'toko_bench');
@@ -104,37 +113,22 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
     for (const n of ['toko', 'toko-embedded'] as const)
       products[n] = (await seedProducts(targets[n]!.url, users[n]!.adminToken)).hot;
 
-    const print = table(
-      `reads: ${o.connections} connections, ${o.seconds} s per run, median of ${o.rounds} rounds (targets take turns)`,
-      [
-        { name: 'scenario', width: 24, left: true },
-        { name: 'target', width: 14, left: true },
-        { name: 'req/s', width: 8 },
-        ...LOAD_COLUMNS,
-      ],
-    );
-    const rows: ReadRow[] = [];
-    for (const s of scenarios(targets, users, products)) {
-      const runs = await takeTurns(s.spec, o);
-      for (const [target, results] of runs) {
-        const row: ReadRow = {
-          scenario: s.name,
-          target,
-          connections: o.connections,
-          rps: Math.round(median(results.map((x) => x.rps))),
-          p50: median(results.map((x) => x.p50)),
-          p99: median(results.map((x) => x.p99)),
-          errors: results.reduce((a, x) => a + x.errors, 0),
-          non2xx: results.reduce((a, x) => a + x.non2xx, 0),
-          rounds: results,
-        };
-        rows.push(row);
-        print([row.scenario, row.target, row.rps, row.p50, row.p99, row.errors, row.non2xx]);
-      }
-    }
-
-    const ratios = ratiosOf(rows);
-    return { rows, ratios };
+    const skip = new Set(o.skip ?? []);
+    const main = skip.has('scenarios') ? undefined : mainScenarios(scenarios(targets, users, products), o);
+    const { rows, ratios } = (await main) ?? { rows: [], ratios: [] };
+    const ladder = skip.has('ladder')
+      ? undefined
+      : await benchLadder({ ...o, ceiling: targets.ceiling, toko: targets.toko, tokoToken: users.toko!.customerToken });
+    const cold = skip.has('cold')
+      ? undefined
+      : await benchCold({
+          ...o,
+          toko: targets.toko,
+          tokoDatabaseUrl: tokoDb.url,
+          peer: targets.peer,
+          peerDatabaseUrl: peerDb.url,
+        });
+    return { rows, ratios, ladder, cold };
   } finally {
     for (const t of Object.values(targets)) await t.stop();
     await tokoDb.drop();
@@ -142,23 +136,34 @@ export async function benchReads(o: ReadOptions): Promise<{ rows: ReadRow[]; rat
   }
 }
 
-/** A second of warm-up per target (JIT, pools, caches), not counted; then `rounds` runs, the targets taking turns. */
-async function takeTurns(
-  specs: Partial<Record<TargetName, Omit<LoadSpec, 'connections' | 'seconds'>>>,
-  o: ReadOptions,
-): Promise<Map<TargetName, LoadResult[]>> {
-  const runs = new Map<TargetName, LoadResult[]>();
-  for (const spec of Object.values(specs) as LoadSpec[])
-    await load({ ...spec, connections: o.connections, seconds: 1 });
-  for (let r = 0; r < o.rounds; r++) {
-    for (const [name, spec] of Object.entries(specs) as [TargetName, LoadSpec][]) {
-      runs.set(name, [
-        ...(runs.get(name) ?? []),
-        await load({ ...spec, connections: o.connections, seconds: o.seconds }),
-      ]);
+/** The read scenarios, the targets taking turns within each; rows hold the medians. */
+async function mainScenarios(list: Scenario[], o: ReadOptions): Promise<{ rows: ReadRow[]; ratios: ReadRatios[] }> {
+  const print = table(
+    `reads: ${o.connections} connections, ${o.seconds} s per run, median of ${o.rounds} rounds (targets take turns)`,
+    [
+      { name: 'scenario', width: 24, left: true },
+      { name: 'target', width: 14, left: true },
+      { name: 'req/s', width: 8 },
+      ...LOAD_COLUMNS,
+    ],
+  );
+  const rows: ReadRow[] = [];
+  for (const s of list) {
+    const runs = await takeTurns(s.spec, o);
+    for (const [target, results] of runs) {
+      const row: ReadRow = {
+        scenario: s.name,
+        target,
+        connections: o.connections,
+        ...figures(results),
+        rounds: results,
+      };
+      rows.push(row);
+      print([row.scenario, row.target, row.rps, row.p50, row.p99, row.errors, row.non2xx]);
     }
   }
-  return runs;
+
+  return { rows, ratios: ratiosOf(rows) };
 }
 
 /** toko against the peer, the ceiling and itself embedded, per scenario; printed as a table. */
@@ -172,13 +177,15 @@ function ratiosOf(rows: ReadRow[]): ReadRatios[] {
     { name: 'toko p99', width: 9 },
     { name: 'peer p99', width: 9 },
   ]);
+  const ceiling = rows.find((r) => r.target === 'ceiling');
   for (const name of [...new Set(rows.map((r) => r.scenario))]) {
     const get = (t: TargetName) => rows.find((r) => r.scenario === name && r.target === t);
     const toko = get('toko');
     const x: ReadRatios = {
       scenario: name,
       tokoOverPeer: ratio(toko?.rps, get('peer')?.rps),
-      tokoOverCeiling: ratio(toko?.rps, get('ceiling')?.rps),
+      // Every scenario against the one ceiling there is (bare node answering /health's JSON).
+      tokoOverCeiling: ratio(toko?.rps, ceiling?.rps),
       embeddedOverPostgres: ratio(get('toko-embedded')?.rps, toko?.rps),
       tokoP99: toko?.p99,
       peerP99: get('peer')?.p99,

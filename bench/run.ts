@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- reads] [-- orders] [-- footprint] [-- replicas] [-- --no-split]
+ * npm run bench [-- reads] [-- orders] [-- footprint] [-- replicas] [-- --no-split] [-- --skip=ladder,cold,scenarios]
  *
  * Measures toko beside what bounds it, in one run on this machine:
  * - reads: the bare node:http ceiling, the seed-style FastAPI peer
@@ -13,8 +13,11 @@
  *   reaches the other (bench/replicas.ts).
  * With no section named, the first three run. Load comes from wrk (installed from
  * Debian's packages when missing). Prints tables and ratios and writes
- * bench/results/<date>-<sections>.json. PostgreSQL at BENCH_DATABASE_URL
- * (default the local server); BENCH_SECONDS per run (5), BENCH_ROUNDS (2).
+ * bench/results/<date>-<sections>[-<BENCH_TAG>].json. PostgreSQL at BENCH_DATABASE_URL
+ * (default the local server; BENCH_DB_PREFIX prefixes its databases' names);
+ * BENCH_SECONDS per run (5), BENCH_ROUNDS (2). `reads` holds the main
+ * scenarios, the ladder (bench/ladder-bench.ts) and the cold reads
+ * (bench/cold.ts); --skip leaves some out.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
@@ -33,6 +36,8 @@ const withSplit = !process.argv.includes('--no-split');
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const skip = (process.argv.find((a) => a.startsWith('--skip='))?.slice(7) ?? '').split(',').filter(Boolean);
+const tag = process.env.BENCH_TAG ? `-${process.env.BENCH_TAG.replace(/[^\w.-]/g, '_')}` : '';
 
 ensureWrk();
 if (withSplit && sections.some((s) => s !== 'reads')) ensureCommand('nginx', ['-v'], 'nginx-light');
@@ -49,11 +54,16 @@ const result: Record<string, unknown> = {
   loadGenerator: 'wrk -t1',
 };
 mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
-const file = path.join(ROOT, 'bench', 'results', `${String(result.date).slice(0, 10)}-${sections.join('-')}.json`);
+const file = path.join(
+  ROOT,
+  'bench',
+  'results',
+  `${String(result.date).slice(0, 10)}-${sections.join('-')}${tag}.json`,
+);
 /** Written after every section, so a failure later keeps what was measured. */
 const save = () => writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 if (sections.includes('reads')) {
-  result.reads = await benchReads({ adminUrl, seconds, rounds, connections: 64 });
+  result.reads = await benchReads({ adminUrl, seconds, rounds, connections: 64, skip });
   save();
 }
 if (sections.includes('orders')) {

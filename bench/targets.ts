@@ -35,7 +35,8 @@ export async function freshPgDatabase(
   adminUrl: string,
   prefix: string,
 ): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  // BENCH_DB_PREFIX keeps benches run side by side on one server apart.
+  const name = `${process.env.BENCH_DB_PREFIX ?? ''}${prefix}_${randomBytes(4).toString('hex')}`;
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
   await c.query(`create database "${name}"`);
@@ -81,10 +82,15 @@ export function tokoEnv(port: number, extra: Record<string, string>): Record<str
 }
 
 /** toko as its own process on `port`: on the PostgreSQL database `databaseUrl`, or embedded when undefined. */
-export async function startToko(name: string, port: number, databaseUrl: string | undefined): Promise<Target> {
+export async function startToko(
+  name: string,
+  port: number,
+  databaseUrl: string | undefined,
+  more: { env?: Record<string, string>; nodeFlags?: string[] } = {},
+): Promise<Target> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-bench-'));
-  const env = tokoEnv(port, { DATA_DIR: dataDir, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) });
-  const child = launch(TOKO_COMMAND[0], TOKO_COMMAND[1], env);
+  const env = tokoEnv(port, { DATA_DIR: dataDir, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...more.env });
+  const child = launch(TOKO_COMMAND[0], [...(more.nodeFlags ?? []), ...TOKO_COMMAND[1]], env);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/health/ready`, 120_000, child);
   return {

@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { median } from './report.ts';
 
 /** One load run's figures: requests per second, latency in ms, failures. */
 export interface LoadResult {
@@ -32,6 +33,8 @@ export interface LoadSpec {
    */
   bodyLua?: string;
   ids?: string[];
+  /** Paths (with query) requested in random order, one per request, instead of the url's own path: spreads reads over many ids. */
+  paths?: string[];
   connections: number;
   seconds: number;
 }
@@ -72,6 +75,12 @@ function script(spec: LoadSpec): string {
 end`);
     lines.push(`function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end`);
     lines.push(`function request() return wrk.format(nil, nil, nil, ${spec.bodyLua}) end`);
+  }
+  if (spec.paths?.length) {
+    if (spec.bodyLua) throw new Error('a load spec takes paths or bodyLua, not both');
+    lines.push(`local paths = { ${spec.paths.map(lua).join(', ')} }`);
+    lines.push(`function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end`);
+    lines.push(`function request() return wrk.format(nil, paths[math.random(#paths)]) end`);
   }
   lines.push(`function done(summary, latency, requests)
   local e = summary.errors
@@ -126,3 +135,31 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** A second of warm-up per target (JIT, pools, caches), not counted; then `rounds` runs, the targets taking turns. */
+export async function takeTurns<N extends string>(
+  specs: Partial<Record<N, Omit<LoadSpec, 'connections' | 'seconds'>>>,
+  o: { connections: number; seconds: number; rounds: number },
+): Promise<Map<N, LoadResult[]>> {
+  const runs = new Map<N, LoadResult[]>();
+  for (const spec of Object.values(specs) as LoadSpec[])
+    await load({ ...spec, connections: o.connections, seconds: 1 });
+  for (let r = 0; r < o.rounds; r++) {
+    for (const [name, spec] of Object.entries(specs) as [N, LoadSpec][]) {
+      runs.set(name, [
+        ...(runs.get(name) ?? []),
+        await load({ ...spec, connections: o.connections, seconds: o.seconds }),
+      ]);
+    }
+  }
+  return runs;
+}
+
+/** The medians of one target's rounds. */
+export const figures = (results: LoadResult[]): RunFigures => ({
+  rps: Math.round(median(results.map((x) => x.rps))),
+  p50: median(results.map((x) => x.p50)),
+  p99: median(results.map((x) => x.p99)),
+  errors: results.reduce((a, x) => a + x.errors, 0),
+  non2xx: results.reduce((a, x) => a + x.non2xx, 0),
+});

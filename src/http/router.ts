@@ -69,15 +69,17 @@ export class Router {
   }
 
   middleware(): Middleware {
-    return (ctx, next) => {
-      const found = this.find(ctx.method, ctx.path);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- a named function (the ladder reads middleware names), not an arrow
+    const self = this;
+    return function router(ctx, next) {
+      const found = self.find(ctx.method, ctx.path);
       if (found) {
         const stored = found.store as Stored;
         ctx.params = found.params as Record<string, string>;
         (ctx as Context & { _matchedRoute?: string })._matchedRoute = stored.path;
         return stored.handler(ctx, next);
       }
-      const allowed = this.allowed(ctx.path);
+      const allowed = self.allowed(ctx.path);
       if (allowed.length === 0) return next();
       ctx.set('Allow', [...allowed, 'OPTIONS'].join(', '));
       if (ctx.method === 'OPTIONS') {

@@ -70,7 +70,7 @@ const NOTHING = Object.freeze({});
  * field named in one 422. Parts that are absent and undeclared skip their
  * schema (an empty part of an empty schema has nothing to refuse).
  */
-function parseInput(ctx: Context, def: AnyRouteDef) {
+export function parseInput(ctx: Context, def: AnyRouteDef) {
   const errors: FieldError[] = [];
   const rawBody = (ctx.request as { body?: unknown }).body;
   const querystring = ctx.querystring;

@@ -59,7 +59,7 @@ export const jsonAnswerHeaders = (): Record<string, string> => headersOf({ ...CO
 export function securityHeaders(): Middleware {
   const api = jsonAnswerHeaders();
   const page = headersOf({ ...COMMON, contentSecurityPolicy: PAGE_CSP });
-  return (ctx, next) => {
+  return function securityHeaders(ctx, next) {
     ctx.set(isPage(ctx.path) ? page : api);
     return next();
   };
