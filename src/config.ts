@@ -257,6 +257,10 @@ const envSchema = z
       description:
         "the longest a request waits on a database: a new connection, a free one from the pool, MongoDB's server selection, and on a PostgreSQL server each statement's answer (after migrations); past it the request is answered 503 with `Retry-After`",
     }),
+    MOVED_DATA_POLL_MS: int(0, 60_000, 250).meta({
+      description:
+        'on a PostgreSQL server, how often each replica looks for the marker `npm run move-data` leaves when it moves a module to another database, and follows it without a restart; 0: never looks (a moved module then needs a restart with its new URL)',
+    }),
     HTTP_CLIENT_RETRIES: int(0, 10, 2).meta({
       description: 'extra attempts for contract methods marked idempotent, with exponential backoff and jitter',
     }),
@@ -558,6 +562,8 @@ export interface Config {
   dbPoolMax: number;
   /** The longest a request waits to reach a database (connect, a free pooled connection, MongoDB's server selection). */
   storeTimeoutMs: number;
+  /** How often a module on a PostgreSQL server looks for a moved-data marker; 0 never. */
+  movedDataPollMs: number;
   /** Modules whose data lives in MongoDB instead of SQL (`<M>_MONGODB_URL`). */
   mongoUrls: Partial<Record<ModuleName, string>>;
   currency: string;
@@ -721,6 +727,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     ...storesOf(e),
     dbPoolMax: e.DB_POOL_MAX,
     storeTimeoutMs: e.STORE_TIMEOUT_MS,
+    movedDataPollMs: e.MOVED_DATA_POLL_MS,
     ...remotesOf(e),
     redisUrl: e.REDIS_URL,
     replicas: e.REPLICAS,

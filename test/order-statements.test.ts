@@ -34,11 +34,12 @@ beforeAll(async () => {
       );
     return original.call(this, config, ...rest);
   };
-  // Nothing in the background: no idle outbox polls, no recovery pass; catalogue and user reads as warm as under load.
+  // Nothing in the background: no idle outbox polls, no recovery pass, no look for a moved-data marker; catalogue and user reads as warm as under load.
   app = await startTestApp({
     ...TEST_ADMIN_ENV,
     OUTBOX_POLL_MS: '600000',
     ORDER_RECOVERY_INTERVAL_SECONDS: '86400',
+    MOVED_DATA_POLL_MS: '0',
     PRODUCT_CACHE_TTL_MS: '60000',
     USER_CACHE_TTL_MS: '60000',
   });

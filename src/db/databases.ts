@@ -72,8 +72,8 @@ export async function openDatabases(
     // A server can freeze under open connections; the embedded database lives and stalls with this process.
     if (url) boundStatements(orm, config.storeTimeoutMs);
     // On a server, `npm run move-data` can move the module's data while it runs: it follows the marker.
-    if (url) {
-      const stop = watchMoved(orm, MODULE_DEFINITIONS[name].schema, name, logger);
+    if (url && config.movedDataPollMs > 0) {
+      const stop = watchMoved(orm, MODULE_DEFINITIONS[name].schema, name, logger, config.movedDataPollMs);
       closer.add(`${name} moved-data watch`, async () => stop());
     }
   }

@@ -5,8 +5,6 @@ import type { Logger } from 'pino';
 export const MOVED_TABLE = 'toko_moved';
 /** The SQLSTATE a write to a moved module's old copy fails with (answered 503 with Retry-After: kit/outage.ts). */
 export const MOVED_SQLSTATE = 'TKMOV';
-/** How often each replica looks for the marker. */
-export const MOVED_POLL_MS = 250;
 
 interface PooledConnection {
   __knex__disposed?: unknown;
@@ -35,32 +33,44 @@ export function switchDatabase(orm: MikroORM, url: string): void {
 /**
  * Watches the module's moved marker on the database it is connected to and,
  * when one names another URL, switches the module's connections there:
- * every replica follows `npm run move-data` within MOVED_POLL_MS, without a
- * restart. Returns the stop function. A failed look (the database down, the
- * table not there) is ignored: the next one tries again.
+ * every replica follows `npm run move-data` within `pollMs`
+ * (MOVED_DATA_POLL_MS), without a restart. Until the marker table exists it
+ * asks only whether it does (`to_regclass`), so a module that never moved
+ * costs one statement that cannot fail per look, and nothing in the
+ * server's error log. A failed look (the database down) is ignored: the
+ * next one tries again. Returns the stop function.
  */
-export function watchMoved(orm: MikroORM, schema: string, module: string, logger: Logger): () => void {
+export function watchMoved(orm: MikroORM, schema: string, module: string, logger: Logger, pollMs: number): () => void {
+  const table = `"${schema}"."${MOVED_TABLE}"`;
+  let present = false;
   let current = '';
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const look = async () => {
     try {
-      const rows = await orm.em
-        .fork()
-        .getConnection()
-        .execute<{ url: string }[]>(`select "url" from "${schema}"."${MOVED_TABLE}" order by "moved_at" desc limit 1`);
-      const url = rows[0]?.url;
-      if (url && url !== current) {
-        current = url;
-        switchDatabase(orm, url);
-        logger.warn({ module }, 'the module moved to another database: its connections now go there');
+      const connection = orm.em.fork().getConnection();
+      if (!present)
+        present =
+          (await connection.execute<{ t: string | null }[]>(`select to_regclass(?::text) as t`, [table]))[0]?.t != null;
+      if (present) {
+        const rows = await connection.execute<{ url: string }[]>(
+          `select "url" from ${table} order by "moved_at" desc limit 1`,
+        );
+        const url = rows[0]?.url;
+        if (url && url !== current) {
+          current = url;
+          switchDatabase(orm, url);
+          present = false;
+          logger.warn({ module }, 'the module moved to another database: its connections now go there');
+        }
       }
     } catch {
-      // No marker table (never moved), or the database is unavailable: look again later.
+      // The database is unavailable, or the marker table went with a dropped copy: look again later.
+      present = false;
     }
-    if (!stopped) timer = setTimeout(() => void look(), MOVED_POLL_MS).unref();
+    if (!stopped) timer = setTimeout(() => void look(), pollMs).unref();
   };
-  timer = setTimeout(() => void look(), MOVED_POLL_MS).unref();
+  timer = setTimeout(() => void look(), pollMs).unref();
   return () => {
     stopped = true;
     clearTimeout(timer);

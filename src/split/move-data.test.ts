@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +10,7 @@ import { Closer } from '../closer.ts';
 import { loadConfig } from '../config.ts';
 import { openDatabases } from '../db/databases.ts';
 import { MOVED_SQLSTATE } from '../db/moved.ts';
-import { dropCopy, moveData } from './move-data.ts';
+import { dropCopy, moveData, type MoveReport } from './move-data.ts';
 
 /**
  * `npm run move-data` on two real PostgreSQL databases: the product module's
@@ -40,6 +42,41 @@ const hasPostgres = await sql(ADMIN_URL, 'select 1').then(
 const skip = !hasPostgres && !process.env.CI;
 if (skip) console.warn(`move-data tests skipped: no PostgreSQL answers at ${ADMIN_URL} (set TEST_DATABASE_URL)`);
 
+/**
+ * Statements this process's pg clients send while `recording`, and the ones
+ * the server rejects. Installed before the module opens its pool: each
+ * pooled connection binds its `query` when it is made.
+ */
+type Query = (this: pg.Client, ...args: unknown[]) => unknown;
+const proto = pg.Client.prototype as unknown as { query: Query };
+const originalQuery = proto.query;
+const statements = { ran: 0, failed: [] as string[] };
+let recording = false;
+proto.query = function (...args) {
+  if (!recording) return originalQuery.apply(this, args);
+  statements.ran++;
+  const text = String((args[0] as { text?: string } | undefined)?.text ?? args[0]);
+  const last = args.length - 1;
+  if (typeof args[last] === 'function') {
+    const callback = args[last] as (err: unknown, ...rest: unknown[]) => void;
+    args[last] = (err: unknown, ...rest: unknown[]) => {
+      if (err) statements.failed.push(text);
+      callback(err, ...rest);
+    };
+  }
+  const result = originalQuery.apply(this, args);
+  if (result instanceof Promise) result.catch(() => statements.failed.push(text));
+  return result;
+};
+
+/** `npm run move-data -- <args>` as its script runs it (src/split/move-data.command.ts, here from source). */
+const command = (args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/split/move-data.command.ts', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LOG_LEVEL: 'silent' },
+    timeout: 60_000,
+  });
+
 const closer = new Closer(silent);
 let running: Awaited<ReturnType<typeof openDatabases>>;
 
@@ -64,6 +101,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  proto.query = originalQuery;
   if (skip) return;
   await closer.run();
   for (const n of names) await sql(ADMIN_URL, `drop database if exists "${n}" with (force)`);
@@ -82,7 +120,22 @@ const watching = (onLine: (line: string) => void) =>
   );
 
 describe.skipIf(skip)('npm run move-data', () => {
+  it("while the module has not moved, its watch runs no statement that fails (nothing in the server's error log)", async () => {
+    // Four looks (every 250 ms) on the running module's pooled connections.
+    recording = true;
+    await sleep(1_100);
+    recording = false;
+    expect(statements.ran).toBeGreaterThan(0);
+    expect(statements.failed).toEqual([]);
+  });
+
   it('rejects bad input with a sentence that names it', async () => {
+    const cli = command(['nope', '--to', B]);
+    expect(cli.status).toBe(1);
+    expect(cli.stderr.trim().split('\n')).toEqual([
+      'toko: move-data failed: unknown module "nope": expected one of user, product, order, notification',
+    ]);
+    expect(cli.stdout).toBe('');
     await expect(moveData({ module: 'nope', from: A, to: B, logger: silent })).rejects.toThrow(/unknown module "nope"/);
     await expect(moveData({ module: 'product', from: A, to: 'mongodb://x/y', logger: silent })).rejects.toThrow(
       /--to must be a postgres:\/\/ URL/,
@@ -136,14 +189,19 @@ describe.skipIf(skip)('npm run move-data', () => {
 
   it('moves back with the same command, then drops only a marked old copy', async () => {
     await insertProduct(B, 'made-on-b');
-    const back = await moveData({ module: 'product', from: B, to: A, logger: silent });
+    // Through the command line `npm run move-data` runs: one JSON report on stdout.
+    const moved = command(['product', '--from', B, '--to', A]);
+    expect(moved.status, moved.stderr).toBe(0);
+    const back = JSON.parse(moved.stdout) as MoveReport;
     expect(back.tables.find((t) => t.table === 'products')?.rows).toBe(32);
     await insertProduct(A, 'after-back');
     expect((await insertProduct(B, 'refused').catch((e: { code?: string }) => e)) as { code?: string }).toMatchObject({
       code: MOVED_SQLSTATE,
     });
     await expect(dropCopy({ module: 'product', url: A })).rejects.toThrow(/holds no moved copy/);
-    await dropCopy({ module: 'product', url: B });
+    const dropped = command(['product', '--drop-copy', B]);
+    expect(dropped.status, dropped.stderr).toBe(0);
+    expect(JSON.parse(dropped.stdout)).toEqual({ module: 'product', dropped: B });
     expect(await sql(B, `select 1 from pg_namespace where nspname = 'products'`)).toEqual([]);
     expect(await sql(A, `select count(*)::int as n from products.products`)).toEqual([{ n: 33 }]);
   }, 60_000);
