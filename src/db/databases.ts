@@ -1,3 +1,4 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
 import type { ModuleDatabase } from '../../kit/module.ts';
 import type { Logger } from 'pino';
 import type { Closer } from '../closer.ts';
@@ -8,7 +9,22 @@ import { EMBEDDED_POOL_PER_MODULE, embeddedDatabaseFor, placeOf } from './placem
 import { withEventTables } from './event-tables.ts';
 import { boundStatements, migrateModule, openModuleOrm } from './orm.ts';
 import { sqlOf } from './sql.ts';
-import { watchMoved } from './moved.ts';
+import { followMoved, watchMoved } from './moved.ts';
+
+/** Applies the module's migrations (its own and its event tables'), under the migration lock on a server. */
+async function migrateHosted(orm: MikroORM, name: ModuleName, onServer: boolean, logger: Logger): Promise<void> {
+  const def = MODULE_DEFINITIONS[name];
+  const migrations = withEventTables({
+    schema: def.schema,
+    module: name,
+    events: def.contract.events,
+    migrations: def.migrations,
+    consumes: (('consumes' in def && def.consumes) || []).length > 0,
+  });
+  // One process owns an embedded database (one PGlite session serves every connection, so a lock there would exclude nothing).
+  const applied = await migrateModule(orm, { schema: def.schema, migrations }, { lock: onServer });
+  if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');
+}
 
 /**
  * Opens one MikroORM per hosted module: on its own server when a URL is
@@ -56,19 +72,12 @@ export async function openDatabases(
     });
     closer.add(`${name} database`, () => orm.close(true));
     databases.set(name, { kind: 'sql', orm, sql: sqlOf(orm) });
-    if (opts.migrate) {
-      const def = MODULE_DEFINITIONS[name];
-      const migrations = withEventTables({
-        schema: def.schema,
-        module: name,
-        events: def.contract.events,
-        migrations: def.migrations,
-        consumes: (('consumes' in def && def.consumes) || []).length > 0,
-      });
-      // One process owns an embedded database (one PGlite session serves every connection, so a lock there would exclude nothing).
-      const applied = await migrateModule(orm, { schema: def.schema, migrations }, { lock: url !== undefined });
-      if (applied.length) logger.info({ module: name, migrations: applied }, 'migrations applied');
-    }
+    // A database the module moved away from (npm run move-data) names the new one: follow it before anything else.
+    if (url && config.movedDataPollMs > 0)
+      await followMoved(orm, MODULE_DEFINITIONS[name].schema, name, logger).catch((err: unknown) =>
+        logger.warn({ module: name, err }, 'could not look for a moved-data marker at start; the watch looks again'),
+      );
+    if (opts.migrate) await migrateHosted(orm, name, url !== undefined, logger);
     // A server can freeze under open connections; the embedded database lives and stalls with this process.
     if (url) boundStatements(orm, config.storeTimeoutMs);
     // On a server, `npm run move-data` can move the module's data while it runs: it follows the marker.

@@ -30,6 +30,40 @@ export function switchDatabase(orm: MikroORM, url: string): void {
     c.resource.__knex__disposed = 'the module moved to another database';
 }
 
+/** The URL the module's marker on this connection names, if the marker table is there. */
+async function markedUrl(orm: MikroORM, table: string): Promise<string | undefined> {
+  const connection = orm.em.fork().getConnection();
+  const present = (await connection.execute<{ t: string | null }[]>(`select to_regclass(?::text) as t`, [table]))[0]?.t;
+  if (!present) return undefined;
+  const rows = await connection.execute<{ url: string }[]>(
+    `select "url" from ${table} order by "moved_at" desc limit 1`,
+  );
+  return rows[0]?.url;
+}
+
+/**
+ * At start, before migrations: when the configured database is a copy the
+ * module moved away from (`npm run move-data` left its marker, also after
+ * `--drop-copy`), connects the module to the database it names instead, so
+ * a replica started with the old URL neither serves the stale copy nor
+ * migrates an empty one. Returns the URL followed, or undefined.
+ */
+export async function followMoved(
+  orm: MikroORM,
+  schema: string,
+  module: string,
+  logger: Logger,
+): Promise<string | undefined> {
+  const url = await markedUrl(orm, `"${schema}"."${MOVED_TABLE}"`);
+  if (!url) return undefined;
+  switchDatabase(orm, url);
+  logger.warn(
+    { module },
+    "the configured database is a copy this module moved away from: following its marker to the new database (set the module's database URL to it)",
+  );
+  return url;
+}
+
 /**
  * Watches the module's moved marker on the database it is connected to and,
  * when one names another URL, switches the module's connections there:

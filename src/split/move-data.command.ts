@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { loadConfigOrExit } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { dropCopy, moveData, redact } from './move-data.ts';
@@ -19,7 +20,8 @@ async function main(): Promise<void> {
   if (!module || positionals.length > 1)
     throw new Error('usage: npm run move-data -- <module> --to <url> [--from <url>] | <module> --drop-copy <url>');
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel });
+  // Progress goes to stderr: stdout carries the one JSON report alone.
+  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ fd: 2, sync: true }) });
   if (values['drop-copy'] !== undefined) {
     await dropCopy({ module, url: values['drop-copy'] });
     process.stdout.write(`${JSON.stringify({ module, dropped: redact(values['drop-copy']) })}\n`);

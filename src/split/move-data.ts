@@ -44,13 +44,117 @@ export function checkMoveInput(module: string, urls: Record<string, string | und
   return module as ModuleName;
 }
 
-/** The URL without its password, for logs and messages. */
-export const redact = (url: string) => url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+/** The URL without its password (in the authority or as a `password` parameter), for logs and messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) if (/pass|secret|key/i.test(key)) u.searchParams.set(key, '***');
+    return u.toString().replace(/%2A%2A%2A/g, '***');
+  } catch {
+    return '(an unreadable URL)';
+  }
+}
+
+/**
+ * Settings that make a row's text the same on both servers whatever their
+ * defaults: a `timestamptz` prints in the session's time zone, and dates,
+ * intervals and floats in its styles; the checksums compare that text.
+ */
+const SAME_TEXT = [
+  `set timezone = 'UTC'`,
+  `set datestyle = 'ISO, MDY'`,
+  `set intervalstyle = 'postgres'`,
+  `set extra_float_digits = 3`,
+  `set toko.moving = 'on'`,
+];
 
 async function connect(url: string): Promise<Client> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  // A connection lost between statements fails the statement that follows, with its message; never the process.
+  client.on('error', () => undefined);
   await client.connect();
+  for (const setting of SAME_TEXT) await client.query(setting);
   return client;
+}
+
+/** Which server and database a session is on, however its URL was spelled. */
+async function identity(client: Client): Promise<string> {
+  const where = await client
+    .query<{ id: string }>(`select system_identifier::text as id from pg_control_system()`)
+    .catch(() =>
+      // A role that may not read the control file: the server's address as this session reaches it.
+      client.query<{ id: string }>(
+        `select coalesce(inet_server_addr()::text || ':' || inet_server_port()::text, 'local') as id`,
+      ),
+    );
+  const { rows } = await client.query<{ db: string }>(`select current_database() as db`);
+  return `${rows[0]!.db}@${where.rows[0]!.id}`;
+}
+
+/** The marker's newest row on this database (the module moved away from it), or undefined. */
+async function markerOf(client: Client, schema: string): Promise<{ url: string; moved_at: Date } | undefined> {
+  const { rows } = await client.query<{ t: string | null }>(`select to_regclass($1) as t`, [
+    `${q(schema)}.${q(MOVED_TABLE)}`,
+  ]);
+  if (!rows[0]?.t) return undefined;
+  const marker = await client.query<{ url: string; moved_at: Date }>(
+    `select "url", "moved_at" from ${q(schema)}.${q(MOVED_TABLE)} order by "moved_at" desc limit 1`,
+  );
+  return marker.rows[0];
+}
+
+/** A table of the module on this database that holds rows, and how many, or undefined. */
+async function liveData(client: Client, schema: string): Promise<{ table: string; rows: number } | undefined> {
+  const { rows } = await client.query<{ t: string }>(
+    `select tablename as t from pg_tables where schemaname = $1 and tablename not in ('mikro_orm_migrations', $2) order by 1`,
+    [schema, MOVED_TABLE],
+  );
+  for (const { t } of rows) {
+    const { rows: n } = await client.query<{ n: string }>(`select count(*) as n from ${q(schema)}.${q(t)}`);
+    if (Number(n[0]!.n) > 0) return { table: t, rows: Number(n[0]!.n) };
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a move that would lose data: from and to the same database (in
+ * whatever spelling), from an old copy (the module already moved away from
+ * it: its rows are stale), or onto a database that holds the module's live
+ * data (rows, and no marker saying the module moved away from it).
+ */
+async function preflight(source: Client, target: Client, module: ModuleName, schema: string): Promise<void> {
+  if ((await identity(source)) === (await identity(target)))
+    throw new Error('--from and --to name the same database: nothing was moved');
+  const moved = await markerOf(source, schema);
+  if (moved)
+    throw new Error(
+      `the source is an old copy of ${module}: it moved to ${redact(moved.url)} at ${moved.moved_at.toISOString()}; move from there (nothing was moved)`,
+    );
+  const live = await liveData(target, schema);
+  if (live && !(await markerOf(target, schema)))
+    throw new Error(
+      `the target already holds ${module}'s data (${live.rows} rows in ${schema}.${live.table}) and is not a copy it moved away from: nothing was moved`,
+    );
+}
+
+/**
+ * Sets each sequence of the module on the target where it is on the (frozen)
+ * source: the outbox's `seq`, which orders events about one subject, goes on
+ * from the last value given out, never back to 1.
+ */
+async function copySequences(source: Client, target: Client, schema: string): Promise<void> {
+  const { rows } = await source.query<{ s: string }>(
+    `select c.relname as s from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind = 'S'`,
+    [schema],
+  );
+  for (const { s: seq } of rows) {
+    const name = `${q(schema)}.${q(seq)}`;
+    const { rows: at } = await source.query<{ v: string; called: boolean }>(
+      `select last_value as v, is_called as called from ${name}`,
+    );
+    await target.query(`select setval($1, $2, $3)`, [name, at[0]!.v, at[0]!.called]);
+  }
 }
 
 /** The module's tables that hold data (not its migrations table, nor the moved marker). */
@@ -228,6 +332,7 @@ async function switchOver(source: Client, target: Client, schema: string, tables
   let delta = 0;
   for (const t of tables) delta += await copyDelta(source, target, schema, t);
   const checked = await verify(source, target, schema, tables);
+  await copySequences(source, target, schema);
   await unguard(target, schema, tables);
   await guard(source, schema, tables);
   await markMoved(source, schema, to);
@@ -252,10 +357,14 @@ export async function moveData(opts: {
   const module = checkMoveInput(opts.module, { '--from': opts.from, '--to': opts.to });
   const schema = MODULE_DEFINITIONS[module].schema;
   const [from, to] = [opts.from!, opts.to!];
-  await migrateTarget(module, to, opts.logger);
-  const [source, target] = await Promise.all([connect(from), connect(to)]);
+  const source = await connect(from);
+  const target = await connect(to).catch(async (err: unknown) => {
+    await source.end();
+    throw err;
+  });
   try {
-    await Promise.all([source.query(`set toko.moving = 'on'`), target.query(`set toko.moving = 'on'`)]);
+    await preflight(source, target, module, schema);
+    await migrateTarget(module, to, opts.logger);
     const tables = await dataTables(source, schema);
     const copied = await copySnapshot(source, target, schema, tables);
     opts.logger.info({ module, copied }, 'snapshot copied; freezing writes for the switch');
@@ -277,21 +386,38 @@ export async function moveData(opts: {
   }
 }
 
-/** `npm run move-data -- <module> --drop-copy <url>`: drops a moved module's old copy, and only one that is marked moved. */
+/**
+ * `npm run move-data -- <module> --drop-copy <url>`: drops a moved module's
+ * old copy, and only one that is marked moved. The schema stays with its
+ * marker alone (a tombstone): a replica started later with the old URL finds
+ * it and follows it to the new database before it migrates anything
+ * (`followMoved`), instead of creating an empty copy.
+ */
 export async function dropCopy(opts: { module: string; url?: string }): Promise<void> {
   const module = checkMoveInput(opts.module, { '--drop-copy': opts.url });
   const schema = MODULE_DEFINITIONS[module].schema;
   const client = await connect(opts.url!);
   try {
-    const marked = await client
-      .query(`select 1 from ${q(schema)}.${q(MOVED_TABLE)} limit 1`)
-      .then((r) => r.rowCount! > 0)
-      .catch(() => false);
-    if (!marked)
+    const marker = await markerOf(client, schema).catch(() => undefined);
+    if (!marker)
       throw new Error(
         `${redact(opts.url!)} holds no moved copy of ${module} (no ${MOVED_TABLE} marker): nothing dropped`,
       );
-    await client.query(`drop schema ${q(schema)} cascade`);
+    const table = `${q(schema)}.${q(MOVED_TABLE)}`;
+    await client.query('begin');
+    try {
+      const { rows } = await client.query<{ url: string; moved_at: Date }>(`select "url", "moved_at" from ${table}`);
+      await client.query(`drop schema ${q(schema)} cascade`);
+      await client.query(`create schema ${q(schema)}`);
+      await client.query(
+        `create table ${table} ("url" text not null, "moved_at" timestamptz not null default clock_timestamp())`,
+      );
+      for (const r of rows) await client.query(`insert into ${table} values ($1, $2)`, [r.url, r.moved_at]);
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    }
   } finally {
     await client.end();
   }
