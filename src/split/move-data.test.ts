@@ -198,6 +198,8 @@ describe.skipIf(skip)('npm run move-data', () => {
     const refused = await insertProduct(A, 'late').catch((e: unknown) => e);
     expect((refused as { code?: string }).code).toBe(MOVED_SQLSTATE);
     expect(isStoreOutage(refused)).toBe(true);
+    const truncated = await sql(A, `truncate products.products`).catch((e: unknown) => e);
+    expect((truncated as { code?: string }).code).toBe(MOVED_SQLSTATE);
     expect(await sql(A, `select url from products.toko_moved`)).toEqual([{ url: B }]);
   }, 60_000);
 

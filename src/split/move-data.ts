@@ -286,7 +286,7 @@ async function freeze(source: Client, schema: string, tables: string[]): Promise
   }
 }
 
-/** Makes every write to the module's tables on this database fail with MOVED_SQLSTATE, unless the session is move-data's own. */
+/** Makes every write to the module's tables on this database (TRUNCATE too) fail with MOVED_SQLSTATE, unless the session is move-data's own. */
 async function guard(client: Client, schema: string, tables: string[]): Promise<void> {
   await client.query(`create or replace function ${q(schema)}.toko_moved_guard() returns trigger language plpgsql as $$
     begin
@@ -295,7 +295,7 @@ async function guard(client: Client, schema: string, tables: string[]): Promise<
     end $$`);
   for (const t of tables)
     await client.query(
-      `create or replace trigger toko_moved_guard before insert or update or delete on ${q(schema)}.${q(t)} for each statement execute function ${q(schema)}.toko_moved_guard()`,
+      `create or replace trigger toko_moved_guard before insert or update or delete or truncate on ${q(schema)}.${q(t)} for each statement execute function ${q(schema)}.toko_moved_guard()`,
     );
 }
 
