@@ -75,32 +75,19 @@ export async function followMoved(
  * next one tries again. Returns the stop function.
  */
 export function watchMoved(orm: MikroORM, schema: string, module: string, logger: Logger, pollMs: number): () => void {
-  const table = `"${schema}"."${MOVED_TABLE}"`;
-  let present = false;
   let current = '';
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const look = async () => {
     try {
-      const connection = orm.em.fork().getConnection();
-      if (!present)
-        present =
-          (await connection.execute<{ t: string | null }[]>(`select to_regclass(?::text) as t`, [table]))[0]?.t != null;
-      if (present) {
-        const rows = await connection.execute<{ url: string }[]>(
-          `select "url" from ${table} order by "moved_at" desc limit 1`,
-        );
-        const url = rows[0]?.url;
-        if (url && url !== current) {
-          current = url;
-          switchDatabase(orm, url);
-          present = false;
-          logger.warn({ module }, 'the module moved to another database: its connections now go there');
-        }
+      const url = await markedUrl(orm, `"${schema}"."${MOVED_TABLE}"`);
+      if (url && url !== current) {
+        current = url;
+        switchDatabase(orm, url);
+        logger.warn({ module }, 'the module moved to another database: its connections now go there');
       }
     } catch {
-      // The database is unavailable, or the marker table went with a dropped copy: look again later.
-      present = false;
+      // The database is unavailable: look again later.
     }
     if (!stopped) timer = setTimeout(() => void look(), pollMs).unref();
   };

@@ -104,13 +104,18 @@ async function markerOf(client: Client, schema: string): Promise<{ url: string; 
   return marker.rows[0];
 }
 
-/** A table of the module on this database that holds rows, and how many, or undefined. */
-async function liveData(client: Client, schema: string): Promise<{ table: string; rows: number } | undefined> {
+/** The module's tables on this database that hold data (not its migrations table, nor the moved marker). */
+async function tablesOf(client: Client, schema: string): Promise<string[]> {
   const { rows } = await client.query<{ t: string }>(
     `select tablename as t from pg_tables where schemaname = $1 and tablename not in ('mikro_orm_migrations', $2) order by 1`,
     [schema, MOVED_TABLE],
   );
-  for (const { t } of rows) {
+  return rows.map((r) => r.t);
+}
+
+/** A table of the module on this database that holds rows, and how many, or undefined. */
+async function liveData(client: Client, schema: string): Promise<{ table: string; rows: number } | undefined> {
+  for (const t of await tablesOf(client, schema)) {
     const { rows: n } = await client.query<{ n: string }>(`select count(*) as n from ${q(schema)}.${q(t)}`);
     if (Number(n[0]!.n) > 0) return { table: t, rows: Number(n[0]!.n) };
   }
@@ -159,12 +164,9 @@ async function copySequences(source: Client, target: Client, schema: string): Pr
 
 /** The module's tables that hold data (not its migrations table, nor the moved marker). */
 async function dataTables(client: Client, schema: string): Promise<string[]> {
-  const { rows } = await client.query<{ t: string }>(
-    `select tablename as t from pg_tables where schemaname = $1 and tablename not in ('mikro_orm_migrations', $2) order by 1`,
-    [schema, MOVED_TABLE],
-  );
-  if (!rows.length) throw new Error(`the source database has no tables in schema "${schema}": nothing to move`);
-  return rows.map((r) => r.t);
+  const tables = await tablesOf(client, schema);
+  if (!tables.length) throw new Error(`the source database has no tables in schema "${schema}": nothing to move`);
+  return tables;
 }
 
 /** Creates the module's schema on the target with the module's own migrations. */
