@@ -1,3 +1,5 @@
+// First, so that its clock marks where our code begins.
+import { StartupClock } from './startup-clock.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { loadConfigOrExit, serviceName } from './config.ts';
 import { embeddedDatabaseFor } from './db/placement.ts';
@@ -5,6 +7,7 @@ import { collectGarbage } from './collect-garbage.ts';
 import { createLogger } from './logger.ts';
 import type { Tracing } from './telemetry/tracing.ts';
 
+const clock = StartupClock.ofProcess();
 const config = loadConfigOrExit();
 // The OpenTelemetry SDK is loaded only when tracing is asked for.
 const tracing: Tracing | undefined = config.tracing
@@ -80,7 +83,8 @@ try {
   const embedded = database ? database.start().then(() => database) : Promise.resolve(undefined);
   embedded.catch(() => undefined);
   const { startServer } = await import('./server.ts');
-  const server = await startServer(config, { logger, embedded });
+  clock.end('load');
+  const server = await startServer(config, { logger, embedded, clock });
   // Give back what start-up left behind, once the first requests are in (the readiness probe), not during them.
   setTimeout(collectGarbage, 2000).unref();
   if (tracing)

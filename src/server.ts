@@ -15,6 +15,7 @@ import { serveContract } from '../adapters/http/contract-server.ts';
 import { serviceName, type Config, type ModuleName } from './config.ts';
 import type { EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { Closer } from './closer.ts';
+import { StartupClock } from './startup-clock.ts';
 import { openDatabases } from './db/databases.ts';
 import { healthRoutes, type HealthCheck } from './http/health.ts';
 import { stopListening } from './http/stop-listening.ts';
@@ -60,6 +61,8 @@ export interface StartOptions {
   overrides?: Partial<Record<ModuleName, Record<string, unknown>>>;
   /** The embedded database, being started by the caller already (the process entry starts it while the rest loads). */
   embedded?: Promise<EmbeddedPostgres | undefined>;
+  /** The process entry's start-up clock (boot and load ended); the phases below end on it and the listening line carries them. */
+  clock?: StartupClock;
 }
 
 export { serviceName };
@@ -81,12 +84,15 @@ type Modules = Map<ModuleName, AnyModuleInstance>;
 
 /** The composition root's steps, in order: each is named below. */
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
+  const clock = opts.clock ?? new StartupClock();
   const tokens = tokenServices(config, logger);
+  clock.end('keys');
   const remotes = createRemotes(config, logger);
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, {
     migrate: config.migrateOnStart,
     embedded: opts.embedded,
+    clock,
   });
   // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
   registerPoolMetrics(metrics.registry, databases);
@@ -112,7 +118,9 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     ? accountChecked(tokens.verify, (id) => identity.account(id), config.accountCheckTtlMs, shared.invalidations)
     : tokens.verify;
   checkEventRouting(modules, eventing, logger);
+  clock.end('wire');
   await startModules(modules, eventing, metrics, closer);
+  clock.end('seed');
   await startEventing(eventing, closer);
   const routes = [...moduleRoutes(modules, eventing)];
   const checks = readinessChecks(databases, remotes, eventing);
@@ -129,17 +137,22 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     shared,
   });
   const listening = await listen(config, app, metrics, closer);
-  logListening(config, logger, listening, eventing);
+  clock.end('listen');
+  logListening(config, logger, listening, eventing, clock);
   const close = shutdown(listening.server, closer, config, logger, drain);
   return { ...listening, router, logger, databases, modules, eventing, ports, close };
 }
 
-/** The line that says toko is up: where its API, docs, queues and metrics are, and how long it took to start. */
+/**
+ * The line that says toko is up: where its API, docs, queues and metrics are,
+ * how long it took since the process started, and where that time went.
+ */
 function logListening(
   config: Config,
   logger: Logger,
   listening: { url: string; metricsUrl?: string },
   eventing: { bullmq?: unknown },
+  clock: StartupClock,
 ): void {
   logger.info(
     {
@@ -147,7 +160,8 @@ function logListening(
       docs: `${listening.url}/docs`,
       redoc: `${listening.url}/redoc`,
       modules: config.modules,
-      startupMs: Math.round(process.uptime() * 1000),
+      startupMs: Math.round(performance.now()),
+      startupPhasesMs: clock.figures(),
       ...(eventing.bullmq
         ? {
             queues: `${listening.url}${QUEUES_PATH}`,

@@ -12,6 +12,9 @@ import { startTokoProcess, type TokoProcess } from './helpers/process.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const dataDir = mkdtempSync(path.join(tmpdir(), 'toko-life-'));
 let running: TokoProcess | undefined;
+/** The 'toko is listening' line of each start: on an empty data directory, then on the data it left. */
+const listening: Record<string, unknown>[] = [];
+const listeningLine = (p: TokoProcess) => p.lines.find((l) => l.msg === 'toko is listening')!;
 
 afterAll(() => {
   running?.child.kill('SIGKILL');
@@ -25,6 +28,7 @@ describe('the toko process with its embedded database', () => {
   it('finishes an in-flight request on SIGTERM, then exits 0 with the database closed', async () => {
     // A high bcrypt cost keeps the login in flight long enough to signal during it.
     running = await startTokoProcess({ DATA_DIR: dataDir, BCRYPT_COST: '12' });
+    listening.push(listeningLine(running));
     expect((await call(running.url, 'POST', '/api/v1/users/register', { body: user })).status).toBe(201);
 
     const login = call(running.url, 'POST', '/api/v1/users/login', {
@@ -66,6 +70,7 @@ describe('the toko process with its embedded database', () => {
       LOG_PRETTY: 'true',
       OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
     });
+    listening.push(listeningLine(running));
     expect((await call(running.url, 'GET', '/health')).status).toBe(200);
     expect(running.lines.length).toBeGreaterThan(0);
     expect(running.lines.every((l) => l.service === 'toko')).toBe(true);
@@ -110,5 +115,26 @@ describe('the toko process with its embedded database', () => {
     expect(sent).toContain('toko');
     expect(running.lines.some((l) => l.msg === 'tracing on: spans are exported over OTLP/HTTP')).toBe(true);
     expect(running.lines.some((l) => l.route === '/api/v1/users/me' && typeof l.traceId === 'string')).toBe(true);
+  });
+
+  it('says where its start-up time went: each phase in whole ms, in order, adding up to no more than the total', () => {
+    expect(listening).toHaveLength(2);
+    for (const line of listening) {
+      const phases = line.startupPhasesMs as Record<string, number>;
+      expect(Object.keys(phases)).toEqual([
+        'boot',
+        'load',
+        'keys',
+        'database',
+        'open',
+        'migrate',
+        'wire',
+        'seed',
+        'listen',
+      ]);
+      for (const ms of Object.values(phases)) expect(Number.isInteger(ms) && ms >= 0, String(ms)).toBe(true);
+      expect(Number.isInteger(line.startupMs)).toBe(true);
+      expect(Object.values(phases).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(line.startupMs as number);
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { ModuleDatabase } from '../../kit/module.ts';
 import type { Logger } from 'pino';
 import type { Closer } from '../closer.ts';
 import type { Config, ModuleName } from '../config.ts';
+import type { StartupClock } from '../startup-clock.ts';
 import { MODULE_DEFINITIONS } from '../registry.ts';
 import type { EmbeddedPostgres } from './embedded-postgres.ts';
 import { EMBEDDED_POOL_PER_MODULE, embeddedDatabaseFor, placeOf } from './placement.ts';
@@ -30,13 +31,15 @@ async function migrateHosted(orm: MikroORM, name: ModuleName, onServer: boolean,
  * Opens one MikroORM per hosted module: on its own server when a URL is
  * configured, otherwise on the embedded PGlite (started once, shared, one
  * schema per module); a module on MongoDB when its <M>_MONGODB_URL is set (product can).
- * Registers every clean-up step with `closer`.
+ * Registers every clean-up step with `closer`. On `clock`, ends the phases
+ * `database` (waiting for the embedded one), `open` (the ORMs) and `migrate`
+ * (the check, and on a first start the migrations).
  */
 export async function openDatabases(
   config: Config,
   logger: Logger,
   closer: Closer,
-  opts: { migrate: boolean; embedded?: Promise<EmbeddedPostgres | undefined> },
+  opts: { migrate: boolean; embedded?: Promise<EmbeddedPostgres | undefined>; clock?: StartupClock },
 ): Promise<Map<ModuleName, ModuleDatabase>> {
   const hosted = config.modules;
   // Started already by the process entry (alongside the imports), or here.
@@ -48,6 +51,7 @@ export async function openDatabases(
   }
   const pg = embedded;
   if (pg) closer.add('embedded PostgreSQL', () => pg.stop());
+  opts.clock?.end('database');
   const databases = new Map<ModuleName, ModuleDatabase>();
   for (const name of hosted) {
     const place = placeOf(config, name);
@@ -61,6 +65,7 @@ export async function openDatabases(
       });
       closer.add(`${name} database`, () => orm.close(true));
       databases.set(name, { kind: 'mongo', orm });
+      opts.clock?.end('open');
       continue;
     }
     const url = place.url;
@@ -77,7 +82,9 @@ export async function openDatabases(
       await followMoved(orm, MODULE_DEFINITIONS[name].schema, name, logger).catch((err: unknown) =>
         logger.warn({ module: name, err }, 'could not look for a moved-data marker at start; the watch looks again'),
       );
+    opts.clock?.end('open');
     if (opts.migrate) await migrateHosted(orm, name, url !== undefined, logger);
+    opts.clock?.end('migrate');
     // A server can freeze under open connections; the embedded database lives and stalls with this process.
     if (url) boundStatements(orm, config.storeTimeoutMs);
     // On a server, `npm run move-data` can move the module's data while it runs: it follows the marker.

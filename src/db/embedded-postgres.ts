@@ -75,6 +75,7 @@ export class EmbeddedPostgres {
   }
 
   async start(): Promise<void> {
+    const started = performance.now();
     mkdirSync(this.o.dataDir, { recursive: true });
     this.lock();
     let worker: Worker | undefined;
@@ -92,7 +93,11 @@ export class EmbeddedPostgres {
     }
     worker.on('error', (err) => this.o.logger.error({ err }, 'embedded PostgreSQL failed'));
     this.worker = worker;
-    this.o.logger.info({ dataDir: this.o.dataDir }, 'embedded PostgreSQL (PGlite) ready');
+    // startMs: on its own thread, alongside what the main thread does meanwhile (loading the rest of toko).
+    this.o.logger.info(
+      { dataDir: this.o.dataDir, startMs: Math.round(performance.now() - started) },
+      'embedded PostgreSQL (PGlite) ready',
+    );
   }
 
   private spawn(mode: 'init' | 'serve', dataDir: string): Worker {
