@@ -21,12 +21,12 @@ export async function waitHttp(url: string, ms = 60_000, child?: ChildProcess, i
   }
 }
 
-/** A child with only PATH plus `env` in its environment; stderr goes to ours, stdout is dropped unless asked for. */
+/** A child with only PATH plus `env` in its environment; stderr goes to ours, stdout is dropped unless asked for (`pipe`: the caller reads it, and must keep reading). */
 export function launch(
   command: string,
   args: string[],
   env: Record<string, string>,
-  opts: { stdout?: 'ignore' | 'inherit'; cwd?: string } = {},
+  opts: { stdout?: 'ignore' | 'inherit' | 'pipe'; cwd?: string } = {},
 ): ChildProcess {
   return spawn(command, args, {
     cwd: opts.cwd ?? ROOT,
