@@ -128,7 +128,7 @@ const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   proxy_read_timeout 30s;
   # A request a replica refused, did not answer in time, or answered 502/503 (draining) goes to the next replica:
   # GET, HEAD, PUT, DELETE, OPTIONS always; POST and PATCH only when they never reached a replica (no
-  # non_idempotent here: an order that may have been taken is never sent twice; its Idempotency-Key retry is the client's).
+  # non_idempotent here), except a POST whose Idempotency-Key the route honours (the keyed locations below).
   proxy_next_upstream error timeout http_502 http_503;
   proxy_next_upstream_tries 3;`;
 
@@ -155,9 +155,42 @@ export const GET_READ_TIMEOUT = '1s';
 /** Where a module's GETs and HEADs are sent on to, inside the gateway (never reachable from outside it). */
 export const readPath = (m: ModuleName) => `/__toko_read/${m}`;
 
+/** Where a module's keyed writes are sent on to, inside the gateway (never reachable from outside it). */
+export const keyedPath = (m: ModuleName) => `/__toko_keyed/${m}`;
+
+/**
+ * The POST routes that honour an `Idempotency-Key` (one outcome per key and
+ * user, a duplicate waiting for the first), as exact paths, per module: the
+ * only writes the gateway may send to a second replica after the first
+ * failed with the request already sent. A keyed route with a parameter in its
+ * path would need a location nginx cannot write as an exact path: refused here.
+ */
+export function keyedWrites(m: ModuleName): string[] {
+  const keyed = definition(m).routes.filter(
+    (r) => r.method.toUpperCase() === 'POST' && r.headers?.shape?.['idempotency-key'],
+  );
+  for (const r of keyed)
+    if (r.path.includes('/:'))
+      throw new Error(`${m}: keyed route ${r.path} has a parameter; the gateway cannot retry it`);
+  return keyed.map((r) => r.path).sort();
+}
+
+/**
+ * `$toko_keyed` is 1 for a POST that carries an Idempotency-Key. On a route
+ * that honours the key (keyedWrites), such a POST goes through a location
+ * that may send it to the next replica after the first failed with the request
+ * already sent (a connection reset: a replica killed, or one whose closing
+ * listener reset a connection it had not accepted yet), or answered 502/503:
+ * the service answers a retried key with the first outcome, or waits for the
+ * first attempt to finish, so one order is placed, never two.
+ */
+const KEYED_MAP = `# A POST with an Idempotency-Key: retried on the next replica, on the routes that honour the key (the order's routes below).
+map "$request_method:$http_idempotency_key" $toko_keyed { "~^POST:." 1; default 0; }`;
+
 /**
  * Each module's public route prefixes, to its service; its GETs and HEADs go
- * through an internal location of their own with the short read timeout.
+ * through an internal location of their own with the short read timeout, and
+ * a keyed POST to a route that honours its key through another (KEYED_MAP).
  * `$request_uri` is the path and query exactly as the client sent them, as a
  * `proxy_pass` without a URI passes them (the rewrite changes only which
  * location handles the request).
@@ -173,10 +206,23 @@ function moduleLocations(): string {
     (m) =>
       `  location = ${readPath(m)} { internal; proxy_read_timeout ${GET_READ_TIMEOUT}; proxy_pass http://toko_${m}$request_uri; }`,
   );
+  const keyed = MODULE_NAMES.flatMap((m) =>
+    keyedWrites(m).map(
+      (p) =>
+        `  location = ${p} { if ($request_method ~ ^(GET|HEAD)$) { rewrite ^ ${readPath(m)} last; } if ($toko_keyed) { rewrite ^ ${keyedPath(m)} last; } proxy_pass http://toko_${m}; }`,
+    ),
+  );
+  const keyedTargets = MODULE_NAMES.filter((m) => keyedWrites(m).length).map(
+    (m) =>
+      `  location = ${keyedPath(m)} { internal; proxy_next_upstream error timeout http_502 http_503 non_idempotent; proxy_pass http://toko_${m}$request_uri; }`,
+  );
   return `  # Each module's public routes, from its definition. A GET or HEAD is answered within ${GET_READ_TIMEOUT} or
   # asked of the next replica (proxy_next_upstream above), from a location of its own; other methods wait 30 s.
 ${routes.join('\n')}
-${reads.join('\n')}`;
+${reads.join('\n')}
+  # A POST with an Idempotency-Key to a route that honours it may go to the next replica even after it was sent.
+${keyed.join('\n')}
+${keyedTargets.join('\n')}`;
 }
 
 /** The API's documents and Bull Board, which every service serves: the token issuer's answers. */
@@ -199,5 +245,5 @@ export function renderGatewayTemplate(): string {
     documentLocations(),
     ownAnswer('/', 404, 'application/problem+json', NOT_FOUND),
   ];
-  return `${HEADER}\n\n${upstreams()}\n\nserver {\n${server.join('\n\n')}\n}\n`;
+  return `${HEADER}\n\n${upstreams()}\n${KEYED_MAP}\n\nserver {\n${server.join('\n\n')}\n}\n`;
 }

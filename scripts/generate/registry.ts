@@ -20,7 +20,7 @@ export const definition = (m: ModuleName) =>
   MODULE_DEFINITIONS[m] as {
     requires: readonly string[];
     schema: string;
-    routes: { path: string }[];
+    routes: { method: string; path: string; headers?: { shape?: Record<string, unknown> } }[];
     deploy?: { store?: 'postgres' | 'mongo'; env?: Record<string, string>; volumes?: string[] };
   };
 
