@@ -87,7 +87,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const clock = opts.clock ?? new StartupClock();
   const tokens = tokenServices(config, logger);
   clock.end('keys');
-  const remotes = createRemotes(config, logger);
+  const remotes = await createRemotes(config, logger);
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, {
     migrate: config.migrateOnStart,
