@@ -454,7 +454,8 @@ export class OrderService {
       );
     const filter = where.length ? `where ${where.join(' and ')}` : '';
     const rows = await this.d.sql.query<OrderRow & { total_count: string }>(
-      `select *, count(*) over () as "total_count" from ${table('orders')} ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
+      // The total as a scalar subquery, counted once: a window count would read and hold every matching row first.
+      `select *, (select count(*) from ${table('orders')} ${filter}) as "total_count" from ${table('orders')} ${filter} order by "updated_at" asc, "id" limit $${values.length + 1} offset $${values.length + 2}`,
       [...values, q.limit, q.skip],
     );
     const total = rows[0]
