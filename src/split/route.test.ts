@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts } from '../../test/helpers/wait.ts';
 import { MODULE_NAMES, type ModuleName } from '../config.ts';
 import { renderGatewayConfig } from './topology.ts';
 import { parseAddresses, rerouteUpstream, route } from './route.ts';
@@ -33,14 +34,6 @@ async function backend(name: string): Promise<number> {
   return (s.address() as AddressInfo).port;
 }
 
-async function freePort(): Promise<number> {
-  const s = http.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 const get = async (p: string) => (await fetch(`http://127.0.0.1:${gatewayPort}${p}`)).text();
 
 /**
@@ -64,7 +57,7 @@ beforeAll(async () => {
   if (!hasNginx) return;
   const [old, moved] = [await backend('monolith'), await backend('product-service')];
   other = moved;
-  gatewayPort = await freePort();
+  gatewayPort = (await freePorts(1))[0]!;
   const ports = Object.fromEntries(MODULE_NAMES.map((m) => [m, old])) as Record<ModuleName, number>;
   mkdirSync(path.dirname(conf), { recursive: true });
   writeFileSync(conf, renderGatewayConfig({ dataDir: dir, gatewayPort, ports }));

@@ -3,7 +3,6 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -14,7 +13,7 @@ import { moveData, dropCopy, type MoveReport } from '../../src/split/move-data.t
 import { route } from '../../src/split/route.ts';
 import { renderGatewayConfig } from '../../src/split/topology.ts';
 import { newUser } from '../helpers/http.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { freePorts, waitFor } from '../helpers/wait.ts';
 import { FAST_RECOVERY, Shop, report, type Notification, type Order } from './harness.ts';
 
 /**
@@ -45,14 +44,6 @@ async function admin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: ADMIN_URL });
   await c.connect();
   await c.query(sql).finally(() => c.end());
-}
-
-async function freePort(): Promise<number> {
-  const s = http.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const keys = generateKeyPairSync('rsa', {
@@ -160,7 +151,7 @@ const shop = new Shop(() => gateway);
 beforeAll(async () => {
   execFileSync(process.execPath, ['scripts/ensure-build.mjs'], { cwd: ROOT, stdio: 'inherit' });
   for (const d of DBS) await admin(`create database "${d}"`);
-  for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+  for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = (await freePorts(1))[0]!;
   const shared = {
     ...FAST_RECOVERY,
     NODE_ENV: 'production',
@@ -177,8 +168,8 @@ beforeAll(async () => {
     REGISTER_MAX_PER_CLIENT: '1000000',
     DB_POOL_MAX: '4',
   };
-  for (let i = 0; i < 2; i++) monolith.push(new Proc(await freePort(), shared));
-  for (let i = 0; i < 2; i++) productService.push(new Proc(await freePort(), shared));
+  for (let i = 0; i < 2; i++) monolith.push(new Proc((await freePorts(1))[0]!, shared));
+  for (let i = 0; i < 2; i++) productService.push(new Proc((await freePorts(1))[0]!, shared));
   await monolith[0]!.start({});
   await monolith[1]!.start({});
   mkdirSync(path.dirname(conf), { recursive: true });
