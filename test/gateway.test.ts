@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -189,6 +189,46 @@ describe.skipIf(!canSplit)('the gateway', () => {
 });
 
 /**
+ * The gateway built from the repo's template in front of two toy replicas of every module, on loopback; `stop`
+ * ends nginx and the replicas and removes its files.
+ */
+async function gatewayInFront(
+  name: string,
+  replicas: [Server, Server],
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), `toko-gateway-${name}-`));
+  const ports = (await freePorts(3)) as [number, number, number];
+  for (const [i, server] of replicas.entries())
+    await new Promise<void>((resolve) => server.listen(ports[i], '127.0.0.1', resolve));
+  const gw = path.join(dir, 'gateway');
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(gw, sub), { recursive: true });
+  writeFileSync(
+    path.join(gw, 'nginx.conf'),
+    renderGatewayConfig({
+      dataDir: dir,
+      gatewayPort: ports[2],
+      ports: Object.fromEntries(MODULE_NAMES.map((m) => [m, [ports[0], ports[1]]])) as Record<ModuleName, number[]>,
+    }),
+  );
+  const nginx = spawn('nginx', ['-c', path.join(gw, 'nginx.conf'), '-p', gw], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${ports[2]}`;
+  await waitFor('the gateway', async () => (await send(`${url}/health`).catch(() => undefined))?.status, 15_000, 50);
+  return {
+    url,
+    stop: async () => {
+      if (nginx.exitCode === null && nginx.signalCode === null) {
+        const exited = once(nginx, 'exit');
+        nginx.kill('SIGTERM');
+        await exited;
+      }
+      for (const s of replicas) s.closeAllConnections();
+      await Promise.all(replicas.map((s) => new Promise((resolve) => s.close(resolve))));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * The gateway built from the repo's template in front of two replicas of
  * every module: one slow (it answers after 3 s), one fast. A GET is asked of
  * the next replica when one does not answer within the gateway's short read
@@ -198,10 +238,8 @@ describe.skipIf(!has('nginx'))('the gateway in front of a slow replica and a fas
   const SLOW_MS = 3000;
   /** What reached each replica: method and URL, exactly as received. */
   const hits: Record<'slow' | 'fast', string[]> = { slow: [], fast: [] };
-  const servers: Server[] = [];
-  let nginx: ChildProcess;
+  let gateway: Awaited<ReturnType<typeof gatewayInFront>> | undefined;
   let url: string;
-  const dir = mkdtempSync(path.join(tmpdir(), 'toko-gateway-slow-'));
 
   /** A replica that answers with its name; the slow one (and every one, for paths with `everywhere-slow` and POSTs) after a delay. */
   const replica = (name: 'slow' | 'fast') =>
@@ -216,40 +254,10 @@ describe.skipIf(!has('nginx'))('the gateway in front of a slow replica and a fas
     });
 
   beforeAll(async () => {
-    const [slowPort, fastPort, gatewayPort] = (await freePorts(3)) as [number, number, number];
-    for (const [name, port] of [
-      ['slow', slowPort],
-      ['fast', fastPort],
-    ] as const) {
-      const server = replica(name);
-      servers.push(server);
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    }
-    const gw = path.join(dir, 'gateway');
-    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(gw, sub), { recursive: true });
-    writeFileSync(
-      path.join(gw, 'nginx.conf'),
-      renderGatewayConfig({
-        dataDir: dir,
-        gatewayPort,
-        ports: Object.fromEntries(MODULE_NAMES.map((m) => [m, [slowPort, fastPort]])) as Record<ModuleName, number[]>,
-      }),
-    );
-    nginx = spawn('nginx', ['-c', path.join(gw, 'nginx.conf'), '-p', gw], { stdio: 'ignore' });
-    url = `http://127.0.0.1:${gatewayPort}`;
-    await waitFor('the gateway', async () => (await send(`${url}/health`).catch(() => undefined))?.status, 15_000, 50);
+    gateway = await gatewayInFront('slow', [replica('slow'), replica('fast')]);
+    url = gateway.url;
   }, 30_000);
-
-  afterAll(async () => {
-    if (nginx && nginx.exitCode === null && nginx.signalCode === null) {
-      const exited = once(nginx, 'exit');
-      nginx.kill('SIGTERM');
-      await exited;
-    }
-    for (const s of servers) s.closeAllConnections();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => gateway?.stop());
 
   it('answers each GET from the fast replica, the path and query exactly as the client sent them', async () => {
     // Round robin sends some of them to the slow replica first; those are asked of the fast one after the timeout.
@@ -308,10 +316,8 @@ describe.skipIf(!has('nginx'))('the gateway in front of a slow replica and a fas
  */
 describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a POST', () => {
   const hits: Record<'resets' | 'answers', string[]> = { resets: [], answers: [] };
-  const servers: Server[] = [];
-  let nginx: ChildProcess;
+  let gateway: Awaited<ReturnType<typeof gatewayInFront>> | undefined;
   let url: string;
-  const dir = mkdtempSync(path.join(tmpdir(), 'toko-gateway-reset-'));
 
   const replica = (name: 'resets' | 'answers') =>
     createServer((req, res) => {
@@ -324,43 +330,10 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
     });
 
   beforeAll(async () => {
-    const [resetsPort, answersPort, gatewayPort] = (await freePorts(3)) as [number, number, number];
-    for (const [name, port] of [
-      ['resets', resetsPort],
-      ['answers', answersPort],
-    ] as const) {
-      const server = replica(name);
-      servers.push(server);
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    }
-    const gw = path.join(dir, 'gateway');
-    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(gw, sub), { recursive: true });
-    writeFileSync(
-      path.join(gw, 'nginx.conf'),
-      renderGatewayConfig({
-        dataDir: dir,
-        gatewayPort,
-        ports: Object.fromEntries(MODULE_NAMES.map((m) => [m, [resetsPort, answersPort]])) as Record<
-          ModuleName,
-          number[]
-        >,
-      }),
-    );
-    nginx = spawn('nginx', ['-c', path.join(gw, 'nginx.conf'), '-p', gw], { stdio: 'ignore' });
-    url = `http://127.0.0.1:${gatewayPort}`;
-    await waitFor('the gateway', async () => (await send(`${url}/health`).catch(() => undefined))?.status, 15_000, 50);
+    gateway = await gatewayInFront('reset', [replica('resets'), replica('answers')]);
+    url = gateway.url;
   }, 30_000);
-
-  afterAll(async () => {
-    if (nginx && nginx.exitCode === null && nginx.signalCode === null) {
-      const exited = once(nginx, 'exit');
-      nginx.kill('SIGTERM');
-      await exited;
-    }
-    for (const s of servers) s.closeAllConnections();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => gateway?.stop());
 
   /**
    * POSTs (numbered keys when `keyed`) until one reached the resetting replica first; its answer and where it went.
