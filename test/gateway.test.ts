@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
+import { keyedWrites } from '../scripts/generate/nginx.ts';
 import { renderGatewayConfig } from '../src/split/topology.ts';
 import { newUser } from './helpers/http.ts';
 import { startSplitRig, type SplitRig } from './helpers/split.ts';
@@ -324,7 +325,9 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
       hits[name].push(`${req.method} ${req.url} ${req.headers['idempotency-key'] ?? '-'}`);
       req.resume();
       req.on('end', () => {
-        if (name === 'resets' && req.method === 'POST') req.socket.resetAndDestroy();
+        if (name === 'resets' && req.method === 'POST' && req.url!.includes('answer=503'))
+          res.writeHead(503, { 'content-type': 'text/plain' }).end(name);
+        else if (name === 'resets' && req.method === 'POST') req.socket.resetAndDestroy();
         else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
       });
     });
@@ -336,19 +339,21 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
   afterAll(() => gateway?.stop());
 
   /**
-   * POSTs (numbered keys when `keyed`) until one reached the resetting replica first; its answer and where it went.
-   * Round robin sends one there within a few, unless that replica is skipped after failing (`fail_timeout` 3 s).
+   * POSTs to `p` (with the key `key` makes of a fresh token, when given) until one reached the resetting replica
+   * first; its answer and how it was seen. Round robin sends one there within a few, unless that replica is skipped
+   * after failing (`fail_timeout` 3 s).
    */
-  const untilOneMeetsTheReset = (p: string, keyed: boolean) =>
+  const untilOneMeetsTheReset = (p: string, key?: (n: string) => string) =>
     waitFor(
       `a POST ${p} meeting the resetting replica`,
       async () => {
         const n = Math.random().toString(36).slice(2);
-        const key = keyed ? `k-${n}` : undefined;
-        const seen = `POST ${p}?n=${n} ${key ?? '-'}`;
-        const res = await send(`${url}${p}?n=${n}`, {
+        const k = key?.(n);
+        const target = `${p}${p.includes('?') ? '&' : '?'}n=${n}`;
+        const seen = `POST ${target} ${k ?? '-'}`;
+        const res = await send(`${url}${target}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+          headers: { 'content-type': 'application/json', ...(k !== undefined ? { 'idempotency-key': k } : {}) },
           body: '{}',
         });
         return hits.resets.includes(seen) ? { res, seen } : undefined;
@@ -356,20 +361,33 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
       15_000,
       100,
     );
+  const numbered = (n: string) => `k-${n}`;
 
-  it('sends a keyed order on to the other replica when the first reset it', async () => {
-    const { res, seen } = await untilOneMeetsTheReset('/api/v1/orders', true);
-    expect(res.status).toBe(200);
-    expect(res.body).toBe('answers');
-    expect(hits.answers.filter((h) => h === seen)).toHaveLength(1);
+  it('sends a keyed order on to the other replica when the first reset it, with or without a trailing slash', async () => {
+    for (const p of ['/api/v1/orders', '/api/v1/orders/']) {
+      const { res, seen } = await untilOneMeetsTheReset(p, numbered);
+      expect(res.status, p).toBe(200);
+      expect(res.body, p).toBe('answers');
+      expect(
+        hits.answers.filter((h) => h === seen),
+        p,
+      ).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('passes on the answer a replica gave to a keyed order (a 503 included): never sent again', async () => {
+    const { res, seen } = await untilOneMeetsTheReset('/api/v1/orders?answer=503', numbered);
+    expect(res.status).toBe(503);
+    expect(hits.answers.filter((h) => h === seen)).toEqual([]);
   }, 30_000);
 
-  it('sends a POST without a key, or to a route that ignores keys, to one replica only', async () => {
-    for (const [p, keyed] of [
-      ['/api/v1/orders', false],
-      ['/api/v1/users', true],
+  it('sends a POST without a key, with a key the service refuses, or to a route that ignores keys, to one replica only', async () => {
+    for (const [p, key] of [
+      ['/api/v1/orders', undefined],
+      ['/api/v1/orders', (n: string) => `two words ${n}`],
+      ['/api/v1/users', numbered],
     ] as const) {
-      const { res, seen } = await untilOneMeetsTheReset(p, keyed);
+      const { res, seen } = await untilOneMeetsTheReset(p, key);
       expect(res.status, p).toBe(503);
       expect(JSON.parse(res.body), p).toMatchObject({ code: 'SERVICE.UNAVAILABLE' });
       expect(
@@ -378,6 +396,15 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
       ).toEqual([]);
     }
   }, 60_000);
+
+  it('retries only the routes that honour the key: POST /api/v1/orders today', () => {
+    expect(Object.fromEntries(MODULE_NAMES.map((m) => [m, keyedWrites(m)]))).toEqual({
+      user: [],
+      product: [],
+      order: ['/api/v1/orders'],
+      notification: [],
+    });
+  });
 
   it('keeps the internal keyed location unreachable from outside', async () => {
     const before = hits.resets.length + hits.answers.length;

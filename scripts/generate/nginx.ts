@@ -176,16 +176,20 @@ export function keyedWrites(m: ModuleName): string[] {
 }
 
 /**
- * `$toko_keyed` is 1 for a POST that carries an Idempotency-Key. On a route
- * that honours the key (keyedWrites), such a POST goes through a location
- * that may send it to the next replica after the first failed with the request
- * already sent (a connection reset: a replica killed, or one whose closing
- * listener reset a connection it had not accepted yet), or answered 502/503:
- * the service answers a retried key with the first outcome, or waits for the
- * first attempt to finish, so one order is placed, never two.
+ * `$toko_keyed` is 1 for a POST that carries an Idempotency-Key the service
+ * accepts (1-255 visible ASCII characters, as the route's schema says). On a
+ * route that honours the key (keyedWrites), such a POST goes through a
+ * location that may send it to the next replica after the first failed with
+ * the request already sent: a connection reset (a replica killed, or one whose
+ * closing listener reset a connection it had not accepted yet) or no answer.
+ * The service answers a key whose first attempt finished with that outcome,
+ * and one still in flight with a wait (up to 10 s) then 409, so one order is
+ * placed, never two. An answer (a 503 included) is passed on, never resent:
+ * the replica that gave it may have left the key in flight, and the next one
+ * would only wait 10 s to say 409.
  */
 const KEYED_MAP = `# A POST with an Idempotency-Key: retried on the next replica, on the routes that honour the key (the order's routes below).
-map "$request_method:$http_idempotency_key" $toko_keyed { "~^POST:." 1; default 0; }`;
+map "$request_method:$http_idempotency_key" $toko_keyed { "~^POST:[!-~]{1,255}$" 1; default 0; }`;
 
 /**
  * Each module's public route prefixes, to its service; its GETs and HEADs go
@@ -206,15 +210,18 @@ function moduleLocations(): string {
     (m) =>
       `  location = ${readPath(m)} { internal; proxy_read_timeout ${GET_READ_TIMEOUT}; proxy_pass http://toko_${m}$request_uri; }`,
   );
+  // The exact path and the same with a trailing slash, which the router serves alike.
   const keyed = MODULE_NAMES.flatMap((m) =>
-    keyedWrites(m).map(
-      (p) =>
-        `  location = ${p} { if ($request_method ~ ^(GET|HEAD)$) { rewrite ^ ${readPath(m)} last; } if ($toko_keyed) { rewrite ^ ${keyedPath(m)} last; } proxy_pass http://toko_${m}; }`,
-    ),
+    keyedWrites(m)
+      .flatMap((p) => [p, `${p}/`])
+      .map(
+        (p) =>
+          `  location = ${p} { if ($request_method ~ ^(GET|HEAD)$) { rewrite ^ ${readPath(m)} last; } if ($toko_keyed) { rewrite ^ ${keyedPath(m)} last; } proxy_pass http://toko_${m}; }`,
+      ),
   );
   const keyedTargets = MODULE_NAMES.filter((m) => keyedWrites(m).length).map(
     (m) =>
-      `  location = ${keyedPath(m)} { internal; proxy_next_upstream error timeout http_502 http_503 non_idempotent; proxy_pass http://toko_${m}$request_uri; }`,
+      `  location = ${keyedPath(m)} { internal; proxy_next_upstream error timeout non_idempotent; proxy_pass http://toko_${m}$request_uri; }`,
   );
   return `  # Each module's public routes, from its definition. A GET or HEAD is answered within ${GET_READ_TIMEOUT} or
   # asked of the next replica (proxy_next_upstream above), from a location of its own; other methods wait 30 s.
