@@ -188,7 +188,7 @@ export function keyedWrites(m: ModuleName): string[] {
  * the replica that gave it may have left the key in flight, and the next one
  * would only wait 10 s to say 409.
  */
-const KEYED_MAP = `# A POST with an Idempotency-Key: retried on the next replica, on the routes that honour the key (the order's routes below).
+const KEYED_MAP = `# A POST with an Idempotency-Key: retried on the next replica, on the routes that honour the key (the keyed locations below).
 map "$request_method:$http_idempotency_key" $toko_keyed { "~^POST:[!-~]{1,255}$" 1; default 0; }`;
 
 /**
