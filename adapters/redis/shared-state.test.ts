@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReadCache } from '../../kit/read-cache.ts';
@@ -47,6 +48,7 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
           shared: { invalidations: s.invalidations, topic: 't' },
         }),
     );
+    await Promise.all([a.ready(), b.ready()]);
     let version = 1;
     for (const c of caches) expect(await c.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
     version = 2;
@@ -59,6 +61,51 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
       if (seen !== 2) await new Promise((r) => setTimeout(r, 2));
     }
     expect(seen).toBe(2);
+  });
+
+  it('an entry cached before its topic subscription is in place is dropped when it lands (a drop published meanwhile is not lost)', async () => {
+    const prefix = testQueuePrefix();
+    const [a, b] = [await replica(prefix), await replica(prefix)];
+    const shared = (s: RedisSharedState) => ({ invalidations: s.invalidations, topic: 'early' });
+    const [ca, cb] = [a, b].map((s) => new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: shared(s) }));
+    let version = 1;
+    // Filled at once, while b's SUBSCRIBE may still be on its way; a's drop may reach Redis before it.
+    expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
+    version = 2;
+    await ca!.forget(['k']);
+    await b.ready();
+    expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 2 });
+  });
+
+  it('a replica hears only the topics it caches: one channel per topic, subscribed by whoever caches under it', async () => {
+    const prefix = testQueuePrefix();
+    const [products, users] = [await replica(prefix), await replica(prefix)];
+    const heard: string[] = [];
+    products.invalidations.subscribe('product.byId', () => heard.push('product'));
+    users.invalidations.subscribe('user.byId', () => heard.push('user'));
+    await Promise.all([products.ready(), users.ready()]);
+    heard.length = 0;
+    const counter = new Redis(TEST_REDIS_URL);
+    try {
+      const numsub = (await counter.pubsub(
+        'NUMSUB',
+        `${prefix}:invalidate:product.byId`,
+        `${prefix}:invalidate:user.byId`,
+      )) as (string | number)[];
+      expect(numsub.map(String)).toEqual([
+        `${prefix}:invalidate:product.byId`,
+        '1',
+        `${prefix}:invalidate:user.byId`,
+        '1',
+      ]);
+    } finally {
+      counter.disconnect();
+    }
+    await users.invalidations.publish('user.byId', ['u1']);
+    await products.invalidations.publish('product.byId', ['p1']);
+    await new Promise((r) => setTimeout(r, 100));
+    // Each heard its own drop (in process, at once) and nothing of the other's topic.
+    expect(heard.sort()).toEqual(['product', 'user']);
   });
 
   it('with Redis unreachable, each replica allows limit / replicas and no error reaches the caller', async () => {

@@ -29,9 +29,12 @@ interface Drop {
  *   increment per consume), with an in-memory insurance limiter of
  *   points / replicas used whenever Redis does not answer, so an outage
  *   neither lets a guesser through nor turns a login into a 5xx;
- * - drops are published on one channel; each replica subscribes on a
- *   connection of its own and, whenever that subscription comes back after
- *   a loss, drops everything it caches (it may have missed messages).
+ * - drops are published on a channel per topic, and a replica subscribes (on
+ *   a connection of its own) only to the topics something in it caches: a
+ *   product's stock move wakes the product replicas, not every process of
+ *   the deployment. Whenever a subscription comes back after a loss, or is
+ *   first in place, the replica drops what it caches under it (it may have
+ *   missed messages).
  */
 export class RedisSharedState implements SharedState {
   readonly kind = 'redis' as const;
@@ -39,14 +42,15 @@ export class RedisSharedState implements SharedState {
   private readonly subscriber: Redis;
   private readonly local = new LocalInvalidations();
   private readonly self = randomUUID();
-  private readonly channel: string;
-  private readonly subscribed: Promise<void>;
+  /** Topic of each channel this replica listens to, and the SUBSCRIBE of each topic. */
+  private readonly topicOf = new Map<string, string>();
+  private readonly listening = new Map<string, Promise<void>>();
+  private readonly connected: Promise<void>;
   private readonly watchdog: NodeJS.Timeout;
   readonly invalidations: Invalidations;
 
   constructor(private readonly o: RedisSharedStateOptions) {
     if (o.replicas < 1) throw new Error('replicas must be at least 1');
-    this.channel = `${o.prefix}:invalidate`;
     // No offline queue: a command while Redis is away fails at once, and the insurance limiter answers.
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: o.commandTimeoutMs };
     this.client = new Redis(o.redisUrl, { ...options, lazyConnect: false });
@@ -58,35 +62,35 @@ export class RedisSharedState implements SharedState {
     this.watchdog.unref();
     this.subscriber = new Redis(o.redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: true });
     this.subscriber.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis subscription error'));
-    let subscribedOnce = false;
+    let readyOnce = false;
+    this.connected = new Promise((resolve) => this.subscriber.once('ready', () => resolve()));
     this.subscriber.on('ready', () => {
       // ioredis subscribes again on reconnect; what was published meanwhile is lost to this replica.
-      if (subscribedOnce) {
+      if (readyOnce) {
         o.logger.info('cache-drop subscription is back: dropping every cached entry');
         this.local.deliverAll();
       }
-      subscribedOnce = true;
+      readyOnce = true;
     });
     this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return;
+      const topic = this.topicOf.get(channel);
+      if (topic === undefined) return;
       let drop: Drop;
       try {
         drop = JSON.parse(message) as Drop;
       } catch {
         return;
       }
-      if (drop.from === this.self || typeof drop.topic !== 'string') return;
-      this.local.deliver(drop.topic, Array.isArray(drop.keys) ? drop.keys.map(String) : undefined);
+      if (drop.from === this.self || drop.topic !== topic) return;
+      this.local.deliver(topic, Array.isArray(drop.keys) ? drop.keys.map(String) : undefined);
     });
-    this.subscribed = this.subscriber.subscribe(this.channel).then(
-      () => undefined,
-      (err: unknown) => {
-        o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not subscribe to cache drops');
-      },
-    );
     this.invalidations = {
       publish: (topic, keys) => this.publish(topic, keys),
-      subscribe: (topic, drop) => this.local.subscribe(topic, drop),
+      subscribe: (topic, drop) => {
+        const unsubscribe = this.local.subscribe(topic, drop);
+        this.listen(topic);
+        return unsubscribe;
+      },
     };
   }
 
@@ -105,11 +109,34 @@ export class RedisSharedState implements SharedState {
     });
   }
 
+  private channel(topic: string): string {
+    return `${this.o.prefix}:invalidate:${topic}`;
+  }
+
+  /** Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is, the topic's entries are dropped here. */
+  private listen(topic: string): void {
+    if (this.listening.has(topic)) return;
+    const channel = this.channel(topic);
+    this.topicOf.set(channel, topic);
+    this.listening.set(
+      topic,
+      this.subscriber.subscribe(channel).then(
+        () => this.local.deliver(topic),
+        (err: unknown) => {
+          this.o.logger.warn(
+            { err: err instanceof Error ? err.message : String(err), topic },
+            'could not subscribe to cache drops',
+          );
+        },
+      ),
+    );
+  }
+
   private async publish(topic: string, keys?: readonly string[]): Promise<void> {
     this.local.deliver(topic, keys);
     const drop: Drop = { from: this.self, topic, ...(keys ? { keys: [...keys] } : {}) };
     try {
-      await this.client.publish(this.channel, JSON.stringify(drop));
+      await this.client.publish(this.channel(topic), JSON.stringify(drop));
     } catch (err) {
       // The other replicas drop everything when their subscription comes back, or at the TTL.
       this.o.logger.warn(
@@ -119,10 +146,11 @@ export class RedisSharedState implements SharedState {
     }
   }
 
-  /** Resolves once the drops' subscription is in place, or after `timeoutMs` (start-up waits on it, bounded). */
+  /** Resolves once the drops' connection and the subscriptions asked so far are in place, or after `timeoutMs` (start-up waits on it, bounded). */
   async ready(timeoutMs = 5000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.subscribed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    const settled = this.connected.then(() => Promise.all(this.listening.values()));
+    await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
   }
 
