@@ -32,6 +32,8 @@ export interface SharedState {
   readonly kind: 'redis' | 'process';
   limiter(opts: LimiterOptions): Limiter;
   readonly invalidations: Invalidations;
+  /** Resolves once the drops asked for so far can be heard from the other replicas, or after `timeoutMs`: a process waits on it before it takes requests. */
+  ready(timeoutMs?: number): Promise<void>;
 }
 
 /** Drops delivered to this process's subscribers only, synchronously. */
@@ -67,5 +69,6 @@ export function processSharedState(): SharedState {
     kind: 'process',
     limiter: (opts) => new RateLimiterMemory(opts),
     invalidations: new LocalInvalidations(),
+    ready: () => Promise.resolve(),
   };
 }

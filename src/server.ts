@@ -136,6 +136,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     eventing,
     shared,
   });
+  // Every cache is built by now: its drops' subscription is in place before the first request (bounded).
+  await shared.ready(2000);
   const listening = await listen(config, app, metrics, closer);
   clock.end('listen');
   logListening(config, logger, listening, eventing, clock);

@@ -77,6 +77,50 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 2 });
   });
 
+  it('a SUBSCRIBE Redis refuses (an ACL without the channel) is tried again until allowed, then drops are heard', async () => {
+    const prefix = testQueuePrefix();
+    const user = `toko-test-${prefix}`;
+    const channel = `${prefix}:invalidate:guarded`;
+    const admin = new Redis(TEST_REDIS_URL);
+    try {
+      await admin.call(
+        'ACL',
+        'SETUSER',
+        user,
+        'on',
+        '>not-a-real-secret',
+        '~*',
+        '+@all',
+        'resetchannels',
+        `&${prefix}:other`,
+      );
+      const url = new URL(TEST_REDIS_URL);
+      [url.username, url.password] = [user, 'not-a-real-secret'];
+      const [a, b] = [await replica(prefix), await replica(prefix, url.toString())];
+      const shared = (s: RedisSharedState) => ({ invalidations: s.invalidations, topic: 'guarded' });
+      const [ca, cb] = [a, b].map((s) => new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: shared(s) }));
+      await b.ready();
+      const subscribers = async () => Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
+      expect(await subscribers()).toBe(1); // a only: b was refused
+      await admin.call('ACL', 'SETUSER', user, `&${channel}`);
+      const until = Date.now() + 3000;
+      while ((await subscribers()) !== 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await subscribers()).toBe(2);
+      let version = 1;
+      expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
+      version = 2;
+      await ca!.forget(['k']);
+      let seen = 1;
+      for (const deadline = Date.now() + 500; seen !== 2 && Date.now() < deadline;)
+        if ((seen = (await cb!.get('k', async () => ({ v: version }))).v) !== 2)
+          await new Promise((r) => setTimeout(r, 5));
+      expect(seen).toBe(2);
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+      admin.disconnect();
+    }
+  });
+
   it('a replica hears only the topics it caches: one channel per topic, subscribed by whoever caches under it', async () => {
     const prefix = testQueuePrefix();
     const [products, users] = [await replica(prefix), await replica(prefix)];

@@ -6,7 +6,7 @@ import { LocalInvalidations, type Invalidations, type SharedState } from '../../
 
 export interface RedisSharedStateOptions {
   redisUrl: string;
-  /** Namespaces the counters' keys and the drops' channel (one deployment's, not another's on the same Redis). */
+  /** Namespaces the counters' keys and the drops' channels (one deployment's, not another's on the same Redis). */
   prefix: string;
   /** Replicas of this service: while Redis cannot be reached, each keeps limit / replicas in memory. */
   replicas: number;
@@ -16,6 +16,7 @@ export interface RedisSharedStateOptions {
 }
 
 const PROBE_EVERY_MS = 1000;
+const RETRY_SUBSCRIBE_MS = 1000;
 
 interface Drop {
   from: string;
@@ -46,6 +47,7 @@ export class RedisSharedState implements SharedState {
   private readonly topicOf = new Map<string, string>();
   private readonly listening = new Map<string, Promise<void>>();
   private readonly connected: Promise<void>;
+  private closed = false;
   private readonly watchdog: NodeJS.Timeout;
   readonly invalidations: Invalidations;
 
@@ -65,11 +67,7 @@ export class RedisSharedState implements SharedState {
     let readyOnce = false;
     this.connected = new Promise((resolve) => this.subscriber.once('ready', () => resolve()));
     this.subscriber.on('ready', () => {
-      // ioredis subscribes again on reconnect; what was published meanwhile is lost to this replica.
-      if (readyOnce) {
-        o.logger.info('cache-drop subscription is back: dropping every cached entry');
-        this.local.deliverAll();
-      }
+      if (readyOnce) this.resubscribed();
       readyOnce = true;
     });
     this.subscriber.on('message', (channel: string, message: string) => {
@@ -109,6 +107,25 @@ export class RedisSharedState implements SharedState {
     });
   }
 
+  /**
+   * After a reconnect: what was published meanwhile is lost to this replica. ioredis sends its own SUBSCRIBEs
+   * again, but says ready before Redis has answered them, so everything is dropped once a SUBSCRIBE of every
+   * channel is answered (Redis answers one connection in order): a cache refilled in between cannot keep an
+   * entry a drop published before the subscriptions were back would have removed.
+   */
+  private resubscribed(): void {
+    const channels = [...this.topicOf.keys()];
+    const dropAll = () => {
+      this.o.logger.info('cache-drop subscriptions are back: dropping every cached entry');
+      this.local.deliverAll();
+    };
+    if (!channels.length) return dropAll();
+    this.subscriber.subscribe(...channels).then(dropAll, (err: unknown) => {
+      // The connection went again: its next 'ready' comes back here.
+      this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cache-drop resubscription failed');
+    });
+  }
+
   private channel(topic: string): string {
     return `${this.o.prefix}:invalidate:${topic}`;
   }
@@ -123,10 +140,14 @@ export class RedisSharedState implements SharedState {
       this.subscriber.subscribe(channel).then(
         () => this.local.deliver(topic),
         (err: unknown) => {
+          // Refused (an ACL that does not allow the channel...): tried again every second, never given up on.
           this.o.logger.warn(
             { err: err instanceof Error ? err.message : String(err), topic },
-            'could not subscribe to cache drops',
+            'could not subscribe to cache drops: this replica hears them only after the TTL until it can',
           );
+          this.listening.delete(topic);
+          this.topicOf.delete(channel);
+          if (!this.closed) setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
         },
       ),
     );
@@ -174,6 +195,7 @@ export class RedisSharedState implements SharedState {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.watchdog);
     this.subscriber.disconnect();
     this.client.disconnect();
