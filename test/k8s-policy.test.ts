@@ -7,7 +7,7 @@ import type { ConfigMap, Container, Service } from 'kubernetes-types/core/v1.js'
 import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
 import { FIGURES, FOOTPRINT_FILE } from '../scripts/k8s/figures.ts';
 import { renderGatewayTemplate } from '../scripts/generate/nginx.ts';
-import { K8S_DIR, renderOverlay, topologyOf, TOPOLOGIES } from '../scripts/k8s/index.ts';
+import { K8S_DIR, renderOverlay, serviceEntries, topologyOf, TOPOLOGIES } from '../scripts/k8s/index.ts';
 import { MONITORING_NAMESPACE } from '../scripts/k8s/network.ts';
 import { MODULE_NAMES } from '../src/registry.ts';
 import {
@@ -256,6 +256,28 @@ const TOPOLOGY_FAULTS: Fault[] = [
     },
     problem: /^the gateway sends order to toko-product, not the Service of the Deployment hosting order$/,
   },
+  {
+    fault: "the gateway listing a Service once (a crashed pod's request never asked again)",
+    apply: (o) => {
+      const data = configMap(o, 'toko-gateway-nginx');
+      data['default.conf'] = data['default.conf']!.replace(
+        /(upstream toko_user \{ (?:zone \S+ \S+; )?)(?:server toko-user:3000 max_fails=0; )+/,
+        '$1server toko-user:3000 max_fails=0; ',
+      );
+    },
+    problem: /^the gateway lists user's Service 1 time\(s\), fewer than its 3 tries/,
+  },
+  {
+    fault: 'the gateway counting the failures of a Service (one pod failing takes it all off)',
+    apply: (o) => {
+      const data = configMap(o, 'toko-gateway-nginx');
+      data['default.conf'] = data['default.conf']!.replace(
+        /server toko-order:3000 max_fails=0;/g,
+        'server toko-order:3000 max_fails=2 fail_timeout=3s;',
+      );
+    },
+    problem: /^the gateway counts order's failures: one failing pod would take its whole Service off the gateway$/,
+  },
 ];
 
 describe.skipIf(!kubectl)('policy', () => {
@@ -454,6 +476,11 @@ describe.skipIf(!kubectl)('an overlay for extracting a module (scripts/k8s/overl
 });
 
 describe('docs/kubernetes.md', () => {
+  it('says how many times the gateway lists a Service: once per try the template sets', () => {
+    const docs = readFileSync(path.join(ROOT, 'docs/kubernetes.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(docs).toContain(`(\`proxy_next_upstream_tries\`, ${serviceEntries(renderGatewayTemplate())})`);
+  });
+
   it.skipIf(!kubectl)('names every key of the Secret that an overlay reads', () => {
     const docs = readFileSync(path.join(ROOT, 'docs/kubernetes.md'), 'utf8');
     const keys = new Set<string>();

@@ -141,45 +141,18 @@ describe.skipIf(!kubectl || !has('nginx'))('the gateway of each overlay and /int
   /** Starts nginx on the overlay's gateway config (as `edit` leaves it); answers each of PATHS, and what reached a Service. */
   async function ask(name: string, edit: (conf: string) => string = (c) => c) {
     const seen: string[] = [];
-    const backend = createServer((req, res) => {
-      seen.push(req.url ?? '');
-      res.end('a service answered');
-    });
-    const [backendPort, gatewayPort] = (await freePorts(2)) as [number, number];
-    await new Promise<void>((resolve) => backend.listen(backendPort, '127.0.0.1', resolve));
-    const dir = mkdtempSync(path.join(tmpdir(), 'toko-k8s-internal-'));
-    const conf = overlay(name).find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('toko-gateway-nginx'))!;
-    const text = edit((conf.data as Record<string, string>)['default.conf']!)
-      .replace(/server toko[a-z-]*:\d+/g, `server 127.0.0.1:${backendPort}`)
-      .replace(/listen \d+;/, `listen 127.0.0.1:${gatewayPort};`);
-    writeFileSync(path.join(dir, 'default.conf'), text);
-    writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      `daemon off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; include ${dir}/default.conf; }\n`,
+    return withGateway(
+      edit(gatewayConfOf(name)),
+      (req, res) => {
+        seen.push(req.url ?? '');
+        res.end('a service answered');
+      },
+      async (port) => {
+        const answers: Record<string, number> = {};
+        for (const p of PATHS) answers[p] = await statusOf(port, p);
+        return { answers, seen };
+      },
     );
-    const nginx = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], {
-      stdio: 'ignore',
-    });
-    try {
-      const url = `http://127.0.0.1:${gatewayPort}`;
-      await waitFor(
-        'the gateway to answer',
-        async () => (await fetch(`${url}/health`).catch(() => undefined))?.ok || undefined,
-        10_000,
-        50,
-      );
-      const answers: Record<string, number> = {};
-      for (const p of PATHS) answers[p] = await statusOf(gatewayPort, p);
-      return { answers, seen };
-    } finally {
-      if (nginx.exitCode === null && nginx.signalCode === null) {
-        const exited = once(nginx, 'exit');
-        nginx.kill('SIGTERM');
-        await exited;
-      }
-      backend.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
   }
 
   it.each(OVERLAYS)('answers /internal/... with 404 and passes none on (%s)', async (name) => {
@@ -199,6 +172,119 @@ describe.skipIf(!kubectl || !has('nginx'))('the gateway of each overlay and /int
     expect(seen).toContain('/internal/v1/user/get');
   });
 });
+
+/**
+ * A Service is one address (its ClusterIP), and a pod behind it can die holding a request (kill -9, a node
+ * lost); the next connection to the Service reaches another pod. The gateway of each overlay, run by nginx on
+ * loopback with every Service replaced by one server that drops the first attempt of each request it sees (the
+ * pod lost mid-request) and answers the next (another pod): a GET and an order with an Idempotency-Key are
+ * asked again and answered; an order without a key is never sent twice.
+ */
+describe.skipIf(!kubectl || !has('nginx'))('the gateway of each overlay and a pod lost mid-request', () => {
+  const ORDER = '/api/v1/orders';
+
+  async function lose(conf: string) {
+    const seen: Record<string, number> = {};
+    return withGateway(
+      conf,
+      (req, res) => {
+        const key = `${req.method} ${req.url} ${req.headers['idempotency-key'] ?? ''}`;
+        seen[key] = (seen[key] ?? 0) + 1;
+        // A new connection per attempt, as after a pod's loss: no kept-alive connection to fall back on.
+        res.setHeader('connection', 'close');
+        if (seen[key] === 1) req.socket.destroy();
+        else res.end('{}');
+      },
+      async (port) => {
+        const url = `http://127.0.0.1:${port}`;
+        const post = (headers: Record<string, string>) =>
+          fetch(`${url}${ORDER}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...headers },
+            body: '{"items":[]}',
+          }).then((r) => r.status);
+        return {
+          get: (await fetch(`${url}/api/v1/products/p1`)).status,
+          keyed: await post({ 'idempotency-key': 'order-1' }),
+          unkeyed: await post({}),
+          seen,
+        };
+      },
+    );
+  }
+
+  it.each(OVERLAYS)('asks a GET and a keyed order again, never an order without a key (%s)', async (name) => {
+    const r = await lose(gatewayConfOf(name));
+    expect({ get: r.get, keyed: r.keyed }).toEqual({ get: 200, keyed: 200 });
+    expect(r.unkeyed).toBe(503);
+    expect(r.seen).toEqual({
+      'GET /api/v1/products/p1 ': 2,
+      [`POST ${ORDER} order-1`]: 2,
+      [`POST ${ORDER} `]: 1,
+    });
+  });
+
+  it('sees a gateway that lists each Service once (fault): the GET is lost with the pod', async () => {
+    const single = gatewayConfOf('split').replace(
+      /(server (toko[a-z-]*:\d+) max_fails=0; )(?:server \2 max_fails=0; )+/g,
+      '$1',
+    );
+    expect(single).not.toMatch(/(server toko-product:3000 max_fails=0; ){2}/);
+    const r = await lose(single);
+    expect(r.get).toBe(503);
+    expect(r.seen['GET /api/v1/products/p1 ']).toBe(1);
+  });
+});
+
+/** The gateway config of an overlay, as its ConfigMap holds it. */
+function gatewayConfOf(name: string): string {
+  const conf = overlay(name).find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('toko-gateway-nginx'))!;
+  return (conf.data as Record<string, string>)['default.conf']!;
+}
+
+/**
+ * Runs nginx on loopback with `conf` (a gateway config as an overlay holds it), every Service replaced by one
+ * server answering with `handler`, and gives `use` the gateway's port.
+ */
+async function withGateway<T>(
+  conf: string,
+  handler: Parameters<typeof createServer>[1],
+  use: (port: number) => Promise<T>,
+): Promise<T> {
+  const backend = createServer(handler);
+  const [backendPort, gatewayPort] = (await freePorts(2)) as [number, number];
+  await new Promise<void>((resolve) => backend.listen(backendPort, '127.0.0.1', resolve));
+  const dir = mkdtempSync(path.join(tmpdir(), 'toko-k8s-gateway-'));
+  const text = conf
+    .replace(/server toko[a-z-]*:\d+/g, `server 127.0.0.1:${backendPort}`)
+    .replace(/listen \d+;/, `listen 127.0.0.1:${gatewayPort};`);
+  writeFileSync(path.join(dir, 'default.conf'), text);
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `daemon off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; include ${dir}/default.conf; }\n`,
+  );
+  const nginx = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], {
+    stdio: 'ignore',
+  });
+  try {
+    await waitFor(
+      'the gateway to answer',
+      async () => (await fetch(`http://127.0.0.1:${gatewayPort}/health`).catch(() => undefined))?.ok || undefined,
+      10_000,
+      50,
+    );
+    return await use(gatewayPort);
+  } finally {
+    if (nginx.exitCode === null && nginx.signalCode === null) {
+      const exited = once(nginx, 'exit');
+      nginx.kill('SIGTERM');
+      await exited;
+    }
+    backend.closeAllConnections();
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** The status of a GET of `rawPath` exactly as written (fetch would normalise `..` and `//` first). */
 function statusOf(port: number, rawPath: string): Promise<number> {

@@ -218,6 +218,20 @@ export const COMMON_SETTINGS: Record<string, string> = {
   PASSWORD_WORKERS: '1',
 };
 
+/**
+ * How many times a module's upstream lists the Service hosting it: as many as the gateway's tries
+ * (`proxy_next_upstream_tries`). A Service is one address (its ClusterIP), and nginx asks again only another
+ * entry of an upstream: listed once, a request a crashed pod dropped, or a connection to a pod that is gone,
+ * would never be retried. A retry goes over another connection to the Service (kept alive or new), which
+ * kube-proxy sent to a pod of its choosing. The entries carry `max_fails=0`: all being one address, counting their failures would take the
+ * whole Service off the gateway for `fail_timeout` when one of its pods fails.
+ */
+export function serviceEntries(template: string): number {
+  const tries = /^\s*proxy_next_upstream_tries (\d+);/m.exec(template);
+  if (!tries) throw new Error('the gateway template sets no proxy_next_upstream_tries');
+  return Number(tries[1]);
+}
+
 /** The gateway's nginx config for one overlay: the registry's routes, each module's upstream the Service hosting it. */
 function gatewayConf(t: Topology, template: string): string {
   const vars: Record<string, string> = { GATEWAY_LISTEN: String(GATEWAY_PORT) };
@@ -225,15 +239,24 @@ function gatewayConf(t: Topology, template: string): string {
     vars[`${upper(m)}_UPSTREAM`] = `${t.hosts.find((h) => h.modules.includes(m))!.name}:${HTTP_PORT}`;
   const header = comment(
     `The gateway of the ${t.overlay} overlay (ConfigMap ${GATEWAY_CONFIG}): deploy/nginx/toko.conf.template with its variables`,
-    "filled in, each module's upstream the Service of the Deployment hosting it. The template's own notes follow.",
+    "filled in, each module's upstream the Service of the Deployment hosting it, listed once per try of the gateway",
+    "(a Service is one address: nginx retries only on another entry). The template's own notes follow.",
   );
   return (
     header +
-    template.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
-      if (!(name in vars))
-        throw new Error(`the gateway template uses \${${name}}, which the Kubernetes gateway does not set`);
-      return vars[name]!;
-    })
+    template
+      // A module's own upstream (`server ${USER_UPSTREAM} max_fails=...;`): its Service once per try, uncounted.
+      .replace(/server (\$\{[A-Z_]+_UPSTREAM\})( [^;]+);/g, (_, variable: string, parameters: string) => {
+        const kept = parameters.replace(/ (max_fails|fail_timeout)=\S+/g, '');
+        return Array.from({ length: serviceEntries(template) }, () => `server ${variable}${kept} max_fails=0;`).join(
+          ' ',
+        );
+      })
+      .replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
+        if (!(name in vars))
+          throw new Error(`the gateway template uses \${${name}}, which the Kubernetes gateway does not set`);
+        return vars[name]!;
+      })
   );
 }
 

@@ -482,6 +482,19 @@ export function topologyProblems(objects: K8sObject[]): string[] {
       problems.push(
         `the gateway sends ${m} to ${server?.[1] ?? 'nowhere'}, not the Service of the Deployment hosting ${m}`,
       );
+    // A Service is one address, and nginx retries only on another entry of the upstream: the Service once per
+    // try, none of its entries counted down (one failing pod would take the whole Service off the gateway).
+    const text = gatewayConf?.data?.['default.conf'] ?? '';
+    const tries = Number(/^\s*proxy_next_upstream_tries (\d+);/m.exec(text)?.[1] ?? 1);
+    const entries = [
+      ...(new RegExp(`upstream toko_${m} \\{([^}]*)\\}`).exec(text)?.[1] ?? '').matchAll(/server ([^;]*);/g),
+    ];
+    if (entries.length < tries)
+      problems.push(
+        `the gateway lists ${m}'s Service ${entries.length} time(s), fewer than its ${tries} tries: a request a gone pod dropped is never asked again`,
+      );
+    if (entries.some((e) => !/ max_fails=0\b/.test(e[1]!)))
+      problems.push(`the gateway counts ${m}'s failures: one failing pod would take its whole Service off the gateway`);
   }
   // Redis of the cluster's own (dev): events wait there, so kept on disk and never evicted.
   for (const s of of<StatefulSet>(objects, 'StatefulSet').filter(
