@@ -100,3 +100,23 @@ export async function idleRss(pid: number, settleMs = 3000): Promise<number> {
   }
   return most;
 }
+
+/**
+ * CPU time (user + system, s, every thread) and context switches (voluntary + involuntary, its main thread: the
+ * event loop's) a process has used so far; zeros once it is gone.
+ */
+export function processCost(pid: number): { cpuS: number; switches: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+    return {
+      // utime and stime, in clock ticks (USER_HZ, 100 on Linux).
+      cpuS: (Number(fields[11]) + Number(fields[12])) / 100,
+      switches: count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches'),
+    };
+  } catch {
+    return { cpuS: 0, switches: 0 };
+  }
+}

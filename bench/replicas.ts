@@ -8,6 +8,7 @@ import { freePorts } from '../test/helpers/wait.ts';
 import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
 import { LOAD_COLUMNS, median, ratio, table } from './report.ts';
 import { freshPgDatabase, json, seedProducts, seedUsers, TOKO_COMMAND, tokoEnv, type Users } from './targets.ts';
+import { processCost } from './procs.ts';
 import { load, type LoadSpec, type RunFigures } from './wrk.ts';
 
 export interface ReplicaOptions {
@@ -27,6 +28,18 @@ export interface Invalidation {
   p50: number;
   p99: number;
   max: number;
+}
+
+/**
+ * What an order costs the service processes (node) with `replicas` of each, under `connections`: their CPU
+ * (user + system) and context switches over a timed run, per order placed.
+ */
+export interface OrderCost {
+  replicas: number;
+  connections: number;
+  ordersPerSecond: number;
+  serviceCpuMsPerOrder: number;
+  switchesPerOrder: number;
 }
 
 interface Running {
@@ -83,19 +96,21 @@ async function startReplicas(n: number, adminUrl: string): Promise<Running> {
  */
 const WARM_SECONDS_PER_REPLICA = 15;
 
+const ORDERS = {
+  name: 'POST order, spread',
+  spec: (r: Running): Omit<LoadSpec, 'seconds' | 'connections'> => ({
+    url: `${r.topology.gatewayUrl}/api/v1/orders`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${r.users.customerToken}` },
+    ids: r.catalogue.slice(1),
+    bodyLua: `'{"items":[{"productId":"' .. pick(1)[1] .. '","quantity":1}]}'`,
+  }),
+};
+
 const SCENARIOS: { name: string; spec: (r: Running) => Omit<LoadSpec, 'seconds' | 'connections'> }[] = [
   { name: 'GET product by id', spec: (r) => ({ url: `${r.topology.gatewayUrl}/api/v1/products/${r.catalogue[1]}` }) },
   { name: 'GET products page', spec: (r) => ({ url: `${r.topology.gatewayUrl}/api/v1/products?limit=20` }) },
-  {
-    name: 'POST order, spread',
-    spec: (r) => ({
-      url: `${r.topology.gatewayUrl}/api/v1/orders`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${r.users.customerToken}` },
-      ids: r.catalogue.slice(1),
-      bodyLua: `'{"items":[{"productId":"' .. pick(1)[1] .. '","quantity":1}]}'`,
-    }),
-  },
+  ORDERS,
 ];
 
 /**
@@ -105,6 +120,32 @@ const SCENARIOS: { name: string; spec: (r: Running) => Omit<LoadSpec, 'seconds' 
 async function warmUp(s: (typeof SCENARIOS)[number], topologies: Running[], connections: number): Promise<void> {
   for (const [i, r] of topologies.entries())
     await load({ ...s.spec(r), connections, seconds: WARM_SECONDS_PER_REPLICA * (i + 1) });
+}
+
+/**
+ * The CPU and context switches of every service process over one timed order run, per order. Taken with 1 and
+ * 2 replicas at the bench's connections, and with 1 replica at 1/16 of them: a process's share of the load,
+ * not the replicas as such, is what sets its cost per order (docs/performance.md, Replicas).
+ */
+async function orderCost(r: Running, connections: number, seconds: number): Promise<OrderCost> {
+  const replicas = r.topology.replicas(MODULE_NAMES[0]!);
+  const pids = MODULE_NAMES.flatMap((m) =>
+    Array.from({ length: r.topology.replicas(m) }, (_, i) => r.topology.pid(m, i + 1)),
+  ).filter((p): p is number => p !== undefined);
+  const spec = { ...ORDERS.spec(r), connections };
+  await load({ ...spec, seconds: 1 });
+  const before = pids.map(processCost);
+  const run = await load({ ...spec, seconds });
+  const after = pids.map(processCost);
+  const orders = Math.max(1, run.requests - run.non2xx - run.errors);
+  const sum = (k: 'cpuS' | 'switches') => after.reduce((t, a, i) => t + a[k] - before[i]![k], 0);
+  return {
+    replicas,
+    connections,
+    ordersPerSecond: run.rps,
+    serviceCpuMsPerOrder: Math.round((sum('cpuS') * 1000 * 100) / orders) / 100,
+    switchesPerOrder: Math.round((sum('switches') * 10) / orders) / 10,
+  };
 }
 
 /**
@@ -195,11 +236,22 @@ export async function benchReplicas(o: ReplicaOptions) {
       for (const row of [r1, r2])
         print([s.name, row.replicas, row.rps, row.p50, row.p99, row.errors, row.non2xx, ratio(row.rps * 100, r1.rps)]);
     }
+    // Right after the order rounds, so both topologies are as warm as they were timed.
+    const costs = [
+      await orderCost(one, o.connections, o.seconds),
+      await orderCost(two, o.connections, o.seconds),
+      await orderCost(one, Math.max(1, o.connections / 16), o.seconds),
+    ];
+    process.stdout.write('\nwhat an order costs the service processes (CPU and context switches, per order):\n');
+    for (const c of costs)
+      process.stdout.write(
+        `  ${c.replicas} replica(s), ${c.connections} connections: ${c.ordersPerSecond} orders/s, ${c.serviceCpuMsPerOrder} ms CPU, ${c.switchesPerOrder} switches\n`,
+      );
     const drop = await invalidation(two, 200);
     process.stdout.write(
       `\ninvalidation: a price change on product replica 1 seen by replica 2, after the PATCH answered, at p50 ${drop.p50} ms, p99 ${drop.p99} ms (max ${drop.max} ms, ${drop.samples} changes)\n`,
     );
-    return { rows, invalidation: drop };
+    return { rows, costs, invalidation: drop };
   } finally {
     await two.stop();
     await one.stop();

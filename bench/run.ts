@@ -9,8 +9,8 @@
  *   POST /orders on PostgreSQL, embedded and split (bench/orders.ts);
  * - footprint: start-up and RSS of `npm start` and `npm run split` (bench/footprint.ts);
  * - replicas (only when named): reads and orders through the gateway with 1
- *   and 2 replicas of every service, and how fast a change on one replica
- *   reaches the other (bench/replicas.ts).
+ *   and 2 replicas of every service, what an order costs their processes,
+ *   and how fast a change on one replica reaches the other (bench/replicas.ts).
  * With no section named, the first three run. Load comes from wrk (installed from
  * Debian's packages when missing). Prints tables and ratios and writes
  * bench/results/<date>-<sections>[-<BENCH_TAG>].json. PostgreSQL at BENCH_DATABASE_URL
