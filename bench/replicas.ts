@@ -148,6 +148,21 @@ async function orderCost(r: Running, connections: number, seconds: number): Prom
   };
 }
 
+/** `orderCost` with 1 and 2 replicas at the bench's connections, and with 1 replica at a sixteenth of them; printed. */
+async function orderCosts(one: Running, two: Running, o: ReplicaOptions): Promise<OrderCost[]> {
+  const costs = [
+    await orderCost(one, o.connections, o.seconds),
+    await orderCost(two, o.connections, o.seconds),
+    await orderCost(one, Math.max(1, o.connections / 16), o.seconds),
+  ];
+  process.stdout.write('\nwhat an order costs the service processes (CPU and context switches, per order):\n');
+  for (const c of costs)
+    process.stdout.write(
+      `  ${c.replicas} replica(s), ${c.connections} connections: ${c.ordersPerSecond} orders/s, ${c.serviceCpuMsPerOrder} ms CPU, ${c.switchesPerOrder} switches\n`,
+    );
+  return costs;
+}
+
 /**
  * How long a price change through one product replica takes to be seen by the
  * other (whose by-id cache held the old price), counted from the moment the
@@ -237,16 +252,7 @@ export async function benchReplicas(o: ReplicaOptions) {
         print([s.name, row.replicas, row.rps, row.p50, row.p99, row.errors, row.non2xx, ratio(row.rps * 100, r1.rps)]);
     }
     // Right after the order rounds, so both topologies are as warm as they were timed.
-    const costs = [
-      await orderCost(one, o.connections, o.seconds),
-      await orderCost(two, o.connections, o.seconds),
-      await orderCost(one, Math.max(1, o.connections / 16), o.seconds),
-    ];
-    process.stdout.write('\nwhat an order costs the service processes (CPU and context switches, per order):\n');
-    for (const c of costs)
-      process.stdout.write(
-        `  ${c.replicas} replica(s), ${c.connections} connections: ${c.ordersPerSecond} orders/s, ${c.serviceCpuMsPerOrder} ms CPU, ${c.switchesPerOrder} switches\n`,
-      );
+    const costs = await orderCosts(one, two, o);
     const drop = await invalidation(two, 200);
     process.stdout.write(
       `\ninvalidation: a price change on product replica 1 seen by replica 2, after the PATCH answered, at p50 ${drop.p50} ms, p99 ${drop.p99} ms (max ${drop.max} ms, ${drop.samples} changes)\n`,
