@@ -268,6 +268,26 @@ const TOPOLOGY_FAULTS: Fault[] = [
     problem: /^the gateway lists user's Service 1 time\(s\), fewer than its 3 tries/,
   },
   {
+    fault: "the gateway's later entries for a module naming another Service",
+    apply: (o) => {
+      const data = configMap(o, 'toko-gateway-nginx');
+      data['default.conf'] = data['default.conf']!.replace(
+        /(upstream toko_user \{ (?:zone \S+ \S+; )?server toko-user:3000 max_fails=0; )server toko-user:/,
+        '$1server toko-order:',
+      );
+    },
+    problem:
+      /^the gateway's upstream for user has an entry that is not its Service, or is held back: server toko-order:3000/,
+  },
+  {
+    fault: 'the gateway without a bound on its tries',
+    apply: (o) => {
+      const data = configMap(o, 'toko-gateway-nginx');
+      data['default.conf'] = data['default.conf']!.replace(/^\s*proxy_next_upstream_tries \d+;\n/m, '\n');
+    },
+    problem: /^the gateway sets no proxy_next_upstream_tries/,
+  },
+  {
     fault: 'the gateway counting the failures of a Service (one pod failing takes it all off)',
     apply: (o) => {
       const data = configMap(o, 'toko-gateway-nginx');

@@ -224,6 +224,20 @@ describe.skipIf(!kubectl || !has('nginx'))('the gateway of each overlay and a po
     });
   });
 
+  it('asks a GET no pod answers in time of two attempts at most, not one per entry', async () => {
+    const seen: string[] = [];
+    const status = await withGateway(
+      gatewayConfOf('split'),
+      (req, res) => {
+        seen.push(`${req.method} ${req.url}`);
+        setTimeout(() => res.end('{}'), 1_500).unref(); // later than the gateway's read timeout (1 s)
+      },
+      async (port) => (await fetch(`http://127.0.0.1:${port}/api/v1/products/slow`)).status,
+    );
+    expect(status).toBe(503);
+    expect(seen).toEqual(['GET /api/v1/products/slow', 'GET /api/v1/products/slow']);
+  });
+
   it('sees a gateway that lists each Service once (fault): the GET is lost with the pod', async () => {
     const single = gatewayConfOf('split').replace(
       /(server (toko[a-z-]*:\d+) max_fails=0; )(?:server \2 max_fails=0; )+/g,

@@ -152,6 +152,14 @@ ${health.join('\n')}`;
  */
 export const GET_READ_TIMEOUT = '1s';
 
+/**
+ * How long, from its arrival, a GET or HEAD may still be passed on to another replica: twice
+ * GET_READ_TIMEOUT, so a read no replica answers in time is asked of two at most (a failed connection is
+ * still retried at once, up to the gateway's tries), and its client waits about 2 s for the 503, not one
+ * read timeout per try. It bounds the load a slow store adds: each slow read is sent twice, not three times.
+ */
+export const GET_RETRY_WINDOW = '2s';
+
 /** Where a module's GETs and HEADs are sent on to, inside the gateway (never reachable from outside it). */
 export const readPath = (m: ModuleName) => `/__toko_read/${m}`;
 
@@ -208,7 +216,7 @@ function moduleLocations(): string {
   );
   const reads = MODULE_NAMES.map(
     (m) =>
-      `  location = ${readPath(m)} { internal; proxy_read_timeout ${GET_READ_TIMEOUT}; proxy_pass http://toko_${m}$request_uri; }`,
+      `  location = ${readPath(m)} { internal; proxy_read_timeout ${GET_READ_TIMEOUT}; proxy_next_upstream_timeout ${GET_RETRY_WINDOW}; proxy_pass http://toko_${m}$request_uri; }`,
   );
   // The exact path and the same with a trailing slash, which the router serves alike.
   const keyed = MODULE_NAMES.flatMap((m) =>

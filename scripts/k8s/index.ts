@@ -252,6 +252,8 @@ function gatewayConf(t: Topology, template: string): string {
           ' ',
         );
       })
+      // The readiness upstream (`server ${USER_UPSTREAM};`): uncounted too, since its entries may be one Service.
+      .replace(/server (\$\{[A-Z_]+_UPSTREAM\});/g, 'server $1 max_fails=0;')
       .replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
         if (!(name in vars))
           throw new Error(`the gateway template uses \${${name}}, which the Kubernetes gateway does not set`);

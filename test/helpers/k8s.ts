@@ -483,19 +483,28 @@ export function topologyProblems(objects: K8sObject[]): string[] {
         `the gateway sends ${m} to ${server?.[1] ?? 'nowhere'}, not the Service of the Deployment hosting ${m}`,
       );
     // A Service is one address, and nginx retries only on another entry of the upstream: the Service once per
-    // try, none of its entries counted down (one failing pod would take the whole Service off the gateway).
+    // try, every entry that Service, none counted down (one failing pod would take the whole Service off the
+    // gateway), none held back.
     const text = gatewayConf?.data?.['default.conf'] ?? '';
-    const tries = Number(/^\s*proxy_next_upstream_tries (\d+);/m.exec(text)?.[1] ?? 1);
+    const tries = Number(/^\s*proxy_next_upstream_tries (\d+);/m.exec(text)?.[1] ?? NaN);
     const entries = [
       ...(new RegExp(`upstream toko_${m} \\{([^}]*)\\}`).exec(text)?.[1] ?? '').matchAll(/server ([^;]*);/g),
-    ];
+    ].map((e) => e[1]!);
     if (entries.length < tries)
       problems.push(
         `the gateway lists ${m}'s Service ${entries.length} time(s), fewer than its ${tries} tries: a request a gone pod dropped is never asked again`,
       );
-    if (entries.some((e) => !/ max_fails=0\b/.test(e[1]!)))
+    if (entries.some((e) => !/ max_fails=0\b/.test(e)))
       problems.push(`the gateway counts ${m}'s failures: one failing pod would take its whole Service off the gateway`);
+    for (const e of entries.filter(
+      (x) => x.split(/\s+/)[0] !== entries[0]?.split(/\s+/)[0] || / (down|backup)\b/.test(x),
+    ))
+      problems.push(
+        `the gateway's upstream for ${m} has an entry that is not its Service, or is held back: server ${e}`,
+      );
   }
+  if (gatewayConf && !/^\s*proxy_next_upstream_tries \d+;/m.test(gatewayConf.data?.['default.conf'] ?? ''))
+    problems.push('the gateway sets no proxy_next_upstream_tries: a request would be tried on every entry, unbounded');
   // Redis of the cluster's own (dev): events wait there, so kept on disk and never evicted.
   for (const s of of<StatefulSet>(objects, 'StatefulSet').filter(
     (x) => podOf(x).metadata?.labels?.['app.kubernetes.io/component'] === 'redis',
