@@ -6,8 +6,8 @@ import type { Deployment } from 'kubernetes-types/apps/v1.js';
 import type { ConfigMap, Container, Service } from 'kubernetes-types/core/v1.js';
 import type { NetworkPolicy } from 'kubernetes-types/networking/v1.js';
 import { FIGURES, FOOTPRINT_FILE } from '../scripts/k8s/figures.ts';
-import { renderGatewayTemplate } from '../scripts/generate/nginx.ts';
-import { K8S_DIR, renderOverlay, serviceEntries, topologyOf, TOPOLOGIES } from '../scripts/k8s/index.ts';
+import { NEXT_UPSTREAM_TRIES, renderGatewayTemplate } from '../scripts/generate/nginx.ts';
+import { K8S_DIR, renderOverlay, topologyOf, TOPOLOGIES } from '../scripts/k8s/index.ts';
 import { MONITORING_NAMESPACE } from '../scripts/k8s/network.ts';
 import { MODULE_NAMES } from '../src/registry.ts';
 import {
@@ -498,7 +498,7 @@ describe.skipIf(!kubectl)('an overlay for extracting a module (scripts/k8s/overl
 describe('docs/kubernetes.md', () => {
   it('says how many times the gateway lists a Service: once per try the template sets', () => {
     const docs = readFileSync(path.join(ROOT, 'docs/kubernetes.md'), 'utf8').replace(/\s+/g, ' ');
-    expect(docs).toContain(`(\`proxy_next_upstream_tries\`, ${serviceEntries(renderGatewayTemplate())})`);
+    expect(docs).toContain(`(\`proxy_next_upstream_tries\`, ${NEXT_UPSTREAM_TRIES})`);
   });
 
   it.skipIf(!kubectl)('names every key of the Secret that an overlay reads', () => {

@@ -117,6 +117,9 @@ ${ownAnswer('@not_allowed', 405, json, problem(405, 'HTTP.METHOD_NOT_ALLOWED', '
 ${ownAnswer('@unavailable', 503, json, problem(503, 'SERVICE.UNAVAILABLE', 'Service unavailable', 'The service behind this route is not answering; try again shortly'), ['add_header Retry-After 5 always;'])}`;
 }
 
+/** How many replicas the gateway asks, at most, for one request (`proxy_next_upstream_tries`). */
+export const NEXT_UPSTREAM_TRIES = 3;
+
 const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   proxy_set_header Connection "";
   # The Host the client sent, port included: Bull Board compares it with the Origin of a change.
@@ -130,7 +133,7 @@ const PROXY_DEFAULTS = `  proxy_http_version 1.1;
   # GET, HEAD, PUT, DELETE, OPTIONS always; POST and PATCH only when they never reached a replica (no
   # non_idempotent here), except a POST whose Idempotency-Key the route honours (the keyed locations below).
   proxy_next_upstream error timeout http_502 http_503;
-  proxy_next_upstream_tries 3;`;
+  proxy_next_upstream_tries ${NEXT_UPSTREAM_TRIES};`;
 
 const INTERNAL = `  # Service-to-service calls never pass through the gateway.
 ${ownAnswer('/internal/', 404, 'application/problem+json', NOT_FOUND)}`;

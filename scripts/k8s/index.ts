@@ -17,6 +17,7 @@ import type { ConfigMap, Namespace } from 'kubernetes-types/core/v1.js';
 import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import pkg from '../../package.json' with { type: 'json' };
 import { MODULE_NAMES, TOKEN_ISSUER, type ModuleName } from '../../src/registry.ts';
+import { NEXT_UPSTREAM_TRIES } from '../generate/nginx.ts';
 import { definition, ROOT, storeOf, upper } from '../generate/registry.ts';
 import { FIGURES, type Figure } from './figures.ts';
 import { networkPolicies, storePolicy } from './network.ts';
@@ -218,20 +219,6 @@ export const COMMON_SETTINGS: Record<string, string> = {
   PASSWORD_WORKERS: '1',
 };
 
-/**
- * How many times a module's upstream lists the Service hosting it: as many as the gateway's tries
- * (`proxy_next_upstream_tries`). A Service is one address (its ClusterIP), and nginx asks again only another
- * entry of an upstream: listed once, a request a crashed pod dropped, or a connection to a pod that is gone,
- * would never be retried. A retry goes over another connection to the Service (kept alive or new), which
- * kube-proxy sent to a pod of its choosing. The entries carry `max_fails=0`: all being one address, counting their failures would take the
- * whole Service off the gateway for `fail_timeout` when one of its pods fails.
- */
-export function serviceEntries(template: string): number {
-  const tries = /^\s*proxy_next_upstream_tries (\d+);/m.exec(template);
-  if (!tries) throw new Error('the gateway template sets no proxy_next_upstream_tries');
-  return Number(tries[1]);
-}
-
 /** The gateway's nginx config for one overlay: the registry's routes, each module's upstream the Service hosting it. */
 function gatewayConf(t: Topology, template: string): string {
   const vars: Record<string, string> = { GATEWAY_LISTEN: String(GATEWAY_PORT) };
@@ -245,15 +232,17 @@ function gatewayConf(t: Topology, template: string): string {
   return (
     header +
     template
-      // A module's own upstream (`server ${USER_UPSTREAM} max_fails=...;`): its Service once per try, uncounted.
-      .replace(/server (\$\{[A-Z_]+_UPSTREAM\})( [^;]+);/g, (_, variable: string, parameters: string) => {
-        const kept = parameters.replace(/ (max_fails|fail_timeout)=\S+/g, '');
-        return Array.from({ length: serviceEntries(template) }, () => `server ${variable}${kept} max_fails=0;`).join(
-          ' ',
-        );
+      // A Service is one address (its ClusterIP), and nginx asks again only another entry of an upstream: listed
+      // once, a request a crashed pod dropped, or a connection to a pod that is gone, would never be retried. So
+      // a module's own upstream (`server ${USER_UPSTREAM} max_fails=...;`) lists its Service once per try; a
+      // retry goes over another connection to the Service (kept alive or new), which kube-proxy sent to a pod
+      // of its choosing. No entry is counted (`max_fails=0`), the readiness upstream's (`server ${X_UPSTREAM};`)
+      // neither: all being one address, counting their failures would take the whole Service off the gateway
+      // for `fail_timeout` when one of its pods fails.
+      .replace(/server (\$\{[A-Z_]+_UPSTREAM\})([^;]*);/g, (_, variable: string, parameters: string) => {
+        const entry = `server ${variable}${parameters.replace(/ (max_fails|fail_timeout)=\S+/g, '')} max_fails=0;`;
+        return Array.from({ length: parameters ? NEXT_UPSTREAM_TRIES : 1 }, () => entry).join(' ');
       })
-      // The readiness upstream (`server ${USER_UPSTREAM};`): uncounted too, since its entries may be one Service.
-      .replace(/server (\$\{[A-Z_]+_UPSTREAM\});/g, 'server $1 max_fails=0;')
       .replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
         if (!(name in vars))
           throw new Error(`the gateway template uses \${${name}}, which the Kubernetes gateway does not set`);
