@@ -53,8 +53,7 @@ function children(): Map<number, number[]> {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const ppid = Number(statFields(Number(entry))[1]);
       byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(entry)]);
     } catch {
       // gone meanwhile
@@ -63,9 +62,20 @@ function children(): Map<number, number[]> {
   return byParent;
 }
 
+/** The fields of `/proc/<pid>/stat` after the command's name (state first, then the parent's pid, ...). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A number of `/proc/<pid>/status` (`VmRSS`, `voluntary_ctxt_switches`, ...); 0 if absent. */
+function statusNumber(status: string, name: string): number {
+  return Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+}
+
 function rssKiB(pid: number): number {
   try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    return statusNumber(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS');
   } catch {
     return 0;
   }
@@ -107,14 +117,12 @@ export async function idleRss(pid: number, settleMs = 3000): Promise<number> {
  */
 export function processCost(pid: number): { cpuS: number; switches: number } {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fields = statFields(pid);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
     return {
       // utime and stime, in clock ticks (USER_HZ, 100 on Linux).
       cpuS: (Number(fields[11]) + Number(fields[12])) / 100,
-      switches: count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches'),
+      switches: statusNumber(status, 'voluntary_ctxt_switches') + statusNumber(status, 'nonvoluntary_ctxt_switches'),
     };
   } catch {
     return { cpuS: 0, switches: 0 };
