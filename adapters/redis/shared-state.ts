@@ -43,9 +43,9 @@ export class RedisSharedState implements SharedState {
   private readonly subscriber: Redis;
   private readonly local = new LocalInvalidations();
   private readonly self = randomUUID();
-  /** Topic of each channel this replica listens to, and the SUBSCRIBE of each topic. */
-  private readonly topicOf = new Map<string, string>();
+  /** The SUBSCRIBE of each topic this replica listens to (its channel: `channel(topic)`). */
   private readonly listening = new Map<string, Promise<void>>();
+  private readonly channelPrefix: string;
   private readonly connected: Promise<void>;
   private closed = false;
   private readonly watchdog: NodeJS.Timeout;
@@ -53,6 +53,7 @@ export class RedisSharedState implements SharedState {
 
   constructor(private readonly o: RedisSharedStateOptions) {
     if (o.replicas < 1) throw new Error('replicas must be at least 1');
+    this.channelPrefix = `${o.prefix}:invalidate:`;
     // No offline queue: a command while Redis is away fails at once, and the insurance limiter answers.
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: o.commandTimeoutMs };
     this.client = new Redis(o.redisUrl, { ...options, lazyConnect: false });
@@ -71,8 +72,8 @@ export class RedisSharedState implements SharedState {
       readyOnce = true;
     });
     this.subscriber.on('message', (channel: string, message: string) => {
-      const topic = this.topicOf.get(channel);
-      if (topic === undefined) return;
+      const topic = channel.slice(this.channelPrefix.length);
+      if (!channel.startsWith(this.channelPrefix) || !this.listening.has(topic)) return;
       let drop: Drop;
       try {
         drop = JSON.parse(message) as Drop;
@@ -114,7 +115,7 @@ export class RedisSharedState implements SharedState {
    * entry a drop published before the subscriptions were back would have removed.
    */
   private resubscribed(): void {
-    const channels = [...this.topicOf.keys()];
+    const channels = [...this.listening.keys()].map((t) => this.channel(t));
     const dropAll = () => {
       this.o.logger.info('cache-drop subscriptions are back: dropping every cached entry');
       this.local.deliverAll();
@@ -127,17 +128,15 @@ export class RedisSharedState implements SharedState {
   }
 
   private channel(topic: string): string {
-    return `${this.o.prefix}:invalidate:${topic}`;
+    return this.channelPrefix + topic;
   }
 
   /** Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is, the topic's entries are dropped here. */
   private listen(topic: string): void {
     if (this.listening.has(topic)) return;
-    const channel = this.channel(topic);
-    this.topicOf.set(channel, topic);
     this.listening.set(
       topic,
-      this.subscriber.subscribe(channel).then(
+      this.subscriber.subscribe(this.channel(topic)).then(
         () => this.local.deliver(topic),
         (err: unknown) => {
           // Refused (an ACL that does not allow the channel...): tried again every second, never given up on.
@@ -146,7 +145,6 @@ export class RedisSharedState implements SharedState {
             'could not subscribe to cache drops: this replica hears them only after the TTL until it can',
           );
           this.listening.delete(topic);
-          this.topicOf.delete(channel);
           if (!this.closed) setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
         },
       ),
