@@ -99,13 +99,14 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   const eventing = await createEventing(config, databases, logger);
   const shared = await createSharedState(config, logger, closer);
   const ports: Ports = new Map();
+  const passwords = passwordPool(config, closer);
   const modules = await buildModules({
     config,
     logger,
     databases,
     ports,
     tokens: tokens.issuer,
-    passwords: passwordPool(config, closer),
+    passwords: passwords.get,
     recorder: eventing.recorder,
     remote: remotes.port,
     meter: (module) => registryMeter(metrics.registry, module),
@@ -120,6 +121,8 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
   checkEventRouting(modules, eventing, logger);
   clock.end('wire');
   await startModules(modules, eventing, metrics, closer);
+  // The admin account's check is done: its bcrypt thread would otherwise idle on for 30 s.
+  await passwords.release();
   clock.end('seed');
   await startEventing(eventing, closer);
   const routes = [...moduleRoutes(modules, eventing)];
@@ -204,10 +207,13 @@ function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier;
   };
 }
 
-/** The process's password-hashing pool: made when a hosted module first asks for it, and closed with the process. */
-function passwordPool(config: Config, closer: Closer): () => PasswordPool {
+/**
+ * The process's password-hashing pool: made when a hosted module first asks for it, and closed with the process;
+ * `release` lets its threads go (nothing to do when no module asked for it).
+ */
+function passwordPool(config: Config, closer: Closer): { get: () => PasswordPool; release: () => Promise<void> } {
   let passwords: PasswordPool | undefined;
-  return () => {
+  const get = () => {
     if (!passwords) {
       const pool = createPasswordPool(config.passwords);
       closer.add('password pool', () => pool.close());
@@ -215,6 +221,7 @@ function passwordPool(config: Config, closer: Closer): () => PasswordPool {
     }
     return passwords;
   };
+  return { get, release: async () => passwords?.release() };
 }
 
 /**

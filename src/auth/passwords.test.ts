@@ -20,6 +20,30 @@ describe('the password pool', () => {
   });
 });
 
+describe('letting the threads go', () => {
+  it('ends its thread on release once idle, leaves a busy pool alone, and starts a thread again for the next password', async () => {
+    const lean = createPasswordPool({ cost: 8, workers: 1, queueMax: 10 });
+    try {
+      expect(lean.threads()).toBe(0);
+      const hash = await lean.hash('start-up-admin');
+      expect(lean.threads()).toBe(1);
+      // A check in progress keeps its thread: release() does not cut it short.
+      const checking = lean.verify('start-up-admin', hash);
+      await lean.release();
+      expect(await checking).toBe(true);
+      expect(lean.threads()).toBe(1);
+      await lean.release();
+      expect(lean.threads()).toBe(0);
+      expect(await lean.verify('start-up-admin', hash)).toBe(true);
+      expect(await lean.verify('another-password', hash)).toBe(false);
+      expect(lean.threads()).toBe(1);
+    } finally {
+      await lean.close();
+    }
+    await expect(lean.verify('start-up-admin', '$2b$08$x')).rejects.toThrow(/closed/);
+  });
+});
+
 describe('a burst of sign-ups', () => {
   it('never takes every worker: a login goes ahead of queued hashes, and hashes past the queue are refused with 503 and Retry-After', async () => {
     const burst = createPasswordPool({ cost: 10, workers: 2, queueMax: 10 });
