@@ -90,6 +90,49 @@ describe('route input', () => {
     );
     expect(() => rerouteUpstream(c, 'user', ['h:2'])).toThrow(/no upstream toko_user/);
   });
+
+  it("moves the module's share of the readiness upstream too, wherever its replicas sit in it", () => {
+    // Two replicas of user and of product, one of order and notification, as `npm run split -- --replicas user=2,product=2` renders them.
+    const rendered = renderGatewayConfig({
+      dataDir: '/tmp/toko-route-render',
+      gatewayPort: 1,
+      ports: { user: [11, 12], product: [21, 22], order: 31, notification: 41 },
+    });
+    const any = (c: string) => /upstream toko_any \{[^}]*\}/.exec(c)![0];
+    const servers = (c: string) => [...any(c).matchAll(/server ([^\s;]+)/g)].map((m) => m[1]);
+    expect(servers(rendered)).toEqual([
+      '127.0.0.1:11',
+      '127.0.0.1:12',
+      '127.0.0.1:21',
+      '127.0.0.1:22',
+      '127.0.0.1:31',
+      '127.0.0.1:41',
+    ]);
+    const moved = rerouteUpstream(rendered, 'product', ['10.0.0.5:3000', '10.0.0.6:3000', '10.0.0.7:3000']);
+    expect(servers(moved)).toEqual([
+      '127.0.0.1:11',
+      '127.0.0.1:12',
+      '10.0.0.5:3000',
+      '10.0.0.6:3000',
+      '10.0.0.7:3000',
+      '127.0.0.1:31',
+      '127.0.0.1:41',
+    ]);
+    // Its zone and keep-alive stay; so does every other upstream.
+    expect(any(moved)).toMatch(/^upstream toko_any \{ zone toko_any 64k; server /);
+    expect(any(moved)).toMatch(/keepalive 4; keepalive_timeout 4s; \}$/);
+    expect(moved.replace(any(moved), '').replace(/upstream toko_product \{[^}]*\}/, '')).toBe(
+      rendered.replace(any(rendered), '').replace(/upstream toko_product \{[^}]*\}/, ''),
+    );
+    // Then back to one replica: the order of the other modules' entries is kept.
+    expect(servers(rerouteUpstream(moved, 'product', ['127.0.0.1:21']))).toEqual([
+      '127.0.0.1:11',
+      '127.0.0.1:12',
+      '127.0.0.1:21',
+      '127.0.0.1:31',
+      '127.0.0.1:41',
+    ]);
+  });
 });
 
 describe.skipIf(!hasNginx)('npm run route on a running gateway', () => {

@@ -27,27 +27,60 @@ export function checkModule(module: string | undefined): ModuleName {
   return module as ModuleName;
 }
 
+/** An upstream's one line (as the template renders it): its opening, and its body up to the closing brace. */
+const upstreamLine = (name: string) => new RegExp(`^(\\s*upstream ${name} \\{)(.*)\\}\\s*$`, 'm');
+const serverEntries = (body: string) => [...body.matchAll(/server ([^\s;]+)([^;]*);/g)];
+
+/** An upstream body with its server entries replaced by `servers` (rendered), where the first one was. */
+function withServers(body: string, servers: string[]): string {
+  const rest = body.replace(/\s*server [^;]*;/g, '');
+  const zone = /^\s*zone [^;]*;/.exec(rest)?.[0] ?? '';
+  return `${zone} ${servers.join(' ')}${rest.slice(zone.length).trimEnd()} }`;
+}
+
 /**
  * The gateway configuration with the module's upstream (`upstream toko_<m>
  * { ... }`, one line, as the template renders it) serving `addresses`: each
  * gets the parameters its first server had (max_fails, fail_timeout); the
  * zone, keepalive and every other upstream stay as they were. The module's
- * routes, and an internal balancer of the module, follow their upstream.
+ * routes, and an internal balancer of the module, follow their upstream; so
+ * does the module's share of `toko_any` (the readiness upstream, which lists
+ * every module's servers in module order), when it is as the template renders it.
  */
 export function rerouteUpstream(conf: string, module: ModuleName, addresses: string[]): string {
-  const line = new RegExp(`^(\\s*upstream toko_${module} \\{)(.*)\\}\\s*$`, 'm');
+  const line = upstreamLine(`toko_${module}`);
   const found = line.exec(conf);
   if (!found)
     throw new Error(`the gateway configuration has no upstream toko_${module}: is it toko's rendered gateway?`);
-  const body = found[2]!;
-  const servers = [...body.matchAll(/server ([^\s;]+)([^;]*);/g)];
+  const servers = serverEntries(found[2]!);
   if (!servers.length) throw new Error(`upstream toko_${module} has no server line`);
   const parameters = servers[0]![2]!;
-  const rest = body.replace(/\s*server [^;]*;/g, '');
-  const zone = /^\s*zone [^;]*;/.exec(rest)?.[0] ?? '';
-  const after = rest.slice(zone.length).trimEnd();
-  const rewritten = `${found[1]}${zone} ${addresses.map((a) => `server ${a}${parameters};`).join(' ')}${after} }`;
-  return conf.replace(line, rewritten);
+  const rewritten = `${found[1]}${withServers(
+    found[2]!,
+    addresses.map((a) => `server ${a}${parameters};`),
+  )}`;
+  return rerouteAny(conf.replace(line, rewritten), conf, module, addresses);
+}
+
+/** `toko_any` with the module's entries (found by counting each module's servers before it) replaced by `addresses`. */
+function rerouteAny(conf: string, before: string, module: ModuleName, addresses: string[]): string {
+  const line = upstreamLine('toko_any');
+  const any = line.exec(conf);
+  if (!any) return conf;
+  const counts = MODULE_NAMES.map((m) => {
+    const own = upstreamLine(`toko_${m}`).exec(before);
+    return own ? serverEntries(own[2]!).length : -1;
+  });
+  const entries = serverEntries(any[2]!);
+  const total = counts.reduce((sum, n) => sum + n, 0);
+  // Not laid out as the template renders it (a hand-edited file): left alone rather than guessed at.
+  if (counts.includes(-1) || entries.length !== total) return conf;
+  const start = counts.slice(0, MODULE_NAMES.indexOf(module)).reduce((sum, n) => sum + n, 0);
+  const mine = counts[MODULE_NAMES.indexOf(module)]!;
+  const parameters = entries[start]![2]!;
+  const servers = entries.map((e) => e[0]);
+  servers.splice(start, mine, ...addresses.map((a) => `server ${a}${parameters};`));
+  return conf.replace(line, `${any[1]}${withServers(any[2]!, servers)}`);
 }
 
 /** The master's pid, from the configuration's `pid` directive. */
