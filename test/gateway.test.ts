@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODULE_NAMES, type ModuleName } from '../src/registry.ts';
-import { keyedWrites } from '../scripts/generate/nginx.ts';
+import { keyedWrites, UPSTREAM_KEEPALIVE } from '../scripts/generate/nginx.ts';
 import { renderGatewayConfig } from '../src/split/topology.ts';
 import { newUser } from './helpers/http.ts';
 import { startSplitRig, type SplitRig } from './helpers/split.ts';
@@ -412,4 +412,46 @@ describe.skipIf(!has('nginx'))('the gateway in front of a replica that resets a 
     expect(res.status).toBe(404);
     expect(hits.resets.length + hits.answers.length).toBe(before);
   });
+});
+
+/**
+ * The gateway in front of two replicas that count the connections they accept: a burst of requests in flight
+ * at once leaves its connections to the next burst (UPSTREAM_KEEPALIVE idle ones per upstream), instead of
+ * closing those past a small cache and opening them again.
+ */
+describe.skipIf(!has('nginx'))('the gateway between bursts of requests', () => {
+  const accepted = [0, 0];
+  let gateway: Awaited<ReturnType<typeof gatewayInFront>> | undefined;
+  const replica = (i: number) => {
+    const server = createServer((req, res) => {
+      req.resume();
+      // Every request of a burst is in flight at once: none is answered before the others have arrived.
+      setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'), 200);
+    });
+    server.on('connection', () => accepted[i]!++);
+    server.keepAliveTimeout = 30_000;
+    return server;
+  };
+  beforeAll(async () => {
+    gateway = await gatewayInFront('bursts', [replica(0), replica(1)]);
+  }, 30_000);
+  afterAll(() => gateway?.stop());
+
+  it('reuses the connections of one burst for the next', async () => {
+    const burst = async (n: number) => {
+      const answers = await Promise.all(
+        Array.from({ length: n }, (_, i) => send(`${gateway!.url}/api/v1/products/burst-${i}`)),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array(n).fill(200));
+    };
+    // Three quarters of the idle connections each upstream keeps, spread over two replicas.
+    const inFlight = (UPSTREAM_KEEPALIVE * 3) / 4;
+    await burst(inFlight);
+    const afterFirst = accepted[0]! + accepted[1]!;
+    expect(afterFirst).toBeGreaterThanOrEqual(inFlight);
+    await burst(inFlight);
+    await burst(inFlight);
+    // With 16 idle connections kept, each later burst opened 32 of its 48 again.
+    expect(accepted[0]! + accepted[1]! - afterFirst).toBe(0);
+  }, 30_000);
 });

@@ -156,7 +156,7 @@ describe('a module added with its folder and one line in the registry', () => {
   it('gets its gateway routes, compose service and scrape target from npm run generate', () => {
     const template = readFileSync(path.join(copy, 'deploy/nginx/toko.conf.template'), 'utf8');
     expect(template).toMatch(
-      /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 16; keepalive_timeout 4s; \}/,
+      /upstream toko_payment \{ zone toko_payment \w+; server \$\{PAYMENT_UPSTREAM\}[^;]*; keepalive 64; keepalive_timeout 4s; \}/,
     );
     expect(template).toMatch(
       /location \/api\/v1\/payments \{ [^\n]*\/__toko_read\/payment last; \} proxy_pass http:\/\/toko_payment; \}/,
@@ -182,7 +182,7 @@ describe('a module added with its folder and one line in the registry', () => {
     expect(readFileSync(path.join(split, 'kustomization.yaml'), 'utf8')).toMatch(/\n {2}- payment\.yaml\n/);
     const gateway = readFileSync(path.join(split, 'gateway.conf'), 'utf8');
     expect(gateway).toMatch(
-      /upstream toko_payment \{ zone toko_payment \w+; (?:server toko-payment:3000 max_fails=0; ){3}keepalive 16;/,
+      /upstream toko_payment \{ zone toko_payment \w+; (?:server toko-payment:3000 max_fails=0; ){3}keepalive 64;/,
     );
     expect(gateway).toMatch(
       /location \/api\/v1\/payments \{ [^\n]*\/__toko_read\/payment last; \} proxy_pass http:\/\/toko_payment; \}/,

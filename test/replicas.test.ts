@@ -91,10 +91,10 @@ describe('the split gateway of several replicas', () => {
 
   it("lists every replica in its service's upstream, each skipped for a while when it fails", () => {
     expect(conf).toMatch(
-      /upstream toko_user \{ zone toko_user \w+; server 127\.0\.0\.1:3101 max_fails=2 fail_timeout=3s; server 127\.0\.0\.1:3105 max_fails=2 fail_timeout=3s; keepalive 16; keepalive_timeout 4s; \}/,
+      /upstream toko_user \{ zone toko_user \w+; server 127\.0\.0\.1:3101 max_fails=2 fail_timeout=3s; server 127\.0\.0\.1:3105 max_fails=2 fail_timeout=3s; keepalive 64; keepalive_timeout 4s; \}/,
     );
     expect(conf).toMatch(
-      /upstream toko_product \{ zone toko_product \w+; server 127\.0\.0\.1:3102 [^;]*; keepalive 16; keepalive_timeout 4s; \}/,
+      /upstream toko_product \{ zone toko_product \w+; server 127\.0\.0\.1:3102 [^;]*; keepalive 64; keepalive_timeout 4s; \}/,
     );
     expect(conf).toContain('server 127.0.0.1:3101; server 127.0.0.1:3105; server 127.0.0.1:3102;');
   });
