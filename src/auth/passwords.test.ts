@@ -1,5 +1,6 @@
 import bcrypt from 'bcryptjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { Piscina } from 'piscina';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ServiceUnavailable } from '../../kit/errors.ts';
 import { createPasswordPool } from './passwords.ts';
 
@@ -41,6 +42,27 @@ describe('letting the threads go', () => {
       await lean.close();
     }
     await expect(lean.verify('start-up-admin', '$2b$08$x')).rejects.toThrow(/closed/);
+  });
+
+  it('returns from close() only once a release still ending its thread has ended it', async () => {
+    // Piscina's destroy() resolves once its threads have exited: close() must wait for the one release() started.
+    const ended: boolean[] = [];
+    const original = Piscina.prototype.destroy;
+    const destroy = vi.spyOn(Piscina.prototype, 'destroy').mockImplementation(async function (this: Piscina) {
+      const i = ended.push(false) - 1;
+      await original.call(this);
+      ended[i] = true;
+    });
+    const lean = createPasswordPool({ cost: 4, workers: 1, queueMax: 10 });
+    try {
+      await lean.hash('start-up-admin');
+      const released = lean.release();
+      await lean.close();
+      expect(ended).toEqual([true]);
+      await released;
+    } finally {
+      destroy.mockRestore();
+    }
   });
 });
 

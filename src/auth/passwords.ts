@@ -13,7 +13,7 @@ export interface PasswordPool extends PasswordHasher {
   /**
    * Lets the threads go now rather than after the idle timeout, when nothing is being hashed or checked (a later
    * password starts a thread again). Start-up calls it once the admin account is checked: a bcrypt thread is an
-   * isolate of its own (about 45 MiB here), and a process that has just started has no login to keep it for.
+   * isolate of its own (9–12 MiB of RSS here), and a process that has just started has no login to keep it for.
    */
   release(): Promise<void>;
   /** Worker threads alive now. */
@@ -40,10 +40,17 @@ function bcryptThreads(o: PasswordPoolOptions) {
   let pool: Piscina | undefined;
   let closed = false;
   let pending = 0;
+  /** Pools being destroyed: close() waits for a release's too, so no thread outlives it. */
+  const ending = new Set<Promise<void>>();
   const letGo = async () => {
     const old = pool;
     pool = undefined;
-    await old?.destroy();
+    if (old) {
+      const end = old.destroy();
+      ending.add(end);
+      void end.finally(() => ending.delete(end));
+    }
+    await Promise.all(ending);
   };
   return {
     async run<T>(task: object): Promise<T> {

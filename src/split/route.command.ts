@@ -17,6 +17,10 @@ async function main(): Promise<void> {
   const conf = values.conf ?? path.join('data', 'split', 'gateway', 'nginx.conf');
   const done = await route({ module: positionals[0]!, to: values.to, conf });
   process.stdout.write(`${JSON.stringify({ module: positionals[0], ...done, reloaded: true })}\n`);
+  if (!done.readinessMoved)
+    process.stderr.write(
+      `toko: route: toko_any (the gateway's /health/ready) is not laid out as npm run split renders it, so it still lists the module's old servers; edit it by hand\n`,
+    );
 }
 
 main().catch((err: unknown) => {

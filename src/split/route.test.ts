@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../../test/helpers/wait.ts';
 import { MODULE_NAMES, type ModuleName } from '../config.ts';
 import { renderGatewayConfig } from './topology.ts';
-import { parseAddresses, rerouteUpstream, route } from './route.ts';
+import { parseAddresses, reroute, rerouteUpstream, route } from './route.ts';
 
 /**
  * `npm run route` on a real nginx: the product routes move from one backend
@@ -124,6 +124,28 @@ describe('route input', () => {
     expect(moved.replace(any(moved), '').replace(/upstream toko_product \{[^}]*\}/, '')).toBe(
       rendered.replace(any(rendered), '').replace(/upstream toko_product \{[^}]*\}/, ''),
     );
+    // A file whose toko_any no longer lists each module's servers (its upstreams edited by hand) is left alone,
+    // even when the counts add up: user 2 + product 1 + 1 + 1 = the 5 entries [11, 21, 22, 31, 41].
+    const base = renderGatewayConfig({
+      dataDir: '/tmp/toko-route-render',
+      gatewayPort: 1,
+      ports: { user: 11, product: [21, 22], order: 31, notification: 41 },
+    });
+    const handEdited = base
+      .replace(/(upstream toko_user \{[^}\n]*?server 127\.0\.0\.1:11[^;]*;)/, '$1 server 127.0.0.1:12 max_fails=2;')
+      .replace(/(upstream toko_product \{[^}\n]*?)server 127\.0\.0\.1:22[^;]*;/, '$1');
+    expect(servers(handEdited)).toEqual([
+      '127.0.0.1:11',
+      '127.0.0.1:21',
+      '127.0.0.1:22',
+      '127.0.0.1:31',
+      '127.0.0.1:41',
+    ]);
+    const refused = reroute(handEdited, 'user', ['10.0.0.9:1']);
+    expect(refused.readiness).toBe(false);
+    expect(any(refused.conf)).toBe(any(handEdited));
+    expect(refused.conf).toMatch(/upstream toko_user \{ zone toko_user 64k; server 10\.0\.0\.9:1 /);
+    expect(reroute(base, 'user', ['10.0.0.9:1']).readiness).toBe(true);
     // Then back to one replica: the order of the other modules' entries is kept.
     expect(servers(rerouteUpstream(moved, 'product', ['127.0.0.1:21']))).toEqual([
       '127.0.0.1:11',
@@ -144,7 +166,8 @@ describe.skipIf(!hasNginx)('npm run route on a running gateway', () => {
       { encoding: 'utf8', timeout: 30_000 },
     );
     expect(cli.status, cli.stderr).toBe(0);
-    expect(JSON.parse(cli.stdout)).toMatchObject({ module: 'product', reloaded: true });
+    expect(JSON.parse(cli.stdout)).toMatchObject({ module: 'product', reloaded: true, readinessMoved: true });
+    expect(cli.stderr).toBe('');
     expect(await answerBecomes('/api/v1/products', 'product-service')).toBe('product-service');
     expect(await get('/api/v1/users/me')).toBe('monolith');
   }, 30_000);

@@ -45,9 +45,10 @@ function withServers(body: string, servers: string[]): string {
  * zone, keepalive and every other upstream stay as they were. The module's
  * routes, and an internal balancer of the module, follow their upstream; so
  * does the module's share of `toko_any` (the readiness upstream, which lists
- * every module's servers in module order), when it is as the template renders it.
+ * every module's servers in module order) when it is laid out as the split
+ * renders it (`readiness`: whether it was).
  */
-export function rerouteUpstream(conf: string, module: ModuleName, addresses: string[]): string {
+export function reroute(conf: string, module: ModuleName, addresses: string[]): { conf: string; readiness: boolean } {
   const line = upstreamLine(`toko_${module}`);
   const found = line.exec(conf);
   if (!found)
@@ -62,25 +63,41 @@ export function rerouteUpstream(conf: string, module: ModuleName, addresses: str
   return rerouteAny(conf.replace(line, rewritten), conf, module, addresses);
 }
 
-/** `toko_any` with the module's entries (found by counting each module's servers before it) replaced by `addresses`. */
-function rerouteAny(conf: string, before: string, module: ModuleName, addresses: string[]): string {
+/** `reroute`'s configuration alone. */
+export const rerouteUpstream = (conf: string, module: ModuleName, addresses: string[]): string =>
+  reroute(conf, module, addresses).conf;
+
+/**
+ * `toko_any` with the module's entries replaced by `addresses`, when it lists exactly every module's servers
+ * (addresses, in module order) as they were before; any other layout (a hand-edited file, a Kubernetes render
+ * that lists a Service once per try) is left alone rather than guessed at.
+ */
+function rerouteAny(
+  conf: string,
+  before: string,
+  module: ModuleName,
+  addresses: string[],
+): { conf: string; readiness: boolean } {
   const line = upstreamLine('toko_any');
   const any = line.exec(conf);
-  if (!any) return conf;
-  const counts = MODULE_NAMES.map((m) => {
+  const shares = MODULE_NAMES.map((m) => {
     const own = upstreamLine(`toko_${m}`).exec(before);
-    return own ? serverEntries(own[2]!).length : -1;
+    return own ? serverEntries(own[2]!).map((e) => e[1]!) : undefined;
   });
-  const entries = serverEntries(any[2]!);
-  const total = counts.reduce((sum, n) => sum + n, 0);
-  // Not laid out as the template renders it (a hand-edited file): left alone rather than guessed at.
-  if (counts.includes(-1) || entries.length !== total) return conf;
-  const start = counts.slice(0, MODULE_NAMES.indexOf(module)).reduce((sum, n) => sum + n, 0);
-  const mine = counts[MODULE_NAMES.indexOf(module)]!;
+  const entries = any ? serverEntries(any[2]!) : [];
+  const expected = shares.flatMap((share) => share ?? []);
+  const laidOut =
+    any !== null &&
+    shares.every((share) => share !== undefined) &&
+    entries.length === expected.length &&
+    entries.every((e, i) => e[1] === expected[i]);
+  if (!laidOut) return { conf, readiness: false };
+  const at = MODULE_NAMES.indexOf(module);
+  const start = shares.slice(0, at).reduce((sum, share) => sum + share!.length, 0);
   const parameters = entries[start]![2]!;
   const servers = entries.map((e) => e[0]);
-  servers.splice(start, mine, ...addresses.map((a) => `server ${a}${parameters};`));
-  return conf.replace(line, `${any[1]}${withServers(any[2]!, servers)}`);
+  servers.splice(start, shares[at]!.length, ...addresses.map((a) => `server ${a}${parameters};`));
+  return { conf: conf.replace(line, `${any![1]}${withServers(any![2]!, servers)}`), readiness: true };
 }
 
 /** The master's pid, from the configuration's `pid` directive. */
@@ -103,7 +120,7 @@ export async function route(opts: {
   module: string;
   to?: string;
   conf: string;
-}): Promise<{ pid: number; servers: string[] }> {
+}): Promise<{ pid: number; servers: string[]; readinessMoved: boolean }> {
   const module = checkModule(opts.module);
   const addresses = parseAddresses(opts.to);
   let before: string;
@@ -112,7 +129,7 @@ export async function route(opts: {
   } catch {
     throw new Error(`cannot read the gateway configuration ${opts.conf} (--conf names it)`);
   }
-  const after = rerouteUpstream(before, module, addresses);
+  const { conf: after, readiness } = reroute(before, module, addresses);
   const pid = masterPid(before, opts.conf);
   writeFileSync(opts.conf, after);
   try {
@@ -123,5 +140,5 @@ export async function route(opts: {
     throw new Error(`nginx rejected the new configuration (left as it was): ${detail}`);
   }
   process.kill(pid, 'SIGHUP');
-  return { pid, servers: addresses };
+  return { pid, servers: addresses, readinessMoved: readiness };
 }
