@@ -241,12 +241,16 @@ describe.skipIf(!hasRedis)('three relays onto two consumer replicas (BullMQ, par
     const third = make();
     const DIES_AFTER = 10;
     let published = 0;
+    let diedOn: string | undefined;
     const dying: EventBus = {
       ...third,
       kind: 'bullmq',
       async publish(event, delivery) {
         if (++published <= DIES_AFTER) return third.publish(event, delivery);
-        if (published === DIES_AFTER + 1) await third.publish(event, delivery);
+        if (published === DIES_AFTER + 1) {
+          diedOn = event.id;
+          await third.publish(event, delivery);
+        }
         await new Promise(() => undefined); // never answers again, as a killed process
       },
       consume: (c, h) => third.consume(c, h),
@@ -278,8 +282,13 @@ describe.skipIf(!hasRedis)('three relays onto two consumer replicas (BullMQ, par
         handled.map((h) => h.event),
       ),
     ).toEqual(users.map(() => Array.from({ length: STEPS }, (_, i) => i)));
-    // It did die mid-stream: it was handed events after the one it hung on.
-    if (killOne) expect(published).toBeGreaterThan(DIES_AFTER + 1);
+    // It did die mid-stream, holding a claimed event Redis already had: another relay took the row over once its
+    // lease ran out, and that event was still handled once. (Whether it was handed more after that one depends on
+    // how big its last claim happened to be, so that is not asserted: a CI run once ended its claim on the 11th.)
+    if (killOne) {
+      expect(diedOn).toBeDefined();
+      expect(handled.filter((h) => h.event.id === diedOn)).toHaveLength(1);
+    }
     console.log(
       `[relays→replicas${killOne ? ', one relay killed' : ''}] handled per replica: ${[0, 1].map((r) => handled.filter((h) => h.replica === r).length).join(', ')}`,
     );
