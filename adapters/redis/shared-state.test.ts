@@ -12,8 +12,8 @@ const opened: RedisSharedState[] = [];
 afterAll(() => Promise.all(opened.map((s) => s.close())));
 
 /** One replica's shared state: two of these with one prefix are two replicas of a service. */
-async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2) {
-  const s = new RedisSharedState({ redisUrl: url, prefix, replicas, commandTimeoutMs: 500, logger });
+async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2, log: pino.Logger = logger) {
+  const s = new RedisSharedState({ redisUrl: url, prefix, replicas, commandTimeoutMs: 500, logger: log });
   opened.push(s);
   await s.ready(2000);
   return s;
@@ -96,16 +96,31 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
       );
       const url = new URL(TEST_REDIS_URL);
       [url.username, url.password] = [user, 'not-a-real-secret'];
-      const [a, b] = [await replica(prefix), await replica(prefix, url.toString())];
+      const lines: { level: number; msg: string; refused?: number }[] = [];
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const refusals = () => lines.filter((l) => l.msg.startsWith('could not subscribe to cache drops'));
+      const [a, b] = [await replica(prefix), await replica(prefix, url.toString(), 2, log)];
       const shared = (s: RedisSharedState) => ({ invalidations: s.invalidations, topic: 'guarded' });
       const [ca, cb] = [a, b].map((s) => new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: shared(s) }));
       await b.ready();
       const subscribers = async () => Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
       expect(await subscribers()).toBe(1); // a only: b was refused
+      // Refused again every second, but warned about once (a warning a second flooded the log), then in debug.
+      for (const until = Date.now() + 5000; refusals().length < 3 && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(refusals().map((l) => [l.level, l.refused])).toEqual([
+        [40, 1],
+        [20, 2],
+        [20, 3],
+      ]);
       await admin.call('ACL', 'SETUSER', user, `&${channel}`);
       const until = Date.now() + 3000;
       while ((await subscribers()) !== 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(await subscribers()).toBe(2);
+      await b.ready();
+      const back = lines.filter((l) => l.msg === 'subscribed to cache drops after being refused');
+      expect(back).toHaveLength(1);
+      expect(back[0]!.refused).toBeGreaterThanOrEqual(3);
       let version = 1;
       expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
       version = 2;

@@ -45,6 +45,8 @@ export class RedisSharedState implements SharedState {
   private readonly self = randomUUID();
   /** The SUBSCRIBE of each topic this replica listens to (its channel: `channel(topic)`). */
   private readonly listening = new Map<string, Promise<void>>();
+  /** SUBSCRIBEs of a topic refused in a row (only the first is logged as a warning). */
+  private readonly refusals = new Map<string, number>();
   private readonly channelPrefix: string;
   private readonly connected: Promise<void>;
   private closed = false;
@@ -131,18 +133,29 @@ export class RedisSharedState implements SharedState {
     return this.channelPrefix + topic;
   }
 
-  /** Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is, the topic's entries are dropped here. */
+  /**
+   * Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is,
+   * the topic's entries are dropped here. A refused SUBSCRIBE (an ACL that does not allow the channel...) is tried
+   * again every second, never given up on: the first refusal is a warning, the retries are debug lines (one a
+   * second would flood the log), and the subscription that finally goes through says after how many.
+   */
   private listen(topic: string): void {
     if (this.listening.has(topic)) return;
     this.listening.set(
       topic,
       this.subscriber.subscribe(this.channel(topic)).then(
-        () => this.local.deliver(topic),
+        () => {
+          const refused = this.refusals.get(topic);
+          if (refused) this.o.logger.info({ topic, refused }, 'subscribed to cache drops after being refused');
+          this.refusals.delete(topic);
+          this.local.deliver(topic);
+        },
         (err: unknown) => {
-          // Refused (an ACL that does not allow the channel...): tried again every second, never given up on.
-          this.o.logger.warn(
-            { err: err instanceof Error ? err.message : String(err), topic },
-            'could not subscribe to cache drops: this replica hears them only after the TTL until it can',
+          const refused = (this.refusals.get(topic) ?? 0) + 1;
+          this.refusals.set(topic, refused);
+          this.o.logger[refused === 1 ? 'warn' : 'debug'](
+            { err: err instanceof Error ? err.message : String(err), topic, refused },
+            'could not subscribe to cache drops: this replica hears them only after the TTL until it can (trying again every second)',
           );
           this.listening.delete(topic);
           if (!this.closed) setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
