@@ -45,8 +45,8 @@ export class RedisSharedState implements SharedState {
   private readonly self = randomUUID();
   /** The SUBSCRIBE of each topic this replica listens to (its channel: `channel(topic)`). */
   private readonly listening = new Map<string, Promise<void>>();
-  /** SUBSCRIBEs of a topic refused in a row (only the first is logged as a warning). */
-  private readonly refusals = new Map<string, number>();
+  /** Failed SUBSCRIBEs of a topic in a row (the first, and every 60th, logged as a warning). */
+  private readonly failedSubscribes = new Map<string, number>();
   private readonly channelPrefix: string;
   private readonly connected: Promise<void>;
   private closed = false;
@@ -114,18 +114,17 @@ export class RedisSharedState implements SharedState {
    * After a reconnect: what was published meanwhile is lost to this replica. ioredis sends its own SUBSCRIBEs
    * again, but says ready before Redis has answered them, so everything is dropped once a SUBSCRIBE of every
    * channel is answered (Redis answers one connection in order): a cache refilled in between cannot keep an
-   * entry a drop published before the subscriptions were back would have removed.
+   * entry a drop published before the subscriptions were back would have removed. One SUBSCRIBE per channel: a
+   * topic Redis refuses (its own retry goes on in `listen`) must not hold back the others' drop; and the drop
+   * is made whatever the answers (dropping is always safe; a connection lost again comes back here).
    */
   private resubscribed(): void {
     const channels = [...this.listening.keys()].map((t) => this.channel(t));
-    const dropAll = () => {
+    void Promise.allSettled(channels.map((c) => this.subscriber.subscribe(c))).then((answers) => {
+      const refused = answers.flatMap((a, i) => (a.status === 'rejected' ? [channels[i]!] : []));
+      if (refused.length) this.o.logger.debug({ refused: refused.length }, 'cache-drop resubscriptions refused');
       this.o.logger.info('cache-drop subscriptions are back: dropping every cached entry');
       this.local.deliverAll();
-    };
-    if (!channels.length) return dropAll();
-    this.subscriber.subscribe(...channels).then(dropAll, (err: unknown) => {
-      // The connection went again: its next 'ready' comes back here.
-      this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cache-drop resubscription failed');
     });
   }
 
@@ -135,9 +134,10 @@ export class RedisSharedState implements SharedState {
 
   /**
    * Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is,
-   * the topic's entries are dropped here. A refused SUBSCRIBE (an ACL that does not allow the channel...) is tried
-   * again every second, never given up on: the first refusal is a warning, the retries are debug lines (one a
-   * second would flood the log), and the subscription that finally goes through says after how many.
+   * the topic's entries are dropped here. A SUBSCRIBE that fails (refused by an ACL that does not allow the
+   * channel, or its connection away) is tried again every second, never given up on: the first failure in a row
+   * is a warning and so is every 60th, the others are debug lines (one a second would flood the log), and the
+   * subscription that finally goes through says after how many. Nothing is logged once closed.
    */
   private listen(topic: string): void {
     if (this.listening.has(topic)) return;
@@ -145,20 +145,21 @@ export class RedisSharedState implements SharedState {
       topic,
       this.subscriber.subscribe(this.channel(topic)).then(
         () => {
-          const refused = this.refusals.get(topic);
-          if (refused) this.o.logger.info({ topic, refused }, 'subscribed to cache drops after being refused');
-          this.refusals.delete(topic);
+          const failed = this.failedSubscribes.get(topic);
+          if (failed) this.o.logger.info({ topic, failed }, 'subscribed to cache drops after failed attempts');
+          this.failedSubscribes.delete(topic);
           this.local.deliver(topic);
         },
         (err: unknown) => {
-          const refused = (this.refusals.get(topic) ?? 0) + 1;
-          this.refusals.set(topic, refused);
-          this.o.logger[refused === 1 ? 'warn' : 'debug'](
-            { err: err instanceof Error ? err.message : String(err), topic, refused },
+          this.listening.delete(topic);
+          if (this.closed) return;
+          const failed = (this.failedSubscribes.get(topic) ?? 0) + 1;
+          this.failedSubscribes.set(topic, failed);
+          this.o.logger[failed % 60 === 1 ? 'warn' : 'debug'](
+            { err: err instanceof Error ? err.message : String(err), topic, failed },
             'could not subscribe to cache drops: this replica hears them only after the TTL until it can (trying again every second)',
           );
-          this.listening.delete(topic);
-          if (!this.closed) setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
+          setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
         },
       ),
     );
