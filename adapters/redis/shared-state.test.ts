@@ -173,6 +173,69 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     }
   });
 
+  it('a channel an ACL revokes and then allows again is subscribed again, and the revoke crashes nothing', async () => {
+    const prefix = testQueuePrefix();
+    const user = `toko-test-${prefix}`;
+    const admin = new Redis(TEST_REDIS_URL);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const channel = `${prefix}:invalidate:guarded`;
+      await admin.call(
+        'ACL',
+        'SETUSER',
+        user,
+        'on',
+        '>not-a-real-secret',
+        '~*',
+        '+@all',
+        'resetchannels',
+        `&${channel}`,
+      );
+      const url = new URL(TEST_REDIS_URL);
+      [url.username, url.password] = [user, 'not-a-real-secret'];
+      const lines: { level: number; msg: string; topic?: string }[] = [];
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const [a, b] = [await replica(prefix), await replica(prefix, url.toString(), 2, log)];
+      const cache = (s: RedisSharedState) =>
+        new ReadCache<{ v: number }>({
+          ttlMs: 60_000,
+          max: 10,
+          shared: { invalidations: s.invalidations, topic: 'guarded' },
+        });
+      const [ca, cb] = [cache(a), cache(b)];
+      await Promise.all([a.ready(), b.ready()]);
+      const subscribers = async () => Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
+      expect(await subscribers()).toBe(2);
+      // Revoked: Redis closes b's subscription; b comes back and is refused the channel, and says so.
+      await admin.call('ACL', 'SETUSER', user, 'resetchannels', `&${prefix}:other`);
+      const warned = () => lines.some((l) => l.level === 40 && l.topic === 'guarded');
+      for (const until = Date.now() + 5000; !warned() && Date.now() < until;) await sleep(50);
+      expect(warned()).toBe(true);
+      expect(await subscribers()).toBe(1);
+      // Allowed again: b subscribes again by itself, and hears drops.
+      await admin.call('ACL', 'SETUSER', user, `&${channel}`);
+      for (const until = Date.now() + 3000; (await subscribers()) !== 2 && Date.now() < until;) await sleep(50);
+      expect(await subscribers()).toBe(2);
+      await b.ready();
+      let version = 1;
+      expect(await cb.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
+      version = 2;
+      await ca.forget(['k']);
+      let seen = 1;
+      for (const deadline = Date.now() + 500; seen !== 2 && Date.now() < deadline;)
+        if ((seen = (await cb.get('k', async () => ({ v: version }))).v) !== 2) await sleep(5);
+      expect(seen).toBe(2);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await admin.call('ACL', 'DELUSER', user);
+      admin.disconnect();
+    }
+  });
+
   it('a replica hears only the topics it caches: one channel per topic, subscribed by whoever caches under it', async () => {
     const prefix = testQueuePrefix();
     const [products, users] = [await replica(prefix), await replica(prefix)];

@@ -65,7 +65,14 @@ export class RedisSharedState implements SharedState {
     // once instead of waiting out a timeout on every call, and the commands queued to it are dropped.
     this.watchdog = setInterval(() => void this.probe(), PROBE_EVERY_MS);
     this.watchdog.unref();
-    this.subscriber = new Redis(o.redisUrl, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+    // Not ioredis's own resubscription: it sends every channel in one SUBSCRIBE, which Redis refuses whole when
+    // an ACL forbids one of them, and nothing can catch that rejection (an unhandled rejection ends the process).
+    // `resubscribed` sends them one by one instead.
+    this.subscriber = new Redis(o.redisUrl, {
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+    });
     this.subscriber.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis subscription error'));
     let readyOnce = false;
     this.connected = new Promise((resolve) => this.subscriber.once('ready', () => resolve()));
@@ -111,18 +118,23 @@ export class RedisSharedState implements SharedState {
   }
 
   /**
-   * After a reconnect: what was published meanwhile is lost to this replica. ioredis sends its own SUBSCRIBEs
-   * again, but says ready before Redis has answered them, so everything is dropped once a SUBSCRIBE of every
-   * channel is answered (Redis answers one connection in order): a cache refilled in between cannot keep an
-   * entry a drop published before the subscriptions were back would have removed. One SUBSCRIBE per channel: a
-   * topic Redis refuses (its own retry goes on in `listen`) must not hold back the others' drop; and the drop
-   * is made whatever the answers (dropping is always safe; a connection lost again comes back here).
+   * After a reconnect: the connection has no subscription left, and what was published meanwhile is lost to this
+   * replica. Every topic is subscribed again, one SUBSCRIBE per channel (a topic an ACL now refuses must not hold
+   * back the others, and goes back to `listen`'s retries), and once each is answered (Redis answers one
+   * connection in order) everything cached is dropped: a cache refilled in between cannot keep an entry a drop
+   * published before the subscriptions were back would have removed. The drop is made whatever the answers
+   * (dropping is always safe; a connection lost again comes back here).
    */
   private resubscribed(): void {
-    const channels = [...this.listening.keys()].map((t) => this.channel(t));
-    void Promise.allSettled(channels.map((c) => this.subscriber.subscribe(c))).then((answers) => {
-      const refused = answers.flatMap((a, i) => (a.status === 'rejected' ? [channels[i]!] : []));
-      if (refused.length) this.o.logger.debug({ refused: refused.length }, 'cache-drop resubscriptions refused');
+    const topics = [...this.listening.entries()];
+    void Promise.allSettled(topics.map(([topic]) => this.subscriber.subscribe(this.channel(topic)))).then((answers) => {
+      if (this.closed) return;
+      answers.forEach((answer, i) => {
+        const [topic, listened] = topics[i]!;
+        if (answer.status === 'fulfilled' || this.listening.get(topic) !== listened) return;
+        this.listening.delete(topic);
+        this.failed(topic, answer.reason);
+      });
       this.o.logger.info('cache-drop subscriptions are back: dropping every cached entry');
       this.local.deliverAll();
     });
@@ -135,34 +147,40 @@ export class RedisSharedState implements SharedState {
   /**
    * Subscribes to a topic's channel once; until the subscription is in place a drop may be missed, so once it is,
    * the topic's entries are dropped here. A SUBSCRIBE that fails (refused by an ACL that does not allow the
-   * channel, or its connection away) is tried again every second, never given up on: the first failure in a row
-   * is a warning and so is every 60th, the others are debug lines (one a second would flood the log), and the
-   * subscription that finally goes through says after how many. Nothing is logged once closed.
+   * channel, or its connection away) is tried again every second, never given up on (`failed`).
    */
   private listen(topic: string): void {
     if (this.listening.has(topic)) return;
-    this.listening.set(
-      topic,
-      this.subscriber.subscribe(this.channel(topic)).then(
-        () => {
-          const failed = this.failedSubscribes.get(topic);
-          if (failed) this.o.logger.info({ topic, failed }, 'subscribed to cache drops after failed attempts');
-          this.failedSubscribes.delete(topic);
-          this.local.deliver(topic);
-        },
-        (err: unknown) => {
-          this.listening.delete(topic);
-          if (this.closed) return;
-          const failed = (this.failedSubscribes.get(topic) ?? 0) + 1;
-          this.failedSubscribes.set(topic, failed);
-          this.o.logger[failed % 60 === 1 ? 'warn' : 'debug'](
-            { err: err instanceof Error ? err.message : String(err), topic, failed },
-            'could not subscribe to cache drops: this replica hears them only after the TTL until it can (trying again every second)',
-          );
-          setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
-        },
-      ),
+    const listened: Promise<void> = this.subscriber.subscribe(this.channel(topic)).then(
+      () => {
+        const failed = this.failedSubscribes.get(topic);
+        if (failed) this.o.logger.info({ topic, failed }, 'subscribed to cache drops after failed attempts');
+        this.failedSubscribes.delete(topic);
+        this.local.deliver(topic);
+      },
+      (err: unknown) => {
+        if (this.listening.get(topic) !== listened) return; // a reconnect took the topic over meanwhile
+        this.listening.delete(topic);
+        this.failed(topic, err);
+      },
     );
+    this.listening.set(topic, listened);
+  }
+
+  /**
+   * A topic's SUBSCRIBE failed: it is tried again in a second. The first failure in a row is a warning and so is
+   * every 60th, the others are debug lines (one a second would flood the log); the subscription that finally goes
+   * through says after how many. Nothing once closed.
+   */
+  private failed(topic: string, err: unknown): void {
+    if (this.closed) return;
+    const failed = (this.failedSubscribes.get(topic) ?? 0) + 1;
+    this.failedSubscribes.set(topic, failed);
+    this.o.logger[failed % 60 === 1 ? 'warn' : 'debug'](
+      { err: err instanceof Error ? err.message : String(err), topic, failed },
+      'could not subscribe to cache drops: this replica hears them only after the TTL until it can (trying again every second)',
+    );
+    setTimeout(() => !this.closed && this.listen(topic), RETRY_SUBSCRIBE_MS).unref();
   }
 
   private async publish(topic: string, keys?: readonly string[]): Promise<void> {
