@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +18,63 @@ async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2, log: 
   opened.push(s);
   await s.ready(2000);
   return s;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `done` every 50 ms until it holds or `ms` have passed. */
+async function until(done: () => Promise<boolean>, ms: number): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await done()) && Date.now() < deadline;) await sleep(50);
+}
+
+/** A replica's cache of `{ v }` under `topic`. */
+const cacheOf = (s: RedisSharedState, topic: string) =>
+  new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: { invalidations: s.invalidations, topic } });
+
+/** The `v` a cache answers for `k` (loading `want` on a miss), polled until it is `want` or `ms` have passed. */
+async function seen(cache: ReadCache<{ v: number }>, want: number, ms: number): Promise<number> {
+  let v = (await cache.get('k', async () => ({ v: want }))).v;
+  for (const deadline = Date.now() + ms; v !== want && Date.now() < deadline;) {
+    await sleep(5);
+    v = (await cache.get('k', async () => ({ v: want }))).v;
+  }
+  return v;
+}
+
+/** b caches `k` as 1; the value changes to 2 and a drops it: what b answers within `ms`. */
+async function dropSeen(a: ReadCache<{ v: number }>, b: ReadCache<{ v: number }>, ms: number): Promise<number> {
+  expect(await b.get('k', async () => ({ v: 1 }))).toEqual({ v: 1 });
+  await a.forget(['k']);
+  return seen(b, 2, ms);
+}
+
+/** Subscribers of a channel, as Redis counts them. */
+const subscribers = async (admin: Redis, channel: string) =>
+  Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
+
+/** A logger at debug level whose lines are kept, parsed. */
+function capture() {
+  const lines: { level: number; msg: string; failed?: number; topic?: string }[] = [];
+  return { lines, log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) }) };
+}
+
+/** Runs `fn` with a Redis user allowed only `channels`, its URL and an admin connection; the user is deleted after. */
+async function withAclUser(
+  channels: string[],
+  fn: (acl: { admin: Redis; user: string; url: string }) => Promise<void>,
+): Promise<void> {
+  const user = `toko-test-${randomUUID()}`;
+  const admin = new Redis(TEST_REDIS_URL);
+  try {
+    const allowed = channels.map((c) => `&${c}`);
+    await admin.call('ACL', 'SETUSER', user, 'on', '>not-a-real-secret', '~*', '+@all', 'resetchannels', ...allowed);
+    const url = new URL(TEST_REDIS_URL);
+    [url.username, url.password] = [user, 'not-a-real-secret'];
+    await fn({ admin, user, url: url.toString() });
+  } finally {
+    await admin.call('ACL', 'DELUSER', user);
+    admin.disconnect();
+  }
 }
 
 const outcome = async (p: Promise<unknown>) =>
@@ -77,162 +135,83 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 2 });
   });
 
-  it('a SUBSCRIBE Redis refuses (an ACL without the channel) is tried again until allowed, then drops are heard', async () => {
+  it('a SUBSCRIBE Redis refuses (an ACL without the channel) is tried again until allowed, then drops are heard', () => {
     const prefix = testQueuePrefix();
-    const user = `toko-test-${prefix}`;
     const channel = `${prefix}:invalidate:guarded`;
-    const admin = new Redis(TEST_REDIS_URL);
-    try {
-      await admin.call(
-        'ACL',
-        'SETUSER',
-        user,
-        'on',
-        '>not-a-real-secret',
-        '~*',
-        '+@all',
-        'resetchannels',
-        `&${prefix}:other`,
-      );
-      const url = new URL(TEST_REDIS_URL);
-      [url.username, url.password] = [user, 'not-a-real-secret'];
-      const lines: { level: number; msg: string; failed?: number }[] = [];
-      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    return withAclUser([`${prefix}:other`], async ({ admin, user, url }) => {
+      const { lines, log } = capture();
       const refusals = () => lines.filter((l) => l.msg.startsWith('could not subscribe to cache drops'));
-      const [a, b] = [await replica(prefix), await replica(prefix, url.toString(), 2, log)];
-      const shared = (s: RedisSharedState) => ({ invalidations: s.invalidations, topic: 'guarded' });
-      const [ca, cb] = [a, b].map((s) => new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: shared(s) }));
+      const [a, b] = [await replica(prefix), await replica(prefix, url, 2, log)];
+      const [ca, cb] = [cacheOf(a, 'guarded'), cacheOf(b, 'guarded')];
       await b.ready();
-      const subscribers = async () => Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
-      expect(await subscribers()).toBe(1); // a only: b was refused
+      expect(await subscribers(admin, channel)).toBe(1); // a only: b was refused
       // Refused again every second, but warned about once (a warning a second flooded the log), then in debug.
-      for (const until = Date.now() + 5000; refusals().length < 3 && Date.now() < until;)
-        await new Promise((r) => setTimeout(r, 50));
+      await until(async () => refusals().length >= 3, 5000);
       expect(refusals().map((l) => [l.level, l.failed])).toEqual([
         [40, 1],
         [20, 2],
         [20, 3],
       ]);
       await admin.call('ACL', 'SETUSER', user, `&${channel}`);
-      const until = Date.now() + 3000;
-      while ((await subscribers()) !== 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      expect(await subscribers()).toBe(2);
+      await until(async () => (await subscribers(admin, channel)) === 2, 3000);
+      expect(await subscribers(admin, channel)).toBe(2);
       await b.ready();
       const back = lines.filter((l) => l.msg === 'subscribed to cache drops after failed attempts');
       expect(back).toHaveLength(1);
       expect(back[0]!.failed).toBeGreaterThanOrEqual(3);
-      let version = 1;
-      expect(await cb!.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
-      version = 2;
-      await ca!.forget(['k']);
-      let seen = 1;
-      for (const deadline = Date.now() + 500; seen !== 2 && Date.now() < deadline;)
-        if ((seen = (await cb!.get('k', async () => ({ v: version }))).v) !== 2)
-          await new Promise((r) => setTimeout(r, 5));
-      expect(seen).toBe(2);
-    } finally {
-      await admin.call('ACL', 'DELUSER', user);
-      admin.disconnect();
-    }
+      expect(await dropSeen(ca, cb, 500)).toBe(2);
+    });
   });
 
-  it('after a reconnect drops what it caches, also while Redis still refuses it one of its topics (a drop missed while away is not served)', async () => {
+  it('after a reconnect drops what it caches, also while Redis still refuses it one of its topics (a drop missed while away is not served)', () => {
     const prefix = testQueuePrefix();
-    const user = `toko-test-${prefix}`;
-    const admin = new Redis(TEST_REDIS_URL);
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    try {
-      const channels = ['resetchannels', `&${prefix}:invalidate:open`];
-      await admin.call('ACL', 'SETUSER', user, 'on', '>not-a-real-secret', '~*', '+@all', ...channels);
-      const url = new URL(TEST_REDIS_URL);
-      [url.username, url.password] = [user, 'not-a-real-secret'];
-      const [a, b] = [await replica(prefix), await replica(prefix, url.toString())];
-      const cache = (s: RedisSharedState, topic: string) =>
-        new ReadCache<{ v: number }>({ ttlMs: 60_000, max: 10, shared: { invalidations: s.invalidations, topic } });
-      const [ca, cb] = [cache(a, 'open'), cache(b, 'open')];
+    return withAclUser([`${prefix}:invalidate:open`], async ({ admin, user, url }) => {
+      const [a, b] = [await replica(prefix), await replica(prefix, url)];
+      const [ca, cb] = [cacheOf(a, 'open'), cacheOf(b, 'open')];
       await Promise.all([a.ready(), b.ready()]);
-      let version = 1;
-      expect(await cb.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
+      expect(await cb.get('k', async () => ({ v: 1 }))).toEqual({ v: 1 });
       // b is cut off (its user disabled, its connections closed); a drop published meanwhile never reaches it.
       await admin.call('ACL', 'SETUSER', user, 'off');
       await admin.call('CLIENT', 'KILL', 'USER', user);
-      version = 2;
       await ca.forget(['k']);
       await sleep(500);
       await admin.call('ACL', 'SETUSER', user, 'on');
       // Before b is back, something in it starts caching under a topic Redis will refuse it: that SUBSCRIBE
       // waits for the reconnect, as a refused topic's retry may.
-      cache(b, 'guarded');
-      let seen = 1;
-      for (const deadline = Date.now() + 5000; seen !== 2 && Date.now() < deadline;)
-        if ((seen = (await cb.get('k', async () => ({ v: version }))).v) !== 2) await sleep(20);
-      expect(seen).toBe(2);
-    } finally {
-      await admin.call('ACL', 'DELUSER', user);
-      admin.disconnect();
-    }
+      cacheOf(b, 'guarded');
+      expect(await seen(cb, 2, 5000)).toBe(2);
+    });
   });
 
   it('a channel an ACL revokes and then allows again is subscribed again, and the revoke crashes nothing', async () => {
     const prefix = testQueuePrefix();
-    const user = `toko-test-${prefix}`;
-    const admin = new Redis(TEST_REDIS_URL);
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const channel = `${prefix}:invalidate:guarded`;
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => void unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
-      const channel = `${prefix}:invalidate:guarded`;
-      await admin.call(
-        'ACL',
-        'SETUSER',
-        user,
-        'on',
-        '>not-a-real-secret',
-        '~*',
-        '+@all',
-        'resetchannels',
-        `&${channel}`,
-      );
-      const url = new URL(TEST_REDIS_URL);
-      [url.username, url.password] = [user, 'not-a-real-secret'];
-      const lines: { level: number; msg: string; topic?: string }[] = [];
-      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-      const [a, b] = [await replica(prefix), await replica(prefix, url.toString(), 2, log)];
-      const cache = (s: RedisSharedState) =>
-        new ReadCache<{ v: number }>({
-          ttlMs: 60_000,
-          max: 10,
-          shared: { invalidations: s.invalidations, topic: 'guarded' },
-        });
-      const [ca, cb] = [cache(a), cache(b)];
-      await Promise.all([a.ready(), b.ready()]);
-      const subscribers = async () => Number(((await admin.pubsub('NUMSUB', channel)) as unknown[])[1]);
-      expect(await subscribers()).toBe(2);
-      // Revoked: Redis closes b's subscription; b comes back and is refused the channel, and says so.
-      await admin.call('ACL', 'SETUSER', user, 'resetchannels', `&${prefix}:other`);
-      const warned = () => lines.some((l) => l.level === 40 && l.topic === 'guarded');
-      for (const until = Date.now() + 5000; !warned() && Date.now() < until;) await sleep(50);
-      expect(warned()).toBe(true);
-      expect(await subscribers()).toBe(1);
-      // Allowed again: b subscribes again by itself, and hears drops.
-      await admin.call('ACL', 'SETUSER', user, `&${channel}`);
-      for (const until = Date.now() + 3000; (await subscribers()) !== 2 && Date.now() < until;) await sleep(50);
-      expect(await subscribers()).toBe(2);
-      await b.ready();
-      let version = 1;
-      expect(await cb.get('k', async () => ({ v: version }))).toEqual({ v: 1 });
-      version = 2;
-      await ca.forget(['k']);
-      let seen = 1;
-      for (const deadline = Date.now() + 500; seen !== 2 && Date.now() < deadline;)
-        if ((seen = (await cb.get('k', async () => ({ v: version }))).v) !== 2) await sleep(5);
-      expect(seen).toBe(2);
+      await withAclUser([channel], async ({ admin, user, url }) => {
+        const { lines, log } = capture();
+        const [a, b] = [await replica(prefix), await replica(prefix, url, 2, log)];
+        const [ca, cb] = [cacheOf(a, 'guarded'), cacheOf(b, 'guarded')];
+        await Promise.all([a.ready(), b.ready()]);
+        expect(await subscribers(admin, channel)).toBe(2);
+        // Revoked: Redis closes b's subscription; b comes back and is refused the channel, and says so.
+        await admin.call('ACL', 'SETUSER', user, 'resetchannels', `&${prefix}:other`);
+        const warned = () => lines.some((l) => l.level === 40 && l.topic === 'guarded');
+        await until(async () => warned(), 5000);
+        expect(warned()).toBe(true);
+        expect(await subscribers(admin, channel)).toBe(1);
+        // Allowed again: b subscribes again by itself, and hears drops.
+        await admin.call('ACL', 'SETUSER', user, `&${channel}`);
+        await until(async () => (await subscribers(admin, channel)) === 2, 3000);
+        expect(await subscribers(admin, channel)).toBe(2);
+        await b.ready();
+        expect(await dropSeen(ca, cb, 500)).toBe(2);
+      });
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      await admin.call('ACL', 'DELUSER', user);
-      admin.disconnect();
     }
   });
 
