@@ -103,13 +103,17 @@ interface Load {
   endedAt: number;
 }
 
-/** A keep-alive client, as a browser or an SDK is; a GET is resent once only when its reused connection was reset before any answer. */
+/**
+ * A keep-alive client, as a browser or an SDK is; a GET is resent once only when its reused connection was reset
+ * before any answer, and on a new connection (`fresh`), as a browser does: a gateway reload closes every idle
+ * connection of its old workers, so another pooled one may be reset too (a CI run once lost a GET that way).
+ */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 function request(
   base: string,
   method: string,
   p: string,
-  opts: { body?: unknown; headers?: Record<string, string> } = {},
+  opts: { body?: unknown; headers?: Record<string, string>; fresh?: boolean } = {},
 ): Promise<{ status: number; text: string; resetBeforeAnswer?: boolean }> {
   return new Promise((resolve) => {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -117,7 +121,7 @@ function request(
       `${base}${p}`,
       {
         method,
-        agent,
+        agent: opts.fresh ? false : agent,
         headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...opts.headers },
         timeout: 30_000,
       },
@@ -270,7 +274,7 @@ async function one(i: number, a: Actors, load: Load): Promise<void> {
     let res = await request(gateway, 'GET', p);
     if (res.status === 0 && res.resetBeforeAnswer) {
       load.gets.resentAfterReset++;
-      res = await request(gateway, 'GET', p);
+      res = await request(gateway, 'GET', p, { fresh: true });
     }
     if (res.status === 200) load.gets.ok++;
     else load.gets.failed.push(`${res.status} ${p} @${Math.round(performance.now())} ${res.text.slice(0, 160)}`);
