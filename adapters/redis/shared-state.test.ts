@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReadCache } from '../../kit/read-cache.ts';
-import { freePorts, redisAnswers, TEST_REDIS_URL, testQueuePrefix } from '../../test/helpers/wait.ts';
+import { freePorts, redisAnswers, TEST_REDIS_URL, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
 import { RedisSharedState } from './shared-state.ts';
 
 const redisUp = await redisAnswers();
@@ -20,12 +21,8 @@ async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2, log: 
   return s;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `done` every 50 ms until it holds or `ms` have passed. */
-async function until(done: () => Promise<boolean>, ms: number): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await done()) && Date.now() < deadline;) await sleep(50);
-}
+/** `waitFor`'s probe for a condition: true once it holds. */
+const holds = (done: () => boolean | Promise<boolean>) => async () => ((await done()) ? true : undefined);
 
 /** A replica's cache of `{ v }` under `topic`. */
 const cacheOf = (s: RedisSharedState, topic: string) =>
@@ -146,15 +143,24 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
       await b.ready();
       expect(await subscribers(admin, channel)).toBe(1); // a only: b was refused
       // Refused again every second, but warned about once (a warning a second flooded the log), then in debug.
-      await until(async () => refusals().length >= 3, 5000);
+      await waitFor(
+        'three refused subscribes',
+        holds(() => refusals().length >= 3),
+        5000,
+        50,
+      );
       expect(refusals().map((l) => [l.level, l.failed])).toEqual([
         [40, 1],
         [20, 2],
         [20, 3],
       ]);
       await admin.call('ACL', 'SETUSER', user, `&${channel}`);
-      await until(async () => (await subscribers(admin, channel)) === 2, 3000);
-      expect(await subscribers(admin, channel)).toBe(2);
+      await waitFor(
+        'b subscribed again',
+        holds(async () => (await subscribers(admin, channel)) === 2),
+        3000,
+        50,
+      );
       await b.ready();
       const back = lines.filter((l) => l.msg === 'subscribed to cache drops after failed attempts');
       expect(back).toHaveLength(1);
@@ -199,13 +205,16 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
         // Revoked: Redis closes b's subscription; b comes back and is refused the channel, and says so.
         await admin.call('ACL', 'SETUSER', user, 'resetchannels', `&${prefix}:other`);
         const warned = () => lines.some((l) => l.level === 40 && l.topic === 'guarded');
-        await until(async () => warned(), 5000);
-        expect(warned()).toBe(true);
+        await waitFor('a warning about the refused topic', holds(warned), 5000, 50);
         expect(await subscribers(admin, channel)).toBe(1);
         // Allowed again: b subscribes again by itself, and hears drops.
         await admin.call('ACL', 'SETUSER', user, `&${channel}`);
-        await until(async () => (await subscribers(admin, channel)) === 2, 3000);
-        expect(await subscribers(admin, channel)).toBe(2);
+        await waitFor(
+          'b subscribed again',
+          holds(async () => (await subscribers(admin, channel)) === 2),
+          3000,
+          50,
+        );
         await b.ready();
         expect(await dropSeen(ca, cb, 500)).toBe(2);
       });
