@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import pkg from '../package.json' with { type: 'json' };
 import { createApp } from './app.ts';
-import { loadSigningKeys } from './auth/keys.ts';
+import { generateSigningKeys, loadSigningKeys, signingKeysMissing } from './auth/keys.ts';
 import { createPasswordPool, type PasswordPool } from './auth/passwords.ts';
 import { createRemoteVerifier } from './auth/remote-jwks.ts';
 import { accountChecked, createTokenVerifier, createTokenIssuer, type TokenVerifier } from './auth/tokens.ts';
@@ -85,8 +85,7 @@ type Modules = Map<ModuleName, AnyModuleInstance>;
 /** The composition root's steps, in order: each is named below. */
 async function compose(config: Config, logger: Logger, closer: Closer, opts: StartOptions): Promise<RunningServer> {
   const clock = opts.clock ?? new StartupClock();
-  const tokens = tokenServices(config, logger);
-  clock.end('keys');
+  const tokensReady = startTokenServices(config, logger, clock, closer);
   const remotes = await createRemotes(config, logger);
   const metrics = createMetrics({ service: serviceName(config) });
   const databases = await openDatabases(config, logger, closer, {
@@ -94,6 +93,7 @@ async function compose(config: Config, logger: Logger, closer: Closer, opts: Sta
     embedded: opts.embedded,
     clock,
   });
+  const tokens = await tokensReady();
   // First in the registry, so a scrape reads the pools before any gauge that queries them (module gauges, the outbox backlog) takes a connection.
   registerPoolMetrics(metrics.registry, databases);
   const eventing = await createEventing(config, databases, logger);
@@ -180,11 +180,48 @@ function logListening(
 }
 
 /**
+ * `tokenServices`, started. On a first start (no keys configured or kept) the key pair is generated on the
+ * thread pool while the databases open, and the keys are read as soon as it is there: the `keys` phase is the
+ * hand-over, then what was left to wait for. Otherwise they are read, or a configured pair checked, at once.
+ * A start that fails meanwhile waits for the generation before it returns, so no key is written after it.
+ */
+function startTokenServices(
+  config: Config,
+  logger: Logger,
+  clock: StartupClock,
+  closer: Closer,
+): () => Promise<TokenServices> {
+  const keys = { ...config.jwt, dataDir: config.dataDir };
+  if (!config.modules.includes(TOKEN_ISSUER) || !signingKeysMissing(keys)) {
+    const tokens = tokenServices(config, logger);
+    clock.end('keys');
+    return async () => tokens;
+  }
+  const ready = generateSigningKeys(keys).then(() => tokenServices(config, logger));
+  const settled = ready.then(
+    () => undefined,
+    () => undefined,
+  );
+  closer.add('key pair generation', () => settled);
+  clock.end('keys');
+  return async () => {
+    const tokens = await ready;
+    clock.end('keys');
+    return tokens;
+  };
+}
+
+interface TokenServices {
+  verify: TokenVerifier;
+  issuer: TokenIssuer;
+}
+
+/**
  * Tokens: where the identity module lives here, they are signed and
  * verified with the local key pair; elsewhere they are verified with the
  * public keys its service publishes, and this process issues none.
  */
-function tokenServices(config: Config, logger: Logger): { verify: TokenVerifier; issuer: TokenIssuer } {
+function tokenServices(config: Config, logger: Logger): TokenServices {
   const jwt = { issuer: config.jwt.issuer, audience: config.jwt.audience };
   if (config.modules.includes(TOKEN_ISSUER)) {
     const keys = loadSigningKeys({ ...config.jwt, dataDir: config.dataDir });

@@ -1,13 +1,15 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Unauthorized } from '../../kit/errors.ts';
 import { loadConfig } from '../config.ts';
-import { loadSigningKeys } from './keys.ts';
+import { startServer } from '../server.ts';
+import { generateSigningKeys, loadSigningKeys } from './keys.ts';
 import { createTokenIssuer, createTokenVerifier } from './tokens.ts';
 
 const pair = () =>
@@ -118,13 +120,19 @@ describe('a key pair generated under DATA_DIR', () => {
   it('is one pair for every replica sharing the directory, even when they all start at once', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-shared-'));
     try {
-      const load = `import { loadSigningKeys } from './src/auth/keys.ts'; console.log(loadSigningKeys({ dataDir: ${JSON.stringify(dir)} }).kid);`;
+      // Half start as a first start does (the pair generated on the thread pool, then the keys read), half as a
+      // test or a tool does (read, generating on the main thread): the first private key to land is everyone's.
+      const opts = JSON.stringify({ dataDir: dir });
+      const loads = [
+        `import { loadSigningKeys } from './src/auth/keys.ts'; console.log(loadSigningKeys(${opts}).kid);`,
+        `import { generateSigningKeys, loadSigningKeys } from './src/auth/keys.ts'; await generateSigningKeys(${opts}); console.log(loadSigningKeys(${opts}).kid);`,
+      ];
       const kids = await Promise.all(
         Array.from(
           { length: 4 },
-          () =>
+          (_, i) =>
             new Promise<string>((resolve, reject) => {
-              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', load], {
+              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', loads[i % 2]!], {
                 cwd: path.resolve(import.meta.dirname, '..', '..'),
               });
               let out = '';
@@ -142,6 +150,35 @@ describe('a key pair generated under DATA_DIR', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('is generated on a first start without holding up the main thread, once, and not at all when keys are configured', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-pool-'));
+    try {
+      // A 1 ms timer ticks all along: on the main thread, RSA generation (tens of ms at least) would be one long gap.
+      const ticks: number[] = [];
+      const timer = setInterval(() => ticks.push(performance.now()), 1);
+      const started = performance.now();
+      await generateSigningKeys({ dataDir: dir });
+      const took = performance.now() - started;
+      clearInterval(timer);
+      const gaps = ticks.map((t, i) => t - (ticks[i - 1] ?? started));
+      expect(ticks.length).toBeGreaterThan(2);
+      expect(Math.max(...gaps)).toBeLessThan(0.75 * took);
+      const kept = loadSigningKeys({ dataDir: dir }).kid;
+      // Kept already: nothing generated, it resolves before the next turn of the event loop.
+      let resolved = false;
+      const again = generateSigningKeys({ dataDir: dir }).then(() => (resolved = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(resolved).toBe(true);
+      await again;
+      expect(loadSigningKeys({ dataDir: dir }).kid).toBe(kept);
+      const configured = path.join(dir, 'configured');
+      await generateSigningKeys({ privateKey: current.privateKey, publicKey: current.publicKey, dataDir: configured });
+      expect(existsSync(configured)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('gets its public half back from the private one when that file is missing', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-half-'));
@@ -164,6 +201,34 @@ describe('a key pair generated under DATA_DIR', () => {
       const second = loadSigningKeys({ dataDir: dir });
       expect(second.kid).not.toBe(first.kid);
       expect(loadSigningKeys({ dataDir: dir }).kid).toBe(second.kid);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a first start's key pair in startServer", () => {
+  // A database that refuses at once: the start fails while the pair is being generated.
+  const failingStart = (dir: string) =>
+    startServer(loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: '0' }), {
+      logger: pino({ level: 'silent' }),
+    });
+
+  it('is complete on disk when a start that failed meanwhile returns: nothing is written after it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-failed-start-'));
+    try {
+      await expect(failingStart(dir)).rejects.toThrow();
+      expect(readdirSync(path.join(dir, 'keys')).sort()).toEqual(['jwt-private.pem', 'jwt-public.pem']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the start before the database when the key directory cannot be made', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-no-dir-'));
+    try {
+      writeFileSync(path.join(dir, 'keys'), 'a file where the key directory goes');
+      await expect(failingStart(dir)).rejects.toThrow(/EEXIST.*keys/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

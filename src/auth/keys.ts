@@ -2,13 +2,25 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
+  generateKeyPair,
   generateKeyPairSync,
   randomBytes,
   type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 /** A public key as verifiers know it: by its `kid`. */
 export interface VerificationKey {
@@ -34,33 +46,63 @@ export interface SigningKeys {
   verification: VerificationKey[];
 }
 
-/**
- * Keys from configuration, or, when none are configured, a pair generated
- * once and kept under the data directory so tokens survive restarts.
- */
-export function loadSigningKeys(opts: {
+/** The pair toko generates when none is configured: RSA 2048 (RS256), PEM. */
+const GENERATED = {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+} as const;
+
+interface KeyOptions {
   privateKey?: string;
   publicKey?: string;
   extraPublicKeys?: string[];
   dataDir: string;
-}): SigningKeys {
+}
+
+const keyFiles = (dataDir: string) => {
+  const dir = path.join(dataDir, 'keys');
+  return { dir, privPath: path.join(dir, 'jwt-private.pem'), pubPath: path.join(dir, 'jwt-public.pem') };
+};
+
+/**
+ * Keeps a generated private key under the data directory. Replicas sharing the directory (a Compose volume) may
+ * start at once: the first private key to land is everyone's. It appears whole (written aside, then linked,
+ * which fails if one is there), and the public key is derived from it, so any replica may write that.
+ */
+function keep(dataDir: string, privateKey: string): void {
+  const { dir, privPath } = keyFiles(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeAtomically(privPath, privateKey, 0o600, 'link');
+}
+
+/** Whether `loadSigningKeys` would have to generate a pair: none configured and none kept yet. */
+export const signingKeysMissing = (opts: KeyOptions) =>
+  !(opts.privateKey && opts.publicKey) && !existsSync(keyFiles(opts.dataDir).privPath);
+
+/**
+ * On a first start, generates the pair `loadSigningKeys` would otherwise generate on the main thread, on the
+ * thread pool instead, so that it runs while the process waits for its database (80–240 ms of RSA); resolves
+ * at once when keys are configured or kept already. The key directory is made, and checked writable, before
+ * it returns: a data directory that cannot hold keys fails the start there, not after the database opened.
+ */
+export function generateSigningKeys(opts: KeyOptions): Promise<void> {
+  if (!signingKeysMissing(opts)) return Promise.resolve();
+  const { dir } = keyFiles(opts.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  accessSync(dir, constants.W_OK);
+  return promisify(generateKeyPair)('rsa', GENERATED).then(({ privateKey }) => keep(opts.dataDir, privateKey));
+}
+
+/**
+ * Keys from configuration, or, when none are configured, a pair generated
+ * once and kept under the data directory so tokens survive restarts.
+ */
+export function loadSigningKeys(opts: KeyOptions): SigningKeys {
   const extra = opts.extraPublicKeys ?? [];
   if (opts.privateKey && opts.publicKey) return describe(opts.privateKey, opts.publicKey, extra);
-  const dir = path.join(opts.dataDir, 'keys');
-  const privPath = path.join(dir, 'jwt-private.pem');
-  const pubPath = path.join(dir, 'jwt-public.pem');
-  // Replicas sharing the directory (a Compose volume) may start at once: the first private key to land is
-  // everyone's. It appears whole (written aside, then linked, which fails if one is there), and the public
-  // key is derived from it, so any replica may write that.
-  if (!existsSync(privPath)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { privateKey } = generateKeyPairSync('rsa', {
-      modulusLength: 2048,
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    });
-    writeAtomically(privPath, privateKey, 0o600, 'link');
-  }
+  const { privPath, pubPath } = keyFiles(opts.dataDir);
+  if (signingKeysMissing(opts)) keep(opts.dataDir, generateKeyPairSync('rsa', GENERATED).privateKey);
   const privateKey = readFileSync(privPath, 'utf8');
   // The public key is always the private key's own: one missing, or left from an older private key, is rewritten.
   const publicKey = createPublicKey(createPrivateKey(privateKey)).export({ type: 'spki', format: 'pem' }).toString();
