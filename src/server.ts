@@ -198,13 +198,19 @@ function startTokenServices(
     return async () => tokens;
   }
   const ready = generateSigningKeys(keys).then(() => tokenServices(config, logger));
-  const settled = ready.then(
+  const failed = ready.then(
     () => undefined,
-    () => undefined,
+    (err: unknown) => err,
   );
-  closer.add('key pair generation', () => settled);
+  let reported = false;
+  closer.add('key pair generation', async () => {
+    const err = await failed;
+    // A start that failed for another reason (its database) would otherwise hide this one until the next start.
+    if (err && !reported) logger.error({ err }, 'generating the JWT key pair failed');
+  });
   clock.end('keys');
   return async () => {
+    reported = true;
     const tokens = await ready;
     clock.end('keys');
     return tokens;

@@ -83,11 +83,13 @@ export const signingKeysMissing = (opts: KeyOptions) =>
 /**
  * On a first start, generates the pair `loadSigningKeys` would otherwise generate on the main thread, on the
  * thread pool instead, so that it runs while the process waits for its database (80–240 ms of RSA); resolves
- * at once when keys are configured or kept already. The key directory is made, and checked writable, before
- * it returns: a data directory that cannot hold keys fails the start there, not after the database opened.
+ * at once when keys are configured or kept already. The extra public keys are checked, and the key directory
+ * made and checked writable, before it returns: either wrong fails the start there, not after the database
+ * opened. (A write that fails later, a full disk, still fails the start, once the databases are open.)
  */
 export function generateSigningKeys(opts: KeyOptions): Promise<void> {
   if (!signingKeysMissing(opts)) return Promise.resolve();
+  for (const pem of opts.extraPublicKeys ?? []) verificationKey(pem, 'JWT_EXTRA_PUBLIC_KEYS');
   const { dir } = keyFiles(opts.dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   accessSync(dir, constants.W_OK);
