@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import jwt from 'jsonwebtoken';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Unauthorized } from '../../kit/errors.ts';
 import { loadConfig } from '../config.ts';
+import { createLogger } from '../logger.ts';
 import { startServer } from '../server.ts';
 import { generateSigningKeys, loadSigningKeys } from './keys.ts';
 import { createTokenIssuer, createTokenVerifier } from './tokens.ts';
@@ -212,7 +212,7 @@ describe('a key pair generated under DATA_DIR', () => {
 
 describe("a first start's key pair in startServer", () => {
   // A database that refuses at once: the start fails while the pair is being generated.
-  const failingStart = (dir: string, env: NodeJS.ProcessEnv = {}, logger = pino({ level: 'silent' })) =>
+  const failingStart = (dir: string, env: NodeJS.ProcessEnv = {}, logger = createLogger({ level: 'silent' })) =>
     startServer(loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: '0', ...env }), {
       logger,
     });
@@ -242,10 +242,11 @@ describe("a first start's key pair in startServer", () => {
   it('logs a generation that failed when the start failed for another reason first', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'toko-keys-failed-both-'));
     const lines: string[] = [];
-    const logger = pino(
-      { level: 'error' },
-      new Writable({ write: (chunk: Buffer, _, done) => (lines.push(chunk.toString()), done()) }),
-    );
+    // toko's own logger (its redaction, its level labels), writing to memory.
+    const logger = createLogger({
+      level: 'error',
+      destination: new Writable({ write: (chunk: Buffer, _, done) => (lines.push(chunk.toString()), done()) }),
+    });
     try {
       const start = failingStart(dir, {}, logger);
       // The directory is made before the generation is handed over; a file in its place makes keeping the pair fail.
@@ -255,10 +256,12 @@ describe("a first start's key pair in startServer", () => {
       const logged = lines.map((l) => JSON.parse(l) as { msg: string; err?: { message: string } });
       expect(logged).toContainEqual(
         expect.objectContaining({
+          level: 'error',
           msg: 'generating the JWT key pair failed',
           err: expect.objectContaining({ message: expect.stringMatching(/EEXIST/) }),
         }),
       );
+      expect(lines.join('')).not.toContain('PRIVATE KEY');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
