@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts } from '../test/helpers/wait.ts';
-import { idleRss, launch, stopTree, treeRss, waitHttp } from './procs.ts';
+import { idleCost, idleRss, launch, stopTree, treeRss, waitHttp } from './procs.ts';
 import { table } from './report.ts';
 import { freshPgDatabase, json, seedUsers } from './targets.ts';
 import { load } from './wrk.ts';
@@ -42,6 +42,12 @@ export interface FootprintRow {
   rssFirstStart: number;
   rssRestart: number;
   rssAfterLoad?: number;
+  /**
+   * After the restart's load, with nothing asked of it for 10 s: the whole tree's CPU in ms per second and its
+   * event loops' context switches per second (about one per wake-up).
+   */
+  idleCpuMsPerS?: number;
+  idleWakesPerS?: number;
   /** `npm start` only: where the first start's and the restart's time went. */
   firstStartPhases?: StartupBreakdown;
   restartPhases?: StartupBreakdown;
@@ -130,11 +136,13 @@ async function measure(
         const rss = await idleRss(child.pid!);
         const processes = treeRss(child.pid!).processes.map(({ name, mib }) => ({ name, mib }));
         let after: number | undefined;
+        let idle: { cpuMsPerS: number; wakesPerS: number } | undefined;
         if (withLoad) {
           await exercise(r.url);
           after = await idleRss(child.pid!, 2000);
+          idle = await idleCost(child.pid!);
         }
-        return { ms, rss, after, processes, phases };
+        return { ms, rss, after, idle, processes, phases };
       } finally {
         await stopTree(child);
       }
@@ -148,6 +156,8 @@ async function measure(
       rssFirstStart: first.rss,
       rssRestart: again.rss,
       rssAfterLoad: again.after,
+      idleCpuMsPerS: again.idle?.cpuMsPerS,
+      idleWakesPerS: again.idle?.wakesPerS,
       firstStartPhases: first.phases,
       restartPhases: again.phases,
       processes: again.processes,
@@ -195,6 +205,36 @@ function printPhases(rows: FootprintRow[]): void {
   );
 }
 
+/** Prints each row as it comes, and keeps it in `rows`. */
+function rowPrinter(rows: FootprintRow[]): (r: FootprintRow) => void {
+  const print = table(
+    'footprint: start-up to ready, RSS of the whole process tree (MiB), and its idle cost after a load',
+    [
+      { name: 'topology', width: 10, left: true },
+      { name: 'first ms', width: 9 },
+      { name: 'restart ms', width: 10 },
+      { name: 'RSS first', width: 9 },
+      { name: 'RSS restart', width: 11 },
+      { name: 'after load', width: 10 },
+      { name: 'idle CPU ms/s', width: 13 },
+      { name: 'idle wakes/s', width: 12 },
+    ],
+  );
+  return (r: FootprintRow) => {
+    rows.push(r);
+    print([
+      r.topology,
+      r.firstStartMs,
+      r.restartMs,
+      r.rssFirstStart,
+      r.rssRestart,
+      r.rssAfterLoad,
+      r.idleCpuMsPerS,
+      r.idleWakesPerS,
+    ]);
+  };
+}
+
 /**
  * Start-up time and resident memory of what a user runs: `npm start` on an
  * empty data directory and again on the data it left (embedded database, and
@@ -206,18 +246,7 @@ export async function benchFootprint(
   o: FootprintOptions,
 ): Promise<{ rows: FootprintRow[]; targets: typeof FOOTPRINT_TARGETS }> {
   const rows: FootprintRow[] = [];
-  const print = table('footprint: start-up to ready and RSS of the whole process tree (MiB)', [
-    { name: 'topology', width: 10, left: true },
-    { name: 'first ms', width: 9 },
-    { name: 'restart ms', width: 10 },
-    { name: 'RSS first', width: 9 },
-    { name: 'RSS restart', width: 11 },
-    { name: 'after load', width: 10 },
-  ]);
-  const emit = (r: FootprintRow) => {
-    rows.push(r);
-    print([r.topology, r.firstStartMs, r.restartMs, r.rssFirstStart, r.rssRestart, r.rssAfterLoad]);
-  };
+  const emit = rowPrinter(rows);
   const [port] = await freePorts(1);
   const base = {
     PORT: String(port),

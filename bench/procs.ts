@@ -128,3 +128,22 @@ export function processCost(pid: number): { cpuS: number; switches: number } {
     return { cpuS: 0, switches: 0 };
   }
 }
+
+/**
+ * What the tree of `pid` costs while nothing is asked of it, over `seconds`: CPU (user + system, every thread of
+ * every process) in ms per second, and the event loops' context switches per second (each process's main
+ * thread: about one per wake-up when idle).
+ */
+export async function idleCost(pid: number, seconds = 10): Promise<{ cpuMsPerS: number; wakesPerS: number }> {
+  const pids = treeRss(pid).processes.map((p) => p.pid);
+  const before = pids.map(processCost);
+  const from = performance.now();
+  await sleep(seconds * 1000);
+  const after = pids.map(processCost);
+  const elapsedS = (performance.now() - from) / 1000;
+  const sum = (k: 'cpuS' | 'switches') => after.reduce((t, a, i) => t + Math.max(0, a[k] - before[i]![k]), 0);
+  return {
+    cpuMsPerS: Math.round((sum('cpuS') * 1000 * 10) / elapsedS) / 10,
+    wakesPerS: Math.round(sum('switches') / elapsedS),
+  };
+}

@@ -1,7 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { processCost } from '../bench/procs.ts';
+import { idleCost, processCost } from '../bench/procs.ts';
 
 describe('processCost (bench/procs.ts)', () => {
   it("counts a process's CPU time and its event loop's context switches", async () => {
@@ -17,5 +18,32 @@ describe('processCost (bench/procs.ts)', () => {
   it('gives zeros for a process that is gone', () => {
     const gone = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
     expect(processCost(Number(gone.stdout.trim()))).toEqual({ cpuS: 0, switches: 0 });
+  });
+});
+
+describe('idleCost (bench/procs.ts)', () => {
+  it('counts the wake-ups and CPU of a process and its children while nothing is asked of them', async () => {
+    // A parent that sleeps, and a child woken every 10 ms that spins 2 ms each time: the tree's cost is the child's.
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => { const t = Date.now() + 2; while (Date.now() < t); }, 10)'], { stdio: 'inherit' });
+         console.log('ready'); setInterval(() => {}, 60_000); process.on('SIGTERM', () => { c.kill(); process.exit(0); });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await once(parent.stdout!, 'data');
+      await sleep(300);
+      const idle = await idleCost(parent.pid!, 1);
+      // About 80 of each a second on an idle machine; the bounds leave room for a busy one.
+      expect(idle.wakesPerS).toBeGreaterThanOrEqual(20);
+      expect(idle.wakesPerS).toBeLessThan(150);
+      expect(idle.cpuMsPerS).toBeGreaterThanOrEqual(20);
+    } finally {
+      parent.kill('SIGTERM');
+      await once(parent, 'exit');
+    }
   });
 });
