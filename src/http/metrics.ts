@@ -11,11 +11,18 @@ export interface Metrics {
   httpDuration: Histogram<'module' | 'method' | 'route' | 'status'>;
 }
 
+/**
+ * How often the event-loop lag (`nodejs_eventloop_lag_*`) is sampled: a timer this often. prom-client's 10 ms
+ * woke an idle process about 105 times a second, and that was most of its idle CPU (docs/performance.md);
+ * every replica pays it. Ten samples a second still catch a loop blocked for 100 ms or more every time.
+ */
+export const LOOP_LAG_SAMPLE_MS = 100;
+
 /** One registry per app, so several apps in one process (tests) never collide. */
 export function createMetrics(opts: { service: string }): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.service });
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_LAG_SAMPLE_MS });
   const httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by module (kernel for its own routes), method, route template and status',
