@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { api, newUser } from './helpers/http.ts';
 import { waitFor } from './helpers/wait.ts';
+import { LOOP_LAG_SAMPLE_MS } from '../src/http/metrics.ts';
 import { QUEUES_ROUTE_LABEL } from '../src/http/route-label.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -105,6 +106,11 @@ describe('the Grafana dashboard', () => {
       expect(p.description, p.title).toBeTruthy();
       expect(docs, `docs/observability.md names the panel "${p.title}"`).toContain(p.title);
     }
+  });
+
+  it('docs/observability.md says how often the event-loop lag is sampled, as the code does', () => {
+    const stated = /^\| Event loop lag \|.*sampled every (\d+) ms/m.exec(read('docs/observability.md'))?.[1];
+    expect(Number(stated)).toBe(LOOP_LAG_SAMPLE_MS);
   });
 
   it('reads series the shop produces: orders by outcome, reservations, events handled, sends, pool and outbox', async () => {
