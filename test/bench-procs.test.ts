@@ -37,9 +37,9 @@ describe('idleCost (bench/procs.ts)', () => {
       await once(parent.stdout!, 'data');
       await sleep(300);
       const idle = await idleCost(parent.pid!, 1);
-      // About 80 of each a second on an idle machine; the bounds leave room for a busy one.
+      // About 100 wake-ups and 80-170 ms a second, more switches on a busy machine (they count the preempted too).
       expect(idle.wakesPerS).toBeGreaterThanOrEqual(20);
-      expect(idle.wakesPerS).toBeLessThan(150);
+      expect(idle.wakesPerS).toBeLessThan(250);
       expect(idle.cpuMsPerS).toBeGreaterThanOrEqual(20);
     } finally {
       parent.kill('SIGTERM');

@@ -12,11 +12,11 @@ export interface Metrics {
 }
 
 /**
- * How often the event-loop lag (`nodejs_eventloop_lag_*`) is sampled: a timer this often. prom-client's 10 ms
- * woke an idle process about 105 times a second, and that was most of its idle CPU (docs/performance.md);
- * every replica pays it. Ten samples a second still catch a loop blocked for 100 ms or more every time.
+ * How often the event-loop lag (`nodejs_eventloop_lag_*`) is sampled: a timer this often, prom-client's default,
+ * about 100 of an idle process's 106 wake-ups a second. Kept: the histogram holds the whole interval between two
+ * samples, so a longer period would raise every exported figure by as much (docs/performance.md, Idle).
  */
-export const LOOP_LAG_SAMPLE_MS = 100;
+export const LOOP_LAG_SAMPLE_MS = 10;
 
 /** One registry per app, so several apps in one process (tests) never collide. */
 export function createMetrics(opts: { service: string }): Metrics {
