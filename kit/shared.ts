@@ -32,7 +32,7 @@ export interface SharedState {
   readonly kind: 'redis' | 'process';
   limiter(opts: LimiterOptions): Limiter;
   readonly invalidations: Invalidations;
-  /** Resolves once the drops asked for so far can be heard from the other replicas, or after `timeoutMs`: a process waits on it before it takes requests. */
+  /** Resolves once the counters are shared and the drops asked for so far can be heard from the other replicas, or after `timeoutMs`: a process waits on it before it takes requests. */
   ready(timeoutMs?: number): Promise<void>;
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -74,6 +75,33 @@ async function withAclUser(
   }
 }
 
+/** A TCP proxy to TEST_REDIS_URL that forwards its first connection only after `delayMs`, the others at once. */
+async function slowFirstConnection(delayMs: number) {
+  const target = new URL(TEST_REDIS_URL);
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    const delay = accepted++ === 0 ? delayMs : 0;
+    socket.pause();
+    sockets.add(socket);
+    setTimeout(() => {
+      const upstream = connect(Number(target.port || 6379), target.hostname);
+      sockets.add(upstream);
+      for (const end of [socket, upstream]) end.on('error', () => undefined);
+      socket.pipe(upstream).pipe(socket);
+    }, delay);
+  });
+  const [port] = await freePorts(1);
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 const outcome = async (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
@@ -90,6 +118,21 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     );
     expect(results.filter((r) => r === 'ok')).toHaveLength(20);
     expect(results.filter((r) => r === 'refused')).toHaveLength(20);
+  });
+
+  it('is not ready before its counters answer: the first consumes after ready() count on Redis, not on the insurance', async () => {
+    // The counters' connection is opened first; a proxy holds that first connection back, so the drops'
+    // connection is ready well before it.
+    const proxy = await slowFirstConnection(600);
+    try {
+      const s = await replica(testQueuePrefix(), proxy.url, 2);
+      const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
+      const results = await Promise.all(Array.from({ length: 20 }, () => outcome(limit.consume('10.0.0.3'))));
+      // The insurance of one of two replicas would have let 10 through.
+      expect(results.filter((r) => r === 'ok')).toHaveLength(20);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('drops a cache entry on the other replica within 100 ms of the change', async () => {

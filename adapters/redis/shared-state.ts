@@ -75,7 +75,11 @@ export class RedisSharedState implements SharedState {
     });
     this.subscriber.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis subscription error'));
     let readyOnce = false;
-    this.connected = new Promise((resolve) => this.subscriber.once('ready', () => resolve()));
+    // Both connections: until the counters' one is ready every consume goes to the insurance (limit / replicas),
+    // so a replica that took requests before it would let more through than the shared limit.
+    this.connected = Promise.all(
+      [this.client, this.subscriber].map((c) => new Promise<void>((resolve) => c.once('ready', () => resolve()))),
+    ).then(() => undefined);
     this.subscriber.on('ready', () => {
       if (readyOnce) this.resubscribed();
       readyOnce = true;
@@ -197,7 +201,7 @@ export class RedisSharedState implements SharedState {
     }
   }
 
-  /** Resolves once the drops' connection and the subscriptions asked so far are in place, or after `timeoutMs` (start-up waits on it, bounded). */
+  /** Resolves once both connections (counters and drops) and the subscriptions asked so far are in place, or after `timeoutMs` (start-up waits on it, bounded). */
   async ready(timeoutMs = 5000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const settled = this.connected.then(() => Promise.all(this.listening.values()));
