@@ -124,13 +124,16 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     // The counters' connection is opened first; a proxy holds that first connection back, so the drops'
     // connection is ready well before it.
     const proxy = await slowFirstConnection(600);
+    let s: RedisSharedState | undefined;
     try {
-      const s = await replica(testQueuePrefix(), proxy.url, 2);
+      s = await replica(testQueuePrefix(), proxy.url, 2);
       const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
       const results = await Promise.all(Array.from({ length: 20 }, () => outcome(limit.consume('10.0.0.3'))));
       // The insurance of one of two replicas would have let 10 through.
       expect(results.filter((r) => r === 'ok')).toHaveLength(20);
     } finally {
+      // Closed before the proxy, so it does not go on reconnecting to a port nobody holds.
+      await s?.close();
       await proxy.close();
     }
   });
