@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReadCache } from '../../kit/read-cache.ts';
+import { Hop } from '../../test/helpers/hop.ts';
 import { freePorts, redisAnswers, TEST_REDIS_URL, testQueuePrefix, waitFor } from '../../test/helpers/wait.ts';
 import { RedisSharedState } from './shared-state.ts';
 
@@ -75,33 +75,6 @@ async function withAclUser(
   }
 }
 
-/** A TCP proxy to TEST_REDIS_URL that forwards its first connection only after `delayMs`, the others at once. */
-async function slowFirstConnection(delayMs: number) {
-  const target = new URL(TEST_REDIS_URL);
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  const server = createServer((socket) => {
-    const delay = accepted++ === 0 ? delayMs : 0;
-    socket.pause();
-    sockets.add(socket);
-    setTimeout(() => {
-      const upstream = connect(Number(target.port || 6379), target.hostname);
-      sockets.add(upstream);
-      for (const end of [socket, upstream]) end.on('error', () => undefined);
-      socket.pipe(upstream).pipe(socket);
-    }, delay);
-  });
-  const [port] = await freePorts(1);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
 const outcome = async (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
@@ -121,20 +94,25 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
   });
 
   it('is not ready before its counters answer: the first consumes after ready() count on Redis, not on the insurance', async () => {
-    // The counters' connection is opened first; a proxy holds that first connection back, so the drops'
+    // The counters' connection is opened first; the hop holds that first connection back, so the drops'
     // connection is ready well before it.
-    const proxy = await slowFirstConnection(600);
+    const target = new URL(TEST_REDIS_URL);
+    const hop = new Hop(
+      { host: target.hostname, port: Number(target.port || 6379) },
+      { delayMs: (n) => (n ? 0 : 600) },
+    );
+    const port = await hop.listen();
     let s: RedisSharedState | undefined;
     try {
-      s = await replica(testQueuePrefix(), proxy.url, 2);
+      s = await replica(testQueuePrefix(), `redis://127.0.0.1:${port}`, 2);
       const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
       const results = await Promise.all(Array.from({ length: 20 }, () => outcome(limit.consume('10.0.0.3'))));
       // The insurance of one of two replicas would have let 10 through.
       expect(results.filter((r) => r === 'ok')).toHaveLength(20);
     } finally {
-      // Closed before the proxy, so it does not go on reconnecting to a port nobody holds.
+      // Closed before the hop, so it does not go on reconnecting to a port nobody holds.
       await s?.close();
-      await proxy.close();
+      await hop.close();
     }
   });
 
