@@ -116,6 +116,56 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
     }
   });
 
+  it('takes a stall of its own event loop (a long GC, a starved CPU) for nothing: Redis answered, the reply waited unread, nothing is dropped', async () => {
+    const { lines, log } = capture();
+    const s = await replica(testQueuePrefix(), TEST_REDIS_URL, 2, log);
+    const cache = cacheOf(s, 'stall');
+    await s.ready(2000); // its subscription in place (landing, it drops the topic's entries)
+    await cache.get('k', async () => ({ v: 1 }));
+    const limit = s.limiter({ keyPrefix: 'login-client', points: 4, duration: 60 });
+    // The watchdog's PING goes out, then this process is blocked past the command timeout (500 ms here): the PONG
+    // is in the socket, unread, when the timers fire.
+    const probed = s['probe']();
+    for (const until = Date.now() + 800; Date.now() < until;);
+    await probed;
+    expect(lines.filter((l) => l.msg.startsWith('shared-state redis does not answer'))).toEqual([]);
+    // Neither connection was dropped: the cache kept its entry (a reconnect of the drops' connection flushes
+    // everything) and the counters still count in Redis (the insurance would allow 4 / 2).
+    await sleep(100);
+    expect(cache.peek('k')).toEqual({ v: 1 });
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await outcome(limit.consume('10.0.0.4')));
+    expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'refused']);
+  });
+
+  it('a Redis that stops answering (frozen) is dropped by the watchdog, and the throttles answer from their insurance', async () => {
+    const target = new URL(TEST_REDIS_URL);
+    const hop = new Hop({ host: target.hostname, port: Number(target.port || 6379) });
+    const port = await hop.listen();
+    const { lines, log } = capture();
+    let s: RedisSharedState | undefined;
+    try {
+      s = await replica(testQueuePrefix(), `redis://127.0.0.1:${port}`, 2, log);
+      const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
+      hop.freeze();
+      await waitFor(
+        'the watchdog to drop the frozen connections',
+        holds(() => lines.some((l) => l.msg.startsWith('shared-state redis does not answer'))),
+        5000,
+      );
+      const started = Date.now();
+      const results = [];
+      for (let i = 0; i < 12; i++) results.push(await outcome(limit.consume('10.0.0.5')));
+      // No consume waited out a command timeout: the connection is away, so each failed at once.
+      expect(Date.now() - started).toBeLessThan(500);
+      expect(results.filter((r) => r === 'ok')).toHaveLength(10);
+      expect(results.filter((r) => r.startsWith('error'))).toEqual([]);
+    } finally {
+      await s?.close();
+      await hop.close();
+    }
+  });
+
   it('drops a cache entry on the other replica within 100 ms of the change', async () => {
     const prefix = testQueuePrefix();
     const [a, b] = [await replica(prefix), await replica(prefix)];

@@ -209,23 +209,35 @@ export class RedisSharedState implements SharedState {
     clearTimeout(timer);
   }
 
+  /**
+   * Each connection that looks ready must answer a PING within the command timeout, else it is dropped. One miss
+   * is not enough: a stall of this process's own event loop (a long GC, a starved CPU) past the timeout lets the
+   * timers fire before the socket is read, so an answer that came in time is judged missing. A second PING right
+   * after tells the two apart: it is answered at once when only the loop was late.
+   */
   private async probe(): Promise<void> {
     for (const connection of [this.client, this.subscriber]) {
       if (connection.status !== 'ready') continue;
-      let timer: NodeJS.Timeout | undefined;
-      const answered = await Promise.race([
-        connection.ping().then(
-          () => true,
-          () => false,
-        ),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.o.commandTimeoutMs))),
-      ]);
-      clearTimeout(timer);
-      if (!answered && connection.status === 'ready') {
+      if ((await this.answers(connection)) || (await this.answers(connection))) continue;
+      if (connection.status === 'ready') {
         this.o.logger.warn('shared-state redis does not answer: reconnecting; throttles use their in-memory insurance');
         connection.disconnect(true);
       }
     }
+  }
+
+  /** Whether a PING on the connection is answered within the command timeout. */
+  private async answers(connection: Redis): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      connection.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.o.commandTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    return answered;
   }
 
   async close(): Promise<void> {
