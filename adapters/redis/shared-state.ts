@@ -51,6 +51,11 @@ export class RedisSharedState implements SharedState {
   private readonly connected: Promise<void>;
   private closed = false;
   private readonly watchdog: NodeJS.Timeout;
+  /**
+   * Connections the watchdog ended whose socket has not closed yet: a frozen peer never answers the close, so
+   * ioredis destroys the socket only after its `disconnectTimeout` (2 s), and the status says "ready" until then.
+   */
+  private readonly ending = new WeakSet<Redis>();
   readonly invalidations: Invalidations;
 
   constructor(private readonly o: RedisSharedStateOptions) {
@@ -60,9 +65,9 @@ export class RedisSharedState implements SharedState {
     const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: o.commandTimeoutMs };
     this.client = new Redis(o.redisUrl, { ...options, lazyConnect: false });
     this.client.on('error', (err) => o.logger.debug({ err: err.message }, 'shared-state redis connection error'));
-    // A Redis that accepts connections but does not answer (frozen, half-open) still looks "ready": a PING
-    // every second that goes unanswered drops the connection, so the throttles turn to their insurance at
-    // once instead of waiting out a timeout on every call, and the commands queued to it are dropped.
+    // A Redis that accepts connections but does not answer (frozen, half-open) still looks "ready": the watchdog
+    // PINGs each connection every second and drops one that misses twice in a row (`probe`), so the throttles
+    // turn to their insurance at once instead of waiting out a timeout on every call.
     this.watchdog = setInterval(() => void this.probe(), PROBE_EVERY_MS);
     this.watchdog.unref();
     // Not ioredis's own resubscription: it sends every channel in one SUBSCRIBE, which Redis refuses whole when
@@ -210,19 +215,28 @@ export class RedisSharedState implements SharedState {
   }
 
   /**
-   * Each connection that looks ready must answer a PING within the command timeout, else it is dropped. One miss
-   * is not enough: a stall of this process's own event loop (a long GC, a starved CPU) past the timeout lets the
-   * timers fire before the socket is read, so an answer that came in time is judged missing. A second PING right
-   * after tells the two apart: it is answered at once when only the loop was late.
+   * Each connection that looks ready must answer a PING within the command timeout, else it is dropped (once: it
+   * is not probed again until its socket has closed). One miss is not enough: a stall of this process's own event
+   * loop (a long GC, a busy handler) past the timeout lets the timers fire before the socket is read, so an answer
+   * that came in time is judged missing. A second PING right after tells the two apart: it is answered at once
+   * when only the loop was late. A loop that stays that late is not told apart, but then every command times out
+   * on its own anyway. Under a freeze the counters' connection goes within about 1.5 s, the drops' within 2 s.
    */
   private async probe(): Promise<void> {
-    for (const connection of [this.client, this.subscriber]) {
-      if (connection.status !== 'ready') continue;
+    for (const [connection, name] of [
+      [this.client, 'counters'],
+      [this.subscriber, 'drops'],
+    ] as const) {
+      if (connection.status !== 'ready' || this.ending.has(connection)) continue;
       if ((await this.answers(connection)) || (await this.answers(connection))) continue;
-      if (connection.status === 'ready') {
-        this.o.logger.warn('shared-state redis does not answer: reconnecting; throttles use their in-memory insurance');
-        connection.disconnect(true);
-      }
+      if (connection.status !== 'ready' || this.ending.has(connection)) continue;
+      this.o.logger.warn(
+        { connection: name },
+        'shared-state redis does not answer: reconnecting; meanwhile throttles use their in-memory insurance and cache drops wait',
+      );
+      this.ending.add(connection);
+      connection.once('close', () => this.ending.delete(connection));
+      connection.disconnect(true);
     }
   }
 
