@@ -18,6 +18,12 @@ export interface RedisSharedStateOptions {
 const PROBE_EVERY_MS = 1000;
 const RETRY_SUBSCRIBE_MS = 1000;
 
+/**
+ * Ready, and not already ended by the watchdog: a frozen peer never answers the close, so ioredis destroys an
+ * ended socket only after its `disconnectTimeout` (2 s), and the status says "ready" until then.
+ */
+const live = (connection: Redis) => connection.status === 'ready' && connection.stream.writable;
+
 interface Drop {
   from: string;
   topic: string;
@@ -51,11 +57,6 @@ export class RedisSharedState implements SharedState {
   private readonly connected: Promise<void>;
   private closed = false;
   private readonly watchdog: NodeJS.Timeout;
-  /**
-   * Connections the watchdog ended whose socket has not closed yet: a frozen peer never answers the close, so
-   * ioredis destroys the socket only after its `disconnectTimeout` (2 s), and the status says "ready" until then.
-   */
-  private readonly ending = new WeakSet<Redis>();
   readonly invalidations: Invalidations;
 
   constructor(private readonly o: RedisSharedStateOptions) {
@@ -227,15 +228,13 @@ export class RedisSharedState implements SharedState {
       [this.client, 'counters'],
       [this.subscriber, 'drops'],
     ] as const) {
-      if (connection.status !== 'ready' || this.ending.has(connection)) continue;
+      if (!live(connection)) continue;
       if ((await this.answers(connection)) || (await this.answers(connection))) continue;
-      if (connection.status !== 'ready' || this.ending.has(connection)) continue;
+      if (!live(connection)) continue;
       this.o.logger.warn(
         { connection: name },
         'shared-state redis does not answer: reconnecting; meanwhile throttles use their in-memory insurance and cache drops wait',
       );
-      this.ending.add(connection);
-      connection.once('close', () => this.ending.delete(connection));
       connection.disconnect(true);
     }
   }
