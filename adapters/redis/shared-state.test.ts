@@ -22,6 +22,13 @@ async function replica(prefix: string, url = TEST_REDIS_URL, replicas = 2, log: 
   return s;
 }
 
+/** A TCP hop in front of TEST_REDIS_URL (to hold back, cut or freeze), and the Redis URL through it. */
+async function redisHop(opts?: ConstructorParameters<typeof Hop>[1]): Promise<{ hop: Hop; url: string }> {
+  const target = new URL(TEST_REDIS_URL);
+  const hop = new Hop({ host: target.hostname, port: Number(target.port || 6379) }, opts);
+  return { hop, url: `redis://127.0.0.1:${await hop.listen()}` };
+}
+
 /** `waitFor`'s probe for a condition: true once it holds. */
 const holds = (done: () => boolean | Promise<boolean>) => async () => ((await done()) ? true : undefined);
 
@@ -96,15 +103,10 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
   it('is not ready before its counters answer: the first consumes after ready() count on Redis, not on the insurance', async () => {
     // The counters' connection is opened first; the hop holds that first connection back, so the drops'
     // connection is ready well before it.
-    const target = new URL(TEST_REDIS_URL);
-    const hop = new Hop(
-      { host: target.hostname, port: Number(target.port || 6379) },
-      { delayMs: (n) => (n ? 0 : 600) },
-    );
-    const port = await hop.listen();
+    const { hop, url } = await redisHop({ delayMs: (n) => (n ? 0 : 600) });
     let s: RedisSharedState | undefined;
     try {
-      s = await replica(testQueuePrefix(), `redis://127.0.0.1:${port}`, 2);
+      s = await replica(testQueuePrefix(), url, 2);
       const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
       const results = await Promise.all(Array.from({ length: 20 }, () => outcome(limit.consume('10.0.0.3'))));
       // The insurance of one of two replicas would have let 10 through.
@@ -139,13 +141,11 @@ describe.skipIf(!redisUp)('state shared by replicas through Redis', () => {
   });
 
   it('a Redis that stops answering (frozen) is dropped by the watchdog, and the throttles answer from their insurance', async () => {
-    const target = new URL(TEST_REDIS_URL);
-    const hop = new Hop({ host: target.hostname, port: Number(target.port || 6379) });
-    const port = await hop.listen();
+    const { hop, url } = await redisHop();
     const { lines, log } = capture();
     let s: RedisSharedState | undefined;
     try {
-      s = await replica(testQueuePrefix(), `redis://127.0.0.1:${port}`, 2, log);
+      s = await replica(testQueuePrefix(), url, 2, log);
       const limit = s.limiter({ keyPrefix: 'login-client', points: 20, duration: 60 });
       hop.freeze();
       const warnings = () => lines.filter((l) => l.msg.startsWith('shared-state redis does not answer'));
